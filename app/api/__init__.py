@@ -1,0 +1,1 @@
+"""HTTP layer: validates and translates; the domain decides."""

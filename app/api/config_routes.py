@@ -1,0 +1,51 @@
+"""Locations and channels."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from app.api.deps import ChannelPath, LocationPath, ServicesDep
+from app.domain.models import Channel, ChannelIn, Location, LocationIn
+
+router = APIRouter(prefix="/v1", tags=["configuration"])
+
+
+@router.put("/locations/{location}", response_model=Location)
+async def put_location(
+    location: LocationPath, body: LocationIn, request: Request, services: ServicesDep
+) -> Response:
+    """Register or update a location (store, warehouse/DC, 3PL, drop-ship source)."""
+
+    async def op(_: str | None) -> tuple[int, object]:
+        saved = await services.config.put_location(location, body)
+        return 200, saved.model_dump()
+
+    return await services.idempotency.run(request, op)
+
+
+@router.get("/locations", response_model=dict[str, list[Location]])
+async def list_locations(services: ServicesDep) -> dict[str, object]:
+    """Every registered location, lowest sourcing priority first."""
+    await services.config.refresh()
+    order = services.config.sourcing_order(None)
+    return {"locations": [services.config.locations[loc].model_dump() for loc in order]}
+
+
+@router.put("/channels/{channel}", response_model=Channel)
+async def put_channel(
+    channel: ChannelPath, body: ChannelIn, request: Request, services: ServicesDep
+) -> Response:
+    """Register or update a channel: the locations it sells from and its low-stock threshold."""
+
+    async def op(_: str | None) -> tuple[int, object]:
+        saved = await services.config.put_channel(channel, body)
+        return 200, saved.model_dump()
+
+    return await services.idempotency.run(request, op)
+
+
+@router.get("/channels", response_model=dict[str, list[Channel]])
+async def list_channels(services: ServicesDep) -> dict[str, object]:
+    await services.config.refresh()
+    return {"channels": [c.model_dump() for _, c in sorted(services.config.channels.items())]}

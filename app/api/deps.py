@@ -1,0 +1,48 @@
+"""Dependencies of the routes: the services built once per process by create_app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from redis.asyncio import Redis
+
+from app.api.idempotency import Idempotency
+from app.domain.config import ConfigService
+from app.domain.holds import HoldService
+from app.domain.models import ID_PATTERN
+from app.domain.reaper import Reaper
+from app.domain.stock import StockService
+from app.settings import Settings
+from app.store.scripts import Scripts
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: Redis
+    scripts: Scripts
+    config: ConfigService
+    stock: StockService
+    holds: HoldService
+    reaper: Reaper
+    idempotency: Idempotency
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def _id_path(description: str) -> object:
+    return Path(pattern=ID_PATTERN, min_length=1, max_length=128, description=description)
+
+
+SkuPath = Annotated[str, _id_path("Stock keeping unit")]
+LocationPath = Annotated[str, _id_path("Location id")]
+ChannelPath = Annotated[str, _id_path("Channel id")]
+HoldIdPath = Annotated[str, Path(min_length=1, max_length=128, description="Hold id")]

@@ -1,0 +1,100 @@
+"""Holds (reservations)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import ORJSONResponse, Response
+
+from app.api.deps import HoldIdPath, ServicesDep
+from app.api.metrics import HOLD_OUTCOMES
+from app.domain.errors import InsufficientStock, InvalidTransition
+from app.domain.models import ExtendIn, Hold, HoldIn
+
+router = APIRouter(prefix="/v1/holds", tags=["holds"])
+
+_HOLD_ERRORS = {
+    409: {"description": "`insufficient_stock`, `invalid_transition` or `idempotency_key_in_use`"},
+    404: {"description": "`hold_not_found`, `channel_not_found` or `location_not_found`"},
+    422: {"description": "`invalid_request` or `idempotency_key_reused`"},
+}
+
+
+@router.post("", status_code=201, response_model=Hold, responses=_HOLD_ERRORS)
+async def create_hold(body: HoldIn, request: Request, services: ServicesDep) -> Response:
+    """Reserve every line, or none: 201 with the hold, or 409 `insufficient_stock` with the
+    short lines. Lines without a location are sourced from the channel's eligible locations."""
+
+    async def op(digest: str | None) -> tuple[int, object]:
+        try:
+            hold = await services.holds.create(body, digest)
+        except InsufficientStock:
+            HOLD_OUTCOMES.labels("insufficient_stock").inc()
+            raise
+        HOLD_OUTCOMES.labels("created").inc()
+        return 201, hold
+
+    return await services.idempotency.run(request, op)
+
+
+@router.get("/{hold_id}", response_model=Hold, responses={404: _HOLD_ERRORS[404]})
+async def get_hold(hold_id: HoldIdPath, services: ServicesDep) -> Response:
+    """The hold with its status, expiry and sourced lines."""
+    return ORJSONResponse(await services.holds.get(hold_id))
+
+
+async def _transition(
+    request: Request,
+    services: ServicesDep,
+    outcome: str,
+    action: Callable[[str | None], Awaitable[dict[str, Any]]],
+) -> Response:
+    async def op(digest: str | None) -> tuple[int, object]:
+        try:
+            hold = await action(digest)
+        except InvalidTransition:
+            HOLD_OUTCOMES.labels("invalid_transition").inc()
+            raise
+        HOLD_OUTCOMES.labels(outcome).inc()
+        return 200, hold
+
+    return await services.idempotency.run(request, op)
+
+
+@router.post("/{hold_id}/commit", response_model=Hold, responses=_HOLD_ERRORS)
+async def commit_hold(hold_id: HoldIdPath, request: Request, services: ServicesDep) -> Response:
+    """Checkout completed: the hold no longer expires."""
+    return await _transition(
+        request, services, "committed", lambda d: services.holds.commit(hold_id, d)
+    )
+
+
+@router.post("/{hold_id}/fulfil", response_model=Hold, responses=_HOLD_ERRORS)
+async def fulfil_hold(hold_id: HoldIdPath, request: Request, services: ServicesDep) -> Response:
+    """Shipped or picked up: on_hand goes down by the hold's units and the hold is done."""
+    return await _transition(
+        request, services, "fulfilled", lambda d: services.holds.fulfil(hold_id, d)
+    )
+
+
+@router.post("/{hold_id}/release", response_model=Hold, responses=_HOLD_ERRORS)
+async def release_hold(hold_id: HoldIdPath, request: Request, services: ServicesDep) -> Response:
+    """Cancelled: the units return to available."""
+    return await _transition(
+        request, services, "released", lambda d: services.holds.release(hold_id, d)
+    )
+
+
+@router.post("/{hold_id}/extend", response_model=Hold, responses=_HOLD_ERRORS)
+async def extend_hold(
+    hold_id: HoldIdPath, body: ExtendIn, request: Request, services: ServicesDep
+) -> Response:
+    """An active hold now expires `ttl_seconds` from now."""
+    return await _transition(
+        request,
+        services,
+        "extended",
+        lambda d: services.holds.extend(hold_id, body.ttl_seconds, d),
+    )

@@ -1,0 +1,93 @@
+"""The ASGI application: `create_app(settings)` builds everything, so tests pass their own."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.api import config_routes, hold_routes, ops_routes, problems, stock_routes
+from app.api.deps import Services
+from app.api.idempotency import Idempotency
+from app.api.metrics import HOLD_EXPIRIES, MetricsMiddleware
+from app.domain.clock import Clock, SystemClock
+from app.domain.config import ConfigService
+from app.domain.holds import HoldService
+from app.domain.reaper import Reaper
+from app.domain.stock import StockService
+from app.settings import Settings
+from app.store.connection import connect
+from app.store.scripts import Scripts
+
+log = logging.getLogger("omnistock")
+
+
+def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+    clock = clock or SystemClock()
+    redis = connect(settings)
+    scripts = Scripts.register(redis)
+    config = ConfigService(redis, scripts, settings.config_refresh_seconds)
+    stock = StockService(redis, scripts, config, settings, clock)
+    holds = HoldService(redis, scripts, config, stock, settings, clock)
+    reaper = Reaper(
+        redis,
+        holds,
+        clock,
+        settings.reaper_interval_seconds,
+        settings.reaper_batch,
+        on_expired=HOLD_EXPIRIES.inc,
+    )
+    return Services(
+        settings=settings,
+        redis=redis,
+        scripts=scripts,
+        config=config,
+        stock=stock,
+        holds=holds,
+        reaper=reaper,
+        idempotency=Idempotency(scripts, settings, clock),
+    )
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings()
+    services = build_services(settings, clock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await services.scripts.load(services.redis)
+            await services.config.refresh(force=True)
+        except Exception as exc:  # start anyway: /readyz says red until the store answers
+            log.warning("store not reachable at start: %s", exc)
+        services.config.start()
+        if settings.reaper_enabled:
+            services.reaper.start()
+        try:
+            yield
+        finally:
+            await services.reaper.stop()
+            await services.config.stop()
+            await services.redis.aclose()
+
+    app = FastAPI(
+        title="Omnistock",
+        version=__version__,
+        summary="Real-time inventory availability and reservations for omnichannel retail.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    problems.install(app)
+    app.add_middleware(MetricsMiddleware)
+    for router in (ops_routes.router, config_routes.router, stock_routes.router,
+                   hold_routes.router):
+        app.include_router(router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: settings from OMNISTOCK_* variables."""
+    return create_app(Settings())

@@ -1,0 +1,39 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import ORJSONResponse, Response
+from redis.exceptions import RedisError
+
+from app.api.deps import ServicesDep
+from app.api.metrics import render
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> Response:
+    """Liveness: the process answers. Touches no store (it is the framework floor in
+    benchmarks)."""
+    return ORJSONResponse({"status": "ok"})
+
+
+@router.get("/readyz")
+async def readyz(services: ServicesDep) -> Response:
+    """Readiness: the store answers and every script is loaded."""
+    try:
+        await services.scripts.load(services.redis)
+    except (RedisError, OSError) as exc:
+        return ORJSONResponse(
+            {"status": "unavailable", "store": "unreachable", "detail": str(exc)},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+    return ORJSONResponse({"status": "ok", "store": "ok", "scripts": "loaded"})
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    body, content_type = render()
+    return Response(body, media_type=content_type)

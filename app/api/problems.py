@@ -1,0 +1,83 @@
+"""RFC 9457 problem responses, produced in one place for every error."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from starlette.exceptions import HTTPException
+
+from app.domain.errors import DomainError
+
+log = logging.getLogger("omnistock.api")
+
+PROBLEM_JSON = "application/problem+json"
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    body = {"type": f"/problems/{code}", "title": title, "status": status, "detail": detail,
+            "code": code, **extra}
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON,
+                    headers=headers)
+
+
+def domain_problem(exc: DomainError) -> Response:
+    headers = {"Retry-After": "1"} if exc.status == 503 else None
+    return problem(exc.status, exc.code, exc.title, exc.detail, headers, **exc.extra)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Only loc, msg and type: `input` and `ctx` may hold objects that are not JSON.
+    return [
+        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
+        for err in exc.errors()
+    ]
+
+
+def install(app: FastAPI) -> None:
+    async def on_domain_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DomainError)
+        return domain_problem(exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return problem(422, "invalid_request", "Invalid request",
+                       "the request does not match the contract; see errors",
+                       errors=_validation_errors(exc))
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, str(exc.detail), str(exc.detail),
+                       dict(exc.headers) if exc.headers else None)
+
+    async def on_store_down(request: Request, exc: Exception) -> Response:
+        log.warning("store unavailable: %s", exc)
+        return problem(503, "store_unavailable", "Store unavailable",
+                       "the stock store did not answer in time; retry with the same "
+                       "Idempotency-Key", {"Retry-After": "1"})
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, "internal_error", "Internal error",
+                       "an unexpected error; it has been logged")
+
+    app.add_exception_handler(DomainError, on_domain_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    for exc_type in (ConnectionError, TimeoutError, BusyLoadingError):
+        app.add_exception_handler(exc_type, on_store_down)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,71 @@
+"""Positions and availability."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import ORJSONResponse, Response
+
+from app.api.deps import ServicesDep, SkuPath
+from app.domain.models import (
+    ID_PATTERN,
+    Availability,
+    AvailabilityQuery,
+    AvailabilityResults,
+    Position,
+    StockIn,
+    StockOut,
+)
+
+router = APIRouter(prefix="/v1", tags=["stock"])
+
+OptionalId = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)]
+
+
+@router.put("/stock/{sku}/{location}", response_model=Position)
+async def put_stock(
+    sku: SkuPath, location: SkuPath, body: StockIn, request: Request, services: ServicesDep
+) -> Response:
+    """Set the absolute on_hand (and optionally safety_stock) of a position, as ERP/WMS
+    counted it. Held and committed units are untouched."""
+
+    async def op(digest: str | None) -> tuple[int, object]:
+        position = await services.stock.set_position(
+            sku, location, body.on_hand, body.safety_stock, digest
+        )
+        return 200, position
+
+    return await services.idempotency.run(request, op)
+
+
+@router.get("/stock/{sku}", response_model=StockOut)
+async def get_stock(sku: SkuPath, services: ServicesDep) -> Response:
+    """Every position of a sku with all counters."""
+    return ORJSONResponse({"sku": sku, "positions": await services.stock.positions(sku)})
+
+
+@router.get("/availability/{sku}", response_model=Availability)
+async def get_availability(
+    sku: SkuPath, services: ServicesDep, channel: OptionalId = None, location: OptionalId = None
+) -> Response:
+    """Available-to-promise of one sku for a channel (its eligible locations summed), a
+    location, or every location the sku is stocked at."""
+    ch = await services.config.channel(channel) if channel else None
+    if location:
+        await services.config.location(location)
+    (result,) = await services.stock.availability(
+        [sku], ch, [location] if location else None
+    )
+    return ORJSONResponse(result)
+
+
+@router.post("/availability/query", response_model=AvailabilityResults)
+async def query_availability(body: AvailabilityQuery, services: ServicesDep) -> Response:
+    """Availability of up to 1000 skus in one round trip to the store, in the order asked."""
+    ch = await services.config.channel(body.channel) if body.channel else None
+    if body.locations:
+        for loc in body.locations:
+            await services.config.location(loc)
+    results = await services.stock.availability(body.skus, ch, body.locations)
+    return ORJSONResponse({"results": results})

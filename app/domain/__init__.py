@@ -1,0 +1,1 @@
+"""The domain: decides what happens; the store's Lua scripts make it happen atomically."""

@@ -1,0 +1,130 @@
+"""Locations and channels: stored under the `{cfg}` tag, cached in every process.
+
+Scripts never read configuration; the service passes what they need (a channel's eligible
+locations, in sourcing order) as ARGV from this cache. Each process re-reads the cache when the
+configuration version moves (checked every `config_refresh_seconds`, and at once on a lookup
+of an id it does not know), so a change made through one worker is seen by the others within
+that interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import orjson
+from redis.asyncio import Redis
+
+from app import keys
+from app.domain.errors import ChannelNotFound, InvalidRequest, LocationNotFound
+from app.domain.models import Channel, ChannelIn, Location, LocationIn
+from app.store.scripts import Scripts
+
+log = logging.getLogger("omnistock.config")
+
+
+class ConfigService:
+    def __init__(self, redis: Redis, scripts: Scripts, refresh_seconds: float) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._refresh_seconds = refresh_seconds
+        self._version = -1
+        self.locations: dict[str, Location] = {}
+        self.channels: dict[str, Channel] = {}
+        self._by_priority: list[str] = []
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    # -- cache ---------------------------------------------------------------------------
+
+    async def refresh(self, force: bool = False) -> None:
+        async with self._lock:
+            version = int(await self._redis.get(keys.CONFIG_VERSION) or 0)
+            if version == self._version and not force:
+                return
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(keys.LOCATIONS)
+                pipe.hgetall(keys.CHANNELS)
+                raw_locations, raw_channels = await pipe.execute()
+            self.locations = {
+                k: Location.model_validate({**orjson.loads(v), "id": k})
+                for k, v in raw_locations.items()
+            }
+            self.channels = {
+                k: Channel.model_validate({**orjson.loads(v), "id": k})
+                for k, v in raw_channels.items()
+            }
+            self._by_priority = sorted(
+                self.locations, key=lambda loc: (self.locations[loc].priority, loc)
+            )
+            self._version = version
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._refresh_loop(), name="config-refresh")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_seconds)
+            try:
+                await self.refresh()
+            except Exception as exc:  # the store may be down; keep the last good copy
+                log.warning("config refresh failed: %s", exc)
+
+    # -- lookups -------------------------------------------------------------------------
+
+    async def location(self, location_id: str) -> Location:
+        if location_id not in self.locations:
+            await self.refresh()
+        try:
+            return self.locations[location_id]
+        except KeyError:
+            raise LocationNotFound(f"location {location_id!r} is not registered") from None
+
+    async def channel(self, channel_id: str) -> Channel:
+        if channel_id not in self.channels:
+            await self.refresh()
+        try:
+            return self.channels[channel_id]
+        except KeyError:
+            raise ChannelNotFound(f"channel {channel_id!r} is not registered") from None
+
+    def sourcing_order(self, channel: Channel | None) -> list[str]:
+        """Eligible locations, lowest priority first (ties by id)."""
+        if channel is None:
+            return list(self._by_priority)
+        eligible = set(channel.locations)
+        return [loc for loc in self._by_priority if loc in eligible]
+
+    # -- changes -------------------------------------------------------------------------
+
+    async def put_location(self, location_id: str, body: LocationIn) -> Location:
+        await self._scripts.config_put(
+            keys=[keys.LOCATIONS, keys.CONFIG_VERSION],
+            args=[location_id, orjson.dumps(body.model_dump())],
+        )
+        await self.refresh(force=True)
+        return self.locations[location_id]
+
+    async def put_channel(self, channel_id: str, body: ChannelIn) -> Channel:
+        await self.refresh()
+        unknown = [loc for loc in body.locations if loc not in self.locations]
+        if unknown:
+            raise InvalidRequest(
+                "a channel may only see registered locations",
+                errors=[{"loc": ["body", "locations"], "msg": f"unknown location {u!r}"}
+                        for u in unknown],
+            )
+        doc = body.model_dump()
+        doc["locations"] = list(dict.fromkeys(body.locations))  # drop repeats, keep order
+        await self._scripts.config_put(
+            keys=[keys.CHANNELS, keys.CONFIG_VERSION], args=[channel_id, orjson.dumps(doc)]
+        )
+        await self.refresh(force=True)
+        return self.channels[channel_id]

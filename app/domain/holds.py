@@ -1,0 +1,417 @@
+"""Holds: reserve, read, commit, fulfil, release, extend.
+
+A hold whose lines all live in one partition (every single-sku hold, and any cart whose skus
+share a partition) is one call of `hold_reserve.lua`: sourcing, the all-or-nothing check and
+every write happen in one atomic step.
+
+A hold over several partitions cannot be one script on a cluster, so it is reserved in two
+phases: every part is reserved as `pending` (its units count, but only until a short deadline),
+then every part is confirmed `active`. If a part cannot be reserved, the parts already
+reserved are aborted and the client sees a plain 409; if the coordinating process dies, its
+pending parts stop counting at the deadline and the reaper returns them. The client sees
+all-or-nothing either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import re
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from app import keys
+from app.domain.clock import Clock, iso
+from app.domain.config import ConfigService
+from app.domain.errors import (
+    HoldNotFound,
+    InsufficientStock,
+    InvalidRequest,
+    InvalidTransition,
+    StoreUnavailable,
+)
+from app.domain.models import Channel, HoldIn, HoldLineIn
+from app.domain.stock import StockService
+from app.settings import Settings
+from app.store.scripts import Scripts
+
+log = logging.getLogger("omnistock.holds")
+
+_HOLD_ID = re.compile(r"^h[a-z2-7]{20}-([0-9a-f]{2})$")
+
+
+def make_hold_id(home: int, op_digest: str | None) -> str:
+    """`h<20 base32>-<home partition hex>`. With an Idempotency-Key the id is derived from
+    it, so a retried create finds the hold its first attempt made."""
+    raw = hashlib.sha256(b"hold:" + op_digest.encode()).digest() if op_digest else secrets.token_bytes(16)
+    token = base64.b32encode(raw).decode().lower()[:20]
+    return f"h{token}-{home:02x}"
+
+
+def home_partition(hold_id: str) -> int | None:
+    match = _HOLD_ID.match(hold_id)
+    return int(match.group(1), 16) if match else None
+
+
+@dataclass
+class Part:
+    partition: int
+    lines: list[HoldLineIn] = field(default_factory=list)
+
+    def skus(self) -> list[str]:
+        return list(dict.fromkeys(line.sku for line in self.lines))
+
+
+@dataclass
+class Reply:
+    kind: str
+    data: Any = None
+
+
+class HoldService:
+    def __init__(
+        self,
+        redis: Redis,
+        scripts: Scripts,
+        config: ConfigService,
+        stock: StockService,
+        settings: Settings,
+        clock: Clock,
+    ) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._config = config
+        self._stock = stock
+        self._settings = settings
+        self._clock = clock
+
+    # -- create --------------------------------------------------------------------------
+
+    async def create(self, body: HoldIn, op_digest: str | None) -> dict[str, Any]:
+        if len(body.lines) > self._settings.max_lines_per_hold:
+            raise InvalidRequest(
+                f"a hold has at most {self._settings.max_lines_per_hold} lines",
+                errors=[{"loc": ["body", "lines"], "msg": "too many lines"}],
+            )
+        channel = await self._config.channel(body.channel) if body.channel else None
+        await self._check_pinned_locations(body.lines, channel)
+        candidates = self._config.sourcing_order(channel)
+
+        parts: dict[int, Part] = {}
+        for line in body.lines:
+            p = keys.partition_of(line.sku)
+            parts.setdefault(p, Part(p)).lines.append(line)
+        home = next(iter(parts))
+        hold_id = make_hold_id(home, op_digest)
+        now = self._clock.now_ms()
+        ttl = body.ttl_seconds or self._settings.default_hold_ttl_seconds
+        header = _Header(
+            hold_id=hold_id,
+            channel=body.channel or "",
+            reference=body.reference or "",
+            created_at=now,
+            expires_at=now + ttl * 1000,
+            parts=",".join(str(p) for p in parts),
+        )
+        if len(parts) == 1:
+            reply = await self._reserve(
+                header, parts[home], "active", header.expires_at, body.allow_split, candidates
+            )
+            if reply.kind == "insufficient":
+                raise InsufficientStock("not enough stock for every line", lines=reply.data)
+        else:
+            await self._create_multi(header, list(parts.values()), body.allow_split, candidates)
+        return await self.get(hold_id)
+
+    async def _check_pinned_locations(
+        self, lines: list[HoldLineIn], channel: Channel | None
+    ) -> None:
+        for i, line in enumerate(lines):
+            if line.location is None:
+                continue
+            await self._config.location(line.location)
+            if channel is not None and line.location not in channel.locations:
+                raise InvalidRequest(
+                    f"location {line.location!r} is not eligible for channel {channel.id!r}",
+                    errors=[{"loc": ["body", "lines", i, "location"], "msg": "not eligible"}],
+                )
+
+    async def _reserve(
+        self,
+        header: _Header,
+        part: Part,
+        status: str,
+        count_until: int,
+        allow_split: bool,
+        candidates: list[str],
+    ) -> Reply:
+        p = part.partition
+        skus = part.skus()
+        index = {sku: i + 1 for i, sku in enumerate(skus)}
+        ks = [keys.hold(p, header.hold_id), keys.expiry_index(p), keys.events(p)]
+        for sku in skus:
+            ks += [keys.position(p, sku), keys.hold_expiry_by_sku(p, sku)]
+        lines = [
+            {"s": index[line.sku], "q": line.quantity, **({"l": line.location} if line.location else {})}
+            for line in part.lines
+        ]
+        now = self._clock.now_ms()
+        result = await self._scripts.hold_reserve(
+            keys=ks,
+            args=[
+                now,
+                header.hold_id,
+                status,
+                header.expires_at,
+                count_until,
+                header.channel,
+                header.reference,
+                header.parts,
+                "1" if allow_split else "0",
+                self._stock.min_event_id(now),
+                orjson.dumps(lines),
+                orjson.dumps(skus),
+                orjson.dumps(candidates),
+                header.created_at,
+            ],
+        )
+        kind = result[0]
+        if kind == "insufficient":
+            return Reply(kind, orjson.loads(result[1]))
+        return Reply(kind, result[1])
+
+    async def _create_multi(
+        self, header: _Header, parts: list[Part], allow_split: bool, candidates: list[str]
+    ) -> None:
+        unpinned = [line for part in parts for line in part.lines if line.location is None]
+        if not unpinned:
+            shortage = await self._try_parts(header, parts, allow_split=False, candidates=[])
+            if shortage is not None:
+                raise InsufficientStock("not enough stock for every line", lines=shortage)
+            return
+        # Prefer one location for the whole hold: plan from a snapshot, let the scripts check.
+        need: dict[str, int] = defaultdict(int)
+        for line in unpinned:
+            need[line.sku] += line.quantity
+        skus = list(need)
+        snapshot = await self._stock._read(skus, candidates)
+        free = {
+            sku: {row[i]: row[i + 5] for i in range(0, len(row), 6)}
+            for sku, row in zip(skus, snapshot, strict=True)
+        }
+        singles = [loc for loc in candidates if all(free[s].get(loc, 0) >= n for s, n in need.items())]
+        shortage = None
+        for loc in singles[:3]:
+            pinned = [
+                Part(part.partition, [
+                    line if line.location else line.model_copy(update={"location": loc})
+                    for line in part.lines
+                ])
+                for part in parts
+            ]
+            shortage = await self._try_parts(header, pinned, allow_split=False, candidates=[])
+            if shortage is None:
+                return
+        if allow_split:
+            shortage = await self._try_parts(header, parts, allow_split=True, candidates=candidates)
+            if shortage is None:
+                return
+        if shortage is None:
+            shortage = [
+                {"sku": s, "requested": n, "available": max(free[s].values(), default=0)}
+                for s, n in need.items()
+                if max(free[s].values(), default=0) < n
+            ]
+        raise InsufficientStock("not enough stock for every line", lines=shortage)
+
+    async def _try_parts(
+        self, header: _Header, parts: list[Part], allow_split: bool, candidates: list[str]
+    ) -> list[dict[str, Any]] | None:
+        """Reserve every part as pending, then confirm all; or abort those reserved.
+        Returns None on success, else the short lines."""
+        deadline = self._clock.now_ms() + self._settings.pending_ttl_seconds * 1000
+        replies = await asyncio.gather(
+            *(
+                self._reserve(header, part, "pending", deadline, allow_split, candidates)
+                for part in parts
+            )
+        )
+        if all(r.kind == "ok" for r in replies):
+            confirmed = await asyncio.gather(
+                *(self._transition_part(header.hold_id, part.partition, "hold_confirm", None)
+                  for part in parts)
+            )
+            if all(r[0] in ("ok", "replayed") for r in confirmed):
+                return None
+            log.error("hold %s: confirm failed %s; releasing", header.hold_id, confirmed)
+            await asyncio.gather(
+                *(self._transition_part(header.hold_id, part.partition, "hold_release", None)
+                  for part in parts)
+            )
+            raise StoreUnavailable("the hold could not be confirmed in time; retry")
+        if any(r.kind == "exists" for r in replies):
+            # A retried create after a crash: the parts exist; report the hold as it is.
+            return None
+        await asyncio.gather(
+            *(
+                self._transition_part(header.hold_id, part.partition, "hold_abort", None)
+                for part, r in zip(parts, replies, strict=True)
+                if r.kind == "ok"
+            )
+        )
+        short: list[dict[str, Any]] = []
+        for r in replies:
+            if r.kind == "insufficient":
+                short += r.data
+        return short
+
+    # -- read ----------------------------------------------------------------------------
+
+    async def _records(self, hold_id: str) -> list[dict[str, str]]:
+        home = home_partition(hold_id)
+        if home is None:
+            raise HoldNotFound(f"no hold {hold_id!r}")
+        record = await self._redis.hgetall(keys.hold(home, hold_id))
+        if not record or record.get("status") == "pending":
+            raise HoldNotFound(f"no hold {hold_id!r}")
+        partitions = [int(p) for p in record["parts"].split(",")]
+        records = [record]
+        if len(partitions) > 1:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for p in partitions[1:]:
+                    pipe.hgetall(keys.hold(p, hold_id))
+                records += await pipe.execute()
+        return records
+
+    async def get(self, hold_id: str) -> dict[str, Any]:
+        return self._render(hold_id, await self._records(hold_id))
+
+    def _render(self, hold_id: str, records: list[dict[str, str]]) -> dict[str, Any]:
+        home = records[0]
+        status = home["status"]
+        if status in ("active", "pending") and int(home["count_until"]) <= self._clock.now_ms():
+            status = "expired"  # lapsed; the reaper has not marked it yet
+        lines: list[dict[str, Any]] = []
+        for record in records:
+            if record:
+                lines += orjson.loads(record["lines"])
+        return {
+            "id": hold_id,
+            "status": status,
+            "channel": home["channel"] or None,
+            "reference": home["reference"] or None,
+            "created_at": iso(int(home["created_at"])),
+            "expires_at": iso(int(home["expires_at"])),
+            "lines": lines,
+        }
+
+    # -- transitions ---------------------------------------------------------------------
+
+    async def commit(self, hold_id: str, op_digest: str | None) -> dict[str, Any]:
+        return await self._transition(hold_id, "hold_commit", "committed", op_digest)
+
+    async def fulfil(self, hold_id: str, op_digest: str | None) -> dict[str, Any]:
+        return await self._transition(hold_id, "hold_fulfil", "fulfilled", op_digest)
+
+    async def release(self, hold_id: str, op_digest: str | None) -> dict[str, Any]:
+        return await self._transition(hold_id, "hold_release", "released", op_digest)
+
+    async def extend(self, hold_id: str, ttl_seconds: int, op_digest: str | None) -> dict[str, Any]:
+        expires_at = self._clock.now_ms() + ttl_seconds * 1000
+        return await self._transition(hold_id, "hold_extend", "active", op_digest, [expires_at])
+
+    async def _transition(
+        self,
+        hold_id: str,
+        script: str,
+        target: str,
+        op_digest: str | None,
+        extra: list[Any] | None = None,
+    ) -> dict[str, Any]:
+        records = await self._records(hold_id)
+        partitions = [int(p) for p in records[0]["parts"].split(",")]
+        first = await self._transition_part(
+            hold_id, partitions[0], script, op_digest, extra, records[0]
+        )
+        kind = first[0]
+        if kind == "not_found":
+            raise HoldNotFound(f"no hold {hold_id!r}")
+        if kind == "expired":
+            raise InvalidTransition(
+                f"hold {hold_id} has expired", hold_status="expired", hold_id=hold_id
+            )
+        if kind == "invalid":
+            raise InvalidTransition(
+                f"hold {hold_id} is {first[1]}; cannot move it to {target}",
+                hold_status=first[1],
+                hold_id=hold_id,
+            )
+        if kind == "keys_mismatch":  # lines never change after creation: a bug, not a race
+            raise AssertionError(f"hold {hold_id}: keys do not cover its lines")
+        if len(partitions) > 1:
+            rest = await asyncio.gather(
+                *(
+                    self._transition_part(hold_id, p, script, op_digest, extra, record)
+                    for p, record in zip(partitions[1:], records[1:], strict=True)
+                )
+            )
+            for p, r in zip(partitions[1:], rest, strict=True):
+                if not (r[0] in ("ok", "replayed") or (r[0] == "invalid" and r[1] == target)):
+                    log.error("hold %s part %d: %s gave %s", hold_id, p, script, r)
+        return await self.get(hold_id)
+
+    async def _transition_part(
+        self,
+        hold_id: str,
+        p: int,
+        script: str,
+        op_digest: str | None,
+        extra: list[Any] | None = None,
+        record: dict[str, str] | None = None,
+    ) -> list[Any]:
+        if record is None:
+            lines_json = await self._redis.hget(keys.hold(p, hold_id), "lines")
+        else:
+            lines_json = record["lines"]
+        # A missing record still goes through the script: it answers not_found atomically
+        # (and the reaper's copy drops the stale expiry-index entry).
+        skus = list(dict.fromkeys(line["sku"] for line in orjson.loads(lines_json or "[]")))
+        ks = [
+            keys.hold(p, hold_id),
+            keys.expiry_index(p),
+            keys.events(p),
+            keys.op_marker(p, op_digest or "-"),
+        ]
+        for sku in skus:
+            ks += [keys.position(p, sku), keys.hold_expiry_by_sku(p, sku)]
+        now = self._clock.now_ms()
+        result: list[Any] = await getattr(self._scripts, script)(
+            keys=ks,
+            args=[
+                now,
+                hold_id,
+                self._stock.min_event_id(now),
+                self._settings.finished_hold_ttl_seconds,
+                orjson.dumps(skus),
+                self._settings.idempotency_ttl_seconds if op_digest else 0,
+                *(extra or []),
+            ],
+        )
+        return result
+
+
+@dataclass
+class _Header:
+    hold_id: str
+    channel: str
+    reference: str
+    created_at: int
+    expires_at: int
+    parts: str

@@ -1,0 +1,130 @@
+"""Request and response shapes of the contract (../shared/api-contract.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN, min_length=1, max_length=128)]
+
+MAX_UNITS = 10**12  # keeps every counter exact in Lua's doubles and in JSON
+Quantity = Annotated[int, Field(ge=1, le=10**9)]
+TtlSeconds = Annotated[int, Field(ge=1, le=7 * 86400)]
+
+LocationType = Literal["store", "warehouse", "dc", "3pl", "dropship"]
+HoldStatus = Literal["active", "committed", "fulfilled", "released", "expired"]
+StockStatus = Literal["in_stock", "low_stock", "out_of_stock"]
+
+
+class Request(BaseModel):
+    # Strict: "5" is not 5 and unknown fields are typos worth a 422, not silence.
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class LocationIn(Request):
+    type: LocationType = "store"
+    name: Annotated[str, Field(max_length=200)] = ""
+    ship: bool = False
+    pickup: bool = False
+    priority: Annotated[int, Field(ge=0, le=1_000_000)] = 100
+
+
+class Location(LocationIn):
+    model_config = ConfigDict(strict=False, extra="ignore")
+    id: Identifier
+
+
+class ChannelIn(Request):
+    locations: Annotated[list[Identifier], Field(max_length=10_000)]
+    low_stock_threshold: Annotated[int, Field(ge=0, le=MAX_UNITS)] = 5
+
+
+class Channel(ChannelIn):
+    model_config = ConfigDict(strict=False, extra="ignore")
+    id: Identifier
+
+
+class StockIn(Request):
+    on_hand: Annotated[int, Field(ge=-MAX_UNITS, le=MAX_UNITS)]
+    safety_stock: Annotated[int, Field(ge=0, le=MAX_UNITS)] | None = None
+
+
+class Position(BaseModel):
+    location: str
+    on_hand: int
+    held: int
+    committed: int
+    safety_stock: int
+    available: int
+
+
+class StockOut(BaseModel):
+    sku: str
+    positions: list[Position]
+
+
+class LocationAvailability(BaseModel):
+    location: str
+    available: int
+
+
+class Availability(BaseModel):
+    sku: str
+    channel: str | None
+    available: int
+    status: StockStatus
+    locations: list[LocationAvailability]
+
+
+class AvailabilityQuery(Request):
+    skus: Annotated[list[Identifier], Field(min_length=1, max_length=1000)]
+    channel: Identifier | None = None
+    locations: Annotated[list[Identifier], Field(min_length=1, max_length=1000)] | None = None
+
+
+class AvailabilityResults(BaseModel):
+    results: list[Availability]
+
+
+class HoldLineIn(Request):
+    sku: Identifier
+    quantity: Quantity
+    location: Identifier | None = None
+
+
+class HoldIn(Request):
+    channel: Identifier | None = None
+    ttl_seconds: TtlSeconds | None = None
+    reference: Annotated[str, Field(max_length=256)] | None = None
+    allow_split: bool = False
+    lines: Annotated[list[HoldLineIn], Field(min_length=1, max_length=1000)]
+
+
+class ExtendIn(Request):
+    ttl_seconds: TtlSeconds
+
+
+class HoldLine(BaseModel):
+    sku: str
+    location: str
+    quantity: int
+
+
+class Hold(BaseModel):
+    id: str
+    status: HoldStatus
+    channel: str | None
+    reference: str | None
+    created_at: str
+    expires_at: str
+    lines: list[HoldLine]
+
+
+class Problem(BaseModel):
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    code: str

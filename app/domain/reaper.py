@@ -1,0 +1,82 @@
+"""The reaper: marks lapsed holds `expired` and returns their units.
+
+Availability never waits for it (scripts ignore lapsed lines on their own); it keeps the
+counters and hold records tidy and emits the `hold.expired` events. Every worker runs one.
+Each pass reads at most `batch` due holds across all partitions (one pipelined round trip) and
+expires each with `hold_expire.lua`, which re-checks the hold atomically, so two workers
+reaping the same hold expire it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+
+from app import keys
+from app.domain.clock import Clock
+from app.domain.holds import HoldService
+
+log = logging.getLogger("omnistock.reaper")
+
+
+class Reaper:
+    def __init__(
+        self,
+        redis: Redis,
+        holds: HoldService,
+        clock: Clock,
+        interval_seconds: float,
+        batch: int,
+        on_expired: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        self._redis = redis
+        self._holds = holds
+        self._clock = clock
+        self._interval = interval_seconds
+        self._batch = batch
+        self._on_expired = on_expired
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_once(self) -> int:
+        """One pass; returns how many holds this pass expired."""
+        now = self._clock.now_ms()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for p in range(keys.PARTITIONS):
+                pipe.zrangebyscore(keys.expiry_index(p), "-inf", now, start=0, num=self._batch)
+            due_by_partition = await pipe.execute()
+        due = [
+            (p, hold_id)
+            for p, hold_ids in enumerate(due_by_partition)
+            for hold_id in hold_ids
+        ][: self._batch]
+        if not due:
+            return 0
+        replies = await asyncio.gather(
+            *(self._holds._transition_part(hold_id, p, "hold_expire", None) for p, hold_id in due)
+        )
+        expired = sum(1 for r in replies if r[0] == "expired")
+        if expired:
+            self._on_expired(expired)
+        return expired
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="reaper")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                while await self.run_once() >= self._batch:
+                    await asyncio.sleep(0)  # a backlog: keep going, but let requests run
+            except Exception as exc:  # the store may be down; try again next interval
+                log.warning("reaper pass failed: %s", exc)
+            await asyncio.sleep(self._interval)

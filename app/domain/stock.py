@@ -1,0 +1,176 @@
+"""Positions and available-to-promise."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from app import keys
+from app.domain.clock import Clock
+from app.domain.config import ConfigService
+from app.domain.models import Channel
+from app.settings import Settings
+from app.store.scripts import Scripts
+
+PositionDict = dict[str, Any]
+
+
+def stock_status(available: int, threshold: int) -> str:
+    if available <= 0:
+        return "out_of_stock"
+    if available <= threshold:
+        return "low_stock"
+    return "in_stock"
+
+
+def _rows_to_positions(row: list[Any]) -> list[PositionDict]:
+    return [
+        {
+            "location": row[i],
+            "on_hand": row[i + 1],
+            "held": row[i + 2],
+            "committed": row[i + 3],
+            "safety_stock": row[i + 4],
+            "available": row[i + 5],
+        }
+        for i in range(0, len(row), 6)
+    ]
+
+
+class StockService:
+    def __init__(
+        self,
+        redis: Redis,
+        scripts: Scripts,
+        config: ConfigService,
+        settings: Settings,
+        clock: Clock,
+    ) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._config = config
+        self._settings = settings
+        self._clock = clock
+
+    def min_event_id(self, now_ms: int) -> str:
+        return str(max(0, now_ms - self._settings.event_retention_seconds * 1000))
+
+    async def set_position(
+        self,
+        sku: str,
+        location: str,
+        on_hand: int,
+        safety_stock: int | None,
+        op_digest: str | None,
+    ) -> PositionDict:
+        await self._config.location(location)
+        p = keys.partition_of(sku)
+        now = self._clock.now_ms()
+        reply = await self._scripts.stock_set(
+            keys=[
+                keys.position(p, sku),
+                keys.hold_expiry_by_sku(p, sku),
+                keys.events(p),
+                keys.skus(p),
+                keys.op_marker(p, op_digest or "-"),
+            ],
+            args=[
+                now,
+                sku,
+                location,
+                on_hand,
+                "" if safety_stock is None else safety_stock,
+                self.min_event_id(now),
+                self._settings.idempotency_ttl_seconds if op_digest else 0,
+            ],
+        )
+        return _rows_to_positions([location, *reply[1:]])[0]
+
+    async def positions(self, sku: str) -> list[PositionDict]:
+        (row,) = await self._read([sku], [])
+        return sorted(_rows_to_positions(row), key=lambda r: r["location"])
+
+    async def _read(self, skus: list[str], locations: list[str]) -> list[list[Any]]:
+        """Rows of the availability script for each sku, in one round trip to the store:
+        one script call per partition, pipelined."""
+        now = self._clock.now_ms()
+        by_partition: dict[int, list[str]] = defaultdict(list)
+        for sku in dict.fromkeys(skus):
+            by_partition[keys.partition_of(sku)].append(sku)
+        rows: dict[str, list[Any]] = {}
+        if len(by_partition) == 1:
+            ((p, group),) = by_partition.items()
+            result = await self._scripts.availability(
+                keys=self._availability_keys(p, group), args=[now, *locations]
+            )
+            rows.update(zip(group, result, strict=True))
+        else:
+            for p_groups, results in await self._pipelined(by_partition, now, locations):
+                rows.update(zip(p_groups, results, strict=True))
+        return [rows[sku] for sku in skus]
+
+    @staticmethod
+    def _availability_keys(p: int, group: list[str]) -> list[str]:
+        out: list[str] = []
+        for sku in group:
+            out += [keys.position(p, sku), keys.hold_expiry_by_sku(p, sku)]
+        return out
+
+    async def _pipelined(
+        self, by_partition: dict[int, list[str]], now: int, locations: list[str]
+    ) -> list[tuple[list[str], list[Any]]]:
+        script = self._scripts.availability
+        for attempt in range(2):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for p, group in by_partition.items():
+                    ks = self._availability_keys(p, group)
+                    pipe.evalsha(script.sha, len(ks), *ks, now, *locations)
+                try:
+                    results = await pipe.execute()
+                except NoScriptError:
+                    if attempt:
+                        raise
+                    # Flushed script cache (restart, SCRIPT FLUSH): load and read again.
+                    await self._redis.script_load(script.script)
+                    continue
+            return list(zip(by_partition.values(), results, strict=True))
+        raise AssertionError("unreachable")
+
+    async def availability(
+        self, skus: list[str], channel: Channel | None, locations: list[str] | None
+    ) -> list[dict[str, Any]]:
+        """Available-to-promise for each sku: the channel's eligible locations (or the given
+        ones, or every location the sku is stocked at), summed."""
+        wanted: list[str] = []
+        if channel is not None:
+            wanted = list(channel.locations)
+            if locations is not None:
+                allowed = set(locations)
+                wanted = [loc for loc in wanted if loc in allowed]
+        elif locations is not None:
+            wanted = list(dict.fromkeys(locations))
+        threshold = channel.low_stock_threshold if channel is not None else 0
+        listed = channel is not None or locations is not None
+        if listed and not wanted:
+            rows: list[list[Any]] = [[] for _ in skus]
+        else:
+            rows = await self._read(skus, wanted)
+        results = []
+        for sku, row in zip(skus, rows, strict=True):
+            found = {row[i]: row[i + 5] for i in range(0, len(row), 6)}
+            order = wanted if listed else sorted(found)
+            per_location = [{"location": loc, "available": found.get(loc, 0)} for loc in order]
+            total = sum(found.values())
+            results.append(
+                {
+                    "sku": sku,
+                    "channel": channel.id if channel is not None else None,
+                    "available": total,
+                    "status": stock_status(total, threshold),
+                    "locations": per_location,
+                }
+            )
+        return results

@@ -1,0 +1,75 @@
+"""The key schema, in one place.
+
+Every key carries a hash tag `{NNN}`: the partition of the sku it belongs to, NNN =
+crc32(sku) mod PARTITIONS. A sku's positions, its hold-expiry index, the holds (or hold parts)
+on it, the partition's outgoing event stream and the operation markers of requests on it all
+share that tag, so every script touches one hash slot and the schema works unchanged on a
+Redis/Valkey cluster. See docs/architecture.md for why the partition, not the sku or the
+location, is the tag.
+
+Global configuration (locations, channels) lives under the `{cfg}` tag; scripts never read it,
+the service passes what they need as ARGV from its cached copy.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+PARTITIONS = 256  # fixed once data exists: changing it re-homes every key
+PREFIX = "os"
+
+
+def partition_of(sku: str) -> int:
+    return zlib.crc32(sku.encode()) % PARTITIONS
+
+
+def tag(partition: int) -> str:
+    return f"{PREFIX}:{{{partition:03d}}}"
+
+
+def position(partition: int, sku: str) -> str:
+    """Hash: field = location, value = "on_hand:held:committed:safety_stock"."""
+    return f"{tag(partition)}:pos:{sku}"
+
+
+def hold_expiry_by_sku(partition: int, sku: str) -> str:
+    """Sorted set of active hold lines on a sku: member "hold|location|qty", score expires_at ms."""
+    return f"{tag(partition)}:hx:{sku}"
+
+
+def hold(partition: int, hold_id: str) -> str:
+    """Hash: one hold (or the part of a multi-partition hold that lives in this partition)."""
+    return f"{tag(partition)}:hold:{hold_id}"
+
+
+def expiry_index(partition: int) -> str:
+    """Sorted set of holds that can expire in this partition: member hold id, score expires_at ms."""
+    return f"{tag(partition)}:expiry"
+
+
+def skus(partition: int) -> str:
+    """Set of skus with at least one position in this partition (for export and audit)."""
+    return f"{tag(partition)}:skus"
+
+
+def events(partition: int) -> str:
+    """Stream of outgoing stock events of this partition."""
+    return f"{tag(partition)}:events"
+
+
+def op_marker(partition: int, digest: str) -> str:
+    """String: written by a mutating script together with its change, so a retried request
+    whose first attempt succeeded is recognised here even if the service crashed before
+    recording the response."""
+    return f"{tag(partition)}:op:{digest}"
+
+
+def idempotency(digest: str) -> str:
+    """Hash: Idempotency-Key claim and stored response. Its own slot, keyed by the key."""
+    return f"{PREFIX}:{{idem:{digest[:4]}}}:{digest}"
+
+
+CONFIG_TAG = f"{PREFIX}:{{cfg}}"
+LOCATIONS = f"{CONFIG_TAG}:locations"  # hash: location id -> JSON
+CHANNELS = f"{CONFIG_TAG}:channels"  # hash: channel id -> JSON
+CONFIG_VERSION = f"{CONFIG_TAG}:version"  # counter bumped on every config change

@@ -1,0 +1,51 @@
+"""Service configuration, read from OMNISTOCK_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OMNISTOCK_", extra="ignore")
+
+    # Store. Unset: `omnistock serve` runs its own private server under data_dir.
+    redis_url: str | None = None
+    redis_cluster: bool = False
+    data_dir: Path = Path("./data")
+    redis_timeout_seconds: float = Field(default=2.0, gt=0)
+    redis_max_connections: int = Field(default=256, ge=1)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+
+    # Holds.
+    default_hold_ttl_seconds: int = Field(default=900, ge=1, le=7 * 86400)
+    max_lines_per_hold: int = Field(default=100, ge=1, le=1000)
+    # A multi-partition hold reserves every part as `pending` first; a crashed coordinator's
+    # pending parts stop counting after this long.
+    pending_ttl_seconds: int = Field(default=30, ge=1)
+
+    # Finished holds (fulfilled, released, expired) stay readable this long.
+    finished_hold_ttl_seconds: int = Field(default=7 * 86400, ge=1)
+
+    # Idempotency records are kept at least this long (contract: >= 24 h).
+    idempotency_ttl_seconds: int = Field(default=86400, ge=1)
+    # A claim whose request never completed (crashed worker) may be retried after this.
+    idempotency_lease_seconds: int = Field(default=30, ge=1)
+
+    # Reaper: how often each worker looks for expired holds, and how many it expires per pass.
+    reaper_interval_seconds: float = Field(default=1.0, gt=0)
+    reaper_batch: int = Field(default=200, ge=1)
+    reaper_enabled: bool = True
+
+    # Outgoing event streams keep roughly this long (XADD MINID trimming).
+    event_retention_seconds: int = Field(default=86400, ge=60)
+
+    # How often a worker re-reads locations/channels written by another worker.
+    config_refresh_seconds: float = Field(default=0.5, gt=0)
+
+    max_batch_skus: int = Field(default=1000, ge=1)

@@ -1,0 +1,1 @@
+"""The store: Redis connection, Lua script registry, and the embedded server."""

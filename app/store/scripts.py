@@ -1,0 +1,72 @@
+"""Loads every Lua script once per process and calls it through a typed registry.
+
+`--!include name.lua` lines are replaced by `lua/includes/name.lua` at load time. redis-py's
+Script objects send EVALSHA and, on NOSCRIPT (a restarted server, SCRIPT FLUSH), load the
+script and retry, so a flushed script cache never reaches a client.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+_INCLUDE = re.compile(r"^--!include (\S+)\s*$", re.MULTILINE)
+
+
+def lua_dir() -> Path:
+    """`app/lua` inside an installed wheel, the repository's `lua/` in a source checkout."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "lua", here.parent / "lua"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("lua/ scripts not found next to the app package")
+
+
+@cache
+def script_source(name: str) -> str:
+    base = lua_dir()
+    text = (base / f"{name}.lua").read_text()
+
+    def expand(match: re.Match[str]) -> str:
+        return (base / "includes" / match.group(1)).read_text()
+
+    return _INCLUDE.sub(expand, text)
+
+
+@dataclass(frozen=True)
+class Scripts:
+    stock_set: AsyncScript
+    availability: AsyncScript
+    hold_reserve: AsyncScript
+    hold_commit: AsyncScript
+    hold_fulfil: AsyncScript
+    hold_release: AsyncScript
+    hold_extend: AsyncScript
+    hold_confirm: AsyncScript
+    hold_abort: AsyncScript
+    hold_expire: AsyncScript
+    idempotency_claim: AsyncScript
+    idempotency_complete: AsyncScript
+    config_put: AsyncScript
+
+    @classmethod
+    def register(cls, redis: Redis) -> Scripts:
+        return cls(**{f.name: redis.register_script(script_source(f.name)) for f in fields(cls)})
+
+    def all(self) -> list[AsyncScript]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    async def load(self, redis: Redis) -> None:
+        """Preload (readiness): SCRIPT LOAD every script; idempotent."""
+        for script in self.all():
+            await redis.script_load(script.script)
+
+
+async def call(script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+    return await script(keys=keys, args=args)

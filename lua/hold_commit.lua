@@ -1,0 +1,27 @@
+-- Commit an active hold (checkout completed): its units move from held to committed and it
+-- no longer expires.
+--
+-- KEYS and ARGV[1..6]: the transition layout (includes/transition.lua):
+-- KEYS[1] os:{P}:hold:<id>, KEYS[2] os:{P}:expiry, KEYS[3] os:{P}:events,
+-- KEYS[4] os:{P}:op:<digest>, KEYS[5..] os:{P}:pos:<sku>, os:{P}:hx:<sku> per sku.
+-- ARGV[1] now ms, ARGV[2] hold id, ARGV[3] oldest event id to keep, ARGV[4] finished-hold
+-- retention s, ARGV[5] skus JSON, ARGV[6] operation marker retention s (0: no marker).
+--
+-- Replies: {"ok", "committed"} | {"replayed", status} | {"not_found"} | {"keys_mismatch"}
+--          | {"expired"} (it had lapsed; now marked expired) | {"invalid", status}
+
+local rcall = redis.call
+--!include position.lua
+--!include emit.lua
+--!include hold.lua
+--!include transition.lua
+
+local h, keys = transition_begin()
+if not h then return keys end
+if h.status ~= 'active' then return {'invalid', h.status} end
+
+hold_apply(h, hold_id, keys, now, stream_key, min_id, 'hold.committed', true,
+           function(p, q) p.held = p.held - q; p.committed = p.committed + q end)
+rcall('HSET', hold_key, 'status', 'committed', 'updated_at', now)
+rcall('ZREM', expiry_key, hold_id)
+return transition_done('committed')
