@@ -88,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--host", help="bind address (OMNISTOCK_HOST, default 127.0.0.1)")
     p_serve.add_argument("--port", type=int, help="port (OMNISTOCK_PORT, default 8080)")
     p_serve.add_argument("--workers", type=int, help="worker processes (OMNISTOCK_WORKERS, 1)")
-    p_serve.add_argument("--log-level", default="info",
-                         choices=["critical", "error", "warning", "info", "debug"])
+    p_serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
     p_serve.set_defaults(func=serve)
     return parser
 

@@ -37,6 +37,26 @@ def hold_expiry_by_sku(partition: int, sku: str) -> str:
     return f"{tag(partition)}:hx:{sku}"
 
 
+def hold_open_by_sku(partition: int, sku: str) -> str:
+    """Sorted set of open (active or committed) hold lines on a sku: member
+    "hold|location|qty", score created_at ms. Names the holds of a shortfall, newest first."""
+    return f"{tag(partition)}:ho:{sku}"
+
+
+def sku_keys(partition: int, sku: str) -> list[str]:
+    """The key triple every hold and stock script takes per sku."""
+    return [
+        position(partition, sku),
+        hold_expiry_by_sku(partition, sku),
+        hold_open_by_sku(partition, sku),
+    ]
+
+
+def event_seen(partition: int, event_id: str) -> str:
+    """String: an incoming stock event id already applied (dedupe, kept for a retention)."""
+    return f"{tag(partition)}:seen:{event_id}"
+
+
 def hold(partition: int, hold_id: str) -> str:
     """Hash: one hold (or the part of a multi-partition hold that lives in this partition)."""
     return f"{tag(partition)}:hold:{hold_id}"

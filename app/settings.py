@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     reaper_batch: int = Field(default=200, ge=1)
     reaper_enabled: bool = True
 
+    # Incoming stock event ids are remembered this long (a POS replaying an older offline
+    # batch than this would apply it again).
+    event_dedupe_seconds: int = Field(default=7 * 86400, ge=60)
+    max_events_per_batch: int = Field(default=1000, ge=1)
+
     # Outgoing event streams keep roughly this long (XADD MINID trimming).
     event_retention_seconds: int = Field(default=86400, ge=60)
 

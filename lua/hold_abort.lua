@@ -1,13 +1,14 @@
 -- Abort a pending part of a multi-partition hold whose other parts could not be reserved:
 -- its units return and the record is deleted, so the same hold id can be tried again.
 --
--- KEYS and ARGV[1..6]: the transition layout (see hold_commit.lua and includes/transition.lua).
+-- KEYS and ARGV[1..7]: the transition layout (see hold_commit.lua and includes/transition.lua).
 --
 -- Replies: {"ok", "aborted"} | {"replayed", status} | {"not_found"} | {"keys_mismatch"}
 --          | {"expired"} | {"invalid", status}
 
 local rcall = redis.call
 --!include position.lua
+--!include channels.lua
 --!include emit.lua
 --!include hold.lua
 --!include transition.lua
@@ -16,8 +17,8 @@ local h, keys = transition_begin()
 if not h then return keys end
 if h.status ~= 'pending' then return {'invalid', h.status} end
 
-hold_apply(h, hold_id, keys, now, stream_key, min_id, 'hold.aborted', true,
+hold_apply(ctx, h, keys, 'hold.aborted', true, true,
            function(p, q) p.held = p.held - q end)
 rcall('DEL', hold_key)
-rcall('ZREM', expiry_key, hold_id)
+rcall('ZREM', expiry_key, ctx.hold_id)
 return {'ok', 'aborted'}

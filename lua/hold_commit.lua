@@ -1,17 +1,19 @@
 -- Commit an active hold (checkout completed): its units move from held to committed and it
 -- no longer expires.
 --
--- KEYS and ARGV[1..6]: the transition layout (includes/transition.lua):
+-- KEYS and ARGV[1..7]: the transition layout (includes/transition.lua):
 -- KEYS[1] os:{P}:hold:<id>, KEYS[2] os:{P}:expiry, KEYS[3] os:{P}:events,
--- KEYS[4] os:{P}:op:<digest>, KEYS[5..] os:{P}:pos:<sku>, os:{P}:hx:<sku> per sku.
+-- KEYS[4] os:{P}:op:<digest>, KEYS[5..] os:{P}:pos:<sku>, os:{P}:hx:<sku>, os:{P}:ho:<sku> per sku.
 -- ARGV[1] now ms, ARGV[2] hold id, ARGV[3] oldest event id to keep, ARGV[4] finished-hold
--- retention s, ARGV[5] skus JSON, ARGV[6] operation marker retention s (0: no marker).
+-- retention s, ARGV[5] skus JSON, ARGV[6] operation marker retention s (0: no marker),
+-- ARGV[7] channels JSON {id: [low_stock_threshold, [locations]]}.
 --
 -- Replies: {"ok", "committed"} | {"replayed", status} | {"not_found"} | {"keys_mismatch"}
 --          | {"expired"} (it had lapsed; now marked expired) | {"invalid", status}
 
 local rcall = redis.call
 --!include position.lua
+--!include channels.lua
 --!include emit.lua
 --!include hold.lua
 --!include transition.lua
@@ -20,8 +22,8 @@ local h, keys = transition_begin()
 if not h then return keys end
 if h.status ~= 'active' then return {'invalid', h.status} end
 
-hold_apply(h, hold_id, keys, now, stream_key, min_id, 'hold.committed', true,
+hold_apply(ctx, h, keys, 'hold.committed', true, false,
            function(p, q) p.held = p.held - q; p.committed = p.committed + q end)
-rcall('HSET', hold_key, 'status', 'committed', 'updated_at', now)
-rcall('ZREM', expiry_key, hold_id)
+rcall('HSET', hold_key, 'status', 'committed', 'updated_at', ctx.now)
+rcall('ZREM', expiry_key, ctx.hold_id)
 return transition_done('committed')

@@ -1,7 +1,7 @@
 -- Reaper step: expire one hold if its lines stopped counting, returning its units. Safe to run
 -- from every worker at once: the check and the change happen here, atomically.
 --
--- KEYS and ARGV[1..6]: the transition layout (see hold_commit.lua and includes/transition.lua);
+-- KEYS and ARGV[1..7]: the transition layout (see hold_commit.lua and includes/transition.lua);
 -- ARGV[6] is "0" (no marker).
 --
 -- Replies: {"expired"} (expired now) | {"not_due", status} (still counting, or already
@@ -9,14 +9,15 @@
 
 local rcall = redis.call
 --!include position.lua
+--!include channels.lua
 --!include emit.lua
 --!include hold.lua
 --!include transition.lua
 
 local h, keys = transition_begin()
 if not h then
-  if keys[1] == 'not_found' then rcall('ZREM', expiry_key, hold_id) end
+  if keys[1] == 'not_found' then rcall('ZREM', expiry_key, ctx.hold_id) end
   return keys
 end
-if h.status ~= 'active' and h.status ~= 'pending' then rcall('ZREM', expiry_key, hold_id) end
+if h.status ~= 'active' and h.status ~= 'pending' then rcall('ZREM', expiry_key, ctx.hold_id) end
 return {'not_due', h.status}

@@ -1,13 +1,14 @@
 -- Extend an active hold: it now expires at ARGV[7].
 --
--- KEYS and ARGV[1..6]: the transition layout (see hold_commit.lua and includes/transition.lua).
--- ARGV[7] new expires_at, ms
+-- KEYS and ARGV[1..7]: the transition layout (see hold_commit.lua and includes/transition.lua).
+-- ARGV[8] new expires_at, ms
 --
 -- Replies: {"ok", "active"} | {"replayed", status} | {"not_found"} | {"keys_mismatch"}
 --          | {"expired"} | {"invalid", status}
 
 local rcall = redis.call
 --!include position.lua
+--!include channels.lua
 --!include emit.lua
 --!include hold.lua
 --!include transition.lua
@@ -16,11 +17,11 @@ local h, keys = transition_begin()
 if not h then return keys end
 if h.status ~= 'active' then return {'invalid', h.status} end
 
-local expires_at = ARGV[7]
+local expires_at = ARGV[8]
 for _, line in ipairs(h.lines_t) do
   rcall('ZADD', keys[line.sku][2], 'XX', expires_at,
-        hx_member(hold_id, line.location, line.quantity))
+        line_member(ctx.hold_id, line.location, line.quantity))
 end
-rcall('HSET', hold_key, 'expires_at', expires_at, 'count_until', expires_at, 'updated_at', now)
-rcall('ZADD', expiry_key, 'XX', expires_at, hold_id)
+rcall('HSET', hold_key, 'expires_at', expires_at, 'count_until', expires_at, 'updated_at', ctx.now)
+rcall('ZADD', expiry_key, 'XX', expires_at, ctx.hold_id)
 return transition_done('active')

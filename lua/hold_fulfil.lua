@@ -1,13 +1,14 @@
 -- Fulfil a committed hold (shipped or picked up): on_hand and committed go down by its units
 -- and the hold is done.
 --
--- KEYS and ARGV[1..6]: the transition layout (see hold_commit.lua and includes/transition.lua).
+-- KEYS and ARGV[1..7]: the transition layout (see hold_commit.lua and includes/transition.lua).
 --
 -- Replies: {"ok", "fulfilled"} | {"replayed", status} | {"not_found"} | {"keys_mismatch"}
 --          | {"expired"} | {"invalid", status}
 
 local rcall = redis.call
 --!include position.lua
+--!include channels.lua
 --!include emit.lua
 --!include hold.lua
 --!include transition.lua
@@ -16,8 +17,8 @@ local h, keys = transition_begin()
 if not h then return keys end
 if h.status ~= 'committed' then return {'invalid', h.status} end
 
-hold_apply(h, hold_id, keys, now, stream_key, min_id, 'hold.fulfilled', false,
+hold_apply(ctx, h, keys, 'hold.fulfilled', false, true,
            function(p, q) p.on_hand = p.on_hand - q; p.committed = p.committed - q end)
-rcall('HSET', hold_key, 'status', 'fulfilled', 'updated_at', now)
+rcall('HSET', hold_key, 'status', 'fulfilled', 'updated_at', ctx.now)
 rcall('EXPIRE', hold_key, terminal_ttl)
 return transition_done('fulfilled')

@@ -5,9 +5,10 @@
 -- KEYS[1]  hold record          os:{P}:hold:<id>
 -- KEYS[2]  expiry index         os:{P}:expiry
 -- KEYS[3]  event stream         os:{P}:events
--- KEYS[4 + 2i - 2], KEYS[4 + 2i - 1]  for the i-th sku of ARGV[12]:
---          position hash        os:{P}:pos:<sku>
---          hold lines by expiry os:{P}:hx:<sku>
+-- KEYS[3i + 1], KEYS[3i + 2], KEYS[3i + 3]  for the i-th sku of ARGV[12]:
+--          position hash                 os:{P}:pos:<sku>
+--          active hold lines by expiry   os:{P}:hx:<sku>
+--          open hold lines by creation   os:{P}:ho:<sku>
 --
 -- ARGV[1]  now, ms since the epoch (the caller's clock)
 -- ARGV[2]  hold id
@@ -23,6 +24,7 @@
 -- ARGV[12] skus JSON: ["sku", ...] naming the key pairs in order
 -- ARGV[13] candidate locations JSON, best first, for lines without a location
 -- ARGV[14] created_at, ms
+-- ARGV[15] channels JSON {id: [low_stock_threshold, [locations]]} that see the candidates
 --
 -- Replies:
 --   {"ok", lines JSON [{"sku","location","quantity"}]}   reserved
@@ -31,6 +33,7 @@
 
 local rcall = redis.call
 --!include position.lua
+--!include channels.lua
 --!include emit.lua
 
 local hold_key, expiry_key, stream_key = KEYS[1], KEYS[2], KEYS[3]
@@ -42,6 +45,11 @@ local min_id = ARGV[10]
 local lines = cjson.decode(ARGV[11])
 local skus = cjson.decode(ARGV[12])
 local candidates = cjson.decode(ARGV[13])
+local created_at = ARGV[14]
+local channels = cjson.decode(ARGV[15])
+local function pos_key_of(si) return KEYS[3 * si + 1] end
+local function hx_key_of(si) return KEYS[3 * si + 2] end
+local function ho_key_of(si) return KEYS[3 * si + 3] end
 
 local existing = rcall('HGET', hold_key, 'status')
 if existing then return {'exists', existing} end
@@ -51,9 +59,9 @@ local positions, expired, taken = {}, {}, {}
 local function free(si, loc)
   local key = si .. '|' .. loc
   if positions[key] == nil then
-    local p = pos_read(KEYS[4 + 2 * si - 2], loc)
+    local p = pos_read(pos_key_of(si), loc)
     positions[key] = p or false
-    if expired[si] == nil then expired[si] = expired_by_location(KEYS[4 + 2 * si - 1], now) end
+    if expired[si] == nil then expired[si] = expired_by_location(hx_key_of(si), now) end
   end
   local p = positions[key]
   if not p then return 0 end
@@ -145,19 +153,22 @@ end
 local out = {}
 for _, key in ipairs(order) do
   local si, loc, q = merged[key][1], merged[key][2], merged[key][3]
-  local pos_key, hx_key = KEYS[4 + 2 * si - 2], KEYS[4 + 2 * si - 1]
+  local pos_key, hx_key = pos_key_of(si), hx_key_of(si)
+  local before = track(channels, pos_key, hx_key, loc, now)
   local p = positions[key]
   p.held = p.held + q
   pos_write(pos_key, loc, p)
-  rcall('ZADD', hx_key, count_until, hold_id .. '|' .. loc .. '|' .. q)
-  emit(stream_key, min_id, 'hold.reserved', skus[si], loc, pos_view(p, expired[si][loc]),
-       {hold = hold_id})
+  local member = hold_id .. '|' .. loc .. '|' .. q
+  rcall('ZADD', hx_key, count_until, member)
+  rcall('ZADD', ho_key_of(si), created_at, member)
+  emit_change(stream_key, min_id, now, channels, 'hold.reserved', skus[si], loc, pos_key, hx_key,
+              before, {hold = hold_id})
   out[#out + 1] = {sku = skus[si], location = loc, quantity = q}
 end
 
 local lines_json = cjson.encode(out)
 rcall('HSET', hold_key, 'status', ARGV[3], 'channel', ARGV[6], 'reference', ARGV[7],
-      'created_at', ARGV[14], 'updated_at', now, 'expires_at', ARGV[4],
+      'created_at', created_at, 'updated_at', now, 'expires_at', ARGV[4],
       'count_until', count_until, 'lines', lines_json, 'parts', ARGV[8])
 rcall('ZADD', expiry_key, count_until, hold_id)
 return {'ok', lines_json}

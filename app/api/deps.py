@@ -14,6 +14,7 @@ from app.domain.holds import HoldService
 from app.domain.models import ID_PATTERN
 from app.domain.reaper import Reaper
 from app.domain.stock import StockService
+from app.domain.stock_events import StockEventService
 from app.settings import Settings
 from app.store.scripts import Scripts
 
@@ -26,6 +27,7 @@ class Services:
     config: ConfigService
     stock: StockService
     holds: HoldService
+    stock_events: StockEventService
     reaper: Reaper
     idempotency: Idempotency
 

@@ -6,10 +6,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import Response
 
 from app.api.deps import HoldIdPath, ServicesDep
 from app.api.metrics import HOLD_OUTCOMES
+from app.api.responses import JSONResponse
 from app.domain.errors import InsufficientStock, InvalidTransition
 from app.domain.models import ExtendIn, Hold, HoldIn
 
@@ -42,7 +43,7 @@ async def create_hold(body: HoldIn, request: Request, services: ServicesDep) -> 
 @router.get("/{hold_id}", response_model=Hold, responses={404: _HOLD_ERRORS[404]})
 async def get_hold(hold_id: HoldIdPath, services: ServicesDep) -> Response:
     """The hold with its status, expiry and sourced lines."""
-    return ORJSONResponse(await services.holds.get(hold_id))
+    return JSONResponse(await services.holds.get(hold_id))
 
 
 async def _transition(

@@ -61,27 +61,36 @@ class Idempotency:
             )
         digest = hashlib.sha256(f"{scope}\0{key}".encode()).hexdigest()
         fingerprint = hashlib.sha256(
-            request.method.encode() + b" " + request.url.path.encode() + b"\0"
+            request.method.encode()
+            + b" "
+            + request.url.path.encode()
+            + b"\0"
             + await request.body()
         ).hexdigest()
         record = keys.idempotency(digest)
         ttl = self.settings.idempotency_ttl_seconds
         claim = await self.scripts.idempotency_claim(
             keys=[record],
-            args=[fingerprint, self.clock.now_ms(),
-                  self.settings.idempotency_lease_seconds * 1000, ttl],
+            args=[
+                fingerprint,
+                self.clock.now_ms(),
+                self.settings.idempotency_lease_seconds * 1000,
+                ttl,
+            ],
         )
         if claim[0] == "reused":
-            raise IdempotencyKeyReused(
-                f"Idempotency-Key {key!r} was used for a different request"
-            )
+            raise IdempotencyKeyReused(f"Idempotency-Key {key!r} was used for a different request")
         if claim[0] == "in_use":
             raise IdempotencyKeyInUse(f"a request with Idempotency-Key {key!r} is still running")
         if claim[0] == "done":
             stored_status = int(claim[1])
             media = PROBLEM_JSON if stored_status >= 400 else "application/json"
-            return Response(claim[2], status_code=stored_status, media_type=media,
-                            headers={"Idempotent-Replayed": "true"})
+            return Response(
+                claim[2],
+                status_code=stored_status,
+                media_type=media,
+                headers={"Idempotent-Replayed": "true"},
+            )
 
         async def complete(status: str, body: bytes) -> None:
             await self.scripts.idempotency_complete(

@@ -18,6 +18,7 @@ from app.domain.config import ConfigService
 from app.domain.holds import HoldService
 from app.domain.reaper import Reaper
 from app.domain.stock import StockService
+from app.domain.stock_events import StockEventService
 from app.settings import Settings
 from app.store.connection import connect
 from app.store.scripts import Scripts
@@ -47,6 +48,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         config=config,
         stock=stock,
         holds=holds,
+        stock_events=StockEventService(scripts, config, stock, settings, clock),
         reaper=reaper,
         idempotency=Idempotency(scripts, settings, clock),
     )
@@ -82,8 +84,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.services = services
     problems.install(app)
     app.add_middleware(MetricsMiddleware)
-    for router in (ops_routes.router, config_routes.router, stock_routes.router,
-                   hold_routes.router):
+    for router in (
+        ops_routes.router,
+        config_routes.router,
+        stock_routes.router,
+        hold_routes.router,
+    ):
         app.include_router(router)
     return app
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import Response
 from redis.exceptions import RedisError
 
 from app.api.deps import ServicesDep
 from app.api.metrics import render
+from app.api.responses import JSONResponse
 
 router = APIRouter(tags=["operations"])
 
@@ -16,7 +17,7 @@ router = APIRouter(tags=["operations"])
 async def healthz() -> Response:
     """Liveness: the process answers. Touches no store (it is the framework floor in
     benchmarks)."""
-    return ORJSONResponse({"status": "ok"})
+    return JSONResponse({"status": "ok"})
 
 
 @router.get("/readyz")
@@ -25,12 +26,12 @@ async def readyz(services: ServicesDep) -> Response:
     try:
         await services.scripts.load(services.redis)
     except (RedisError, OSError) as exc:
-        return ORJSONResponse(
+        return JSONResponse(
             {"status": "unavailable", "store": "unreachable", "detail": str(exc)},
             status_code=503,
             headers={"Retry-After": "1"},
         )
-    return ORJSONResponse({"status": "ok", "store": "ok", "scripts": "loaded"})
+    return JSONResponse({"status": "ok", "store": "ok", "scripts": "loaded"})
 
 
 @router.get("/metrics", include_in_schema=False)

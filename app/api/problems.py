@@ -28,10 +28,17 @@ def problem(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> Response:
-    body = {"type": f"/problems/{code}", "title": title, "status": status, "detail": detail,
-            "code": code, **extra}
-    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON,
-                    headers=headers)
+    body = {
+        "type": f"/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    return Response(
+        orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
 
 
 def domain_problem(exc: DomainError) -> Response:
@@ -54,26 +61,40 @@ def install(app: FastAPI) -> None:
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return problem(422, "invalid_request", "Invalid request",
-                       "the request does not match the contract; see errors",
-                       errors=_validation_errors(exc))
+        return problem(
+            422,
+            "invalid_request",
+            "Invalid request",
+            "the request does not match the contract; see errors",
+            errors=_validation_errors(exc),
+        )
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return problem(exc.status_code, code, str(exc.detail), str(exc.detail),
-                       dict(exc.headers) if exc.headers else None)
+        return problem(
+            exc.status_code,
+            code,
+            str(exc.detail),
+            str(exc.detail),
+            dict(exc.headers) if exc.headers else None,
+        )
 
     async def on_store_down(request: Request, exc: Exception) -> Response:
         log.warning("store unavailable: %s", exc)
-        return problem(503, "store_unavailable", "Store unavailable",
-                       "the stock store did not answer in time; retry with the same "
-                       "Idempotency-Key", {"Retry-After": "1"})
+        return problem(
+            503,
+            "store_unavailable",
+            "Store unavailable",
+            "the stock store did not answer in time; retry with the same Idempotency-Key",
+            {"Retry-After": "1"},
+        )
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, "internal_error", "Internal error",
-                       "an unexpected error; it has been logged")
+        return problem(
+            500, "internal_error", "Internal error", "an unexpected error; it has been logged"
+        )
 
     app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

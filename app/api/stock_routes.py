@@ -5,15 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import Response
 
 from app.api.deps import ServicesDep, SkuPath
+from app.api.responses import JSONResponse
 from app.domain.models import (
     ID_PATTERN,
     Availability,
     AvailabilityQuery,
     AvailabilityResults,
     Position,
+    StockEventResults,
+    StockEventsIn,
     StockIn,
     StockOut,
 )
@@ -42,7 +45,7 @@ async def put_stock(
 @router.get("/stock/{sku}", response_model=StockOut)
 async def get_stock(sku: SkuPath, services: ServicesDep) -> Response:
     """Every position of a sku with all counters."""
-    return ORJSONResponse({"sku": sku, "positions": await services.stock.positions(sku)})
+    return JSONResponse({"sku": sku, "positions": await services.stock.positions(sku)})
 
 
 @router.get("/availability/{sku}", response_model=Availability)
@@ -54,10 +57,8 @@ async def get_availability(
     ch = await services.config.channel(channel) if channel else None
     if location:
         await services.config.location(location)
-    (result,) = await services.stock.availability(
-        [sku], ch, [location] if location else None
-    )
-    return ORJSONResponse(result)
+    (result,) = await services.stock.availability([sku], ch, [location] if location else None)
+    return JSONResponse(result)
 
 
 @router.post("/availability/query", response_model=AvailabilityResults)
@@ -68,4 +69,19 @@ async def query_availability(body: AvailabilityQuery, services: ServicesDep) -> 
         for loc in body.locations:
             await services.config.location(loc)
     results = await services.stock.availability(body.skus, ch, body.locations)
-    return ORJSONResponse({"results": results})
+    return JSONResponse({"results": results})
+
+
+@router.post("/stock/events", response_model=StockEventResults)
+async def post_stock_events(
+    body: StockEventsIn, request: Request, services: ServicesDep
+) -> Response:
+    """Apply up to 1000 stock events (sale, return, receipt, adjustment, count, damage,
+    transfer_out, transfer_in) in order; one result per event: `applied`, `duplicate` (this
+    event id was applied before) or `rejected` with a reason. A sale is never rejected for lack
+    of stock: on_hand may go negative, and a `shortfall` event names the holds it affects."""
+
+    async def op(_: str | None) -> tuple[int, object]:
+        return 200, {"results": await services.stock_events.apply(body.events)}
+
+    return await services.idempotency.run(request, op)

@@ -35,6 +35,8 @@ class ManualClock:
 
 def iso(ms: int) -> str:
     """RFC 3339 UTC with milliseconds."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(ms / 1000, tz=UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
     )

@@ -102,6 +102,18 @@ class ConfigService:
         eligible = set(channel.locations)
         return [loc for loc in self._by_priority if loc in eligible]
 
+    def channels_arg(self, locations: list[str] | None) -> bytes:
+        """ARGV for scripts: {channel: [low_stock_threshold, [locations]]} for every channel
+        that sees one of `locations` (all channels when None)."""
+        wanted = None if locations is None else set(locations)
+        return orjson.dumps(
+            {
+                ch.id: [ch.low_stock_threshold, ch.locations]
+                for ch in self.channels.values()
+                if wanted is None or not wanted.isdisjoint(ch.locations)
+            }
+        )
+
     # -- changes -------------------------------------------------------------------------
 
     async def put_location(self, location_id: str, body: LocationIn) -> Location:
@@ -118,8 +130,10 @@ class ConfigService:
         if unknown:
             raise InvalidRequest(
                 "a channel may only see registered locations",
-                errors=[{"loc": ["body", "locations"], "msg": f"unknown location {u!r}"}
-                        for u in unknown],
+                errors=[
+                    {"loc": ["body", "locations"], "msg": f"unknown location {u!r}"}
+                    for u in unknown
+                ],
             )
         doc = body.model_dump()
         doc["locations"] = list(dict.fromkeys(body.locations))  # drop repeats, keep order

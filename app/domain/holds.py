@@ -50,7 +50,11 @@ _HOLD_ID = re.compile(r"^h[a-z2-7]{20}-([0-9a-f]{2})$")
 def make_hold_id(home: int, op_digest: str | None) -> str:
     """`h<20 base32>-<home partition hex>`. With an Idempotency-Key the id is derived from
     it, so a retried create finds the hold its first attempt made."""
-    raw = hashlib.sha256(b"hold:" + op_digest.encode()).digest() if op_digest else secrets.token_bytes(16)
+    raw = (
+        hashlib.sha256(b"hold:" + op_digest.encode()).digest()
+        if op_digest
+        else secrets.token_bytes(16)
+    )
     token = base64.b32encode(raw).decode().lower()[:20]
     return f"h{token}-{home:02x}"
 
@@ -157,9 +161,14 @@ class HoldService:
         index = {sku: i + 1 for i, sku in enumerate(skus)}
         ks = [keys.hold(p, header.hold_id), keys.expiry_index(p), keys.events(p)]
         for sku in skus:
-            ks += [keys.position(p, sku), keys.hold_expiry_by_sku(p, sku)]
+            ks += keys.sku_keys(p, sku)
+        touched = candidates + [line.location for line in part.lines if line.location]
         lines = [
-            {"s": index[line.sku], "q": line.quantity, **({"l": line.location} if line.location else {})}
+            {
+                "s": index[line.sku],
+                "q": line.quantity,
+                **({"l": line.location} if line.location else {}),
+            }
             for line in part.lines
         ]
         now = self._clock.now_ms()
@@ -180,6 +189,7 @@ class HoldService:
                 orjson.dumps(skus),
                 orjson.dumps(candidates),
                 header.created_at,
+                self._config.channels_arg(touched),
             ],
         )
         kind = result[0]
@@ -206,14 +216,19 @@ class HoldService:
             sku: {row[i]: row[i + 5] for i in range(0, len(row), 6)}
             for sku, row in zip(skus, snapshot, strict=True)
         }
-        singles = [loc for loc in candidates if all(free[s].get(loc, 0) >= n for s, n in need.items())]
+        singles = [
+            loc for loc in candidates if all(free[s].get(loc, 0) >= n for s, n in need.items())
+        ]
         shortage = None
         for loc in singles[:3]:
             pinned = [
-                Part(part.partition, [
-                    line if line.location else line.model_copy(update={"location": loc})
-                    for line in part.lines
-                ])
+                Part(
+                    part.partition,
+                    [
+                        line if line.location else line.model_copy(update={"location": loc})
+                        for line in part.lines
+                    ],
+                )
                 for part in parts
             ]
             shortage = await self._try_parts(header, pinned, allow_split=False, candidates=[])
@@ -245,15 +260,19 @@ class HoldService:
         )
         if all(r.kind == "ok" for r in replies):
             confirmed = await asyncio.gather(
-                *(self._transition_part(header.hold_id, part.partition, "hold_confirm", None)
-                  for part in parts)
+                *(
+                    self._transition_part(header.hold_id, part.partition, "hold_confirm", None)
+                    for part in parts
+                )
             )
             if all(r[0] in ("ok", "replayed") for r in confirmed):
                 return None
             log.error("hold %s: confirm failed %s; releasing", header.hold_id, confirmed)
             await asyncio.gather(
-                *(self._transition_part(header.hold_id, part.partition, "hold_release", None)
-                  for part in parts)
+                *(
+                    self._transition_part(header.hold_id, part.partition, "hold_release", None)
+                    for part in parts
+                )
             )
             raise StoreUnavailable("the hold could not be confirmed in time; retry")
         if any(r.kind == "exists" for r in replies):
@@ -382,7 +401,8 @@ class HoldService:
             lines_json = record["lines"]
         # A missing record still goes through the script: it answers not_found atomically
         # (and the reaper's copy drops the stale expiry-index entry).
-        skus = list(dict.fromkeys(line["sku"] for line in orjson.loads(lines_json or "[]")))
+        lines = orjson.loads(lines_json or "[]")
+        skus = list(dict.fromkeys(line["sku"] for line in lines))
         ks = [
             keys.hold(p, hold_id),
             keys.expiry_index(p),
@@ -390,7 +410,7 @@ class HoldService:
             keys.op_marker(p, op_digest or "-"),
         ]
         for sku in skus:
-            ks += [keys.position(p, sku), keys.hold_expiry_by_sku(p, sku)]
+            ks += keys.sku_keys(p, sku)
         now = self._clock.now_ms()
         result: list[Any] = await getattr(self._scripts, script)(
             keys=ks,
@@ -401,6 +421,7 @@ class HoldService:
                 self._settings.finished_hold_ttl_seconds,
                 orjson.dumps(skus),
                 self._settings.idempotency_ttl_seconds if op_digest else 0,
+                self._config.channels_arg([line["location"] for line in lines]),
                 *(extra or []),
             ],
         )

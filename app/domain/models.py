@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -86,6 +86,23 @@ class AvailabilityQuery(Request):
 
 class AvailabilityResults(BaseModel):
     results: list[Availability]
+
+
+class StockEventsIn(Request):
+    """Each event is checked on its own: a bad one is `rejected` with a reason, the rest apply."""
+
+    events: Annotated[list[Any], Field(min_length=1, max_length=1000)]
+
+
+class StockEventResult(BaseModel):
+    id: str | None
+    status: Literal["applied", "duplicate", "rejected"]
+    reason: str | None = None
+    position: Position | None = None
+
+
+class StockEventResults(BaseModel):
+    results: list[StockEventResult]
 
 
 class HoldLineIn(Request):

@@ -48,11 +48,9 @@ class Reaper:
             for p in range(keys.PARTITIONS):
                 pipe.zrangebyscore(keys.expiry_index(p), "-inf", now, start=0, num=self._batch)
             due_by_partition = await pipe.execute()
-        due = [
-            (p, hold_id)
-            for p, hold_ids in enumerate(due_by_partition)
-            for hold_id in hold_ids
-        ][: self._batch]
+        due = [(p, hold_id) for p, hold_ids in enumerate(due_by_partition) for hold_id in hold_ids][
+            : self._batch
+        ]
         if not due:
             return 0
         replies = await asyncio.gather(

@@ -71,8 +71,7 @@ class StockService:
         now = self._clock.now_ms()
         reply = await self._scripts.stock_set(
             keys=[
-                keys.position(p, sku),
-                keys.hold_expiry_by_sku(p, sku),
+                *keys.sku_keys(p, sku),
                 keys.events(p),
                 keys.skus(p),
                 keys.op_marker(p, op_digest or "-"),
@@ -85,6 +84,7 @@ class StockService:
                 "" if safety_stock is None else safety_stock,
                 self.min_event_id(now),
                 self._settings.idempotency_ttl_seconds if op_digest else 0,
+                self._config.channels_arg([location]),
             ],
         )
         return _rows_to_positions([location, *reply[1:]])[0]

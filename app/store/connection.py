@@ -40,4 +40,4 @@ def connect(settings: Settings, url: str | None = None) -> Redis:
         max_connections=settings.redis_max_connections,
         timeout=timeout,
     )
-    return Redis(connection_pool=pool)
+    return Redis.from_pool(pool)

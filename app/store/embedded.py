@@ -108,9 +108,13 @@ class EmbeddedStore:
         self._write_config()
         self._spawn(timeout)
         if self.supervise:
-            self._thread = threading.Thread(target=self._watch, name="store-supervisor", daemon=True)
+            self._thread = threading.Thread(
+                target=self._watch, name="store-supervisor", daemon=True
+            )
             self._thread.start()
-        log.info("embedded store %s on 127.0.0.1:%d, data in %s", self.binary, self.port, self.data_dir)
+        log.info(
+            "embedded store %s on 127.0.0.1:%d, data in %s", self.binary, self.port, self.data_dir
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
@@ -183,7 +187,7 @@ class EmbeddedStore:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C on the terminal reaches the service, not the store
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only sets PDEATHSIG
+            preexec_fn=_die_with_parent,
         )
         self._wait_ready(timeout)
 

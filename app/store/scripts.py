@@ -42,6 +42,7 @@ def script_source(name: str) -> str:
 @dataclass(frozen=True)
 class Scripts:
     stock_set: AsyncScript
+    stock_events: AsyncScript
     availability: AsyncScript
     hold_reserve: AsyncScript
     hold_commit: AsyncScript

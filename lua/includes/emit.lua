@@ -1,12 +1,39 @@
--- Append one outgoing event for a changed position to the partition's stream, trimming
--- entries older than the retention window. Written by the same script as the change.
-local function emit(stream_key, min_id, ev_type, sku, location, view, cause)
-  local fields = {'type', ev_type, 'sku', sku, 'location', location,
+-- Outgoing events. Every script that changes a position takes `before = track(...)` first and
+-- calls `emit_change(...)` after, in the same atomic step: no change without its event.
+local function track(channels, pos_key, hx_key, location, now)
+  return channel_totals(channels, pos_key, expired_by_location(hx_key, now), location)
+end
+
+-- Append one event for the position (sku, location) as it is now, with the availability of
+-- every channel whose figure or status moved since `before`. Trims entries older than min_id.
+-- `extra` holds the cause: {hold = id} or {source_event = id}, and any other fields.
+local function emit_change(stream_key, min_id, now, channels, ev_type, sku, location,
+                           pos_key, hx_key, before, extra)
+  local expired = expired_by_location(hx_key, now)
+  local p = pos_read(pos_key, location) or {on_hand = 0, held = 0, committed = 0, safety = 0}
+  local view = pos_view(p, expired[location])
+  local after = channel_totals(channels, pos_key, expired, location)
+  local changed = {}
+  for id, a in pairs(after) do
+    local b = before[id] or 0
+    local threshold = channels[id][1]
+    local sb, sa = stock_status(b, threshold), stock_status(a, threshold)
+    if a ~= b or sa ~= sb then
+      changed[#changed + 1] = {channel = id, available_before = b, available_after = a,
+                               status_before = sb, status_after = sa}
+    end
+  end
+  local fields = {'type', ev_type, 'sku', sku, 'location', location, 'at', now,
                   'on_hand', view.on_hand, 'held', view.held, 'committed', view.committed,
                   'safety_stock', view.safety, 'available', view.available}
-  for k, v in pairs(cause) do
+  if #changed > 0 then
+    fields[#fields + 1] = 'channels'
+    fields[#fields + 1] = cjson.encode(changed)
+  end
+  for k, v in pairs(extra or {}) do
     fields[#fields + 1] = k
     fields[#fields + 1] = v
   end
-  return rcall('XADD', stream_key, 'MINID', '~', min_id, '*', unpack(fields))
+  rcall('XADD', stream_key, 'MINID', '~', min_id, '*', unpack(fields))
+  return view
 end

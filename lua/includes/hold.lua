@@ -1,7 +1,10 @@
--- Hold-record helpers shared by the transition scripts.
--- A hold record is a hash: status, channel, reference, created_at, expires_at (ms),
--- count_until (ms: when its lines stop counting; = expires_at, or the pending deadline),
--- lines (JSON [{sku, location, quantity}]), parts (partitions of a multi-partition hold).
+-- Hold-record helpers shared by the hold scripts.
+-- A hold record is a hash: status, channel, reference, created_at, updated_at, expires_at
+-- (ms), count_until (ms: when its lines stop counting; = expires_at, or the pending deadline
+-- of a multi-partition part), lines (JSON [{sku, location, quantity}]), parts (partitions of
+-- the whole hold, home first).
+-- Per sku, three keys come in KEYS as a triple: position hash, active lines by expiry (hx),
+-- open lines by creation time (ho, for naming holds in a shortfall, newest first).
 local function hold_load(hold_key)
   local flat = rcall('HGETALL', hold_key)
   if #flat == 0 then return nil end
@@ -11,34 +14,19 @@ local function hold_load(hold_key)
   return h
 end
 
--- Map sku -> {pos key, hx key} from the key pairs after the fixed keys, named by ARGV JSON.
-local function sku_keys(first_pair_index, skus_json)
+-- Map sku -> {pos, hx, ho} from the key triples starting at KEYS[first], named by skus_json.
+local function sku_keys(first, skus_json)
   local names = cjson.decode(skus_json)
   local map = {}
   for i = 1, #names do
-    local k = first_pair_index + (i - 1) * 2
-    map[names[i]] = {KEYS[k], KEYS[k + 1]}
+    local k = first + (i - 1) * 3
+    map[names[i]] = {KEYS[k], KEYS[k + 1], KEYS[k + 2]}
   end
   return map
 end
 
-local function hx_member(hold_id, location, qty)
+local function line_member(hold_id, location, qty)
   return hold_id .. '|' .. location .. '|' .. qty
-end
-
--- Apply `change(p, qty)` to every line's position, drop the lines from the expiry index by
--- sku when `unindex`, and emit one event per line. Returns false if a key is missing.
-local function hold_apply(h, hold_id, keys, now, stream_key, min_id, ev_type, unindex, change)
-  for _, line in ipairs(h.lines_t) do
-    local k = keys[line.sku]
-    local p = pos_read(k[1], line.location) or {on_hand = 0, held = 0, committed = 0, safety = 0}
-    change(p, line.quantity)
-    pos_write(k[1], line.location, p)
-    if unindex then rcall('ZREM', k[2], hx_member(hold_id, line.location, line.quantity)) end
-    local expired = expired_by_location(k[2], now)
-    emit(stream_key, min_id, ev_type, line.sku, line.location,
-         pos_view(p, expired[line.location]), {hold = hold_id})
-  end
 end
 
 local function keys_cover(h, keys)
@@ -48,13 +36,29 @@ local function keys_cover(h, keys)
   return true
 end
 
--- An active or pending hold whose lines stopped counting is expired: return its units.
-local function hold_expire_now(hold_key, expiry_key, h, hold_id, keys, now, stream_key, min_id,
-                               terminal_ttl)
-  hold_apply(h, hold_id, keys, now, stream_key, min_id, 'hold.expired', true,
-             function(p, q) p.held = p.held - q end)
-  rcall('HSET', hold_key, 'status', 'expired', 'updated_at', now)
-  rcall('ZREM', expiry_key, hold_id)
+-- Apply `change(p, qty)` to every line's position, drop the line from the active index (hx)
+-- and/or the open index (ho), and emit one event per line.
+-- ctx = {now, hold_id, stream_key, min_id, channels}
+local function hold_apply(ctx, h, keys, ev_type, drop_hx, drop_ho, change)
+  for _, line in ipairs(h.lines_t) do
+    local k = keys[line.sku]
+    local before = track(ctx.channels, k[1], k[2], line.location, ctx.now)
+    local p = pos_read(k[1], line.location) or {on_hand = 0, held = 0, committed = 0, safety = 0}
+    change(p, line.quantity)
+    pos_write(k[1], line.location, p)
+    local member = line_member(ctx.hold_id, line.location, line.quantity)
+    if drop_hx then rcall('ZREM', k[2], member) end
+    if drop_ho then rcall('ZREM', k[3], member) end
+    emit_change(ctx.stream_key, ctx.min_id, ctx.now, ctx.channels, ev_type, line.sku,
+                line.location, k[1], k[2], before, {hold = ctx.hold_id})
+  end
+end
+
+-- An active or pending hold whose lines stopped counting: mark it expired, return its units.
+local function hold_expire_now(ctx, hold_key, expiry_key, h, keys, terminal_ttl)
+  hold_apply(ctx, h, keys, 'hold.expired', true, true, function(p, q) p.held = p.held - q end)
+  rcall('HSET', hold_key, 'status', 'expired', 'updated_at', ctx.now)
+  rcall('ZREM', expiry_key, ctx.hold_id)
   rcall('EXPIRE', hold_key, terminal_ttl)
 end
 

@@ -1,14 +1,17 @@
 -- Common start and end of the hold transition scripts, which share one key and ARGV layout:
--- KEYS[1] hold record, KEYS[2] expiry index, KEYS[3] event stream, KEYS[4] operation marker,
--- KEYS[5..] (position hash, hold lines by expiry) per sku named in ARGV[5].
--- ARGV[1] now ms, ARGV[2] hold id, ARGV[3] oldest event id to keep, ARGV[4] seconds to keep
--- a finished hold, ARGV[5] skus JSON, ARGV[6] seconds to keep the operation marker (0: none).
-local hold_key, expiry_key, stream_key, marker_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local now = tonumber(ARGV[1])
-local hold_id = ARGV[2]
-local min_id = ARGV[3]
+-- KEYS[1] hold record      os:{P}:hold:<id>
+-- KEYS[2] expiry index     os:{P}:expiry
+-- KEYS[3] event stream     os:{P}:events
+-- KEYS[4] operation marker os:{P}:op:<digest>
+-- KEYS[5..] per sku named in ARGV[5], a triple: os:{P}:pos:<sku>, os:{P}:hx:<sku>, os:{P}:ho:<sku>
+-- ARGV[1] now ms, ARGV[2] hold id, ARGV[3] oldest event id to keep (ms), ARGV[4] seconds to
+-- keep a finished hold, ARGV[5] skus JSON, ARGV[6] seconds to keep the operation marker
+-- (0: no marker), ARGV[7] channels JSON {id: [low_stock_threshold, [locations]]}.
+local hold_key, expiry_key, marker_key = KEYS[1], KEYS[2], KEYS[4]
 local terminal_ttl = ARGV[4]
 local marker_ttl = tonumber(ARGV[6])
+local ctx = {now = tonumber(ARGV[1]), hold_id = ARGV[2], stream_key = KEYS[3],
+             min_id = ARGV[3], channels = cjson.decode(ARGV[7])}
 
 -- Returns (hold, keys) or (nil, reply).
 local function transition_begin()
@@ -19,8 +22,8 @@ local function transition_begin()
   if not h then return nil, {'not_found'} end
   local keys = sku_keys(5, ARGV[5])
   if not keys_cover(h, keys) then return nil, {'keys_mismatch'} end
-  if is_lapsed(h, now) then
-    hold_expire_now(hold_key, expiry_key, h, hold_id, keys, now, stream_key, min_id, terminal_ttl)
+  if is_lapsed(h, ctx.now) then
+    hold_expire_now(ctx, hold_key, expiry_key, h, keys, terminal_ttl)
     return nil, {'expired'}
   end
   return h, keys

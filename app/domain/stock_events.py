@@ -1,0 +1,172 @@
+"""Incoming stock events: POS sales and returns, ERP/WMS receipts, counts and transfers.
+
+Each event is validated on its own, so one bad line of a POS batch is `rejected` with a reason
+while the rest apply. Valid events are grouped by partition and applied in order by
+`stock_events.lua`, which records each event id with its change: a replayed offline batch,
+or two deliveries of one batch at once, changes stock exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from app import keys
+from app.domain.clock import Clock
+from app.domain.config import ConfigService
+from app.domain.models import ID_PATTERN, MAX_UNITS
+from app.domain.stock import StockService, _rows_to_positions
+from app.settings import Settings
+from app.store.scripts import Scripts
+
+EVENT_TYPES = (
+    "sale",
+    "return",
+    "receipt",
+    "adjustment",
+    "count",
+    "damage",
+    "transfer_out",
+    "transfer_in",
+)
+_ID = re.compile(ID_PATTERN)
+_FIELDS = {"id", "type", "sku", "location", "quantity", "occurred_at"}
+
+
+@dataclass
+class Accepted:
+    index: int
+    event_id: str
+    type: str
+    sku: str
+    location: str
+    quantity: int
+
+
+def _reject(event: Any, reason: str) -> dict[str, Any]:
+    event_id = event.get("id") if isinstance(event, dict) else None
+    return {
+        "id": event_id if isinstance(event_id, str) else None,
+        "status": "rejected",
+        "reason": reason,
+    }
+
+
+def _quantity_error(kind: str, quantity: Any) -> str | None:
+    if not isinstance(quantity, int) or isinstance(quantity, bool):
+        return "quantity must be an integer"
+    if abs(quantity) > MAX_UNITS:
+        return f"quantity must be within ±{MAX_UNITS}"
+    if kind == "adjustment":
+        return "adjustment quantity must not be 0" if quantity == 0 else None
+    if kind == "count":
+        return "count quantity must be >= 0" if quantity < 0 else None
+    return f"{kind} quantity must be >= 1" if quantity < 1 else None
+
+
+class StockEventService:
+    def __init__(
+        self,
+        scripts: Scripts,
+        config: ConfigService,
+        stock: StockService,
+        settings: Settings,
+        clock: Clock,
+    ) -> None:
+        self._scripts = scripts
+        self._config = config
+        self._stock = stock
+        self._settings = settings
+        self._clock = clock
+
+    async def validate(
+        self, index: int, event: Any, only_location: str | None
+    ) -> Accepted | dict[str, Any]:
+        if not isinstance(event, dict):
+            return _reject(event, "an event must be a JSON object")
+        unknown = set(event) - _FIELDS
+        if unknown:
+            return _reject(event, f"unknown fields: {', '.join(sorted(unknown))}")
+        for name in ("id", "type", "sku", "location", "quantity"):
+            if name not in event:
+                return _reject(event, f"missing field: {name}")
+        for name in ("id", "sku", "location"):
+            value = event[name]
+            if not isinstance(value, str) or not _ID.match(value):
+                return _reject(event, f"{name} must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+        if event["type"] not in EVENT_TYPES:
+            return _reject(
+                event, f"unknown type {event['type']!r}; one of {', '.join(EVENT_TYPES)}"
+            )
+        problem = _quantity_error(event["type"], event["quantity"])
+        if problem:
+            return _reject(event, problem)
+        occurred = event.get("occurred_at")
+        if occurred is not None:
+            try:
+                datetime.fromisoformat(str(occurred).replace("Z", "+00:00"))
+            except ValueError:
+                return _reject(event, "occurred_at must be an RFC 3339 timestamp")
+        if only_location is not None and event["location"] != only_location:
+            return _reject(event, f"this caller may only send events for {only_location}")
+        if event["location"] not in self._config.locations:
+            await self._config.refresh()
+            if event["location"] not in self._config.locations:
+                return _reject(event, f"location {event['location']!r} is not registered")
+        return Accepted(
+            index, event["id"], event["type"], event["sku"], event["location"], event["quantity"]
+        )
+
+    async def apply(
+        self, events: list[Any], only_location: str | None = None
+    ) -> list[dict[str, Any]]:
+        results: list[dict[str, Any] | None] = [None] * len(events)
+        by_partition: dict[int, list[Accepted]] = {}
+        for i, event in enumerate(events):
+            checked = await self.validate(i, event, only_location)
+            if isinstance(checked, Accepted):
+                by_partition.setdefault(keys.partition_of(checked.sku), []).append(checked)
+            else:
+                results[i] = checked
+        replies = await asyncio.gather(
+            *(self._apply_partition(p, group) for p, group in by_partition.items())
+        )
+        for group, reply in zip(by_partition.values(), replies, strict=True):
+            for accepted, row in zip(group, reply, strict=True):
+                position = _rows_to_positions([accepted.location, *row[1:]])[0]
+                results[accepted.index] = {
+                    "id": accepted.event_id,
+                    "status": row[0],
+                    "position": position,
+                }
+        return [r for r in results if r is not None]
+
+    async def _apply_partition(self, p: int, group: list[Accepted]) -> list[list[Any]]:
+        skus = list(dict.fromkeys(a.sku for a in group))
+        index = {sku: i + 1 for i, sku in enumerate(skus)}
+        ks = [keys.events(p), keys.skus(p)]
+        for sku in skus:
+            ks += keys.sku_keys(p, sku)
+        ks += [keys.event_seen(p, a.event_id) for a in group]
+        payload = [
+            {"i": a.event_id, "t": a.type, "s": index[a.sku], "l": a.location, "q": a.quantity}
+            for a in group
+        ]
+        now = self._clock.now_ms()
+        reply: list[list[Any]] = await self._scripts.stock_events(
+            keys=ks,
+            args=[
+                now,
+                self._stock.min_event_id(now),
+                self._settings.event_dedupe_seconds,
+                self._config.channels_arg(list({a.location for a in group})),
+                orjson.dumps(skus),
+                orjson.dumps(payload),
+            ],
+        )
+        return reply

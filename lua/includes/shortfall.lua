@@ -1,0 +1,35 @@
+-- When on_hand falls below held + committed at a location, some holds there can no longer be
+-- served from it. Emit a `shortfall` event naming them, newest first, until their units cover
+-- the missing ones, so an OMS can re-route them. Lapsed (expired) lines are not counted.
+local function check_shortfall(stream_key, min_id, now, sku, location, pos_key, hx_key, ho_key,
+                               extra)
+  local expired = expired_by_location(hx_key, now)
+  local p = pos_read(pos_key, location)
+  if not p then return end
+  local view = pos_view(p, expired[location])
+  local owed = view.held + view.committed
+  if view.on_hand >= owed then return end
+  local missing = owed - math.max(view.on_hand, 0)
+  local named, covered = {}, 0
+  local members = rcall('ZREVRANGE', ho_key, 0, -1)
+  for i = 1, #members do
+    if covered >= missing then break end
+    local hold, loc, qty = string.match(members[i], '^(.*)|(.*)|(%d+)$')
+    if loc == location then
+      local score = rcall('ZSCORE', hx_key, members[i])
+      if not score or tonumber(score) > now then  -- committed, or active and not lapsed
+        named[#named + 1] = hold
+        covered = covered + tonumber(qty)
+      end
+    end
+  end
+  local fields = {'type', 'shortfall', 'sku', sku, 'location', location, 'at', now,
+                  'on_hand', view.on_hand, 'held', view.held, 'committed', view.committed,
+                  'safety_stock', view.safety, 'available', view.available,
+                  'shortfall', missing, 'holds', #named > 0 and cjson.encode(named) or '[]'}
+  for k, v in pairs(extra or {}) do
+    fields[#fields + 1] = k
+    fields[#fields + 1] = v
+  end
+  rcall('XADD', stream_key, 'MINID', '~', min_id, '*', unpack(fields))
+end

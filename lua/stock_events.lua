@@ -1,0 +1,74 @@
+-- Apply incoming stock events (POS sales, returns, receipts, counts, transfers from ERP/WMS) of
+-- one partition, in order. Each event id is applied once: its dedupe record is written here,
+-- with the change and the outgoing event. A sale is never refused for lack of stock
+-- (physical truth wins): on_hand may go negative, and a `shortfall` event names the holds
+-- that can no longer be served at the location.
+--
+-- KEYS[1] event stream                   os:{P}:events
+-- KEYS[2] skus of partition              os:{P}:skus
+-- KEYS[3i], KEYS[3i + 1], KEYS[3i + 2]   for the i-th sku of ARGV[5]:
+--         position hash                  os:{P}:pos:<sku>
+--         active hold lines by expiry    os:{P}:hx:<sku>
+--         open hold lines by creation    os:{P}:ho:<sku>
+-- KEYS[3n + 2 + j]                       for the j-th event: dedupe record os:{P}:seen:<event id>
+--
+-- ARGV[1] now, ms
+-- ARGV[2] oldest event id to keep (ms)
+-- ARGV[3] seconds to keep dedupe records
+-- ARGV[4] channels JSON {id: [low_stock_threshold, [locations]]} that see the locations
+-- ARGV[5] skus JSON ["sku", ...] naming the key triples in order
+-- ARGV[6] events JSON [{"i": id, "t": type, "s": sku index, "l": location, "q": quantity}]
+--         type: sale, return, receipt, adjustment (signed q), count (absolute q), damage,
+--         transfer_out, transfer_in; validated by the caller
+--
+-- Reply: one entry per event, in order: {status, on_hand, held, committed, safety_stock,
+--        available} with status "applied" or "duplicate" (the position as it is now)
+
+local rcall = redis.call
+--!include position.lua
+--!include channels.lua
+--!include emit.lua
+--!include shortfall.lua
+
+local stream_key, skus_key = KEYS[1], KEYS[2]
+local now = tonumber(ARGV[1])
+local min_id = ARGV[2]
+local seen_ttl = ARGV[3]
+local channels = cjson.decode(ARGV[4])
+local skus = cjson.decode(ARGV[5])
+local events = cjson.decode(ARGV[6])
+local first_seen_key = 3 * #skus + 3
+
+local DELTA_SIGN = {sale = -1, damage = -1, transfer_out = -1, ['return'] = 1, receipt = 1,
+                    transfer_in = 1, adjustment = 1}
+
+local out = {}
+for j, ev in ipairs(events) do
+  local pos_key, hx_key, ho_key = KEYS[3 * ev.s], KEYS[3 * ev.s + 1], KEYS[3 * ev.s + 2]
+  local seen_key = KEYS[first_seen_key + j - 1]
+  local status = 'applied'
+  if rcall('SET', seen_key, now, 'NX', 'EX', seen_ttl) then
+    local before = track(channels, pos_key, hx_key, ev.l, now)
+    local p = pos_read(pos_key, ev.l) or {on_hand = 0, held = 0, committed = 0, safety = 0}
+    local old = p.on_hand
+    if ev.t == 'count' then
+      p.on_hand = ev.q
+    else
+      p.on_hand = p.on_hand + DELTA_SIGN[ev.t] * ev.q
+    end
+    pos_write(pos_key, ev.l, p)
+    rcall('SADD', skus_key, skus[ev.s])
+    emit_change(stream_key, min_id, now, channels, 'stock.' .. ev.t, skus[ev.s], ev.l,
+                pos_key, hx_key, before, {source_event = ev.i})
+    if p.on_hand < old then
+      check_shortfall(stream_key, min_id, now, skus[ev.s], ev.l, pos_key, hx_key, ho_key,
+                      {source_event = ev.i})
+    end
+  else
+    status = 'duplicate'
+  end
+  local p = pos_read(pos_key, ev.l) or {on_hand = 0, held = 0, committed = 0, safety = 0}
+  local v = pos_view(p, expired_by_location(hx_key, now)[ev.l])
+  out[j] = {status, v.on_hand, v.held, v.committed, v.safety, v.available}
+end
+return out

@@ -1,0 +1,170 @@
+"""Shared fixtures: real store servers started by the suite (never port 6379), the app
+through httpx, and a real `omnistock serve` process when a test needs one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+
+from app.api.main import create_app
+from app.domain.clock import ManualClock
+from app.settings import Settings
+from app.store.embedded import EmbeddedStore, free_port
+
+
+@pytest.fixture(scope="session")
+def store_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
+    """One real valkey/redis server for the session, on a free port, AOF everysec (tests that
+    need `always` start their own)."""
+    store = EmbeddedStore(tmp_path_factory.mktemp("store"), fsync="everysec", supervise=False)
+    store.start()
+    yield store
+    store.stop()
+
+
+@pytest.fixture
+def store_url(store_server: EmbeddedStore) -> Iterator[str]:
+    client = SyncRedis.from_url(store_server.url)
+    client.flushall()
+    client.close()
+    yield store_server.url
+
+
+@pytest.fixture
+async def redis(store_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(store_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+def make_settings(store_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"redis_url": store_url, "reaper_enabled": False}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(store_url: str) -> Settings:
+    return make_settings(store_url)
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: ManualClock) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, clock)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://omnistock") as c:
+        yield c
+
+
+async def seed(
+    client: httpx.AsyncClient,
+    stock: dict[tuple[str, str], int] | None = None,
+    locations: dict[str, int] | None = None,
+    channels: dict[str, list[str]] | None = None,
+) -> None:
+    """Register locations {id: priority}, channels {id: [locations]} and positions."""
+    for loc, priority in (locations or {"dc": 1, "store-a": 10, "store-b": 20}).items():
+        r = await client.put(f"/v1/locations/{loc}", json={"priority": priority, "ship": True})
+        assert r.status_code == 200, r.text
+    for ch, locs in (channels or {"web": ["dc", "store-a", "store-b"]}).items():
+        r = await client.put(
+            f"/v1/channels/{ch}", json={"locations": locs, "low_stock_threshold": 2}
+        )
+        assert r.status_code == 200, r.text
+    for (sku, loc), on_hand in (stock or {}).items():
+        r = await client.put(f"/v1/stock/{sku}/{loc}", json={"on_hand": on_hand})
+        assert r.status_code == 200, r.text
+
+
+class ServiceProcess:
+    """A real `omnistock serve` process (uvicorn, N workers)."""
+
+    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve", "--port", str(port)],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"service exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"service not ready: {self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def service_env(**values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMNISTOCK_", "PROMETHEUS_"))}
+    env.update(values)
+    return env
+
+
+@pytest.fixture
+def start_service(tmp_path: Path) -> Iterator[Any]:
+    started: list[ServiceProcess] = []
+
+    def start(**env_values: str) -> ServiceProcess:
+        port = free_port()
+        service = ServiceProcess(service_env(**env_values), port, tmp_path / f"service-{port}.log")
+        started.append(service)
+        service.wait_ready()
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def server_binary() -> str:
+    from app.store.embedded import find_server_binary
+
+    binary = find_server_binary()
+    assert shutil.which(binary) or os.path.exists(binary)
+    return binary
