@@ -146,6 +146,8 @@ class EmbeddedStore:
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            self._lock_file.close()
+            self._lock_file = None
             raise EmbeddedStoreError(
                 f"{self.data_dir} is in use by another omnistock process"
             ) from None

@@ -88,7 +88,9 @@ async def snapshot(client: httpx.AsyncClient, skus: list[str]) -> dict[str, Any]
     return out
 
 
-async def hold(client: httpx.AsyncClient, lines: list[dict[str, Any]], **body: Any) -> dict[str, Any]:
+async def hold(
+    client: httpx.AsyncClient, lines: list[dict[str, Any]], **body: Any
+) -> dict[str, Any]:
     """Create a hold that must succeed (channel `web` unless given); returns it."""
     payload = {"channel": "web", **body, "lines": lines}
     r = await client.post("/v1/holds", json=payload)

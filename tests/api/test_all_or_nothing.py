@@ -1,0 +1,181 @@
+"""Multi-line holds are all-or-nothing, whether their skus share a partition (one atomic
+script) or not (reserved in parts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from app.keys import partition_of
+from tests.api.helpers import (
+    act,
+    assert_problem,
+    hold,
+    lines_by_sku,
+    position,
+    skus_in_distinct_partitions,
+    skus_in_one_partition,
+    snapshot,
+)
+from tests.conftest import seed
+
+LAYOUTS = ["one_partition", "distinct_partitions"]
+
+
+def three_skus(layout: str) -> list[str]:
+    skus = (
+        skus_in_one_partition(3, "cart")
+        if layout == "one_partition"
+        else skus_in_distinct_partitions(3, "cart")
+    )
+    distinct = len({partition_of(s) for s in skus})
+    assert distinct == (1 if layout == "one_partition" else 3)
+    return skus
+
+
+def lines(skus: list[str], quantities: list[int], location: str | None = None) -> list[Any]:
+    out: list[dict[str, Any]] = []
+    for sku, q in zip(skus, quantities, strict=True):
+        line: dict[str, Any] = {"sku": sku, "quantity": q}
+        if location:
+            line["location"] = location
+        out.append(line)
+    return out
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+async def test_multi_line_hold_reserves_every_line(client: httpx.AsyncClient, layout: str) -> None:
+    skus = three_skus(layout)
+    await seed(client, {(s, "dc"): 5 for s in skus})
+    h = await hold(client, lines(skus, [1, 2, 3]))
+    assert lines_by_sku(h) == {skus[0]: [("dc", 1)], skus[1]: [("dc", 2)], skus[2]: [("dc", 3)]}
+    for sku, q in zip(skus, [1, 2, 3], strict=True):
+        p = await position(client, sku, "dc")
+        assert (p["held"], p["available"]) == (q, 5 - q)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("short_index", [0, 1, 2])
+@pytest.mark.parametrize("pinned", [False, True], ids=["sourced", "pinned"])
+async def test_one_short_line_is_409_insufficient_stock_and_reserves_no_line(
+    client: httpx.AsyncClient, layout: str, short_index: int, pinned: bool
+) -> None:
+    skus = three_skus(layout)
+    await seed(client, {(s, "dc"): 5 for s in skus}, channels={"web": ["dc"]})
+    quantities = [2, 2, 2]
+    quantities[short_index] = 6
+    before = await snapshot(client, skus)
+    r = await client.post(
+        "/v1/holds",
+        json={"channel": "web", "lines": lines(skus, quantities, "dc" if pinned else None)},
+    )
+    body = assert_problem(r, 409, "insufficient_stock")
+    assert [(x["sku"], x["requested"], x["available"]) for x in body["lines"]] == [
+        (skus[short_index], 6, 5)
+    ]
+    assert await snapshot(client, skus) == before
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+async def test_every_short_line_is_listed_with_what_is_available(
+    client: httpx.AsyncClient, layout: str
+) -> None:
+    skus = three_skus(layout)
+    await seed(
+        client,
+        {(skus[0], "dc"): 5, (skus[1], "dc"): 1, (skus[2], "dc"): 0},
+        {"dc": 1},
+        {"web": ["dc"]},
+    )
+    before = await snapshot(client, skus)
+    r = await client.post(
+        "/v1/holds", json={"channel": "web", "lines": lines(skus, [1, 2, 3], "dc")}
+    )
+    body = assert_problem(r, 409, "insufficient_stock")
+    short = sorted((x["sku"], x["requested"], x["available"]) for x in body["lines"])
+    assert short == sorted([(skus[1], 2, 1), (skus[2], 3, 0)])
+    assert await snapshot(client, skus) == before
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+async def test_after_a_refused_hold_the_same_units_can_still_be_held(
+    client: httpx.AsyncClient, layout: str
+) -> None:
+    skus = three_skus(layout)
+    await seed(client, {(s, "dc"): 5 for s in skus}, channels={"web": ["dc"]})
+    r = await client.post("/v1/holds", json={"channel": "web", "lines": lines(skus, [5, 5, 6])})
+    assert_problem(r, 409, "insufficient_stock")
+    await hold(client, lines(skus, [5, 5, 5]))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+async def test_a_line_short_because_of_another_hold_refuses_the_whole_hold(
+    client: httpx.AsyncClient, layout: str
+) -> None:
+    skus = three_skus(layout)
+    await seed(client, {(s, "dc"): 5 for s in skus}, channels={"web": ["dc"]})
+    await hold(client, [{"sku": skus[2], "quantity": 4}])
+    before = await snapshot(client, skus)
+    r = await client.post("/v1/holds", json={"channel": "web", "lines": lines(skus, [1, 1, 2])})
+    body = assert_problem(r, 409, "insufficient_stock")
+    assert [(x["sku"], x["available"]) for x in body["lines"]] == [(skus[2], 1)]
+    assert await snapshot(client, skus) == before
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+async def test_two_lines_of_one_sku_are_summed_against_its_stock(
+    client: httpx.AsyncClient, layout: str
+) -> None:
+    skus = three_skus(layout)
+    await seed(client, {(s, "dc"): 5 for s in skus}, channels={"web": ["dc"]})
+    before = await snapshot(client, skus)
+    r = await client.post(
+        "/v1/holds",
+        json={"channel": "web", "lines": lines([skus[0], skus[1], skus[0]], [3, 1, 3])},
+    )
+    assert_problem(r, 409, "insufficient_stock")
+    assert await snapshot(client, skus) == before
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize(
+    ("steps", "on_hand", "held", "committed"),
+    [
+        (["commit"], 5, 0, 2),
+        (["commit", "fulfil"], 3, 0, 0),
+        (["release"], 5, 0, 0),
+        (["commit", "release"], 5, 0, 0),
+    ],
+)
+async def test_transitions_of_a_multi_line_hold_apply_to_every_line(
+    client: httpx.AsyncClient,
+    layout: str,
+    steps: list[str],
+    on_hand: int,
+    held: int,
+    committed: int,
+) -> None:
+    skus = three_skus(layout)
+    await seed(client, {(s, "dc"): 5 for s in skus})
+    h = await hold(client, lines(skus, [2, 2, 2]))
+    for step in steps:
+        r = await act(client, h["id"], step)
+        assert r.status_code == 200, r.text
+        assert lines_by_sku(r.json()) == lines_by_sku(h)
+    for sku in skus:
+        p = await position(client, sku, "dc")
+        assert (p["on_hand"], p["held"], p["committed"]) == (on_hand, held, committed), sku
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+async def test_get_of_a_multi_line_hold_shows_every_line(
+    client: httpx.AsyncClient, layout: str
+) -> None:
+    skus = three_skus(layout)
+    await seed(client, {(s, "dc"): 5 for s in skus})
+    h = await hold(client, lines(skus, [1, 2, 3]))
+    got = (await client.get(f"/v1/holds/{h['id']}")).json()
+    assert got["status"] == "active"
+    assert lines_by_sku(got) == lines_by_sku(h)

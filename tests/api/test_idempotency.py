@@ -1,0 +1,337 @@
+"""Idempotency-Key on every mutating endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from app.domain.clock import ManualClock
+from tests.api.helpers import act, assert_problem, available, hold, position, snapshot
+from tests.conftest import seed
+
+
+def key(value: str) -> dict[str, str]:
+    return {"Idempotency-Key": value}
+
+
+def same_response(a: httpx.Response, b: httpx.Response) -> None:
+    assert b.status_code == a.status_code
+    assert b.json() == a.json()
+    assert b.headers["content-type"] == a.headers["content-type"]
+
+
+# -- configuration -------------------------------------------------------------------------
+
+
+async def test_put_location_retry_returns_the_same_response_and_changes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    first = await client.put("/v1/locations/dc", json={"priority": 5}, headers=key("loc-1"))
+    assert first.status_code == 200
+    # Another writer moves the location on; a late retry of the first request must not undo it.
+    await client.put("/v1/locations/dc", json={"priority": 9})
+    retry = await client.put("/v1/locations/dc", json={"priority": 5}, headers=key("loc-1"))
+    same_response(first, retry)
+    (dc,) = (await client.get("/v1/locations")).json()["locations"]
+    assert dc["priority"] == 9
+
+
+async def test_put_location_same_key_different_body_is_422_idempotency_key_reused(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.put("/v1/locations/dc", json={"priority": 5}, headers=key("loc-1"))
+    r = await client.put("/v1/locations/dc", json={"priority": 6}, headers=key("loc-1"))
+    assert_problem(r, 422, "idempotency_key_reused")
+    (dc,) = (await client.get("/v1/locations")).json()["locations"]
+    assert dc["priority"] == 5
+
+
+async def test_put_channel_retry_returns_the_same_response_and_changes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client, channels={})
+    body = {"locations": ["dc"], "low_stock_threshold": 1}
+    first = await client.put("/v1/channels/web", json=body, headers=key("ch-1"))
+    assert first.status_code == 200
+    await client.put("/v1/channels/web", json={"locations": ["dc", "store-a"]})
+    retry = await client.put("/v1/channels/web", json=body, headers=key("ch-1"))
+    same_response(first, retry)
+    (web,) = (await client.get("/v1/channels")).json()["channels"]
+    assert web["locations"] == ["dc", "store-a"]
+
+
+async def test_put_channel_same_key_different_body_is_422_idempotency_key_reused(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client, channels={})
+    await client.put("/v1/channels/web", json={"locations": ["dc"]}, headers=key("ch-1"))
+    r = await client.put("/v1/channels/web", json={"locations": ["store-a"]}, headers=key("ch-1"))
+    assert_problem(r, 422, "idempotency_key_reused")
+    (web,) = (await client.get("/v1/channels")).json()["channels"]
+    assert web["locations"] == ["dc"]
+
+
+async def test_put_channel_replayed_422_stays_422(client: httpx.AsyncClient) -> None:
+    await seed(client, channels={})
+    body = {"locations": ["later"]}
+    first = await client.put("/v1/channels/web", json=body, headers=key("ch-2"))
+    assert_problem(first, 422, "invalid_request")
+    await client.put("/v1/locations/later", json={})
+    retry = await client.put("/v1/channels/web", json=body, headers=key("ch-2"))
+    same_response(first, retry)
+    assert (await client.get("/v1/channels")).json() == {"channels": []}
+
+
+# -- stock ---------------------------------------------------------------------------------
+
+
+async def test_put_stock_retry_returns_the_same_response_and_changes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client)
+    first = await client.put("/v1/stock/sku-1/dc", json={"on_hand": 10}, headers=key("st-1"))
+    assert first.status_code == 200
+    await client.put("/v1/stock/sku-1/dc", json={"on_hand": 20})
+    retry = await client.put("/v1/stock/sku-1/dc", json={"on_hand": 10}, headers=key("st-1"))
+    same_response(first, retry)
+    assert (await position(client, "sku-1", "dc"))["on_hand"] == 20
+
+
+async def test_put_stock_same_key_different_body_is_422_idempotency_key_reused(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client)
+    await client.put("/v1/stock/sku-1/dc", json={"on_hand": 10}, headers=key("st-1"))
+    r = await client.put("/v1/stock/sku-1/dc", json={"on_hand": 11}, headers=key("st-1"))
+    assert_problem(r, 422, "idempotency_key_reused")
+    assert (await position(client, "sku-1", "dc"))["on_hand"] == 10
+
+
+async def test_same_key_on_another_path_is_422_idempotency_key_reused(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client)
+    await client.put("/v1/stock/sku-1/dc", json={"on_hand": 10}, headers=key("st-1"))
+    r = await client.put("/v1/stock/sku-2/dc", json={"on_hand": 10}, headers=key("st-1"))
+    assert_problem(r, 422, "idempotency_key_reused")
+    assert (await client.get("/v1/stock/sku-2")).json()["positions"] == []
+
+
+async def test_put_stock_replayed_404_stays_404(client: httpx.AsyncClient) -> None:
+    await seed(client)
+    first = await client.put("/v1/stock/sku-1/new", json={"on_hand": 3}, headers=key("st-2"))
+    assert_problem(first, 404, "location_not_found")
+    await client.put("/v1/locations/new", json={})
+    retry = await client.put("/v1/stock/sku-1/new", json={"on_hand": 3}, headers=key("st-2"))
+    same_response(first, retry)
+    assert (await client.get("/v1/stock/sku-1")).json()["positions"] == []
+
+
+async def test_a_request_without_key_is_applied_every_time(client: httpx.AsyncClient) -> None:
+    await seed(client, {("sku-1", "dc"): 5})
+    body = {"channel": "web", "lines": [{"sku": "sku-1", "quantity": 1}]}
+    a = await client.post("/v1/holds", json=body)
+    b = await client.post("/v1/holds", json=body)
+    assert (a.status_code, b.status_code) == (201, 201)
+    assert a.json()["id"] != b.json()["id"]
+    assert await available(client, "sku-1") == 3
+
+
+async def test_different_keys_are_different_requests(client: httpx.AsyncClient) -> None:
+    await seed(client, {("sku-1", "dc"): 5})
+    body = {"channel": "web", "lines": [{"sku": "sku-1", "quantity": 1}]}
+    a = await client.post("/v1/holds", json=body, headers=key("k-a"))
+    b = await client.post("/v1/holds", json=body, headers=key("k-b"))
+    assert (a.status_code, b.status_code) == (201, 201)
+    assert a.json()["id"] != b.json()["id"]
+    assert await available(client, "sku-1") == 3
+
+
+@pytest.mark.parametrize("bad", ["", " ", "x" * 256, "caf\u00e9"])
+async def test_malformed_idempotency_key_is_422_and_changes_nothing(
+    client: httpx.AsyncClient, bad: str
+) -> None:
+    await seed(client, {("sku-1", "dc"): 5})
+    r = await client.post(
+        "/v1/holds",
+        json={"channel": "web", "lines": [{"sku": "sku-1", "quantity": 1}]},
+        headers={"Idempotency-Key": bad.encode("utf-8")},  # type: ignore[dict-item]
+    )
+    assert_problem(r, 422, "invalid_request")
+    assert await available(client, "sku-1") == 5
+
+
+# -- holds ---------------------------------------------------------------------------------
+
+HOLD_BODY = {"channel": "web", "lines": [{"sku": "sku-1", "quantity": 2}]}
+
+
+async def test_create_hold_retry_returns_the_same_201_and_reserves_once(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client, {("sku-1", "dc"): 5})
+    first = await client.post("/v1/holds", json=HOLD_BODY, headers=key("h-1"))
+    assert first.status_code == 201
+    before = await snapshot(client, ["sku-1"])
+    retry = await client.post("/v1/holds", json=HOLD_BODY, headers=key("h-1"))
+    same_response(first, retry)
+    assert await snapshot(client, ["sku-1"]) == before
+    assert (await position(client, "sku-1", "dc"))["held"] == 2
+
+
+async def test_create_hold_retry_after_release_returns_the_original_201_and_holds_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client, {("sku-1", "dc"): 5})
+    first = await client.post("/v1/holds", json=HOLD_BODY, headers=key("h-1"))
+    await act(client, first.json()["id"], "release")
+    retry = await client.post("/v1/holds", json=HOLD_BODY, headers=key("h-1"))
+    same_response(first, retry)
+    assert (await position(client, "sku-1", "dc"))["held"] == 0
+
+
+async def test_create_hold_same_key_different_body_is_422_idempotency_key_reused(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client, {("sku-1", "dc"): 5})
+    await client.post("/v1/holds", json=HOLD_BODY, headers=key("h-1"))
+    other = {"channel": "web", "lines": [{"sku": "sku-1", "quantity": 3}]}
+    r = await client.post("/v1/holds", json=other, headers=key("h-1"))
+    assert_problem(r, 422, "idempotency_key_reused")
+    assert (await position(client, "sku-1", "dc"))["held"] == 2
+
+
+async def test_create_hold_replayed_409_stays_409_after_stock_arrives(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client, {("sku-1", "dc"): 1})
+    first = await client.post("/v1/holds", json=HOLD_BODY, headers=key("h-2"))
+    assert_problem(first, 409, "insufficient_stock")
+    await client.put("/v1/stock/sku-1/dc", json={"on_hand": 10})
+    retry = await client.post("/v1/holds", json=HOLD_BODY, headers=key("h-2"))
+    same_response(first, retry)
+    assert (await position(client, "sku-1", "dc"))["held"] == 0
+
+
+async def _transition_retry(
+    client: httpx.AsyncClient, hold_id: str, action: str, k: str, **kw: Any
+) -> tuple[httpx.Response, httpx.Response, dict[str, Any], dict[str, Any]]:
+    first = await act(client, hold_id, action, headers=key(k), **kw)
+    assert first.status_code == 200, first.text
+    after_first = await snapshot(client, ["sku-1"])
+    retry = await act(client, hold_id, action, headers=key(k), **kw)
+    return first, retry, after_first, await snapshot(client, ["sku-1"])
+
+
+async def test_commit_retry_returns_the_same_200_and_commits_once(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client, {("sku-1", "dc"): 5})
+    h = await hold(client, [{"sku": "sku-1", "quantity": 2}])
+    first, retry, before, after = await _transition_retry(client, h["id"], "commit", "c-1")
+    same_response(first, retry)
+    assert after == before
+    assert (await position(client, "sku-1", "dc"))["committed"] == 2
+
+
+async def test_fulfil_retry_returns_the_same_200_and_lowers_on_hand_once(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client, {("sku-1", "dc"): 5})
+    h = await hold(client, [{"sku": "sku-1", "quantity": 2}])
+    await act(client, h["id"], "commit")
+    first, retry, before, after = await _transition_retry(client, h["id"], "fulfil", "f-1")
+    same_response(first, retry)
+    assert after == before
+    assert (await position(client, "sku-1", "dc"))["on_hand"] == 3
+
+
+async def test_release_retry_returns_the_same_200_and_releases_once(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client, {("sku-1", "dc"): 5})
+    h = await hold(client, [{"sku": "sku-1", "quantity": 2}])
+    await act(client, h["id"], "commit")
+    first, retry, before, after = await _transition_retry(client, h["id"], "release", "r-1")
+    same_response(first, retry)
+    assert after == before
+    p = await position(client, "sku-1", "dc")
+    assert (p["held"], p["committed"], p["available"]) == (0, 0, 5)
+
+
+async def test_extend_retry_returns_the_same_200_and_does_not_move_expiry_again(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    await seed(client, {("sku-1", "dc"): 5})
+    h = await hold(client, [{"sku": "sku-1", "quantity": 2}], ttl_seconds=60)
+    first = await act(client, h["id"], "extend", json={"ttl_seconds": 300}, headers=key("e-1"))
+    assert first.status_code == 200
+    clock.advance(100)
+    retry = await act(client, h["id"], "extend", json={"ttl_seconds": 300}, headers=key("e-1"))
+    same_response(first, retry)
+    got = (await client.get(f"/v1/holds/{h['id']}")).json()
+    assert got["expires_at"] == first.json()["expires_at"]
+
+
+async def test_extend_same_key_different_ttl_is_422_idempotency_key_reused(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client, {("sku-1", "dc"): 5})
+    h = await hold(client, [{"sku": "sku-1", "quantity": 2}])
+    first = await act(client, h["id"], "extend", json={"ttl_seconds": 300}, headers=key("e-1"))
+    r = await act(client, h["id"], "extend", json={"ttl_seconds": 900}, headers=key("e-1"))
+    assert_problem(r, 422, "idempotency_key_reused")
+    got = (await client.get(f"/v1/holds/{h['id']}")).json()
+    assert got["expires_at"] == first.json()["expires_at"]
+
+
+@pytest.mark.parametrize("action", ["commit", "release"])
+async def test_transition_same_key_on_another_hold_is_422_idempotency_key_reused(
+    client: httpx.AsyncClient, action: str
+) -> None:
+    await seed(client, {("sku-1", "dc"): 5})
+    a = await hold(client, [{"sku": "sku-1", "quantity": 1}])
+    b = await hold(client, [{"sku": "sku-1", "quantity": 1}])
+    assert (await act(client, a["id"], action, headers=key("t-1"))).status_code == 200
+    before = await snapshot(client, ["sku-1"])
+    r = await act(client, b["id"], action, headers=key("t-1"))
+    assert_problem(r, 422, "idempotency_key_reused")
+    assert (await client.get(f"/v1/holds/{b['id']}")).json()["status"] == "active"
+    assert await snapshot(client, ["sku-1"]) == before
+
+
+async def test_fulfil_same_key_on_another_hold_is_422_idempotency_key_reused(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client, {("sku-1", "dc"): 5})
+    a = await hold(client, [{"sku": "sku-1", "quantity": 1}])
+    b = await hold(client, [{"sku": "sku-1", "quantity": 1}])
+    for h in (a, b):
+        await act(client, h["id"], "commit")
+    assert (await act(client, a["id"], "fulfil", headers=key("t-2"))).status_code == 200
+    r = await act(client, b["id"], "fulfil", headers=key("t-2"))
+    assert_problem(r, 422, "idempotency_key_reused")
+    assert (await client.get(f"/v1/holds/{b['id']}")).json()["status"] == "committed"
+    assert (await position(client, "sku-1", "dc"))["on_hand"] == 4
+
+
+async def test_replayed_invalid_transition_stays_409(client: httpx.AsyncClient) -> None:
+    await seed(client, {("sku-1", "dc"): 5})
+    h = await hold(client, [{"sku": "sku-1", "quantity": 2}])
+    first = await act(client, h["id"], "fulfil", headers=key("f-2"))
+    assert_problem(first, 409, "invalid_transition")
+    await act(client, h["id"], "commit")
+    # The hold could now be fulfilled, but the key's answer is already given.
+    retry = await act(client, h["id"], "fulfil", headers=key("f-2"))
+    same_response(first, retry)
+    assert (await client.get(f"/v1/holds/{h['id']}")).json()["status"] == "committed"
+    assert (await position(client, "sku-1", "dc"))["on_hand"] == 5
+
+
+async def test_replayed_hold_not_found_stays_404(client: httpx.AsyncClient) -> None:
+    first = await act(client, "haaaaaaaaaaaaaaaaaaaa-00", "commit", headers=key("nf-1"))
+    assert_problem(first, 404, "hold_not_found")
+    retry = await act(client, "haaaaaaaaaaaaaaaaaaaa-00", "commit", headers=key("nf-1"))
+    same_response(first, retry)
