@@ -8,7 +8,7 @@
 -- KEYS[3i + 1], KEYS[3i + 2], KEYS[3i + 3]  for the i-th sku of ARGV[12]:
 --          position hash                 os:{P}:pos:<sku>
 --          active hold lines by expiry   os:{P}:hx:<sku>
---          open hold lines by creation   os:{P}:ho:<sku>
+--          open hold lines by creation   os:{P}:ho:<sku> (score: event order, ms*1000+seq)
 --
 -- ARGV[1]  now, ms since the epoch (the caller's clock)
 -- ARGV[2]  hold id
@@ -160,9 +160,10 @@ for _, key in ipairs(order) do
   pos_write(pos_key, loc, p)
   local member = hold_id .. '|' .. loc .. '|' .. q
   rcall('ZADD', hx_key, count_until, member)
-  rcall('ZADD', ho_key_of(si), created_at, member)
-  emit_change(stream_key, min_id, now, channels, 'hold.reserved', skus[si], loc, pos_key, hx_key,
-              before, {hold = hold_id})
+  local _, event_id = emit_change(stream_key, min_id, now, channels, 'hold.reserved', skus[si],
+                                  loc, pos_key, hx_key, before, {hold = hold_id})
+  -- Ordered by the partition's own event order, so "newest first" holds even within one ms.
+  rcall('ZADD', ho_key_of(si), event_order(event_id), member)
   out[#out + 1] = {sku = skus[si], location = loc, quantity = q}
 end
 

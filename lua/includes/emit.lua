@@ -4,7 +4,7 @@ local function track(channels, pos_key, hx_key, location, now)
   return channel_totals(channels, pos_key, expired_by_location(hx_key, now), location)
 end
 
--- Append one event for the position (sku, location) as it is now, with the availability of
+-- Append one event for the position (returns the view and the stream entry id) (sku, location) as it is now, with the availability of
 -- every channel whose figure or status moved since `before`. Trims entries older than min_id.
 -- `extra` holds the cause: {hold = id} or {source_event = id}, and any other fields.
 local function emit_change(stream_key, min_id, now, channels, ev_type, sku, location,
@@ -34,6 +34,12 @@ local function emit_change(stream_key, min_id, now, channels, ev_type, sku, loca
     fields[#fields + 1] = k
     fields[#fields + 1] = v
   end
-  rcall('XADD', stream_key, 'MINID', '~', min_id, '*', unpack(fields))
-  return view
+  local id = rcall('XADD', stream_key, 'MINID', '~', min_id, '*', unpack(fields))
+  return view, id
+end
+
+-- A number that orders events of one partition as they happened: ms * 1000 + seq.
+local function event_order(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms) * 1000 + math.min(tonumber(seq), 999)
 end
