@@ -63,7 +63,7 @@ def hold(partition: int, hold_id: str) -> str:
 
 
 def expiry_index(partition: int) -> str:
-    """Sorted set of holds that can expire in this partition: member hold id, score expires_at ms."""
+    """Sorted set of holds that can expire in this partition: member hold id, score ms."""
     return f"{tag(partition)}:expiry"
 
 

@@ -13,6 +13,7 @@ again, and the operation's script finds its marker and changes nothing: never ap
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -116,7 +117,5 @@ class Idempotency:
 
 
 async def _quietly(action: Awaitable[None]) -> None:
-    try:
+    with contextlib.suppress(RedisError):  # the claim's lease runs out on its own
         await action
-    except RedisError:
-        pass  # the claim's lease runs out on its own

@@ -22,7 +22,7 @@ import re
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from redis.asyncio import Redis
@@ -297,7 +297,7 @@ class HoldService:
         home = home_partition(hold_id)
         if home is None:
             raise HoldNotFound(f"no hold {hold_id!r}")
-        record = await self._redis.hgetall(keys.hold(home, hold_id))
+        record = cast(dict[str, str], await self._redis.hgetall(keys.hold(home, hold_id)))
         if not record or record.get("status") == "pending":
             raise HoldNotFound(f"no hold {hold_id!r}")
         partitions = [int(p) for p in record["parts"].split(",")]

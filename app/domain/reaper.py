@@ -73,8 +73,10 @@ class Reaper:
     async def _loop(self) -> None:
         while True:
             try:
-                while await self.run_once() >= self._batch:
-                    await asyncio.sleep(0)  # a backlog: keep going, but let requests run
+                backlog = True
+                while backlog:  # a full pass means more may be due: go on, yielding between
+                    backlog = await self.run_once() >= self._batch
+                    await asyncio.sleep(0)
             except Exception as exc:  # the store may be down; try again next interval
                 log.warning("reaper pass failed: %s", exc)
             await asyncio.sleep(self._interval)

@@ -78,11 +78,14 @@ class StreamSource:
     def _batch(self, reply: Any) -> Batch:
         if not reply:
             return {}
-        pairs = reply.items() if isinstance(reply, dict) else reply  # RESP3 / RESP2
         out: Batch = {}
+        if isinstance(reply, dict):  # RESP3: {key: [entries]}, or {key: entries} (unified)
+            pairs = [(k, v[0] if v and isinstance(v[0], list) else v) for k, v in reply.items()]
+        else:  # RESP2: [[key, entries], ...]
+            pairs = [(k, v) for k, v in reply]
         for key, entries in pairs:
             if entries:
-                out[self._partition_of_key[key]] = entries
+                out[self._partition_of_key[key]] = list(entries)
         return out
 
 

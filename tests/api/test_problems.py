@@ -53,7 +53,7 @@ MALFORMED = {
 async def test_malformed_json_body_is_422_invalid_request_and_changes_nothing(
     client: httpx.AsyncClient, method: str, path: str, payload: str
 ) -> None:
-    before = await seeded(client)
+    await seeded(client)
     h = await hold(client, [{"sku": "sku-1", "quantity": 1}])
     before = await snapshot(client, ["sku-1"])
     cfg = await config(client)

@@ -43,7 +43,7 @@ async def stored_counters(redis: Redis, sku: str) -> dict[str, dict[str, int]]:
     raw = await redis.hgetall(keys.position(keys.partition_of(sku), sku))
     out = {}
     for loc, value in raw.items():
-        on_hand, held, committed, safety = (int(x) for x in value.split(":"))
+        on_hand, held, committed, _safety = (int(x) for x in value.split(":"))
         out[loc] = {"on_hand": on_hand, "held": held, "committed": committed}
     return out
 

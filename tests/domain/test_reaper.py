@@ -93,11 +93,14 @@ async def test_the_background_reaper_expires_lapsed_holds_by_itself(
 async def test_a_multi_partition_hold_expires_in_every_partition(
     client: httpx.AsyncClient, app: FastAPI, clock: ManualClock, redis: Redis, n_parts: int
 ) -> None:
-    skus = ["mp-0"] + [
-        s
-        for s in (f"mp-{i}" for i in range(1, 50))
-        if keys.partition_of(s) != keys.partition_of("mp-0")
-    ][: n_parts - 1]
+    skus = [
+        "mp-0",
+        *[
+            s
+            for s in (f"mp-{i}" for i in range(1, 50))
+            if keys.partition_of(s) != keys.partition_of("mp-0")
+        ][: n_parts - 1],
+    ]
     await seed(client, {(s, "dc"): 4 for s in skus})
     r = await client.post(
         "/v1/holds", json={"ttl_seconds": 1, "lines": [{"sku": s, "quantity": 1} for s in skus]}

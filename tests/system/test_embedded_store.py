@@ -13,6 +13,7 @@ import httpx
 import pytest
 import redis
 
+from app import keys
 from app.store.embedded import EmbeddedStore, EmbeddedStoreError
 
 pytestmark = pytest.mark.slow
@@ -103,9 +104,11 @@ def test_embedded_store_refuses_connections_without_its_password(tmp_path: Path)
 
 
 def test_two_services_cannot_share_one_data_directory(tmp_path: Path) -> None:
-    with EmbeddedStore(tmp_path / "data", supervise=False):
-        with pytest.raises(EmbeddedStoreError, match="in use"):
-            EmbeddedStore(tmp_path / "data", supervise=False).start()
+    with (
+        EmbeddedStore(tmp_path / "data", supervise=False),
+        pytest.raises(EmbeddedStoreError, match="in use"),
+    ):
+        EmbeddedStore(tmp_path / "data", supervise=False).start()
 
 
 def test_serve_with_a_store_url_uses_that_server_and_starts_none(
@@ -116,8 +119,5 @@ def test_serve_with_a_store_url_uses_that_server_and_starts_none(
     assert "embedded store" not in service.log_path.read_text()
     assert not (tmp_path / "d").exists()
     direct = redis.Redis.from_url(store_url, decode_responses=True)
-    assert (
-        direct.hget("os:{%03d}:pos:sku-1" % __import__("app.keys").keys.partition_of("sku-1"), "dc")
-        == "10:0:0:0"
-    )
+    assert direct.hget(keys.position(keys.partition_of("sku-1"), "sku-1"), "dc") == "10:0:0:0"
     direct.close()
