@@ -123,14 +123,25 @@ if #unpinned > 0 and #short == 0 then
           end
         end
       else
-        short[#short + 1] = {sku = skus[line.s], requested = line.q, available = total}
+        -- Short: with a split, when every location together lacks units; without one, when
+        -- no single location has the line (report its best location).
+        local have = total
         if not allow_split then
-          -- Without a split every unpinned line is short: report each line's best location.
-          short[#short].available = 0
-          for _, loc in ipairs(candidates) do
-            short[#short].available = math.max(short[#short].available, free(line.s, loc))
-          end
+          have = 0
+          for _, loc in ipairs(candidates) do have = math.max(have, free(line.s, loc)) end
         end
+        if have < line.q then
+          short[#short + 1] = {sku = skus[line.s], requested = line.q, available = have}
+        end
+      end
+    end
+    if #short == 0 and not allow_split then
+      -- Every line fits somewhere, but no one location serves the whole hold: name them all,
+      -- each with its best location.
+      for _, line in ipairs(unpinned) do
+        local have = 0
+        for _, loc in ipairs(candidates) do have = math.max(have, free(line.s, loc)) end
+        short[#short + 1] = {sku = skus[line.s], requested = line.q, available = have}
       end
     end
   end

@@ -71,6 +71,16 @@ def install(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        if exc.status_code == 400:
+            # FastAPI's "error parsing the body" (e.g. bytes that are not UTF-8): a malformed
+            # request like any other, so 422 invalid_request as the contract says.
+            return problem(
+                422,
+                "invalid_request",
+                "Invalid request",
+                "the request body could not be parsed as JSON",
+                errors=[{"loc": ["body"], "msg": str(exc.detail), "type": "json_invalid"}],
+            )
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return problem(
             exc.status_code,

@@ -239,11 +239,18 @@ class HoldService:
             if shortage is None:
                 return
         if shortage is None:
+            best = {s: max(free[s].values(), default=0) for s in need}
             shortage = [
-                {"sku": s, "requested": n, "available": max(free[s].values(), default=0)}
+                {"sku": s, "requested": n, "available": best[s]}
                 for s, n in need.items()
-                if max(free[s].values(), default=0) < n
+                if best[s] < n
             ]
+            if not shortage:
+                # Every sku fits somewhere, but no one location serves the whole hold (as
+                # hold_reserve.lua answers): name every sourced line with its best location.
+                shortage = [
+                    {"sku": s, "requested": n, "available": best[s]} for s, n in need.items()
+                ]
         raise InsufficientStock("not enough stock for every line", lines=shortage)
 
     async def _try_parts(

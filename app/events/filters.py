@@ -6,7 +6,6 @@ from __future__ import annotations
 from app import keys
 from app.domain.config import ConfigService
 from app.domain.models import Channel
-from app.events.model import Event
 
 
 class EventFilter:
@@ -37,12 +36,12 @@ class EventFilter:
             return [keys.partition_of(self.sku)]
         return list(range(keys.PARTITIONS))
 
-    def matches(self, event: Event) -> bool:
-        if self.sku is not None and event.sku != self.sku:
+    def matches(self, sku: str, location: str) -> bool:
+        if self.sku is not None and sku != self.sku:
             return False
-        if self.location is not None and event.location != self.location:
+        if self.location is not None and location != self.location:
             return False
-        return self.channel is None or event.location in self._eligible()
+        return self.channel is None or location in self._eligible()
 
     def _eligible(self) -> frozenset[str]:
         assert self._config is not None and self.channel is not None

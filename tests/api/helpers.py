@@ -112,3 +112,9 @@ def lines_by_sku(h: dict[str, Any]) -> dict[str, list[tuple[str, int]]]:
     for line in h["lines"]:
         out.setdefault(line["sku"], []).append((line["location"], line["quantity"]))
     return {sku: sorted(v) for sku, v in out.items()}
+
+
+async def channels_by_id(client: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
+    r = await client.get("/v1/channels")
+    assert r.status_code == 200, r.text
+    return {c["id"]: c for c in r.json()["channels"]}

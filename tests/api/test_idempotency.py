@@ -8,7 +8,15 @@ import httpx
 import pytest
 
 from app.domain.clock import ManualClock
-from tests.api.helpers import act, assert_problem, available, hold, position, snapshot
+from tests.api.helpers import (
+    act,
+    assert_problem,
+    available,
+    channels_by_id,
+    hold,
+    position,
+    snapshot,
+)
 from tests.conftest import seed
 
 
@@ -51,37 +59,37 @@ async def test_put_location_same_key_different_body_is_422_idempotency_key_reuse
 async def test_put_channel_retry_returns_the_same_response_and_changes_nothing(
     client: httpx.AsyncClient,
 ) -> None:
-    await seed(client, channels={})
+    await seed(client, channels={"pos": ["store-a"]})
     body = {"locations": ["dc"], "low_stock_threshold": 1}
     first = await client.put("/v1/channels/web", json=body, headers=key("ch-1"))
     assert first.status_code == 200
     await client.put("/v1/channels/web", json={"locations": ["dc", "store-a"]})
     retry = await client.put("/v1/channels/web", json=body, headers=key("ch-1"))
     same_response(first, retry)
-    (web,) = (await client.get("/v1/channels")).json()["channels"]
+    web = (await channels_by_id(client))["web"]
     assert web["locations"] == ["dc", "store-a"]
 
 
 async def test_put_channel_same_key_different_body_is_422_idempotency_key_reused(
     client: httpx.AsyncClient,
 ) -> None:
-    await seed(client, channels={})
+    await seed(client, channels={"pos": ["store-a"]})
     await client.put("/v1/channels/web", json={"locations": ["dc"]}, headers=key("ch-1"))
     r = await client.put("/v1/channels/web", json={"locations": ["store-a"]}, headers=key("ch-1"))
     assert_problem(r, 422, "idempotency_key_reused")
-    (web,) = (await client.get("/v1/channels")).json()["channels"]
+    web = (await channels_by_id(client))["web"]
     assert web["locations"] == ["dc"]
 
 
 async def test_put_channel_replayed_422_stays_422(client: httpx.AsyncClient) -> None:
-    await seed(client, channels={})
+    await seed(client, channels={"pos": ["store-a"]})
     body = {"locations": ["later"]}
     first = await client.put("/v1/channels/web", json=body, headers=key("ch-2"))
     assert_problem(first, 422, "invalid_request")
     await client.put("/v1/locations/later", json={})
     retry = await client.put("/v1/channels/web", json=body, headers=key("ch-2"))
     same_response(first, retry)
-    assert (await client.get("/v1/channels")).json() == {"channels": []}
+    assert "web" not in await channels_by_id(client)
 
 
 # -- stock ---------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.api.helpers import assert_problem, available
+from tests.api.helpers import assert_problem, available, channels_by_id
 from tests.conftest import seed
 
 
@@ -60,7 +60,7 @@ async def test_put_location_with_unknown_type_is_422(client: httpx.AsyncClient) 
 
 
 async def test_put_channel_registers_it_and_returns_it(client: httpx.AsyncClient) -> None:
-    await seed(client, channels={})
+    await seed(client, channels={"pos": ["store-a"]})
     r = await client.put("/v1/channels/web", json={"locations": ["dc"], "low_stock_threshold": 4})
     assert r.status_code == 200, r.text
     assert r.json() == {"id": "web", "locations": ["dc"], "low_stock_threshold": 4}
@@ -85,7 +85,7 @@ async def test_put_channel_again_updates_locations_and_threshold(
         "/v1/channels/web", json={"locations": ["store-a", "store-b"], "low_stock_threshold": 9}
     )
     assert r.status_code == 200
-    (web,) = (await client.get("/v1/channels")).json()["channels"]
+    web = (await channels_by_id(client))["web"]
     assert web["locations"] == ["store-a", "store-b"]
     assert web["low_stock_threshold"] == 9
 
@@ -102,11 +102,11 @@ async def test_channel_update_changes_what_its_availability_sums(
 async def test_channel_referencing_unknown_location_is_422_and_is_not_saved(
     client: httpx.AsyncClient,
 ) -> None:
-    await seed(client, channels={})
+    await seed(client, channels={"pos": ["store-a"]})
     r = await client.put("/v1/channels/web", json={"locations": ["dc", "nowhere"]})
     body = assert_problem(r, 422, "invalid_request")
     assert "nowhere" in str(body)
-    assert (await client.get("/v1/channels")).json() == {"channels": []}
+    assert "web" not in await channels_by_id(client)
 
 
 async def test_channel_update_referencing_unknown_location_keeps_the_old_channel(
@@ -115,12 +115,12 @@ async def test_channel_update_referencing_unknown_location_keeps_the_old_channel
     await seed(client, channels={"web": ["dc"]})
     r = await client.put("/v1/channels/web", json={"locations": ["nowhere"]})
     assert_problem(r, 422, "invalid_request")
-    (web,) = (await client.get("/v1/channels")).json()["channels"]
+    web = (await channels_by_id(client))["web"]
     assert web["locations"] == ["dc"]
 
 
 async def test_channel_with_negative_low_stock_threshold_is_422(client: httpx.AsyncClient) -> None:
-    await seed(client, channels={})
+    await seed(client, channels={"pos": ["store-a"]})
     r = await client.put("/v1/channels/web", json={"locations": ["dc"], "low_stock_threshold": -1})
     assert_problem(r, 422, "invalid_request")
 

@@ -1,4 +1,4 @@
-"""`omnistock` command line."""
+"""`omnistock serve`: the HTTP service, on its own embedded store unless given one."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import shutil
 import sys
 import tempfile
 
-from app import __version__
 from app.settings import Settings
 
 log = logging.getLogger("omnistock")
@@ -71,14 +70,7 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="omnistock",
-        description="Real-time inventory availability and reservation service.",
-    )
-    parser.add_argument("--version", action="version", version=f"omnistock {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p_serve = sub.add_parser(
         "serve",
         help="run the HTTP service",
@@ -92,16 +84,3 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     p_serve.set_defaults(func=serve)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    code: int = args.func(args)
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())
