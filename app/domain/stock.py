@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from typing import Any
 
@@ -123,6 +124,16 @@ class StockService:
         self, by_partition: dict[int, list[str]], now: int, locations: list[str]
     ) -> list[tuple[list[str], list[Any]]]:
         script = self._scripts.availability
+        if self._settings.redis_cluster:
+            # A cluster client refuses EVALSHA in pipelines: one concurrent call per partition
+            # (redis-py routes each to its node), still one network wait in total.
+            results = await asyncio.gather(
+                *(
+                    script(keys=self._availability_keys(p, group), args=[now, *locations])
+                    for p, group in by_partition.items()
+                )
+            )
+            return list(zip(by_partition.values(), results, strict=True))
         for attempt in range(2):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for p, group in by_partition.items():
