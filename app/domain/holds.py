@@ -130,6 +130,8 @@ class HoldService:
             )
             if reply.kind == "insufficient":
                 raise InsufficientStock("not enough stock for every line", lines=reply.data)
+            if reply.kind == "ok":  # render what the script wrote: no second round trip
+                return self._render(hold_id, [header.record(reply.data)])
         else:
             await self._create_multi(header, list(parts.values()), body.allow_split, candidates)
         return await self.get(hold_id)
@@ -402,10 +404,10 @@ class HoldService:
         extra: list[Any] | None = None,
         record: dict[str, str] | None = None,
     ) -> list[Any]:
-        if record is None:
-            lines_json = await self._redis.hget(keys.hold(p, hold_id), "lines")
+        if record:
+            lines_json = record.get("lines")
         else:
-            lines_json = record["lines"]
+            lines_json = await self._redis.hget(keys.hold(p, hold_id), "lines")
         # A missing record still goes through the script: it answers not_found atomically
         # (and the reaper's copy drops the stale expiry-index entry).
         lines = orjson.loads(lines_json or "[]")
@@ -443,3 +445,16 @@ class _Header:
     created_at: int
     expires_at: int
     parts: str
+
+    def record(self, lines_json: str) -> dict[str, str]:
+        """The hold record as hold_reserve.lua writes it for an active hold."""
+        return {
+            "status": "active",
+            "channel": self.channel,
+            "reference": self.reference,
+            "created_at": str(self.created_at),
+            "expires_at": str(self.expires_at),
+            "count_until": str(self.expires_at),
+            "lines": lines_json,
+            "parts": self.parts,
+        }
