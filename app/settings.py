@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,12 +16,29 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_cluster: bool = False
     data_dir: Path = Path("./data")
-    redis_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Every store call is bounded: connect, reply and the wait for a pooled connection each
+    # give up after redis_timeout_seconds; a request as a whole answers 503 store_unavailable
+    # (with Retry-After) when it has not started its response within request_deadline_seconds.
+    redis_timeout_seconds: float = Field(default=1.0, gt=0)
+    request_deadline_seconds: float = Field(default=1.25, gt=0)
     redis_max_connections: int = Field(default=256, ge=1)
+    # TLS to the store (a `rediss://` URL): the CA that signed the server's certificate, and
+    # a client certificate and key when the server asks for one (`tls-auth-clients yes`).
+    redis_ca_file: Path | None = None
+    redis_cert_file: Path | None = None
+    redis_key_file: Path | None = None
+
+    # API keys and their scopes (see `omnistock keys new`). Unset: no authentication, and
+    # `omnistock serve` binds only to loopback ("protected mode").
+    api_keys_file: Path | None = None
+    # Larger request bodies are refused with 413 before they are read.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
+    # Log lines: one JSON object per line (for log shippers) or plain text for a terminal.
+    log_format: Literal["json", "text"] = "json"
 
     # Holds.
     default_hold_ttl_seconds: int = Field(default=900, ge=1, le=7 * 86400)
@@ -49,6 +67,11 @@ class Settings(BaseSettings):
 
     # Outgoing event streams keep roughly this long (XADD MINID trimming).
     event_retention_seconds: int = Field(default=86400, ge=60)
+    # Server-Sent Events: an idle stream gets a `: keep-alive` comment this often, and each
+    # client's queue holds this many events; a client that falls further behind reads on
+    # from the store instead of holding memory.
+    sse_keepalive_seconds: float = Field(default=15.0, gt=0)
+    sse_queue_size: int = Field(default=1000, ge=1)
 
     # How often a worker re-reads locations/channels written by another worker.
     config_refresh_seconds: float = Field(default=0.5, gt=0)

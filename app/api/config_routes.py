@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.api import auth
 from app.api.deps import ChannelPath, LocationPath, ServicesDep
 from app.domain.models import Channel, ChannelIn, Location, LocationIn
 
 router = APIRouter(prefix="/v1", tags=["configuration"])
 
 
-@router.put("/locations/{location}", response_model=Location)
+@router.put("/locations/{location}", response_model=Location, dependencies=[auth.ADMIN])
 async def put_location(
     location: LocationPath, body: LocationIn, request: Request, services: ServicesDep
 ) -> Response:
@@ -24,7 +25,7 @@ async def put_location(
     return await services.idempotency.run(request, op)
 
 
-@router.get("/locations", response_model=dict[str, list[Location]])
+@router.get("/locations", response_model=dict[str, list[Location]], dependencies=[auth.READ])
 async def list_locations(services: ServicesDep) -> dict[str, object]:
     """Every registered location, lowest sourcing priority first."""
     await services.config.refresh()
@@ -32,7 +33,7 @@ async def list_locations(services: ServicesDep) -> dict[str, object]:
     return {"locations": [services.config.locations[loc].model_dump() for loc in order]}
 
 
-@router.put("/channels/{channel}", response_model=Channel)
+@router.put("/channels/{channel}", response_model=Channel, dependencies=[auth.ADMIN])
 async def put_channel(
     channel: ChannelPath, body: ChannelIn, request: Request, services: ServicesDep
 ) -> Response:
@@ -45,7 +46,7 @@ async def put_channel(
     return await services.idempotency.run(request, op)
 
 
-@router.get("/channels", response_model=dict[str, list[Channel]])
+@router.get("/channels", response_model=dict[str, list[Channel]], dependencies=[auth.READ])
 async def list_channels(services: ServicesDep) -> dict[str, object]:
     await services.config.refresh()
     return {"channels": [c.model_dump() for _, c in sorted(services.config.channels.items())]}

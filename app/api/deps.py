@@ -15,6 +15,7 @@ from app.domain.models import ID_PATTERN
 from app.domain.reaper import Reaper
 from app.domain.stock import StockService
 from app.domain.stock_events import StockEventService
+from app.events.hub import EventHub
 from app.settings import Settings
 from app.store.scripts import Scripts
 
@@ -30,9 +31,12 @@ class Services:
     stock_events: StockEventService
     reaper: Reaper
     idempotency: Idempotency
+    events: EventHub
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, a thread hop on every
+    # request (docs/benchmarks.md, "Tuning").
     services: Services = request.app.state.services
     return services
 
@@ -47,4 +51,4 @@ def _id_path(description: str) -> object:
 SkuPath = Annotated[str, _id_path("Stock keeping unit")]
 LocationPath = Annotated[str, _id_path("Location id")]
 ChannelPath = Annotated[str, _id_path("Channel id")]
-HoldIdPath = Annotated[str, Path(min_length=1, max_length=128, description="Hold id")]
+HoldIdPath = Annotated[str, _id_path("Hold id")]

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.api import auth
 from app.api.deps import HoldIdPath, ServicesDep
 from app.api.metrics import HOLD_OUTCOMES
 from app.api.responses import JSONResponse
@@ -23,7 +24,13 @@ _HOLD_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("", status_code=201, response_model=Hold, responses=_HOLD_ERRORS)
+@router.post(
+    "",
+    status_code=201,
+    response_model=Hold,
+    responses=_HOLD_ERRORS,
+    dependencies=[auth.RESERVE],
+)
 async def create_hold(body: HoldIn, request: Request, services: ServicesDep) -> Response:
     """Reserve every line, or none: 201 with the hold, or 409 `insufficient_stock` with the
     short lines. Lines without a location are sourced from the channel's eligible locations."""
@@ -40,7 +47,12 @@ async def create_hold(body: HoldIn, request: Request, services: ServicesDep) -> 
     return await services.idempotency.run(request, op)
 
 
-@router.get("/{hold_id}", response_model=Hold, responses={404: _HOLD_ERRORS[404]})
+@router.get(
+    "/{hold_id}",
+    response_model=Hold,
+    responses={404: _HOLD_ERRORS[404]},
+    dependencies=[auth.HOLD_READ],
+)
 async def get_hold(hold_id: HoldIdPath, services: ServicesDep) -> Response:
     """The hold with its status, expiry and sourced lines."""
     return JSONResponse(await services.holds.get(hold_id))
@@ -64,7 +76,12 @@ async def _transition(
     return await services.idempotency.run(request, op)
 
 
-@router.post("/{hold_id}/commit", response_model=Hold, responses=_HOLD_ERRORS)
+@router.post(
+    "/{hold_id}/commit",
+    response_model=Hold,
+    responses=_HOLD_ERRORS,
+    dependencies=[auth.RESERVE],
+)
 async def commit_hold(hold_id: HoldIdPath, request: Request, services: ServicesDep) -> Response:
     """Checkout completed: the hold no longer expires."""
     return await _transition(
@@ -72,7 +89,12 @@ async def commit_hold(hold_id: HoldIdPath, request: Request, services: ServicesD
     )
 
 
-@router.post("/{hold_id}/fulfil", response_model=Hold, responses=_HOLD_ERRORS)
+@router.post(
+    "/{hold_id}/fulfil",
+    response_model=Hold,
+    responses=_HOLD_ERRORS,
+    dependencies=[auth.RESERVE],
+)
 async def fulfil_hold(hold_id: HoldIdPath, request: Request, services: ServicesDep) -> Response:
     """Shipped or picked up: on_hand goes down by the hold's units and the hold is done."""
     return await _transition(
@@ -80,7 +102,12 @@ async def fulfil_hold(hold_id: HoldIdPath, request: Request, services: ServicesD
     )
 
 
-@router.post("/{hold_id}/release", response_model=Hold, responses=_HOLD_ERRORS)
+@router.post(
+    "/{hold_id}/release",
+    response_model=Hold,
+    responses=_HOLD_ERRORS,
+    dependencies=[auth.RESERVE],
+)
 async def release_hold(hold_id: HoldIdPath, request: Request, services: ServicesDep) -> Response:
     """Cancelled: the units return to available."""
     return await _transition(
@@ -88,7 +115,12 @@ async def release_hold(hold_id: HoldIdPath, request: Request, services: Services
     )
 
 
-@router.post("/{hold_id}/extend", response_model=Hold, responses=_HOLD_ERRORS)
+@router.post(
+    "/{hold_id}/extend",
+    response_model=Hold,
+    responses=_HOLD_ERRORS,
+    dependencies=[auth.RESERVE],
+)
 async def extend_hold(
     hold_id: HoldIdPath, body: ExtendIn, request: Request, services: ServicesDep
 ) -> Response:

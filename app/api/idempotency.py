@@ -24,6 +24,7 @@ from fastapi.responses import Response
 from redis.exceptions import RedisError
 
 from app import keys
+from app.api.auth import caller_of
 from app.api.problems import PROBLEM_JSON, domain_problem
 from app.domain.clock import Clock
 from app.domain.errors import (
@@ -60,7 +61,12 @@ class Idempotency:
                 "Idempotency-Key must be 1-255 visible ASCII characters",
                 errors=[{"loc": ["header", HEADER], "msg": "invalid idempotency key"}],
             )
-        digest = hashlib.sha256(f"{scope}\0{key}".encode()).hexdigest()
+        # Keys are per client: two API keys sending the same Idempotency-Key never share a
+        # record (nor a hold id derived from it). The anonymous caller of a service without
+        # API keys keeps the bare scope, so records written before keys were set still match.
+        caller = caller_of(request).name
+        namespace = f"key:{caller}\0{scope}" if caller else scope
+        digest = hashlib.sha256(f"{namespace}\0{key}".encode()).hexdigest()
         fingerprint = hashlib.sha256(
             request.method.encode()
             + b" "

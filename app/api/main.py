@@ -9,16 +9,32 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import config_routes, hold_routes, ops_routes, problems, stock_routes
+from app.api import (
+    auth,
+    board,
+    config_routes,
+    event_routes,
+    hold_routes,
+    limits,
+    openapi_doc,
+    openapi_examples,
+    ops_routes,
+    problems,
+    stock_routes,
+)
+from app.api.deadline import DeadlineMiddleware
 from app.api.deps import Services
 from app.api.idempotency import Idempotency
-from app.api.metrics import HOLD_EXPIRIES, MetricsMiddleware
+from app.api.metrics import HOLD_EXPIRIES, MetricsMiddleware, script_timer
+from app.api.request_log import RequestLogMiddleware
 from app.domain.clock import Clock, SystemClock
 from app.domain.config import ConfigService
 from app.domain.holds import HoldService
 from app.domain.reaper import Reaper
 from app.domain.stock import StockService
 from app.domain.stock_events import StockEventService
+from app.events.hub import EventHub
+from app.events.source import StreamSource
 from app.settings import Settings
 from app.store.connection import connect
 from app.store.scripts import Scripts
@@ -29,7 +45,7 @@ log = logging.getLogger("omnistock")
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     redis = connect(settings)
-    scripts = Scripts.register(redis)
+    scripts = Scripts.register(redis, script_timer)
     config = ConfigService(redis, scripts, settings.config_refresh_seconds)
     stock = StockService(redis, scripts, config, settings, clock)
     holds = HoldService(redis, scripts, config, stock, settings, clock)
@@ -51,11 +67,18 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         stock_events=StockEventService(scripts, config, stock, settings, clock),
         reaper=reaper,
         idempotency=Idempotency(scripts, settings, clock),
+        events=EventHub(StreamSource(redis), settings.sse_queue_size, _block_ms(settings)),
     )
+
+
+def _block_ms(settings: Settings) -> int:
+    """How long the event reader's XREAD blocks: well inside the socket timeout."""
+    return max(10, min(1000, int(settings.redis_timeout_seconds * 500)))
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
+    keyring = auth.load_keyring(settings.api_keys_file)  # a bad keys file stops the start
     services = build_services(settings, clock)
 
     @asynccontextmanager
@@ -71,6 +94,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         try:
             yield
         finally:
+            await services.events.stop()
             await services.reaper.stop()
             await services.config.stop()
             await services.redis.aclose()
@@ -82,15 +106,23 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.keyring = keyring
     problems.install(app)
+    openapi_doc.install(app)
+    openapi_examples.install(app)  # after openapi_doc: adds examples to its problem responses
+    limits.install(app, settings.max_body_bytes)
+    app.add_middleware(DeadlineMiddleware, seconds=settings.request_deadline_seconds)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestLogMiddleware)  # outermost: its id is set for every log line
     for router in (
         ops_routes.router,
         config_routes.router,
         stock_routes.router,
         hold_routes.router,
+        event_routes.router,
     ):
         app.include_router(router)
+    board.install(app)
     return app
 
 

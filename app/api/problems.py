@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from starlette.exceptions import HTTPException
 
-from app.domain.errors import DomainError
+from app.domain.errors import DomainError, Unauthorized
 
 log = logging.getLogger("omnistock.api")
 
@@ -41,8 +41,22 @@ def problem(
     )
 
 
+def store_unavailable(detail: str) -> Response:
+    """503 for a store that is down, paused or too slow: the outcome of a mutating request is
+    unknown, and a retry with the same Idempotency-Key is safe."""
+    return problem(
+        503,
+        "store_unavailable",
+        "Store unavailable",
+        f"{detail}; retry with the same Idempotency-Key",
+        {"Retry-After": "1"},
+    )
+
+
 def domain_problem(exc: DomainError) -> Response:
     headers = {"Retry-After": "1"} if exc.status == 503 else None
+    if isinstance(exc, Unauthorized):
+        headers = {"WWW-Authenticate": exc.challenge}
     return problem(exc.status, exc.code, exc.title, exc.detail, headers, **exc.extra)
 
 
@@ -92,13 +106,7 @@ def install(app: FastAPI) -> None:
 
     async def on_store_down(request: Request, exc: Exception) -> Response:
         log.warning("store unavailable: %s", exc)
-        return problem(
-            503,
-            "store_unavailable",
-            "Store unavailable",
-            "the stock store did not answer in time; retry with the same Idempotency-Key",
-            {"Retry-After": "1"},
-        )
+        return store_unavailable("the stock store did not answer in time")
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from app.api import auth
 from app.api.deps import ServicesDep, SkuPath
 from app.api.responses import JSONResponse
 from app.domain.models import (
@@ -26,7 +27,7 @@ router = APIRouter(prefix="/v1", tags=["stock"])
 OptionalId = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)]
 
 
-@router.put("/stock/{sku}/{location}", response_model=Position)
+@router.put("/stock/{sku}/{location}", response_model=Position, dependencies=[auth.ADMIN])
 async def put_stock(
     sku: SkuPath, location: SkuPath, body: StockIn, request: Request, services: ServicesDep
 ) -> Response:
@@ -42,13 +43,13 @@ async def put_stock(
     return await services.idempotency.run(request, op)
 
 
-@router.get("/stock/{sku}", response_model=StockOut)
+@router.get("/stock/{sku}", response_model=StockOut, dependencies=[auth.READ])
 async def get_stock(sku: SkuPath, services: ServicesDep) -> Response:
     """Every position of a sku with all counters."""
     return JSONResponse({"sku": sku, "positions": await services.stock.positions(sku)})
 
 
-@router.get("/availability/{sku}", response_model=Availability)
+@router.get("/availability/{sku}", response_model=Availability, dependencies=[auth.READ])
 async def get_availability(
     sku: SkuPath, services: ServicesDep, channel: OptionalId = None, location: OptionalId = None
 ) -> Response:
@@ -61,7 +62,7 @@ async def get_availability(
     return JSONResponse(result)
 
 
-@router.post("/availability/query", response_model=AvailabilityResults)
+@router.post("/availability/query", response_model=AvailabilityResults, dependencies=[auth.READ])
 async def query_availability(body: AvailabilityQuery, services: ServicesDep) -> Response:
     """Availability of up to 1000 skus in one round trip to the store, in the order asked."""
     ch = await services.config.channel(body.channel) if body.channel else None
@@ -72,7 +73,7 @@ async def query_availability(body: AvailabilityQuery, services: ServicesDep) -> 
     return JSONResponse({"results": results})
 
 
-@router.post("/stock/events", response_model=StockEventResults)
+@router.post("/stock/events", response_model=StockEventResults, dependencies=[auth.STOCK_EVENTS])
 async def post_stock_events(
     body: StockEventsIn, request: Request, services: ServicesDep
 ) -> Response:
@@ -82,6 +83,8 @@ async def post_stock_events(
     of stock: on_hand may go negative, and a `shortfall` event names the holds it affects."""
 
     async def op(_: str | None) -> tuple[int, object]:
-        return 200, {"results": await services.stock_events.apply(body.events)}
+        # A POS key's events are each checked against its one location (`rejected` else).
+        only = auth.caller_of(request).only_location
+        return 200, {"results": await services.stock_events.apply(body.events, only)}
 
     return await services.idempotency.run(request, op)

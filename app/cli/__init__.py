@@ -11,9 +11,9 @@ import logging
 import sys
 
 from app import __version__
-from app.cli import serve
+from app.cli import audit, channels, events, export, import_, keys, locations, serve
 
-COMMANDS = [serve]
+COMMANDS = [serve, import_, keys, audit, export, locations, channels, events]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -73,6 +73,27 @@ class StoreUnavailable(DomainError):
     title = "Store unavailable"
 
 
+class Unauthorized(DomainError):
+    """No API key, or one the service does not know (answered with `WWW-Authenticate`)."""
+
+    status = 401
+    code = "unauthorized"
+    title = "Unauthorized"
+
+    def __init__(self, detail: str, invalid_token: bool = False) -> None:
+        super().__init__(detail)
+        # RFC 6750: a bare challenge when no key came, `error="invalid_token"` for a bad one.
+        self.challenge = 'Bearer realm="omnistock"' + (
+            ', error="invalid_token"' if invalid_token else ""
+        )
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
 # Every problem `code` the service can answer with, for the docs and the OpenAPI description.
 PROBLEM_CODES: dict[str, tuple[int, str]] = {
     cls.code: (cls.status, cls.title)
@@ -87,5 +108,7 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
         IdempotencyKeyReused,
         IdempotencyKeyInUse,
         StoreUnavailable,
+        Unauthorized,
+        Forbidden,
     )
 }

@@ -3,9 +3,17 @@
 A retried EVALSHA may run a script twice (the first attempt can succeed and only the reply be
 lost), so the client never retries on its own: the request fails with 503 and the caller
 retries with its Idempotency-Key, which is safe.
+
+Credentials come in the URL (`redis://user:password@host:6379/0`, an ACL user; percent-encode
+special characters of the password). `rediss://` is TLS: the server's certificate is checked
+against OMNISTOCK_REDIS_CA_FILE (the system's CAs without it) and its host name, and
+OMNISTOCK_REDIS_CERT_FILE / OMNISTOCK_REDIS_KEY_FILE are sent when the server wants a client
+certificate.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
@@ -15,17 +23,39 @@ from redis.backoff import NoBackoff
 from app.settings import Settings
 
 
+def tls_options(settings: Settings, url: str) -> dict[str, Any]:
+    """redis-py's ssl_* arguments for a `rediss://` URL. TLS files with a plain `redis://`
+    URL are a configuration mistake (the traffic would silently go unencrypted): refused."""
+    files = {
+        "ssl_ca_certs": settings.redis_ca_file,
+        "ssl_certfile": settings.redis_cert_file,
+        "ssl_keyfile": settings.redis_key_file,
+    }
+    if not url.startswith("rediss://"):
+        if any(files.values()):
+            raise ValueError(
+                "OMNISTOCK_REDIS_CA_FILE/CERT_FILE/KEY_FILE are set but OMNISTOCK_REDIS_URL "
+                "is not rediss://"
+            )
+        return {}
+    options: dict[str, Any] = {"ssl_cert_reqs": "required", "ssl_check_hostname": True}
+    options.update({name: str(path) for name, path in files.items() if path is not None})
+    return options
+
+
 def connect(settings: Settings, url: str | None = None) -> Redis:
     url = url or settings.redis_url
     if not url:
         raise ValueError("no store URL: set OMNISTOCK_REDIS_URL or run `omnistock serve`")
     timeout = settings.redis_timeout_seconds
+    tls = tls_options(settings, url)
     if settings.redis_cluster:
         cluster = RedisCluster.from_url(
             url,
             decode_responses=True,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
+            **tls,
         )
         return cluster  # type: ignore[return-value]  # same command surface for our use
     # Blocking pool: a burst beyond max_connections waits (up to the timeout) for a free
@@ -39,5 +69,6 @@ def connect(settings: Settings, url: str | None = None) -> Redis:
         retry=Retry(NoBackoff(), 0),
         max_connections=settings.redis_max_connections,
         timeout=timeout,
+        **tls,
     )
     return Redis.from_pool(pool)

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.domain.clock import ManualClock
 from app.keys import partition_of
 from tests.api.helpers import (
     act,
@@ -179,3 +180,64 @@ async def test_get_of_a_multi_line_hold_shows_every_line(
     got = (await client.get(f"/v1/holds/{h['id']}")).json()
     assert got["status"] == "active"
     assert lines_by_sku(got) == lines_by_sku(h)
+
+
+async def test_hold_of_100_lines_across_many_partitions_reserves_every_line(
+    client: httpx.AsyncClient,
+) -> None:
+    skus = [f"big-{i}" for i in range(100)]
+    assert len({partition_of(s) for s in skus}) > 50
+    await seed(client, {(s, "dc"): 3 for s in skus})
+    h = await hold(client, [{"sku": s, "quantity": 2} for s in skus])
+    assert lines_by_sku(h) == {s: [("dc", 2)] for s in skus}
+    r = await client.post("/v1/availability/query", json={"skus": skus, "channel": "web"})
+    assert {x["available"] for x in r.json()["results"]} == {1}
+
+
+async def test_hold_of_100_lines_with_the_last_one_short_reserves_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    skus = [f"big-{i}" for i in range(100)]
+    await seed(client, {(s, "dc"): 3 for s in skus})
+    lines = [{"sku": s, "quantity": 2} for s in skus]
+    lines[-1]["quantity"] = 4
+    r = await client.post("/v1/holds", json={"channel": "web", "lines": lines})
+    body = assert_problem(r, 409, "insufficient_stock")
+    assert [(x["sku"], x["available"]) for x in body["lines"]] == [("big-99", 3)]
+    r = await client.post("/v1/availability/query", json={"skus": skus, "channel": "web"})
+    assert {x["available"] for x in r.json()["results"]} == {3}
+    for s in skus[:5]:
+        assert (await position(client, s, "dc"))["held"] == 0
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+async def test_extend_of_a_multi_line_hold_keeps_every_line_counting(
+    client: httpx.AsyncClient, clock: ManualClock, layout: str
+) -> None:
+    skus = three_skus(layout)
+    await seed(client, {(s, "dc"): 5 for s in skus})
+    h = await hold(client, lines(skus, [1, 2, 3]), ttl_seconds=60)
+    r = await act(client, h["id"], "extend", json={"ttl_seconds": 600})
+    assert r.status_code == 200, r.text
+    clock.advance(120)
+    assert (await client.get(f"/v1/holds/{h['id']}")).json()["status"] == "active"
+    for sku, q in zip(skus, [1, 2, 3], strict=True):
+        assert (await position(client, sku, "dc"))["held"] == q, sku
+    assert (await act(client, h["id"], "commit")).status_code == 200
+    for sku, q in zip(skus, [1, 2, 3], strict=True):
+        assert (await position(client, sku, "dc"))["committed"] == q, sku
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+async def test_multi_line_hold_retried_with_its_idempotency_key_reserves_once(
+    client: httpx.AsyncClient, layout: str
+) -> None:
+    skus = three_skus(layout)
+    await seed(client, {(s, "dc"): 5 for s in skus})
+    body = {"channel": "web", "lines": lines(skus, [1, 2, 3])}
+    first = await client.post("/v1/holds", json=body, headers={"Idempotency-Key": "cart-1"})
+    assert first.status_code == 201, first.text
+    retry = await client.post("/v1/holds", json=body, headers={"Idempotency-Key": "cart-1"})
+    assert (retry.status_code, retry.json()) == (201, first.json())
+    for sku, q in zip(skus, [1, 2, 3], strict=True):
+        assert (await position(client, sku, "dc"))["held"] == q, sku

@@ -128,3 +128,9 @@ async def test_channel_with_negative_low_stock_threshold_is_422(client: httpx.As
 async def test_channel_without_locations_field_is_422(client: httpx.AsyncClient) -> None:
     r = await client.put("/v1/channels/web", json={"low_stock_threshold": 1})
     assert_problem(r, 422, "invalid_request")
+
+
+async def test_channel_with_a_repeated_location_counts_it_once(client: httpx.AsyncClient) -> None:
+    await seed(client, {("sku-1", "dc"): 5}, channels={"web": ["dc", "dc"]})
+    assert (await channels_by_id(client))["web"]["locations"] == ["dc"]
+    assert await available(client, "sku-1") == 5

@@ -45,6 +45,7 @@ MALFORMED = {
     "empty": b"",
     "bad_utf8": b'{"on_hand": "\xff"}',
     "nan": b'{"on_hand": NaN}',
+    "deeply_nested": b"[" * 100_000 + b"]" * 100_000,
 }
 
 
@@ -278,16 +279,19 @@ async def test_hold_line_without_quantity_is_422(client: httpx.AsyncClient) -> N
     assert_problem(r, 422, "invalid_request")
 
 
+@pytest.mark.parametrize("extra", [100, 1000])
 async def test_hold_with_more_lines_than_allowed_is_422_and_reserves_nothing(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, extra: int
 ) -> None:
-    before = await seeded(client)
+    """At most `max_lines_per_hold` (100) lines; 1001 is over the schema's own limit too."""
+    await seed(client, {("sku-1", "dc"): 5, **{(f"other-{i}", "dc"): 5 for i in range(extra)}})
+    before = await snapshot(client, ["sku-1", "other-0"])
     lines = [{"sku": "sku-1", "quantity": 1}] + [
-        {"sku": f"other-{i}", "quantity": 1} for i in range(1000)
+        {"sku": f"other-{i}", "quantity": 1} for i in range(extra)
     ]
     r = await client.post("/v1/holds", json={"channel": "web", "lines": lines})
     assert_problem(r, 422, "invalid_request")
-    assert await snapshot(client, ["sku-1"]) == before
+    assert await snapshot(client, ["sku-1", "other-0"]) == before
 
 
 async def test_hold_reference_longer_than_256_characters_is_422(

@@ -220,3 +220,26 @@ async def test_pinned_location_not_eligible_for_the_channel_is_422_and_reserves_
     assert_problem(r, 422, "invalid_request")
     assert await snapshot(client, ["sku-1"]) == before
     assert (await position(client, "sku-1", "store-b"))["held"] == 0
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+async def test_allow_split_splits_only_the_line_that_needs_it(
+    client: httpx.AsyncClient, layout: str
+) -> None:
+    a, b = two_skus(layout)
+    await seed(client, {(a, "dc"): 2, (a, "store-a"): 2, (b, "store-a"): 5})
+    h = await hold(client, [{"sku": a, "quantity": 3}, {"sku": b, "quantity": 4}], allow_split=True)
+    assert lines_by_sku(h) == {a: [("dc", 2), ("store-a", 1)], b: [("store-a", 4)]}
+    assert (await position(client, a, "dc"))["held"] == 2
+    assert (await position(client, a, "store-a"))["held"] == 1
+    assert (await position(client, b, "store-a"))["held"] == 4
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+async def test_allow_split_keeps_a_multi_sku_hold_together_when_one_location_can(
+    client: httpx.AsyncClient, layout: str
+) -> None:
+    a, b = two_skus(layout)
+    await seed(client, {(a, "dc"): 5, (a, "store-b"): 5, (b, "store-b"): 5, (b, "store-a"): 5})
+    h = await hold(client, [{"sku": a, "quantity": 1}, {"sku": b, "quantity": 1}], allow_split=True)
+    assert lines_by_sku(h) == {a: [("store-b", 1)], b: [("store-b", 1)]}

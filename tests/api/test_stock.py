@@ -175,3 +175,24 @@ async def test_stock_of_one_sku_does_not_touch_another(client: httpx.AsyncClient
     await seed(client, {("sku-1", "dc"): 10, ("sku-2", "dc"): 3})
     await client.put("/v1/stock/sku-1/dc", json={"on_hand": 1})
     assert (await positions(client, "sku-2"))["dc"]["on_hand"] == 3
+
+
+async def test_put_stock_keeps_the_largest_allowed_counts_exact(client: httpx.AsyncClient) -> None:
+    await seed(client)
+    big = 10**12
+    r = await client.put("/v1/stock/sku-1/dc", json={"on_hand": big, "safety_stock": big - 7})
+    assert r.json()["available"] == 7
+    r = await client.put("/v1/stock/sku-1/store-a", json={"on_hand": -big})
+    assert r.json()["on_hand"] == -big
+    by_loc = await positions(client, "sku-1")
+    assert (by_loc["dc"]["on_hand"], by_loc["dc"]["safety_stock"]) == (big, big - 7)
+    assert by_loc["store-a"]["on_hand"] == -big
+
+
+async def test_put_stock_beyond_the_largest_allowed_count_is_422(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client)
+    r = await client.put("/v1/stock/sku-1/dc", json={"on_hand": 10**12 + 1})
+    assert_problem(r, 422, "invalid_request")
+    assert await positions(client, "sku-1") == {}

@@ -1,0 +1,142 @@
+"""API key authentication and scopes, as one FastAPI dependency per route.
+
+Each route names the scopes that may call it (`dependencies=[auth.READ]`); `admin` may call
+everything. The keys are loaded once, in create_app. Without a keys file there is no
+authentication: every caller is the anonymous admin, and `omnistock serve` only binds to
+loopback then ("protected mode", app/cli/serve.py).
+
+| scope            | may call                                                              |
+| ---------------- | --------------------------------------------------------------------- |
+| `read`           | availability, stock and location/channel reads, GET holds, events,   |
+|                  | /metrics                                                              |
+| `reserve`        | holds: create, commit, fulfil, release, extend, GET                   |
+| `pos:<location>` | POST /v1/stock/events, each event for that location only             |
+| `admin`          | everything, including PUT locations, channels and stock              |
+
+`/healthz`, `/readyz`, `/docs` and `/openapi.json` are open: they carry no stock data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app import credentials
+from app.credentials import ApiKey
+from app.domain.errors import Forbidden, Unauthorized
+
+# Only for the OpenAPI description (the "Authorize" button of /docs); we answer 401 ourselves.
+_bearer = HTTPBearer(auto_error=False, description="An API key: `omnistock keys new`")
+_MAX_KEY_LENGTH = 512  # ours are 47 characters; anything much longer is not a key
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str  # "" for the anonymous caller of an unauthenticated service
+    scopes: frozenset[str]
+    pos_location: str | None = None
+
+    def may(self, accepted: tuple[str, ...]) -> bool:
+        if "admin" in self.scopes:
+            return True
+        return any(
+            s in self.scopes or (s == "pos:*" and self.pos_location is not None) for s in accepted
+        )
+
+    @property
+    def only_location(self) -> str | None:
+        """The location a POS caller's stock events are limited to (None: any)."""
+        return None if "admin" in self.scopes else self.pos_location
+
+
+ANONYMOUS = Caller("", frozenset({"admin"}))
+
+
+class KeyRing:
+    def __init__(self, entries: list[ApiKey]) -> None:
+        self._entries = entries
+
+    @classmethod
+    def from_file(cls, path: Path) -> KeyRing:
+        return cls(credentials.load(path))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def find(self, key: str) -> ApiKey | None:
+        # Why this leaks nothing useful: we compare the SHA-256 of what the caller sent with
+        # the stored SHA-256s, never the key itself. Even a comparison whose time depended on
+        # the bytes would at most tell an attacker how many leading bytes of the hash of a
+        # string *they chose* match a stored hash, and knowing a stored hash, entirely, does
+        # not help find a key with that hash (preimage resistance; the keys are 256 random
+        # bits). On top of that, hmac.compare_digest takes the same time wherever the first
+        # difference is, and the loop visits every entry without stopping at a match, so the
+        # time depends only on the number of keys, not on which one matched or how closely.
+        presented = hashlib.sha256(key.encode()).digest()
+        match: ApiKey | None = None
+        for entry in self._entries:
+            if hmac.compare_digest(entry.digest, presented):
+                match = entry
+        return match
+
+
+def load_keyring(path: Path | None) -> KeyRing | None:
+    """None without a keys file (no authentication); raises KeysFileError on a bad one."""
+    return KeyRing.from_file(path) if path is not None else None
+
+
+def _authenticate(request: Request, token: HTTPAuthorizationCredentials | None) -> Caller:
+    keyring: KeyRing | None = request.app.state.keyring
+    if keyring is None:
+        return ANONYMOUS
+    if token is None:
+        raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
+    entry = keyring.find(token.credentials) if len(token.credentials) <= _MAX_KEY_LENGTH else None
+    if entry is None:
+        raise Unauthorized("the API key is not valid", invalid_token=True)
+    return Caller(entry.name, entry.scopes, entry.pos_location)
+
+
+def require(*accepted: str) -> Any:
+    """A route dependency: the caller's key must hold one of `accepted` (or `admin`);
+    `pos:*` accepts any POS scope. The caller is kept on request.state for the route."""
+
+    async def dependency(
+        request: Request,
+        token: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Caller:
+        caller = _authenticate(request, token)
+        if not caller.may(accepted):
+            wanted = [s.replace("pos:*", "pos:<location>") for s in (*accepted, "admin")]
+            raise Forbidden(
+                f"this API key lacks the scope for this operation: one of {', '.join(wanted)}",
+                required_scopes=wanted,
+            )
+        request.state.caller = caller
+        return caller
+
+    return Depends(dependency)
+
+
+def caller_of(request: Request) -> Caller:
+    """The authenticated caller of this request. A route that forgot its auth dependency
+    fails here (500) rather than run as anyone: fail closed."""
+    caller: Caller | None = getattr(request.state, "caller", None)
+    if caller is not None:
+        return caller
+    if request.app.state.keyring is None:
+        return ANONYMOUS
+    raise RuntimeError(f"route {request.url.path} has no auth dependency")
+
+
+READ = require("read")
+RESERVE = require("reserve")
+HOLD_READ = require("read", "reserve")
+STOCK_EVENTS = require("pos:*")
+ADMIN = require("admin")
