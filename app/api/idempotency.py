@@ -40,6 +40,15 @@ HEADER = "Idempotency-Key"
 Operation = Callable[[str | None], Awaitable[tuple[int, object]]]
 
 
+def _canonical(body: bytes) -> bytes:
+    """The body as sorted-key JSON, so a retry that serialises the same request differently
+    (key order, whitespace) is still recognised as the same request."""
+    try:
+        return orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONDecodeError:
+        return body
+
+
 def _valid_key(key: str) -> bool:
     return 1 <= len(key) <= 255 and all(33 <= ord(c) <= 126 for c in key)
 
@@ -72,7 +81,7 @@ class Idempotency:
             + b" "
             + request.url.path.encode()
             + b"\0"
-            + await request.body()
+            + _canonical(await request.body())
         ).hexdigest()
         record = keys.idempotency(digest)
         ttl = self.settings.idempotency_ttl_seconds

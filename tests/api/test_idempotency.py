@@ -343,3 +343,23 @@ async def test_replayed_hold_not_found_stays_404(client: httpx.AsyncClient) -> N
     assert_problem(first, 404, "hold_not_found")
     retry = await act(client, "haaaaaaaaaaaaaaaaaaaa-00", "commit", headers=key("nf-1"))
     same_response(first, retry)
+
+
+async def test_a_retry_with_reordered_json_keys_is_the_same_request(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client, {("idem-json", "dc"): 5})
+    first = await client.post(
+        "/v1/holds",
+        content=b'{"channel": "web", "lines": [{"sku": "idem-json", "quantity": 1}]}',
+        headers={"Idempotency-Key": "json-order", "content-type": "application/json"},
+    )
+    retry = await client.post(
+        "/v1/holds",
+        content=b'{"lines":[{"quantity":1,"sku":"idem-json"}],"channel":"web"}',
+        headers={"Idempotency-Key": "json-order", "content-type": "application/json"},
+    )
+    assert first.status_code == retry.status_code == 201
+    assert retry.json() == first.json()
+    position = (await client.get("/v1/stock/idem-json")).json()["positions"][0]
+    assert position["held"] == 1
