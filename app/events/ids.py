@@ -14,7 +14,7 @@ from app import keys
 from app.domain.errors import InvalidRequest
 
 MAX_SEQ = 2**64 - 1  # a stream id's sequence is an unsigned 64-bit number
-_EVENT_ID = re.compile(r"^(\d{1,15})-(\d{1,20})-(\d{3})$")
+_EVENT_ID = re.compile(r"^([0-9]{1,15})-([0-9]{1,20})-([0-9]{3})$")  # ASCII digits only
 
 
 class EventId(NamedTuple):

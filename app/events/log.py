@@ -83,7 +83,8 @@ async def read_page(
         # deliver from what is already read.
         bound = merge.kth_match(limit - len(out), flt)
         refill = [p for p in merge.open if bound is None or merge.last[p] < bound]
-        count = min(count * 4, MAX_READ_COUNT)
+        share = math.ceil((SCAN_BUDGET - scanned) / len(refill))
+        count = max(8, min(count * 4, MAX_READ_COUNT, share))
         _, batch = await source.ranges(
             {p: stream_id(successor(merge.last[p].ms, merge.last[p].seq)) for p in refill},
             count,
