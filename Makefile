@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint fmt clean
+.PHONY: run test lint fmt clean bench loadtest browser fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,20 +12,54 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) ## the six measurements side by side -> docs/benchmarks.md + docs/bench/*.png
+	$(BIN)/python -m benchmarks.run
+
+loadtest: $(BENCH_STAMP) ## Locust scenarios against a private service -> loadtests/results/<time>/
+	$(BIN)/python -m loadtests.run $(LOADTEST_ARGS)
+
 run: $(STAMP) ## start the service (embedded store under ./data unless OMNISTOCK_REDIS_URL is set)
 	$(BIN)/omnistock serve
 
-test: $(STAMP) ## the whole test suite against real servers the suite starts itself
+test: $(STAMP) browser ## the whole test suite against real servers the suite starts itself
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# schemathesis against /openapi.json of a real service: >= 1000 generated cases (CI runs a
+# bounded ~300 in `make test`); prints the case count and the 5xx count.
+fuzz: $(STAMP) ## long OpenAPI fuzzing run (OMNISTOCK_FUZZ_EXAMPLES per operation and phase)
+	OMNISTOCK_FUZZ_EXAMPLES=$${OMNISTOCK_FUZZ_EXAMPLES:-60} $(BIN)/python -m pytest tests/fuzz $(PYTEST_ARGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check app tests
-	$(BIN)/ruff format --check app tests
+	$(BIN)/ruff check app tests benchmarks loadtests
+	$(BIN)/ruff format --check app tests benchmarks loadtests
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+
+# Debian's chromium for the board's browser tests (tests/ops/test_board_browser.py): installed
+# with apt-get when we are root and it is missing; otherwise those tests skip and say why.
+# OMNISTOCK_NO_BROWSER_INSTALL=1 never installs.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	     && [ -z "$$OMNISTOCK_NO_BROWSER_INSTALL" ]; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq chromium >/dev/null; } \
+	      || echo "could not install chromium: the browser tests will skip"; \
+	  else \
+	    echo "no chromium (Debian package chromium): the browser tests will skip"; \
+	  fi; }
 
 fmt: $(STAMP)
-	$(BIN)/ruff format app tests
-	$(BIN)/ruff check --fix app tests
+	$(BIN)/ruff format app tests benchmarks loadtests
+	$(BIN)/ruff check --fix app tests benchmarks loadtests
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

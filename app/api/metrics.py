@@ -1,4 +1,7 @@
-"""Prometheus metrics: per-route request counts and latency, hold outcomes, expiries.
+"""Prometheus metrics: per-route request counts and latency, hold outcomes, expiries and
+store script time (the event metrics live with the hub, app/events/hub.py). Names follow the
+Prometheus conventions: `omnistock_` prefix, base units (`_seconds`), `_total` on counters
+(tests/ops/test_metrics.py parses /metrics with the official parser and checks them).
 
 With several worker processes (`OMNISTOCK_WORKERS` > 1) `omnistock serve` sets
 PROMETHEUS_MULTIPROC_DIR and /metrics aggregates every worker's figures.
@@ -8,16 +11,22 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Histogram,
+    disable_created_metrics,
     generate_latest,
     multiprocess,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# No `_created` series: they double the series count for a figure Prometheus does not use, and
+# the multiprocess collector (OMNISTOCK_WORKERS > 1) never has them, so both modes agree.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 REQUESTS = Counter(
     "omnistock_http_requests_total",
@@ -39,6 +48,17 @@ HOLD_OUTCOMES = Counter(
 HOLD_EXPIRIES = Counter(
     "omnistock_hold_expiries_total", "Holds the reaper marked expired and returned to stock."
 )
+STORE_SCRIPT_DURATION = Histogram(
+    "omnistock_store_script_duration_seconds",
+    "Round trip of one Lua script call to the store (EVALSHA), by script.",
+    ["script"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+
+
+def script_timer(script: str) -> Callable[[float], None]:
+    """The observe function of one script's duration series (resolved once, not per call)."""
+    return STORE_SCRIPT_DURATION.labels(script).observe
 
 
 def render() -> tuple[bytes, str]:

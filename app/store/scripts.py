@@ -8,6 +8,8 @@ script and retry, so a flushed script cache never reaches a client.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.typing import EncodableT, KeyT
 
 _INCLUDE = re.compile(r"^--!include (\S+)\s*$", re.MULTILINE)
 
@@ -39,6 +42,26 @@ def script_source(name: str) -> str:
     return _INCLUDE.sub(expand, text)
 
 
+class TimedScript(AsyncScript):
+    """A registered script that reports each call's round trip to `observe` (seconds)."""
+
+    def __init__(self, client: Redis, source: str, observe: Callable[[float], None]) -> None:
+        super().__init__(client, source)
+        self._observe = observe
+
+    async def __call__(
+        self,
+        keys: Sequence[KeyT] | None = None,
+        args: Iterable[EncodableT] | None = None,
+        client: Any = None,
+    ) -> Any:
+        start = time.perf_counter()
+        try:
+            return await super().__call__(keys, args, client)
+        finally:
+            self._observe(time.perf_counter() - start)
+
+
 @dataclass(frozen=True)
 class Scripts:
     stock_set: AsyncScript
@@ -55,10 +78,25 @@ class Scripts:
     idempotency_claim: AsyncScript
     idempotency_complete: AsyncScript
     config_put: AsyncScript
+    stock_import: AsyncScript
+    audit_snapshot: AsyncScript
+    audit_repair: AsyncScript
 
     @classmethod
-    def register(cls, redis: Redis) -> Scripts:
-        return cls(**{f.name: redis.register_script(script_source(f.name)) for f in fields(cls)})
+    def register(
+        cls, redis: Redis, timer: Callable[[str], Callable[[float], None]] | None = None
+    ) -> Scripts:
+        """`timer(name)`, if given, returns the function each call's duration goes to."""
+        if timer is None:
+            return cls(
+                **{f.name: redis.register_script(script_source(f.name)) for f in fields(cls)}
+            )
+        return cls(
+            **{
+                f.name: TimedScript(redis, script_source(f.name), timer(f.name))
+                for f in fields(cls)
+            }
+        )
 
     def all(self) -> list[AsyncScript]:
         return [getattr(self, f.name) for f in fields(self)]

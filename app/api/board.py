@@ -1,0 +1,34 @@
+"""The live stock board (/board/) and the embeddable widget example, as static files.
+
+Plain HTML/JS/CSS in app/board/ (shipped in the wheel as package data): no build step. The
+pages carry no stock data themselves; their scripts read it from the API like any client.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+
+BOARD_DIR = Path(__file__).resolve().parent.parent / "board"
+
+
+class _BoardFiles(StaticFiles):
+    """StaticFiles that tells the metrics and request log which route served the request."""
+
+    def __init__(self) -> None:
+        super().__init__(directory=BOARD_DIR, html=True)
+        self.mount: Mount | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["route"] = self.mount
+        await super().__call__(scope, receive, send)
+
+
+def install(app: FastAPI, path: str = "/board") -> None:
+    files = _BoardFiles()
+    files.mount = Mount(path, app=files, name="board")
+    app.router.routes.append(files.mount)

@@ -1,0 +1,83 @@
+"""One log line per request, and the request id that ties it to the client's own logs.
+
+Pure ASGI (no BaseHTTPMiddleware): the request id comes from `X-Request-ID` when the client
+sends a usable one (1-128 visible ASCII characters), otherwise it is generated; either way it
+is echoed in the response's `X-Request-ID` header and set in `app.logs.REQUEST_ID` for every
+record logged while the request runs. The line has method, route template (never the raw
+path: ids in paths stay out of the logs and the series stay few), status, duration_ms,
+request_id and the client address. No other header is read, so `Authorization` and API keys
+never reach a log.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.logs import REQUEST_ID
+
+log = logging.getLogger("omnistock.access")
+
+HEADER = b"x-request-id"
+_VALID = re.compile(rb"[\x21-\x7e]{1,128}")
+
+
+def request_id_from(scope: Scope) -> str:
+    """The client's X-Request-ID if usable, else a new one (32 hex characters)."""
+    for name, value in scope["headers"]:
+        if name == HEADER:
+            if _VALID.fullmatch(value):
+                return str(value.decode("ascii"))
+            break
+    return uuid.uuid4().hex
+
+
+class RequestLogMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        request_id = request_id_from(scope)
+        raw_id = request_id.encode("ascii")
+        token = REQUEST_ID.set(request_id)
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (HEADER, raw_id)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if log.isEnabledFor(logging.INFO):
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                duration_ms = round((time.perf_counter() - start) * 1000, 3)
+                client = scope.get("client")
+                log.info(
+                    "%s %s %d %.1fms",
+                    scope["method"],
+                    route,
+                    status,
+                    duration_ms,
+                    extra={
+                        "fields": {
+                            "method": scope["method"],
+                            "route": route,
+                            "status": status,
+                            "duration_ms": duration_ms,
+                            "client": client[0] if client else None,
+                        }
+                    },
+                )
+            REQUEST_ID.reset(token)

@@ -1,0 +1,97 @@
+// "In stock at N stores": an availability line for a product page, kept live over
+// Server-Sent Events. Embed it with
+//
+//   <div data-omnistock-sku="SKU-1" data-omnistock-channel="pickup"></div>
+//   <script src="https://stock.example.com/board/widget.js" defer></script>
+//
+// data-omnistock-channel (optional) limits the count to that channel's locations;
+// data-omnistock-noun (optional, default "store") names what is counted.
+// It calls GET /v1/availability/{sku} once and then follows GET /v1/events?sku=…, so it
+// needs a service (or a proxy in front of it) that answers these without an API key.
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  var base = new URL("../", script ? script.src : location.href); // the service's root
+  var enc = encodeURIComponent;
+  var EVENT_TYPES = [
+    "stock.sale", "stock.return", "stock.receipt", "stock.adjustment", "stock.count",
+    "stock.damage", "stock.transfer_out", "stock.transfer_in", "stock.set", "stock.imported",
+    "hold.reserved", "hold.committed", "hold.fulfilled", "hold.released", "hold.expired",
+    "hold.aborted", "shortfall",
+  ];
+  var CSS =
+    ".omnistock-widget{font:inherit;display:inline-flex;align-items:center;gap:.45em}" +
+    ".omnistock-widget .dot{width:.65em;height:.65em;border-radius:50%;background:#c2352b}" +
+    ".omnistock-widget.in .dot{background:#1f8f4e}";
+
+  function mount(el) {
+    var sku = el.getAttribute("data-omnistock-sku");
+    var channel = el.getAttribute("data-omnistock-channel") || "";
+    var noun = el.getAttribute("data-omnistock-noun") || "store";
+    var available = new Map(); // location -> units available
+    var filter = channel ? "&channel=" + enc(channel) : "";
+    el.classList.add("omnistock-widget");
+
+    function show() {
+      var count = 0;
+      available.forEach(function (units) { if (units > 0) count += 1; });
+      el.setAttribute("data-count", String(count));
+      el.classList.toggle("in", count > 0);
+      var dot = document.createElement("span");
+      dot.className = "dot";
+      var text = document.createElement("span");
+      if (count === 0) {
+        text.textContent = "Out of stock in " + noun + "s";
+      } else {
+        text.append("In stock at ");
+        var strong = document.createElement("strong");
+        strong.textContent = String(count);
+        text.append(strong, " " + noun + (count === 1 ? "" : "s"));
+      }
+      el.replaceChildren(dot, text);
+    }
+
+    function refresh() {
+      var url = new URL("v1/availability/" + enc(sku) + (channel ? "?channel=" + enc(channel) : ""), base);
+      return fetch(url, { headers: { Accept: "application/json" } })
+        .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
+        .then(function (a) {
+          available.clear();
+          a.locations.forEach(function (l) { available.set(l.location, l.available); });
+          show();
+        })
+        .catch(function () { el.textContent = "Availability unavailable"; });
+    }
+
+    function onEvent(message) {
+      var e = JSON.parse(message.data);
+      if (e.sku !== sku || !e.position) return;
+      available.set(e.location, e.position.available);
+      show();
+    }
+
+    refresh().then(function () {
+      var source = new EventSource(new URL("v1/events?sku=" + enc(sku) + filter, base));
+      EVENT_TYPES.forEach(function (type) { source.addEventListener(type, onEvent); });
+      source.addEventListener("reset", refresh); // resumed past retention: read again
+      source.addEventListener("open", function () {
+        el.setAttribute("data-live", "true");
+        refresh(); // whatever changed while connecting
+      });
+      source.addEventListener("error", function () { el.setAttribute("data-live", "false"); });
+    });
+  }
+
+  function start() {
+    if (!document.getElementById("omnistock-widget-css")) {
+      var style = document.createElement("style");
+      style.id = "omnistock-widget-css";
+      style.textContent = CSS;
+      document.head.append(style);
+    }
+    document.querySelectorAll("[data-omnistock-sku]").forEach(mount);
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

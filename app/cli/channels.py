@@ -1,0 +1,113 @@
+"""`omnistock channels list|put`: the channels of a running service, over its HTTP API (for
+the same reasons as `omnistock locations`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import orjson
+
+from app.cli.common import USAGE, CliError, Service, add_service_flags, print_table, run_command
+
+
+def _rows(channels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": c["id"],
+            "low_stock_threshold": c["low_stock_threshold"],
+            "locations": ",".join(c["locations"]),
+        }
+        for c in channels
+    ]
+
+
+COLUMNS = ["id", "low_stock_threshold", "locations"]
+
+
+def list_channels(args: argparse.Namespace) -> int:
+    def body() -> int:
+        channels = Service.from_args(args).request("GET", "/v1/channels")["channels"]
+        if args.json:
+            print(orjson.dumps({"channels": channels}).decode())
+        else:
+            print_table(_rows(channels), COLUMNS)
+        return 0
+
+    return run_command("channels list", body)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v for value in values or [] for v in value.split(",") if v]
+
+
+def put_channel(args: argparse.Namespace) -> int:
+    """--locations replaces the list; --add/--remove edit it; a flag not given keeps the
+    channel's current value."""
+
+    def body() -> int:
+        service = Service.from_args(args)
+        current: dict[str, Any] | None = None
+        for channel in service.request("GET", "/v1/channels")["channels"]:
+            if channel["id"] == args.id:
+                current = channel
+        locations = list(current["locations"]) if current else []
+        if args.locations is not None:
+            locations = _split([args.locations])
+        locations += [loc for loc in _split(args.add) if loc not in locations]
+        removed = set(_split(args.remove))
+        locations = [loc for loc in locations if loc not in removed]
+        if current is None and args.locations is None and not args.add:
+            raise CliError(USAGE, f"new channel {args.id}: give its --locations")
+        doc: dict[str, Any] = {"locations": locations}
+        threshold = args.low_stock_threshold
+        if threshold is None and current is not None:
+            threshold = current["low_stock_threshold"]
+        if threshold is not None:
+            doc["low_stock_threshold"] = threshold
+        saved = service.request("PUT", f"/v1/channels/{args.id}", doc)
+        if args.json:
+            print(orjson.dumps(saved).decode())
+        else:
+            print(
+                f"{'updated' if current else 'registered'} channel {saved['id']}", file=sys.stderr
+            )
+            print_table(_rows([saved]), COLUMNS)
+        return 0
+
+    return run_command("channels put", body)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "channels",
+        help="list or configure the channels (web, app, pos ...) of a running service",
+        description="Manage the channels of a running service through its HTTP API: which "
+        "locations each sells from, and its low-stock threshold. Exit 0 done, 1 the service "
+        "refused, 2 usage or API-key error, 3 unreachable.",
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p_list = actions.add_parser("list", help="every channel and its locations")
+    p_list.add_argument("--json", action="store_true", help="print JSON")
+    add_service_flags(p_list)
+    p_list.set_defaults(func=list_channels)
+
+    p_put = actions.add_parser(
+        "put",
+        help="configure a channel, or change the given fields of one",
+        description="Configure a channel. --locations sets the whole list; --add and "
+        "--remove change an existing one; flags not given keep their current value.",
+    )
+    p_put.add_argument("id", help="channel id, e.g. web")
+    p_put.add_argument("--locations", metavar="A,B,...", help="the eligible locations, in order")
+    p_put.add_argument("--add", action="append", metavar="ID", help="add a location (repeatable)")
+    p_put.add_argument(
+        "--remove", action="append", metavar="ID", help="remove a location (repeatable)"
+    )
+    p_put.add_argument(
+        "--low-stock-threshold", type=int, metavar="N", help="available <= N is low_stock"
+    )
+    p_put.add_argument("--json", action="store_true", help="print the saved channel as JSON")
+    add_service_flags(p_put)
+    p_put.set_defaults(func=put_channel)

@@ -1,0 +1,128 @@
+"""Logging: one JSON object per line (the default of `omnistock serve`) or plain text.
+
+Every record carries the id of the request being served (set by the request-log middleware in
+a context variable), and every message and traceback is scrubbed of credentials before it is
+written: `scheme://user:password@host` becomes `scheme://***@host`, and `Bearer <token>` /
+`Basic <token>` lose their token. The request log itself never reads a header other than
+`X-Request-ID`, so API keys cannot reach it in the first place; the scrubbing is the second
+line of defence for messages built elsewhere (an exception that prints a store URL, say).
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import re
+import time
+from contextvars import ContextVar
+from typing import Any, Literal
+
+import orjson
+
+LogFormat = Literal["json", "text"]
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("omnistock_request_id", default=None)
+
+_URL_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+_AUTH_TOKEN = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """The text without URL credentials and bearer/basic tokens."""
+    if "@" in text:
+        text = _URL_CREDENTIALS.sub(r"\1***@", text)
+    return _AUTH_TOKEN.sub(r"\1 ***", text)
+
+
+_second: tuple[int, str] = (-1, "")
+
+
+def _timestamp(created: float) -> str:
+    global _second
+    whole = int(created)
+    if whole != _second[0]:  # one strftime per second, not per line
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int(created * 1000) % 1000:03d}Z"
+
+
+def _lean_records() -> None:
+    """Skip what no line of ours shows: the caller's frame (the costliest part of a record)
+    and thread/process names. Set by the formatters, so each uvicorn worker process that
+    configures logging from `logging_config` gets it too."""
+    logging._srcfile = None  # documented in the logging HOWTO ("Optimization")
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
+class JsonFormatter(logging.Formatter):
+    """`{"ts", "level", "logger", "msg", "request_id"?, ...fields, "exc"?}` on one line.
+
+    Structured fields come in through `extra={"fields": {...}}`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        _lean_records()
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": _timestamp(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": redact(record.getMessage()),
+        }
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            doc["request_id"] = request_id
+        fields = getattr(record, "fields", None)
+        if fields:
+            doc.update(fields)
+        if record.exc_info:
+            doc["exc"] = redact(self.formatException(record.exc_info))
+        return orjson.dumps(doc, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """The classic `time level logger message` line, scrubbed like the JSON one."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+        _lean_records()
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            line += f" request_id={request_id}"
+        return redact(line)
+
+
+def logging_config(fmt: LogFormat, level: str = "info") -> dict[str, Any]:
+    """A `logging.config.dictConfig` document: also handed to uvicorn as `log_config`, so
+    every worker process logs the same way. uvicorn's access log is off (the request-log
+    middleware writes one line per request instead)."""
+    formatter = "app.logs.JsonFormatter" if fmt == "json" else "app.logs.TextFormatter"
+    lvl = level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"default": {"()": formatter}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "default",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "omnistock": {"handlers": ["stderr"], "level": lvl, "propagate": False},
+            "uvicorn": {"handlers": ["stderr"], "level": lvl, "propagate": False},
+            "uvicorn.error": {"level": lvl},
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+        },
+        "root": {"handlers": ["stderr"], "level": "WARNING"},
+    }
+
+
+def configure(fmt: LogFormat, level: str = "info") -> None:
+    logging.config.dictConfig(logging_config(fmt, level))

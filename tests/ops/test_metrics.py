@@ -1,0 +1,149 @@
+"""/metrics follows the Prometheus naming conventions, checked with the official parser."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.store.scripts import Scripts
+from tests.api.helpers import hold
+from tests.conftest import seed
+
+# Every metric the service exports, with its type: the Grafana dashboard and alerts rely on
+# these names (tests/ops/test_deploy.py checks the dashboard's queries against /metrics).
+EXPECTED = {
+    "omnistock_http_requests": "counter",
+    "omnistock_http_request_duration_seconds": "histogram",
+    "omnistock_hold_outcomes": "counter",
+    "omnistock_hold_expiries": "counter",
+    "omnistock_store_script_duration_seconds": "histogram",
+    "omnistock_sse_clients": "gauge",
+    "omnistock_sse_overflows": "counter",
+    "omnistock_event_delivery_lag_seconds": "histogram",
+}
+# Units that are not base units: Prometheus wants seconds and bytes, not ms or KiB.
+NON_BASE_UNITS = re.compile(r"_(ms|millis|milliseconds|microseconds|us|minutes|hours|kb|mb)(_|$)")
+SAMPLE_SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "gauge": ("",),
+}
+
+
+def parse(text: str) -> dict[str, Metric]:
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+async def exercised_metrics(client: httpx.AsyncClient) -> dict[str, Metric]:
+    """/metrics after a hold that succeeds and one that is short (so labelled series exist)."""
+    await seed(client, {("sku-1", "dc"): 1})
+    await hold(client, [{"sku": "sku-1", "quantity": 1}])
+    await client.post(
+        "/v1/holds", json={"channel": "web", "lines": [{"sku": "sku-1", "quantity": 1}]}
+    )
+    r = await client.get("/metrics")
+    assert r.status_code == 200
+    return parse(r.text)
+
+
+def own(families: dict[str, Metric]) -> dict[str, Metric]:
+    return {name: f for name, f in families.items() if name.startswith("omnistock_")}
+
+
+async def test_every_expected_metric_is_exported_with_its_type(client: httpx.AsyncClient) -> None:
+    families = own(await exercised_metrics(client))
+    assert {name: families[name].type for name in EXPECTED if name in families} == EXPECTED
+
+
+async def test_every_exported_metric_is_one_the_dashboard_knows(client: httpx.AsyncClient) -> None:
+    """A new metric gets a line in EXPECTED (and a thought about the dashboard)."""
+    assert set(own(await exercised_metrics(client))) <= set(EXPECTED)
+
+
+async def test_counter_samples_end_in_total(client: httpx.AsyncClient) -> None:
+    for family in own(await exercised_metrics(client)).values():
+        if family.type == "counter":
+            assert family.samples, family.name
+            assert {s.name for s in family.samples} == {f"{family.name}_total"}
+
+
+async def test_samples_carry_only_their_family_suffixes(client: httpx.AsyncClient) -> None:
+    for family in own(await exercised_metrics(client)).values():
+        allowed = {family.name + suffix for suffix in SAMPLE_SUFFIXES[family.type]}
+        assert {s.name for s in family.samples} <= allowed, family.name
+
+
+async def test_durations_are_histograms_in_seconds(client: httpx.AsyncClient) -> None:
+    families = own(await exercised_metrics(client))
+    for family in families.values():
+        if family.type == "histogram":
+            assert family.name.endswith("_seconds"), family.name
+        assert not NON_BASE_UNITS.search(family.name), family.name
+        assert not (family.type != "counter" and family.name.endswith("_total")), family.name
+
+
+async def test_metric_and_label_names_are_snake_case(client: httpx.AsyncClient) -> None:
+    for family in own(await exercised_metrics(client)).values():
+        assert re.fullmatch(r"omnistock_[a-z][a-z0-9_]*", family.name)
+        for sample in family.samples:
+            for label in sample.labels:
+                assert re.fullmatch(r"[a-z][a-z0-9_]*", label), (family.name, label)
+
+
+async def test_request_counter_is_labelled_by_method_route_template_and_status(
+    client: httpx.AsyncClient,
+) -> None:
+    families = await exercised_metrics(client)
+    samples = [s for s in families["omnistock_http_requests"].samples if s.name.endswith("_total")]
+    holds = [s.labels for s in samples if s.labels["route"] == "/v1/holds"]
+    assert {"method": "POST", "route": "/v1/holds", "status": "201"} in holds
+    assert {"method": "POST", "route": "/v1/holds", "status": "409"} in holds
+
+
+async def test_hold_outcomes_count_the_oversell_prevented(client: httpx.AsyncClient) -> None:
+    families = await exercised_metrics(client)
+    totals = {
+        s.labels["outcome"]: s.value
+        for s in families["omnistock_hold_outcomes"].samples
+        if s.name.endswith("_total")
+    }
+    assert totals["created"] >= 1
+    assert totals["insufficient_stock"] >= 1
+
+
+async def test_store_script_time_is_observed_per_script(client: httpx.AsyncClient) -> None:
+    families = await exercised_metrics(client)
+    counts = {
+        s.labels["script"]: s.value
+        for s in families["omnistock_store_script_duration_seconds"].samples
+        if s.name.endswith("_count")
+    }
+    assert counts["hold_reserve"] >= 2
+    assert counts["stock_set"] >= 1
+    assert set(counts) <= {f.name for f in fields(Scripts)}
+
+
+@pytest.mark.slow
+def test_two_workers_export_the_same_names_and_types(start_service: Any, store_url: str) -> None:
+    """With OMNISTOCK_WORKERS > 1 the figures come through the multiprocess collector: the
+    same names and types, and the conventions still hold."""
+    service = start_service(OMNISTOCK_REDIS_URL=store_url, OMNISTOCK_WORKERS="2")
+    with httpx.Client(base_url=service.base_url, timeout=5) as http:
+        http.put("/v1/locations/dc", json={"priority": 1})
+        http.put("/v1/stock/sku-1/dc", json={"on_hand": 1})
+        r = http.post("/v1/holds", json={"lines": [{"sku": "sku-1", "quantity": 2}]})
+        assert r.status_code == 409
+        text = http.get("/metrics").text
+    families = own(parse(text))
+    for name in ("omnistock_http_requests", "omnistock_hold_outcomes"):
+        assert families[name].type == "counter"
+        assert {s.name for s in families[name].samples} == {f"{name}_total"}
+    assert families["omnistock_store_script_duration_seconds"].type == "histogram"
+    assert families["omnistock_sse_clients"].type == "gauge"
+    assert set(families) <= set(EXPECTED)
