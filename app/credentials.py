@@ -63,7 +63,7 @@ def new_key() -> str:
 
 
 def check_name(name: Any) -> str:
-    if not isinstance(name, str) or not _ID.match(name):
+    if not isinstance(name, str) or not _ID.fullmatch(name):
         raise KeysFileError(f"key name {name!r} must be 1-128 characters of A-Z a-z 0-9 . _ : -")
     return name
 
@@ -76,7 +76,7 @@ def check_scopes(scopes: Any) -> frozenset[str]:
             raise KeysFileError(f"scope {scope!r} must be a string")
         if scope in SCOPES:
             continue
-        if scope.startswith(POS_PREFIX) and _ID.match(scope[len(POS_PREFIX) :]):
+        if scope.startswith(POS_PREFIX) and _ID.fullmatch(scope[len(POS_PREFIX) :]):
             continue
         raise KeysFileError(f"unknown scope {scope!r}: one of read, reserve, admin, pos:<location>")
     if sum(s.startswith(POS_PREFIX) for s in scopes) > 1:

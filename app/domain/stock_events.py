@@ -35,6 +35,11 @@ EVENT_TYPES = (
     "transfer_in",
 )
 _ID = re.compile(ID_PATTERN)
+# RFC 3339 date-time: full date, full time, a zone. ASCII digits only (`\d` is Unicode).
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
 _FIELDS = {"id", "type", "sku", "location", "quantity", "occurred_at"}
 
 
@@ -48,13 +53,30 @@ class Accepted:
     quantity: int
 
 
+def _text(value: str) -> str:
+    """Client text echoed back, encodable as UTF-8: JSON lets a request carry a lone surrogate
+    (`"\\ud800"`), which no JSON response can; it comes back backslash-escaped."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _reject(event: Any, reason: str) -> dict[str, Any]:
     event_id = event.get("id") if isinstance(event, dict) else None
     return {
-        "id": event_id if isinstance(event_id, str) else None,
+        "id": _text(event_id) if isinstance(event_id, str) else None,
         "status": "rejected",
-        "reason": reason,
+        "reason": _text(reason),
     }
+
+
+def _is_rfc3339(value: Any) -> bool:
+    """A string like 2025-11-24T10:14:58Z; not a number, a bare date or another ISO form."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        return False
+    try:  # the shape is right; the values must be too (no month 13, no 25:00)
+        datetime.fromisoformat(value[:-1] + "+00:00" if value[-1] in "Zz" else value)
+    except ValueError:
+        return False
+    return True
 
 
 def _quantity_error(kind: str, quantity: Any) -> str | None:
@@ -97,7 +119,7 @@ class StockEventService:
                 return _reject(event, f"missing field: {name}")
         for name in ("id", "sku", "location"):
             value = event[name]
-            if not isinstance(value, str) or not _ID.match(value):
+            if not isinstance(value, str) or not _ID.fullmatch(value):
                 return _reject(event, f"{name} must be 1-128 characters of A-Z a-z 0-9 . _ : -")
         if event["type"] not in EVENT_TYPES:
             return _reject(
@@ -107,11 +129,8 @@ class StockEventService:
         if problem:
             return _reject(event, problem)
         occurred = event.get("occurred_at")
-        if occurred is not None:
-            try:
-                datetime.fromisoformat(str(occurred).replace("Z", "+00:00"))
-            except ValueError:
-                return _reject(event, "occurred_at must be an RFC 3339 timestamp")
+        if occurred is not None and not _is_rfc3339(occurred):
+            return _reject(event, "occurred_at must be an RFC 3339 timestamp")
         if only_location is not None and event["location"] != only_location:
             return _reject(event, f"this caller may only send events for {only_location}")
         if event["location"] not in self._config.locations:
