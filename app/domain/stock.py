@@ -7,13 +7,13 @@ from collections import defaultdict
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
 from app import keys
 from app.domain.clock import Clock
 from app.domain.config import ConfigService
 from app.domain.models import Channel
 from app.settings import Settings
+from app.store import batch
 from app.store.scripts import Scripts
 
 PositionDict = dict[str, Any]
@@ -25,6 +25,26 @@ def stock_status(available: int, threshold: int) -> str:
     if available <= threshold:
         return "low_stock"
     return "in_stock"
+
+
+def _view_row(found: Any, lapsed: list[str]) -> list[Any]:
+    """availability.lua's row from raw reads: `found` (location, "on_hand:held:committed:
+    safety_stock" or None) pairs and the sku's lapsed hold lines ("hold|location|qty"), whose
+    units no longer count (position.lua's pos_view)."""
+    expired: dict[str, int] = {}
+    for member in lapsed:
+        rest, _, qty = member.rpartition("|")
+        location = rest.rpartition("|")[2]
+        expired[location] = expired.get(location, 0) + int(qty)
+    row: list[Any] = []
+    for location, value in found:
+        if value is None:
+            continue
+        on_hand, held, committed, safety = (int(x) for x in value.split(":"))
+        held -= expired.get(location, 0)
+        available = max(0, on_hand - held - committed - safety)
+        row += (location, on_hand, held, committed, safety, available)
+    return row
 
 
 def _rows_to_positions(row: list[Any]) -> list[PositionDict]:
@@ -94,6 +114,11 @@ class StockService:
         (row,) = await self._read([sku], [])
         return sorted(_rows_to_positions(row), key=lambda r: r["location"])
 
+    async def positions_of(self, skus: list[str]) -> list[list[PositionDict]]:
+        """Every position of each sku, in the order asked, in one round trip (export)."""
+        rows = await self._read(skus, [])
+        return [sorted(_rows_to_positions(row), key=lambda r: r["location"]) for row in rows]
+
     async def _read(self, skus: list[str], locations: list[str]) -> list[list[Any]]:
         """Rows of the availability script for each sku, in one round trip to the store:
         one script call per partition, pipelined."""
@@ -134,21 +159,36 @@ class StockService:
                 )
             )
             return list(zip(by_partition.values(), results, strict=True))
-        for attempt in range(2):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for p, group in by_partition.items():
-                    ks = self._availability_keys(p, group)
-                    pipe.evalsha(script.sha, len(ks), *ks, now, *locations)
-                try:
-                    results = await pipe.execute()
-                except NoScriptError:
-                    if attempt:
-                        raise
-                    # Flushed script cache (restart, SCRIPT FLUSH): load and read again.
-                    await self._redis.script_load(script.script)
-                    continue
-            return list(zip(by_partition.values(), results, strict=True))
-        raise AssertionError("unreachable")
+        return await self._transaction(by_partition, now, locations)
+
+    async def _transaction(
+        self, by_partition: dict[int, list[str]], now: int, locations: list[str]
+    ) -> list[tuple[list[str], list[Any]]]:
+        """The reads of availability.lua as plain commands in one MULTI/EXEC: as atomic as the
+        script (one server, every sku at one instant), without a script call per partition,
+        which is what a many-sku read spends its store time on (docs/benchmarks.md)."""
+        commands: list[tuple[str | int, ...]] = []
+        for p, group in by_partition.items():
+            for sku in group:
+                if locations:
+                    commands.append(("HMGET", keys.position(p, sku), *locations))
+                else:
+                    commands.append(("HGETALL", keys.position(p, sku)))
+                commands.append(("ZRANGEBYSCORE", keys.hold_expiry_by_sku(p, sku), "-inf", now))
+        replies = iter(await batch.transaction(self._redis, commands))
+        out = []
+        for group in by_partition.values():
+            rows = []
+            for _ in group:
+                raw, lapsed = next(replies), next(replies)
+                if locations:
+                    found: Any = zip(locations, raw, strict=True)
+                else:  # HGETALL: a map (RESP3) or a flat field, value list (RESP2)
+                    pairs = zip(raw[::2], raw[1::2], strict=True) if isinstance(raw, list) else ()
+                    found = raw.items() if isinstance(raw, dict) else pairs
+                rows.append(_view_row(found, lapsed))
+            out.append((group, rows))
+        return out
 
     async def availability(
         self, skus: list[str], channel: Channel | None, locations: list[str] | None

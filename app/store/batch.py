@@ -1,0 +1,51 @@
+"""Many plain read commands in one MULTI/EXEC, on one pooled connection, packed by hand.
+
+For a many-sku availability read (one standalone server): as atomic as a Lua script, at a
+fraction of the store time of one script call per partition, and — unlike redis-py's
+pipeline, whose per-command bookkeeping costs about 15 µs of Python a command — at the Python
+cost of the script calls it replaces (docs/benchmarks.md, "Tuning"). Only for commands whose
+raw RESP2 replies the caller reads itself (no redis-py response callbacks run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+Command = Sequence[str | int]
+
+
+def pack(commands: Sequence[Command]) -> bytes:
+    out: list[bytes] = []
+    for command in commands:
+        out.append(b"*%d\r\n" % len(command))
+        for arg in command:
+            raw = str(arg).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    return b"".join(out)
+
+
+async def transaction(redis: Redis, commands: Sequence[Command]) -> list[Any]:
+    """The replies of `commands`, run by the server as one MULTI/EXEC."""
+    pool = redis.connection_pool
+    conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        await conn.send_packed_command(pack([("MULTI",), *commands, ("EXEC",)]))
+        for _ in range(len(commands) + 1):
+            await conn.read_response()  # +OK, then +QUEUED per command (errors raise here)
+        replies = await conn.read_response()
+    except BaseException:
+        # A reply left unread (timeout, cancellation) would answer the connection's next user.
+        await conn.disconnect()
+        raise
+    finally:
+        await pool.release(conn)
+    if not isinstance(replies, list) or len(replies) != len(commands):
+        raise ResponseError(f"unexpected EXEC reply: {replies!r:.200}")
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+    return replies

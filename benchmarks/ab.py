@@ -1,0 +1,110 @@
+"""A/B of two source trees of the service on one store, in one run: the evidence behind each
+tuning in docs/benchmarks.md.
+
+    python -m benchmarks.ab /tmp/before . availability --reps 4
+
+Both trees are served at once (one worker each, `app` imported from the tree given), on the
+same store and catalogue; runs alternate A, B, A, B ... so the machine's noise hits both alike.
+Each run is /healthz then the scenario on the same server: the ratio and the store time per
+request (every command's usec in INFO commandstats) are per run, never across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.store.embedded import free_port
+from benchmarks import harness as h
+
+
+def serve_tree(tree: Path, store_url: str, logs: Path, name: str) -> h.Server:
+    code = (
+        f"import sys; sys.path.insert(0, {str(tree)!r}); import app; "
+        f"assert app.__file__.startswith({str(tree)!r}), app.__file__; "
+        "from app.cli import main; sys.exit(main())"
+    )
+    port = free_port()
+    return h.Server(
+        [sys.executable, "-c", code, "serve", "--port", str(port)],
+        h.clean_env(OMNISTOCK_REDIS_URL=store_url),
+        port,
+        logs / f"ab-{name}.log",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("a", type=Path, help="source tree A (has app/ and lua/)")
+    parser.add_argument("b", type=Path, help="source tree B")
+    parser.add_argument("scenario", help="a benchmarks.loadgen scenario")
+    parser.add_argument("--reps", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args(argv)
+    trees = {"A": args.a.resolve(), "B": args.b.resolve()}
+    runs: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
+    with h.store() as s, tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        r = h.client(s)
+        h.configure(r)
+        snapshot = work / "catalogue.csv"
+        h.write_snapshot(snapshot, 40_000, on_hand=1_000_000_000)
+        h.run_import(s.url, snapshot)
+        servers = {k: serve_tree(tree, s.url, work, k) for k, tree in trees.items()}
+        try:
+            for server in servers.values():
+                server.wait_ready("/readyz")
+                httpx.put(
+                    f"{server.base_url}/v1/stock/FLASH-1/dc-1", json={"on_hand": 10**9}
+                ).raise_for_status()
+                h.loadgen(server.base_url, "availability", connections=8, duration=1)
+            for rep in range(args.reps):
+                for name, server in servers.items():
+                    floor = h.loadgen(
+                        server.base_url,
+                        "healthz",
+                        connections=args.connections,
+                        duration=args.seconds,
+                    )
+                    r.config_resetstat()
+                    res = h.loadgen(
+                        server.base_url,
+                        args.scenario,
+                        connections=args.connections,
+                        duration=args.seconds,
+                    )
+                    _, _, usec = h.store_stats(r)
+                    good = sum(v for k, v in res["statuses"].items() if k.startswith("2"))
+                    run = {
+                        "healthz_rps": floor["rps"],
+                        "rps": good / res["elapsed"],
+                        "ratio": good / res["elapsed"] / floor["rps"],
+                        "store_us": usec / max(1, sum(res["statuses"].values())),
+                    }
+                    runs[name].append(run)
+                    print(
+                        f"{name} run {rep}: healthz {run['healthz_rps']:,.0f}/s, {args.scenario} "
+                        f"{run['rps']:,.0f}/s, ratio {run['ratio']:.3f}, store "
+                        f"{run['store_us']:.1f} µs/request",
+                        flush=True,
+                    )
+        finally:
+            for server in servers.values():
+                server.stop()
+            r.close()
+    for name, tree in trees.items():
+        ratio = statistics.median(x["ratio"] for x in runs[name])
+        store = statistics.median(x["store_us"] for x in runs[name])
+        print(f"{name} {tree}: median ratio {ratio:.3f}, median store {store:.1f} µs/request")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The PostgreSQL reservation baseline of `make bench` (see app.py)."""

@@ -1,0 +1,490 @@
+"""`make bench`: the six measurements of docs/benchmarks.md, each a ratio of figures measured in
+one run on this machine, plus plots and py-spy profiles of the missed targets.
+
+    python -m benchmarks.run                 # full scale, writes docs/benchmarks.md + docs/bench/
+    python -m benchmarks.run --smoke --out D # tiny scale (the test suite), writes into D
+
+Everything is started here and talks only to 127.0.0.1: an embedded store (valkey-server, as
+`omnistock serve` runs it), `omnistock serve`, the PostgreSQL baseline (only when
+OMNISTOCK_BENCH_PG_DSN answers), the load generator (benchmarks/loadgen.py, own process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from app import keys
+from app.store.scripts import script_source
+from benchmarks import harness as h
+from benchmarks import report
+
+
+@dataclass
+class Scale:
+    import_positions: int
+    skus: int  # catalogue of the HTTP measurements
+    duration: float  # seconds per closed-loop run
+    connections: int
+    flash_connections: tuple[int, ...]
+    oversell_stock: int
+    script_requests: int
+    benchmark_requests: int
+    load_points: tuple[float, ...]  # offered load, as fractions of the measured maximum
+    load_duration: float
+    workers: tuple[int, ...]
+    profile: bool
+
+
+FULL = Scale(
+    import_positions=1_000_000,
+    skus=10_000,
+    duration=4.0,
+    connections=64,
+    flash_connections=(64, 256),
+    oversell_stock=300,
+    script_requests=2000,
+    benchmark_requests=50_000,
+    load_points=(0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.2),
+    load_duration=3.0,
+    workers=(1, 2, 4),
+    profile=True,
+)
+SMOKE = Scale(
+    import_positions=2_000,
+    skus=2_000,
+    duration=0.5,
+    connections=4,
+    flash_connections=(4, 8),
+    oversell_stock=10,
+    script_requests=10,
+    benchmark_requests=200,
+    load_points=(0.5, 1.0),
+    load_duration=0.5,
+    workers=(1,),
+    profile=False,
+)
+
+TARGETS = {
+    "availability_vs_healthz": 0.75,
+    "flash_vs_pg": 5.0,
+    "hold1_usec": 25.0,
+    "batch100_usec": 300.0,
+    "bytes_per_position": 150.0,
+    "import_rate": 50_000.0,
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# -- 4 and 5: import and memory ----------------------------------------------------------------
+
+
+def measure_import(scale: Scale, work: Path) -> dict[str, Any]:
+    log(f"import: {scale.import_positions:,} positions into a fresh store (fsync always)")
+    snapshot = work / "snapshot.csv"
+    n = h.write_snapshot(snapshot, scale.import_positions)
+    with h.store(fsync="always") as s:
+        r = h.client(s)
+        h.configure(r)
+        before = int(r.info("memory")["used_memory"])
+        summary = h.run_import(s.url, snapshot)
+        after = int(r.info("memory")["used_memory"])
+        streams = sum(int(r.memory_usage(keys.events(p), samples=0) or 0) for p in range(256))
+        again = h.run_import(s.url, snapshot)
+        # The alternative design, measured on the same data: one compact event per script call
+        # (per partition per batch) naming its positions, consumers told to refetch.
+        alt_key = "bench:alternative-events"
+        per_call = max(1, n // 256 // max(1, n // 20_000))
+        pipe = r.pipeline(transaction=False)
+        names = [f"SKU-{i // 4:07d}|{h.LOCATIONS[i % 4]}" for i in range(n)]
+        for i in range(0, n, per_call):
+            pipe.xadd(
+                alt_key,
+                {
+                    "type": "stock.imported",
+                    "at": "1800000000000",
+                    "positions": orjson.dumps(names[i : i + per_call]),
+                },
+            )
+        pipe.execute()
+        alternative = int(r.memory_usage(alt_key, samples=0) or 0)
+        r.delete(alt_key)
+        r.close()
+    grown = after - before
+    return {
+        "positions": n,
+        "rows_per_second": summary["rows_per_second"],
+        "seconds": summary["seconds"],
+        "rerun_changed": again["changed"],
+        "rerun_rows_per_second": again["rows_per_second"],
+        "bytes_per_position": grown / n,
+        "bytes_per_position_without_streams": (grown - streams) / n,
+        "stream_bytes_per_position": streams / n,
+        "alternative_stream_bytes_per_position": alternative / n,
+        "alternative_positions_per_event": per_call,
+    }
+
+
+# -- the service measurements ------------------------------------------------------------------
+
+
+def seed(s: Any, r: Any, scale: Scale, work: Path) -> None:
+    h.configure(r)
+    snapshot = work / "catalogue.csv"
+    h.write_snapshot(snapshot, scale.skus * len(h.LOCATIONS), on_hand=1_000_000_000)
+    h.run_import(s.url, snapshot)
+
+
+def set_stock(base_url: str, sku: str, location: str, on_hand: int) -> dict[str, Any]:
+    r = httpx.put(f"{base_url}/v1/stock/{sku}/{location}", json={"on_hand": on_hand}, timeout=10)
+    r.raise_for_status()
+    doc: dict[str, Any] = r.json()
+    return doc
+
+
+def measure_floor(svc: h.Server, scale: Scale) -> dict[str, Any]:
+    log("1: availability GET vs /healthz, interleaved")
+    totals = {"healthz": [0, 0.0], "availability": [0, 0.0]}
+    latency = {}
+    for scenario in ("healthz", "availability", "healthz", "availability"):
+        res = h.loadgen(
+            svc.base_url,
+            scenario,
+            connections=scale.connections,
+            duration=scale.duration / 2,
+            skus=scale.skus,
+        )
+        totals[scenario][0] += h.ok(res)
+        totals[scenario][1] += res["elapsed"]
+        latency[scenario] = res["latency_ms"]
+    rps = {k: v[0] / v[1] for k, v in totals.items()}
+    return {
+        "healthz_rps": rps["healthz"],
+        "availability_rps": rps["availability"],
+        "ratio": rps["availability"] / rps["healthz"],
+        "latency_ms": latency,
+    }
+
+
+def oversell_omnistock(svc: h.Server, scale: Scale, conns: int) -> dict[str, Any]:
+    """A fresh sku with a little stock, far more requests than units: the 201s the clients
+    count must not exceed the stock and must equal the units the store holds."""
+    sku = f"FLASH-OS-{conns}"
+    set_stock(svc.base_url, sku, "dc-1", scale.oversell_stock)
+    check = h.loadgen(
+        svc.base_url,
+        "flash",
+        connections=conns,
+        duration=60,
+        max_requests=scale.oversell_stock * 3,
+        sku=sku,
+    )
+    position = httpx.get(f"{svc.base_url}/v1/stock/{sku}", timeout=10).json()["positions"][0]
+    granted = h.ok(check, "201")
+    return {
+        "stock": scale.oversell_stock,
+        "requests": check["requests"],
+        "granted": granted,
+        "held": position["held"],
+        "ok": granted <= scale.oversell_stock and position["held"] == granted,
+    }
+
+
+def oversell_pg(dsn: str, pg: h.Server, scale: Scale, conns: int) -> dict[str, Any]:
+    sku = f"FLASH-OS-{conns}"
+    h.pg_execute(
+        dsn, f"INSERT INTO bench_stock (sku, on_hand) VALUES ('{sku}', {scale.oversell_stock})"
+    )
+    check = h.loadgen(
+        pg.base_url,
+        "pg_flash",
+        connections=conns,
+        duration=60,
+        max_requests=scale.oversell_stock * 3,
+        sku=sku,
+    )
+    (rows,) = h.pg_execute(
+        dsn,
+        "SELECT s.on_hand, s.reserved, (SELECT count(*) FROM bench_reservation r "
+        f"WHERE r.sku = s.sku) AS n FROM bench_stock s WHERE s.sku = '{sku}'",
+    )
+    granted = h.ok(check, "201")
+    row = rows[0]
+    return {
+        "stock": scale.oversell_stock,
+        "requests": check["requests"],
+        "granted": granted,
+        "held": int(row["reserved"]),
+        "ok": granted <= row["on_hand"] and row["reserved"] == granted == row["n"],
+    }
+
+
+def measure_flash(svc: h.Server, scale: Scale, logs: Path) -> dict[str, Any]:
+    """Holds/s on one sku with stock that never runs out, Omnistock and PostgreSQL in
+    interleaved halves (the machine's noise hits both alike); then each side's oversell check."""
+    dsn = os.environ.get("OMNISTOCK_BENCH_PG_DSN", "")
+    why = "OMNISTOCK_BENCH_PG_DSN is not set" if not dsn else h.pg_reachable(dsn)
+    out: dict[str, Any] = {"pg": None if why else "ok", "pg_skipped": why, "runs": {}}
+    with contextlib.ExitStack() as stack:
+        pg = None if why else stack.enter_context(h.pg_baseline(dsn, logs))
+        for conns in scale.flash_connections:
+            log(f"2: flash sale, {conns} connections")
+            set_stock(svc.base_url, "FLASH-1", "dc-1", 1_000_000_000)
+            sides = {"omnistock": (svc.base_url, "flash")}
+            if pg is not None:
+                h.pg_execute(
+                    dsn,
+                    "TRUNCATE bench_reservation",
+                    "DELETE FROM bench_stock",
+                    "INSERT INTO bench_stock (sku, on_hand) VALUES ('FLASH-1', 1000000000)",
+                )
+                sides["pg"] = (pg.base_url, "pg_flash")
+            run: dict[str, Any] = {
+                name: {"granted": 0, "elapsed": 0.0, "statuses": Counter()} for name in sides
+            }
+            for _ in range(2):
+                for name, (url, scenario) in sides.items():
+                    res = h.loadgen(url, scenario, connections=conns, duration=scale.duration / 2)
+                    run[name]["granted"] += h.ok(res, "201")
+                    run[name]["elapsed"] += res["elapsed"]
+                    run[name]["statuses"].update(res["statuses"])
+                    run[name]["latency_ms"] = res["latency_ms"]  # the second, warm half
+            for side in run.values():
+                side["holds_per_s"] = side["granted"] / max(side["elapsed"], 1e-9)
+                side["statuses"] = dict(side["statuses"])
+            run["omnistock"]["oversell"] = oversell_omnistock(svc, scale, conns)
+            if pg is not None:
+                run["pg"]["oversell"] = oversell_pg(dsn, pg, scale, conns)
+                run["ratio"] = run["omnistock"]["holds_per_s"] / max(run["pg"]["holds_per_s"], 1e-9)
+            out["runs"][str(conns)] = run
+    return out
+
+
+def measure_scripts(s: Any, r: Any, svc: h.Server, scale: Scale) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in ("hold1", "hold5", "batch100", "availability", "event"):
+        log(f"3: store time of {name}")
+        r.config_resetstat()
+        res = h.loadgen(
+            svc.base_url,
+            name,
+            connections=8,
+            duration=120,
+            max_requests=scale.script_requests,
+            skus=scale.skus,
+        )
+        calls, script_usec, usec = h.store_stats(r)
+        done = sum(res["statuses"].values())
+        good = sum(v for k, v in res["statuses"].items() if k.startswith("2"))
+        out[name] = {
+            "requests": done,
+            "ok": good,
+            "evalsha_calls": calls,
+            "usec_per_request": usec / max(done, 1),
+            "usec_per_call": script_usec / max(calls, 1),
+        }
+    # The Python tier's share of the store's capacity: the service's closed-loop throughput vs
+    # redis-benchmark (50 clients) running the same script with the same arguments.
+    log("3: service throughput vs redis-benchmark, same scripts")
+    now = str(int(time.time() * 1000))
+    p = keys.partition_of("SKU-0000001")
+    sku = "SKU-0000001"
+    hold_sha = r.script_load(script_source("hold_reserve"))
+    avail_sha = r.script_load(script_source("availability"))
+    channels = orjson.dumps({"web": [5, h.LOCATIONS]}).decode()
+    hold_argv = [
+        "EVALSHA",
+        hold_sha,
+        "6",
+        f"{keys.tag(p)}:hold:hb__rand_int__",
+        keys.expiry_index(p),
+        keys.events(p),
+        *keys.sku_keys(p, sku),
+        now,
+        "hb__rand_int__",
+        "active",
+        str(int(now) + 900_000),
+        str(int(now) + 900_000),
+        "web",
+        "-",
+        str(p),
+        "0",
+        str(int(now) - 86_400_000),
+        '[{"s":1,"q":1}]',
+        f'["{sku}"]',
+        orjson.dumps(h.LOCATIONS).decode(),
+        now,
+        channels,
+    ]
+    avail_argv = [
+        "EVALSHA",
+        avail_sha,
+        "2",
+        keys.position(p, sku),
+        keys.hold_expiry_by_sku(p, sku),
+        now,
+        *h.LOCATIONS,
+    ]
+    bench_hold = h.redis_benchmark(s, hold_argv, scale.benchmark_requests)
+    bench_avail = h.redis_benchmark(s, avail_argv, scale.benchmark_requests)
+    service_hold = h.loadgen(
+        svc.base_url,
+        "hold1",
+        connections=scale.connections,
+        duration=scale.duration,
+        skus=scale.skus,
+    )
+    service_avail = h.loadgen(
+        svc.base_url,
+        "availability",
+        connections=scale.connections,
+        duration=scale.duration,
+        skus=scale.skus,
+    )
+    out["capacity"] = {
+        "tool": "redis-benchmark" if bench_hold else None,
+        "hold1": {
+            "service_rps": h.ok(service_hold, "201") / service_hold["elapsed"],
+            "store_rps": bench_hold or 1e6 / max(out["hold1"]["usec_per_call"], 1e-9),
+        },
+        "availability": {
+            "service_rps": h.ok(service_avail) / service_avail["elapsed"],
+            "store_rps": bench_avail or 1e6 / max(out["availability"]["usec_per_call"], 1e-9),
+        },
+    }
+    return out
+
+
+def measure_load_curve(svc: h.Server, scale: Scale, max_rps: float) -> list[dict[str, Any]]:
+    points = []
+    for fraction in scale.load_points:
+        rate = max(1.0, max_rps * fraction)
+        log(f"6: availability at {rate:,.0f} req/s offered ({fraction:.0%} of max)")
+        res = h.loadgen(
+            svc.base_url,
+            "availability",
+            connections=256,
+            duration=scale.load_duration,
+            rate=rate,
+            skus=scale.skus,
+        )
+        points.append(
+            {
+                "fraction": fraction,
+                "offered_rps": rate,
+                "achieved_rps": h.ok(res) / res["elapsed"],
+                "p50_ms": res["latency_ms"]["p50"],
+                "p99_ms": res["latency_ms"]["p99"],
+                "errors": sum(res["errors"].values()),
+            }
+        )
+    return points
+
+
+def measure_workers(store_url: str, scale: Scale, logs: Path) -> list[dict[str, Any]]:
+    points = []
+    for workers in scale.workers:
+        log(f"6: availability throughput with {workers} worker(s)")
+        with h.omnistock(store_url, logs, workers=workers) as svc:
+            h.loadgen(svc.base_url, "availability", connections=8, duration=0.5, skus=scale.skus)
+            res = h.loadgen(
+                svc.base_url,
+                "availability",
+                connections=scale.connections,
+                duration=scale.duration,
+                skus=scale.skus,
+            )
+            health = h.loadgen(
+                svc.base_url, "healthz", connections=scale.connections, duration=scale.duration
+            )
+        points.append(
+            {
+                "workers": workers,
+                "availability_rps": h.ok(res) / res["elapsed"],
+                "healthz_rps": h.ok(health) / health["elapsed"],
+            }
+        )
+    return points
+
+
+def profile(svc: h.Server, scenario: str, scale: Scale, work: Path) -> dict[str, Any]:
+    log(f"profile: py-spy on the service during {scenario}")
+    profiler = h.Profiler(svc.proc.pid, scale.duration, work / f"profile-{scenario}.txt")
+    h.loadgen(
+        svc.base_url,
+        scenario,
+        connections=scale.connections,
+        duration=scale.duration + 0.5,
+        skus=scale.skus,
+    )
+    summary = profiler.finish()
+    return {"scenario": scenario, "summary": summary, "error": profiler.error}
+
+
+def run(scale: Scale, out_dir: Path, doc: Path | None) -> dict[str, Any]:
+    started = time.monotonic()
+    results: dict[str, Any] = {"machine": h.machine(), "scale": asdict(scale)}
+    with tempfile.TemporaryDirectory(prefix="omnistock-bench-work-") as tmp:
+        work = Path(tmp)
+        results["import"] = measure_import(scale, work)
+        with h.store(fsync="always") as s:
+            r = h.client(s)
+            log("seeding the catalogue")
+            seed(s, r, scale, work)
+            with h.omnistock(s.url, work) as svc:
+                h.loadgen(
+                    svc.base_url, "availability", connections=8, duration=0.5, skus=scale.skus
+                )
+                results["floor"] = measure_floor(svc, scale)
+                results["flash"] = measure_flash(svc, scale, work)
+                results["scripts"] = measure_scripts(s, r, svc, scale)
+                results["load_curve"] = measure_load_curve(
+                    svc, scale, results["floor"]["availability_rps"]
+                )
+                results["profiles"] = []
+                if scale.profile:
+                    results["profiles"].append(profile(svc, "availability", scale, work))
+                    results["profiles"].append(profile(svc, "flash", scale, work))
+            results["workers"] = measure_workers(s.url, scale, work)
+            r.close()
+    results["machine"]["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    results["seconds"] = round(time.monotonic() - started, 1)
+    results["table"] = report.table(results, TARGETS)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    report.plots(results, out_dir)
+    if doc is not None:
+        report.write_doc(results, TARGETS, doc, out_dir)
+    log(f"done in {results['seconds']} s")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Omnistock benchmarks (make bench)")
+    parser.add_argument("--smoke", action="store_true", help="tiny scale, for the test suite")
+    parser.add_argument("--out", default="docs/bench", help="plots and results.json")
+    parser.add_argument("--doc", default="docs/benchmarks.md", help="'' to skip the document")
+    args = parser.parse_args(argv)
+    results = run(
+        SMOKE if args.smoke else FULL, Path(args.out), Path(args.doc) if args.doc else None
+    )
+    print(report.markdown_table(results["table"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
