@@ -55,7 +55,15 @@ def clock() -> ManualClock:
 
 
 def make_settings(store_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"redis_url": store_url, "reaper_enabled": False}
+    # In-process tests run the client and hundreds of concurrent requests on one event loop of
+    # a shared machine: the production time bounds (1 s per store call, 1.25 s per request)
+    # would measure the machine, not the store. tests/faults checks them on real processes.
+    values: dict[str, Any] = {
+        "redis_url": store_url,
+        "reaper_enabled": False,
+        "redis_timeout_seconds": 5.0,
+        "request_deadline_seconds": 10.0,
+    }
     values.update(overrides)
     return Settings(**values)
 

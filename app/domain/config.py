@@ -10,7 +10,6 @@ that interval.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import orjson
@@ -19,6 +18,7 @@ from redis.asyncio import Redis
 from app import keys
 from app.domain.errors import ChannelNotFound, InvalidRequest, LocationNotFound
 from app.domain.models import Channel, ChannelIn, Location, LocationIn
+from app.domain.tasks import cancel_and_wait
 from app.store.scripts import Scripts
 
 log = logging.getLogger("omnistock.config")
@@ -64,10 +64,7 @@ class ConfigService:
         self._task = asyncio.create_task(self._refresh_loop(), name="config-refresh")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _refresh_loop(self) -> None:
         while True:

@@ -285,7 +285,7 @@ class HoldService:
             )
             raise StoreUnavailable("the hold could not be confirmed in time; retry")
         if any(r.kind == "exists" for r in replies):
-            # A retried create after a crash: the parts exist; report the hold as it is.
+            await self._resume(header.hold_id, parts, replies)
             return None
         await asyncio.gather(
             *(
@@ -299,6 +299,31 @@ class HoldService:
             if r.kind == "insufficient":
                 short += r.data
         return short
+
+    async def _resume(self, hold_id: str, parts: list[Part], replies: list[Reply]) -> None:
+        """A retried create (same Idempotency-Key, so the same hold id) found parts of its
+        earlier attempt, which was interrupted (its answer never reached the client). While
+        every part is still pending or active, finish it: confirm the pending ones. Otherwise
+        (a pending deadline passed) the earlier attempt is over and nothing of it was ever
+        acknowledged: abort what this attempt reserved and report the hold as it is."""
+        statuses = ["pending" if r.kind == "ok" else r.data for r in replies]
+        if all(status in ("pending", "active") for status in statuses):
+            confirmed = await asyncio.gather(
+                *(
+                    self._transition_part(hold_id, part.partition, "hold_confirm", None)
+                    for part, status in zip(parts, statuses, strict=True)
+                    if status == "pending"
+                )
+            )
+            if all(r[0] in ("ok", "replayed") or r[:2] == ["invalid", "active"] for r in confirmed):
+                return
+        await asyncio.gather(
+            *(
+                self._transition_part(hold_id, part.partition, "hold_abort", None)
+                for part, r in zip(parts, replies, strict=True)
+                if r.kind == "ok"
+            )
+        )
 
     # -- read ----------------------------------------------------------------------------
 
@@ -407,7 +432,7 @@ class HoldService:
         if record:
             lines_json = record.get("lines")
         else:
-            lines_json = await self._redis.hget(keys.hold(p, hold_id), "lines")
+            lines_json = cast(str | None, await self._redis.hget(keys.hold(p, hold_id), "lines"))
         # A missing record still goes through the script: it answers not_found atomically
         # (and the reaper's copy drops the stale expiry-index entry).
         lines = orjson.loads(lines_json or "[]")

@@ -10,7 +10,6 @@ reaping the same hold expire it once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -19,6 +18,7 @@ from redis.asyncio import Redis
 from app import keys
 from app.domain.clock import Clock
 from app.domain.holds import HoldService
+from app.domain.tasks import cancel_and_wait
 
 log = logging.getLogger("omnistock.reaper")
 
@@ -65,10 +65,7 @@ class Reaper:
         self._task = asyncio.create_task(self._loop(), name="reaper")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _loop(self) -> None:
         while True:

@@ -1,0 +1,153 @@
+-- Repair one partition for `omnistock audit --fix`: the hold records are the truth. Recompute
+-- every position's held and committed from them and rebuild the hold indexes (expiry, hx, ho)
+-- and the skus set, all in one atomic step that reads everything itself, so a repair racing
+-- live traffic works on the state as it is when it runs, never on the caller's older view.
+-- on_hand and safety_stock are never touched. Each position whose counters change gets an
+-- `audit.repaired` event (with `previous`, the counters before) like any other change.
+-- Holds whose record cannot be read (see audit_readable in includes/audit.lua) are left
+-- alone, and so are their index entries; so are position values that do not parse.
+--
+-- KEYS[1]  expiry index   os:{P}:expiry
+-- KEYS[2]  skus set       os:{P}:skus
+-- KEYS[3]  event stream   os:{P}:events
+-- KEYS[3 + i]  for the i-th hold id of ARGV[1]: os:{P}:hold:<id>
+-- KEYS[3 + H + 3j - 2 .. 3 + H + 3j]  for the j-th sku of ARGV[2] (H = number of hold ids):
+--          os:{P}:pos:<sku>, os:{P}:hx:<sku>, os:{P}:ho:<sku>
+--
+-- ARGV[1] hold ids JSON ["id", ...]: every hold record of the partition the caller found
+-- ARGV[2] skus JSON ["sku", ...]: every sku with a position or hold index in the partition
+-- ARGV[3] now, ms (event time)
+-- ARGV[4] oldest event id to keep (ms), for stream trimming
+-- ARGV[5] channels JSON {id: [low_stock_threshold, [locations]]}
+--
+-- Replies:
+--   {"ok", JSON [change, ...]} with change one of
+--     {"kind": "counters", "sku", "location", "before": "o:h:c:s" | false, "after": "o:h:c:s"}
+--     {"kind": "index_add" | "index_remove", "index": "expiry" | "hx" | "ho", "member",
+--      "sku"?, "score"?}
+--     {"kind": "sku_listed", "sku"}
+--     (an empty list comes as {})
+--   {"stale", JSON {"holds": [id, ...], "skus": [sku, ...]}}  nothing changed: an index or
+--     the skus set names holds or skus the caller did not pass; call again with them
+
+local rcall = redis.call
+--!include position.lua
+--!include channels.lua
+--!include emit.lua
+--!include audit.lua
+
+local L = audit_layout(ARGV[1], ARGV[2])
+local now = tonumber(ARGV[3])
+local min_id = ARGV[4]
+local channels = cjson.decode(ARGV[5])
+local S = audit_load(L)
+local stale = audit_stale(S)
+if stale then return stale end
+
+local HELD = {active = true, pending = true}
+local changes = {}
+local function note(c) changes[#changes + 1] = c end
+
+-- What the hold records say: units per position, and the members every index should have.
+local want = {}          -- sku -> location -> {held, committed}
+local want_hx = {}       -- sku -> member -> score
+local want_ho = {}       -- sku -> member -> score (for a re-added member: created_at order)
+local want_expiry = {}   -- hold id -> score
+local unreadable = {}    -- hold id -> true: leave it and its index entries alone
+for id, h in pairs(S.holds) do
+  local open = HELD[h.status] or h.status == 'committed'
+  if not audit_readable(h) then
+    unreadable[id] = true
+  elseif open then
+    if HELD[h.status] then want_expiry[id] = tonumber(h.count_until) end
+    for _, line in ipairs(h.lines_t) do
+      local sku, loc, q = line.sku, line.location, tonumber(line.quantity)
+      want[sku] = want[sku] or {}
+      local w = want[sku][loc] or {held = 0, committed = 0}
+      want[sku][loc] = w
+      local member = id .. '|' .. loc .. '|' .. q
+      want_ho[sku] = want_ho[sku] or {}
+      want_ho[sku][member] = tonumber(h.created_at or 0) * 1000
+      if HELD[h.status] then
+        w.held = w.held + q
+        want_hx[sku] = want_hx[sku] or {}
+        want_hx[sku][member] = tonumber(h.count_until)
+      else
+        w.committed = w.committed + q
+      end
+    end
+  end
+end
+
+-- Drop members the records do not back and add the missing ones (with the right score).
+local function fix_index(name, key, flat, wanted, sku, check_score)
+  local have = {}
+  for i = 1, #flat, 2 do
+    local member, score = flat[i], tonumber(flat[i + 1])
+    local hold = audit_member(member)
+    if name == 'expiry' then hold = member end
+    have[member] = true
+    local expected = wanted[member]
+    if not unreadable[hold] then
+      if expected == nil then
+        rcall('ZREM', key, member)
+        note({kind = 'index_remove', index = name, member = member, sku = sku})
+      elseif check_score and score ~= expected then
+        rcall('ZADD', key, expected, member)
+        note({kind = 'index_add', index = name, member = member, sku = sku, score = expected})
+      end
+    end
+  end
+  for member, score in pairs(wanted) do
+    if not have[member] then
+      rcall('ZADD', key, score, member)
+      note({kind = 'index_add', index = name, member = member, sku = sku, score = score})
+    end
+  end
+end
+
+fix_index('expiry', L.expiry, S.expiry, want_expiry, nil, true)
+
+local listed = {}
+for _, sku in ipairs(rcall('SMEMBERS', L.skus_set)) do listed[sku] = true end
+
+for _, sku in ipairs(L.skus) do
+  local pos_key, hx_key, ho_key = L.sku[sku][1], L.sku[sku][2], L.sku[sku][3]
+  local expected = want[sku] or {}
+  -- Positions whose counters differ from the records, with the availability before.
+  local stored = {}  -- location -> position, false (none yet) or 'unreadable' (left alone)
+  local flat = rcall('HGETALL', pos_key)
+  for i = 1, #flat, 2 do
+    local p = pos_read(pos_key, flat[i])
+    stored[flat[i]] = p.on_hand and p or 'unreadable'
+  end
+  for loc in pairs(expected) do
+    if stored[loc] == nil then stored[loc] = false end
+  end
+  local todo = {}
+  for loc, p in pairs(stored) do
+    local w = expected[loc] or {held = 0, committed = 0}
+    if p ~= 'unreadable' and (not p or p.held ~= w.held or p.committed ~= w.committed) then
+      todo[#todo + 1] = {loc = loc, p = p, w = w,
+                         before = track(channels, pos_key, hx_key, loc, now)}
+    end
+  end
+  fix_index('hx', hx_key, S.idx[sku].hx, want_hx[sku] or {}, sku, true)
+  fix_index('ho', ho_key, S.idx[sku].ho, want_ho[sku] or {}, sku, false)
+  for _, t in ipairs(todo) do
+    local p = t.p or {on_hand = 0, held = 0, committed = 0, safety = 0}
+    local previous = t.p and (p.on_hand .. ':' .. p.held .. ':' .. p.committed .. ':' .. p.safety)
+    p.held, p.committed = t.w.held, t.w.committed
+    pos_write(pos_key, t.loc, p)
+    emit_change(L.stream, min_id, now, channels, 'audit.repaired', sku, t.loc, pos_key, hx_key,
+                t.before, {previous = previous or ''})
+    note({kind = 'counters', sku = sku, location = t.loc, before = previous or false,
+          after = p.on_hand .. ':' .. p.held .. ':' .. p.committed .. ':' .. p.safety})
+  end
+  if not listed[sku] and rcall('HLEN', pos_key) > 0 then
+    rcall('SADD', L.skus_set, sku)
+    note({kind = 'sku_listed', sku = sku})
+  end
+end
+
+return {'ok', cjson.encode(changes)}
