@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     # Idempotency records are kept at least this long (contract: >= 24 h).
     idempotency_ttl_seconds: int = Field(default=86400, ge=1)
     # A claim whose request never completed (crashed worker) may be retried after this.
-    idempotency_lease_seconds: int = Field(default=30, ge=1)
+    idempotency_lease_seconds: int = Field(default=5, ge=1)
 
     # Reaper: how often each worker looks for expired holds, and how many it expires per pass.
     reaper_interval_seconds: float = Field(default=1.0, gt=0)

@@ -27,9 +27,12 @@ SLOTS = 16384
 @pytest.fixture(scope="module")
 def cluster_url(server_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     base = tmp_path_factory.mktemp("cluster")
+    # The cluster bus listens on --cluster-port; by default port + 10000, which is no valid
+    # port for a free port above 55535, so give it its own free port.
     ports = [free_port() for _ in range(3)]
+    bus_ports = [free_port() for _ in range(3)]
     procs = []
-    for port in ports:
+    for port, bus_port in zip(ports, bus_ports, strict=True):
         node_dir = Path(base / str(port))
         node_dir.mkdir()
         procs.append(
@@ -42,6 +45,8 @@ def cluster_url(server_binary: str, tmp_path_factory: pytest.TempPathFactory) ->
                     "127.0.0.1",
                     "--cluster-enabled",
                     "yes",
+                    "--cluster-port",
+                    str(bus_port),
                     "--cluster-config-file",
                     "nodes.conf",
                     "--save",
@@ -68,8 +73,8 @@ def cluster_url(server_binary: str, tmp_path_factory: pytest.TempPathFactory) ->
         for i, client in enumerate(clients):
             end = SLOTS - 1 if i == 2 else (i + 1) * share - 1
             client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * share, end)
-        for port in ports[1:]:
-            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", port)
+        for port, bus_port in zip(ports[1:], bus_ports[1:], strict=True):
+            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", port, bus_port)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             infos = [c.execute_command("CLUSTER", "INFO") for c in clients]
