@@ -128,8 +128,9 @@ for _, sku in ipairs(L.skus) do
   for loc, p in pairs(stored) do
     local w = expected[loc] or {held = 0, committed = 0}
     if p ~= 'unreadable' and (not p or p.held ~= w.held or p.committed ~= w.committed) then
-      todo[#todo + 1] = {loc = loc, p = p, w = w,
-                         before = track(channels, pos_key, hx_key, loc, now)}
+      local before = track(channels, pos_key, hx_key, loc, now)
+      before.recount = true  -- indexes and other positions change before its event
+      todo[#todo + 1] = {loc = loc, p = p, w = w, before = before}
     end
   end
   fix_index('hx', hx_key, S.idx[sku].hx, want_hx[sku] or {}, sku, true)

@@ -7,7 +7,7 @@ local function stock_status(available, threshold)
   return 'in_stock'
 end
 
--- {channel id = available} for every channel that sees `location`.
+-- {channel id = available} for every channel that sees `location` (one HMGET per channel).
 local function channel_totals(channels, pos_key, expired, location)
   local out = {}
   for id, ch in pairs(channels) do
@@ -18,9 +18,15 @@ local function channel_totals(channels, pos_key, expired, location)
     end
     if sees then
       local total = 0
-      for _, loc in ipairs(locs) do
-        local p = pos_read(pos_key, loc)
-        if p then total = total + pos_view(p, expired[loc]).available end
+      local values = rcall('HMGET', pos_key, unpack(locs))
+      for i = 1, #locs do
+        local v = values[i]
+        if v then
+          local o, h, c, s = string.match(v, '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$')
+          local available = tonumber(o) - (tonumber(h) - (expired[locs[i]] or 0))
+                            - tonumber(c) - tonumber(s)
+          if available > 0 then total = total + available end
+        end
       end
       out[id] = total
     end
