@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from app.api.main import create_app
 from app.domain.clock import ManualClock
 from app.settings import Settings
 from app.store.embedded import EmbeddedStore, free_port
+from benchmarks.harness import Server
 
 
 @pytest.fixture(scope="session")
@@ -107,44 +106,16 @@ async def seed(
         assert r.status_code == 200, r.text
 
 
-class ServiceProcess:
-    """A real `omnistock serve` process (uvicorn, N workers)."""
+class ServiceProcess(Server):
+    """A real `omnistock serve` process (uvicorn, N workers); the process handling is the
+    benchmark harness's Server, so tests and `make bench` start the service the same way."""
 
     def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
-        self.port = port
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--port", str(port)],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        argv = [sys.executable, "-m", "app", "serve", "--port", str(port)]
+        super().__init__(argv, env, port, log_path)
 
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"service exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"service not ready: {self.log_path.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+    def wait_ready(self, path: str = "/readyz", timeout: float = 30) -> None:
+        super().wait_ready(path, timeout)
 
 
 def service_env(**values: str) -> dict[str, str]:
