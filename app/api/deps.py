@@ -17,6 +17,7 @@ from app.domain.stock import StockService
 from app.domain.stock_events import StockEventService
 from app.events.hub import EventHub
 from app.settings import Settings
+from app.store.mux import Multiplexer
 from app.store.scripts import Scripts
 
 
@@ -24,6 +25,7 @@ from app.store.scripts import Scripts
 class Services:
     settings: Settings
     redis: Redis
+    mux: Multiplexer | None  # the hot path's pipelined connection; None in cluster mode
     scripts: Scripts
     config: ConfigService
     stock: StockService

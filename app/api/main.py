@@ -36,7 +36,7 @@ from app.domain.stock_events import StockEventService
 from app.events.hub import EventHub
 from app.events.source import StreamSource
 from app.settings import Settings
-from app.store.connection import connect
+from app.store.connection import connect, multiplexer
 from app.store.scripts import Scripts
 
 log = logging.getLogger("omnistock")
@@ -45,7 +45,8 @@ log = logging.getLogger("omnistock")
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or SystemClock()
     redis = connect(settings)
-    scripts = Scripts.register(redis, script_timer)
+    mux = multiplexer(settings)
+    scripts = Scripts.register(redis, script_timer, mux)
     config = ConfigService(redis, scripts, settings.config_refresh_seconds)
     stock = StockService(redis, scripts, config, settings, clock)
     holds = HoldService(redis, scripts, config, stock, settings, clock)
@@ -60,6 +61,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     return Services(
         settings=settings,
         redis=redis,
+        mux=mux,
         scripts=scripts,
         config=config,
         stock=stock,
@@ -98,6 +100,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await services.reaper.stop()
             await services.config.stop()
             await services.redis.aclose()
+            if services.mux is not None:
+                await services.mux.aclose()
 
     app = FastAPI(
         title="Omnistock",
@@ -114,11 +118,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.add_middleware(DeadlineMiddleware, seconds=settings.request_deadline_seconds)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestLogMiddleware)  # outermost: its id is set for every log line
+    # Matched in this order: the cheap probes, then the hot routes before the rare admin ones.
     for router in (
         ops_routes.router,
-        config_routes.router,
         stock_routes.router,
         hold_routes.router,
+        config_routes.router,
         event_routes.router,
     ):
         app.include_router(router)

@@ -13,6 +13,7 @@ certificate.
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -21,6 +22,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from app.settings import Settings
+from app.store.mux import Multiplexer
 
 
 def tls_options(settings: Settings, url: str) -> dict[str, Any]:
@@ -72,3 +74,18 @@ def connect(settings: Settings, url: str | None = None) -> Redis:
         **tls,
     )
     return Redis.from_pool(pool)
+
+
+def multiplexer(settings: Settings, url: str | None = None) -> Multiplexer | None:
+    """The hot path's shared pipelined connection (app/store/mux.py) to a standalone server;
+    None for a cluster (redis-py's cluster client routes by slot) or a unix socket URL."""
+    url = url or settings.redis_url
+    if not url or settings.redis_cluster or not url.startswith(("redis://", "rediss://")):
+        return None
+    context = None
+    if url.startswith("rediss://"):
+        options = tls_options(settings, url)
+        context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+        if "ssl_certfile" in options:
+            context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
+    return Multiplexer.from_url(url, settings.redis_timeout_seconds, context)

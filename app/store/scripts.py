@@ -17,7 +17,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 from redis.typing import EncodableT, KeyT
+
+from app.store.mux import Multiplexer
 
 _INCLUDE = re.compile(r"^--!include (\S+)\s*$", re.MULTILINE)
 
@@ -62,6 +65,39 @@ class TimedScript(AsyncScript):
             self._observe(time.perf_counter() - start)
 
 
+class MuxScript(AsyncScript):
+    """A registered script called through the multiplexer (app/store/mux.py): EVALSHA, and on
+    NOSCRIPT (the script cache was flushed; the script did not run) SCRIPT LOAD and once more."""
+
+    def __init__(
+        self, client: Redis, source: str, mux: Multiplexer, observe: Callable[[float], None]
+    ) -> None:
+        super().__init__(client, source)
+        self._mux = mux
+        self._observe = observe
+
+    async def __call__(
+        self,
+        keys: Sequence[KeyT] | None = None,
+        args: Iterable[EncodableT] | None = None,
+        client: Any = None,
+    ) -> Any:
+        keys, args = keys or (), args or ()
+        start = time.perf_counter()
+        try:
+            try:
+                return await self._mux.execute("EVALSHA", self.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                await self._mux.execute("SCRIPT", "LOAD", self.script)
+                return await self._mux.execute("EVALSHA", self.sha, len(keys), *keys, *args)
+        finally:
+            self._observe(time.perf_counter() - start)
+
+
+def _ignore(_: float) -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class Scripts:
     stock_set: AsyncScript
@@ -84,9 +120,22 @@ class Scripts:
 
     @classmethod
     def register(
-        cls, redis: Redis, timer: Callable[[str], Callable[[float], None]] | None = None
+        cls,
+        redis: Redis,
+        timer: Callable[[str], Callable[[float], None]] | None = None,
+        mux: Multiplexer | None = None,
     ) -> Scripts:
-        """`timer(name)`, if given, returns the function each call's duration goes to."""
+        """`timer(name)`, if given, returns the function each call's duration goes to; with
+        `mux`, calls go through it instead of redis-py's pool."""
+        if mux is not None:
+            return cls(
+                **{
+                    f.name: MuxScript(
+                        redis, script_source(f.name), mux, timer(f.name) if timer else _ignore
+                    )
+                    for f in fields(cls)
+                }
+            )
         if timer is None:
             return cls(
                 **{f.name: redis.register_script(script_source(f.name)) for f in fields(cls)}
