@@ -103,6 +103,22 @@ def _authenticate(request: Request, token: HTTPAuthorizationCredentials | None) 
     return Caller(entry.name, entry.scopes, entry.pos_location)
 
 
+def caller_if_allowed(request: Request, accepted: tuple[str, ...]) -> Caller | None:
+    """The fast path's check (app/api/fast_path.py): the caller when a well-formed bearer key
+    is valid and may call the route; None in every other case, for `require` to answer."""
+    keyring: KeyRing | None = request.app.state.keyring
+    if keyring is None:
+        return ANONYMOUS
+    header = request.headers.get("authorization")
+    if header is None or header[:7].lower() != "bearer " or len(header) > 7 + _MAX_KEY_LENGTH:
+        return None
+    entry = keyring.find(header[7:])
+    if entry is None:
+        return None
+    caller = Caller(entry.name, entry.scopes, entry.pos_location)
+    return caller if caller.may(accepted) else None
+
+
 def require(*accepted: str) -> Any:
     """A route dependency: the caller's key must hold one of `accepted` (or `admin`);
     `pos:*` accepts any POS scope. The caller is kept on request.state for the route."""

@@ -11,10 +11,11 @@ never reach a log.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
+import secrets
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,6 +27,12 @@ HEADER = b"x-request-id"
 _VALID = re.compile(rb"[\x21-\x7e]{1,128}")
 
 
+# A new id is this process's random 64-bit prefix and a counter: unique without a getrandom
+# call per request, which uuid4 makes (a few % of a cheap request's CPU, measured with py-spy).
+_PREFIX = secrets.token_hex(8)
+_COUNTER = itertools.count()
+
+
 def request_id_from(scope: Scope) -> str:
     """The client's X-Request-ID if usable, else a new one (32 hex characters)."""
     for name, value in scope["headers"]:
@@ -33,7 +40,7 @@ def request_id_from(scope: Scope) -> str:
             if _VALID.fullmatch(value):
                 return str(value.decode("ascii"))
             break
-    return uuid.uuid4().hex
+    return f"{_PREFIX}{next(_COUNTER):016x}"
 
 
 class RequestLogMiddleware:
