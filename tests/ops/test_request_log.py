@@ -221,7 +221,10 @@ def test_service_writes_only_json_lines_one_per_request_and_no_secrets(
         assert secret not in text
 
 
-def _wait_for_lines(path: Path, marker: str) -> list[str]:
+def _wait_for_lines(path: Path, request_id: str) -> list[str]:
+    """The log's lines once the access line of `request_id` is written (the request's own
+    warnings come before it)."""
+    marker = f'"request_id":"{request_id}","method"'
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         text = path.read_text()
