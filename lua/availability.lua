@@ -20,24 +20,39 @@ local now = tonumber(ARGV[1])
 local wanted = {}
 for i = 2, #ARGV do wanted[#wanted + 1] = ARGV[i] end
 
+-- One HMGET (or HGETALL) per sku, not an HGET per location: the call, not the command, is
+-- what costs in a script.
 local out = {}
 for i = 1, #KEYS, 2 do
   local pos_key, hx_key = KEYS[i], KEYS[i + 1]
+  local locs, values
+  if #wanted == 0 then
+    local flat = rcall('HGETALL', pos_key)
+    locs, values = {}, {}
+    for j = 1, #flat, 2 do
+      locs[#locs + 1] = flat[j]
+      values[#values + 1] = flat[j + 1]
+    end
+  else
+    locs, values = wanted, rcall('HMGET', pos_key, unpack(wanted))
+  end
   local expired = nil
   local row = {}
-  local locs = wanted
-  if #wanted == 0 then locs = rcall('HKEYS', pos_key) end
-  for _, loc in ipairs(locs) do
-    local p = pos_read(pos_key, loc)
-    if p then
+  for j = 1, #locs do
+    local v = values[j]
+    if v then
       if expired == nil then expired = expired_by_location(hx_key, now) end
-      local v = pos_view(p, expired[loc])
-      row[#row + 1] = loc
-      row[#row + 1] = v.on_hand
-      row[#row + 1] = v.held
-      row[#row + 1] = v.committed
-      row[#row + 1] = v.safety
-      row[#row + 1] = v.available
+      local o, h, c, s = string.match(v, '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$')
+      o, c, s = tonumber(o), tonumber(c), tonumber(s)
+      h = tonumber(h) - (expired[locs[j]] or 0)
+      local available = o - h - c - s
+      if available < 0 then available = 0 end
+      row[#row + 1] = locs[j]
+      row[#row + 1] = o
+      row[#row + 1] = h
+      row[#row + 1] = c
+      row[#row + 1] = s
+      row[#row + 1] = available
     end
   end
   out[#out + 1] = row

@@ -34,9 +34,13 @@
 local rcall = redis.call
 --!include position.lua
 --!include channels.lua
---!include emit.lua
+--!include state.lua
 
 local hold_key, expiry_key, stream_key = KEYS[1], KEYS[2], KEYS[3]
+-- A retry of a create that got through: before any other work.
+local existing = rcall('HGET', hold_key, 'status')
+if existing then return {'exists', existing} end
+
 local now = tonumber(ARGV[1])
 local hold_id = ARGV[2]
 local count_until = ARGV[5]
@@ -47,32 +51,45 @@ local skus = cjson.decode(ARGV[12])
 local candidates = cjson.decode(ARGV[13])
 local created_at = ARGV[14]
 local channels = cjson.decode(ARGV[15])
-local function pos_key_of(si) return KEYS[3 * si + 1] end
-local function hx_key_of(si) return KEYS[3 * si + 2] end
-local function ho_key_of(si) return KEYS[3 * si + 3] end
 
-local existing = rcall('HGET', hold_key, 'status')
-if existing then return {'exists', existing} end
+-- Each sku's positions (candidates, pinned and channel locations: what sourcing and the
+-- events read) and lapsed lines, read once on first use (state.lua); `taken` holds the units
+-- this hold has sourced there so far.
+local pinned = {}
+for _, line in ipairs(lines) do
+  if line.l then pinned[#pinned + 1] = line.l end
+end
+for _, loc in ipairs(candidates) do pinned[#pinned + 1] = loc end
+local wanted = state_locations(pinned, channels)
+local states = {}
+local function state_of(si)
+  local s = states[si]
+  if not s then
+    s = state_load(KEYS[3 * si + 1], KEYS[3 * si + 2], now, wanted)
+    s.taken = {}
+    states[si] = s
+  end
+  return s
+end
 
 -- Availability by (sku index, location), excluding expired lines and units taken so far.
-local positions, expired, taken = {}, {}, {}
 local function free(si, loc)
-  local key = si .. '|' .. loc
-  if positions[key] == nil then
-    local p = pos_read(pos_key_of(si), loc)
-    positions[key] = p or false
-    if expired[si] == nil then expired[si] = expired_by_location(hx_key_of(si), now) end
-  end
-  local p = positions[key]
-  if not p then return 0 end
-  return pos_view(p, expired[si][loc]).available - (taken[key] or 0)
-end
-local function take(si, loc, q)
-  local key = si .. '|' .. loc
-  taken[key] = (taken[key] or 0) + q
+  local s = state_of(si)
+  return state_available(s, loc) - (s.taken[loc] or 0)
 end
 
-local allocations = {}  -- {si, loc, q}
+-- Merged allocations: one line per (sku, location), in the order first taken.
+local order = {}  -- {si, loc}
+local function take(si, loc, q)
+  local taken = states[si].taken
+  if not taken[loc] then
+    taken[loc] = q
+    order[#order + 1] = {si, loc}
+  else
+    taken[loc] = taken[loc] + q
+  end
+end
+
 local short = {}
 local unpinned = {}
 
@@ -81,7 +98,6 @@ for _, line in ipairs(lines) do
     local have = free(line.s, line.l)
     if have >= line.q then
       take(line.s, line.l, line.q)
-      allocations[#allocations + 1] = {line.s, line.l, line.q}
     else
       short[#short + 1] = {sku = skus[line.s], location = line.l, requested = line.q,
                            available = math.max(have, 0)}
@@ -103,10 +119,7 @@ if #unpinned > 0 and #short == 0 then
     if fits then chosen = loc break end
   end
   if chosen then
-    for _, line in ipairs(unpinned) do
-      take(line.s, chosen, line.q)
-      allocations[#allocations + 1] = {line.s, chosen, line.q}
-    end
+    for _, line in ipairs(unpinned) do take(line.s, chosen, line.q) end
   else
     for _, line in ipairs(unpinned) do
       local total = 0
@@ -118,7 +131,6 @@ if #unpinned > 0 and #short == 0 then
           local n = math.min(left, math.max(free(line.s, loc), 0))
           if n > 0 then
             take(line.s, loc, n)
-            allocations[#allocations + 1] = {line.s, loc, n}
             left = left - n
           end
         end
@@ -149,36 +161,32 @@ end
 
 if #short > 0 then return {'insufficient', cjson.encode(short)} end
 
--- Merge allocations of the same sku and location into one line.
-local merged, order = {}, {}
-for _, a in ipairs(allocations) do
-  local key = a[1] .. '|' .. a[2]
-  if merged[key] then
-    merged[key][3] = merged[key][3] + a[3]
-  else
-    merged[key] = {a[1], a[2], a[3]}
-    order[#order + 1] = key
-  end
-end
-
+local seers = state_seers(channels)
+local lapsed_at_once = tonumber(count_until) <= now
 local out = {}
-for _, key in ipairs(order) do
-  local si, loc, q = merged[key][1], merged[key][2], merged[key][3]
-  local pos_key, hx_key = pos_key_of(si), hx_key_of(si)
-  local before = track(channels, pos_key, hx_key, loc, now)
-  local p = positions[key]
+for i, a in ipairs(order) do
+  local si, loc = a[1], a[2]
+  local s = states[si]
+  local q = s.taken[loc]
+  local before = state_before(s, channels, seers, loc)
+  local p = s.pos[loc]
   p.held = p.held + q
-  pos_write(pos_key, loc, p)
+  state_write(s, loc, p)
   local member = hold_id .. '|' .. loc .. '|' .. q
-  rcall('ZADD', hx_key, count_until, member)
-  local _, event_id = emit_change(stream_key, min_id, now, channels, 'hold.reserved', skus[si],
-                                  loc, pos_key, hx_key, before, {hold = hold_id})
-  -- Ordered by the partition's own event order, so "newest first" holds even within one ms.
-  rcall('ZADD', ho_key_of(si), event_order(event_id), member)
-  out[#out + 1] = {sku = skus[si], location = loc, quantity = q}
+  rcall('ZADD', KEYS[3 * si + 2], count_until, member)
+  if lapsed_at_once then s.expired[loc] = (s.expired[loc] or 0) + q end
+  local event_id = state_emit(stream_key, min_id, now, channels, seers, 'hold.reserved',
+                              skus[si], loc, s, before, 'hold', hold_id)
+  -- Ordered by the partition's own event order (ms * 1000 + seq), so "newest first" holds
+  -- even within one ms.
+  local ms, seq = string.match(event_id, '^(%d+)-(%d+)$')
+  rcall('ZADD', KEYS[3 * si + 3], tonumber(ms) * 1000 + math.min(tonumber(seq), 999), member)
+  -- What cjson.encode({sku =, location =, quantity =}) writes, keys in its order; skus and
+  -- locations are identifiers: nothing to escape.
+  out[i] = string.format('{"location":"%s","quantity":%d,"sku":"%s"}', loc, q, skus[si])
 end
 
-local lines_json = cjson.encode(out)
+local lines_json = '[' .. table.concat(out, ',') .. ']'
 rcall('HSET', hold_key, 'status', ARGV[3], 'channel', ARGV[6], 'reference', ARGV[7],
       'created_at', created_at, 'updated_at', now, 'expires_at', ARGV[4],
       'count_until', count_until, 'lines', lines_json, 'parts', ARGV[8])

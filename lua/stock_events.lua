@@ -27,8 +27,8 @@
 local rcall = redis.call
 --!include position.lua
 --!include channels.lua
---!include emit.lua
 --!include shortfall.lua
+--!include state.lua
 
 local stream_key, skus_key = KEYS[1], KEYS[2]
 local now = tonumber(ARGV[1])
@@ -42,33 +42,46 @@ local first_seen_key = 3 * #skus + 3
 local DELTA_SIGN = {sale = -1, damage = -1, transfer_out = -1, ['return'] = 1, receipt = 1,
                     transfer_in = 1, adjustment = 1}
 
+-- Each sku's positions (the events' and the channels' locations) and lapsed lines are read
+-- once, on first use, and kept current (state.lua).
+local event_locs = {}
+for j, ev in ipairs(events) do event_locs[j] = ev.l end
+local wanted = state_locations(event_locs, channels)
+local seers = state_seers(channels)
+local states = {}
+local ZERO = {on_hand = 0, held = 0, committed = 0, safety = 0}
+
 local out = {}
 for j, ev in ipairs(events) do
-  local pos_key, hx_key, ho_key = KEYS[3 * ev.s], KEYS[3 * ev.s + 1], KEYS[3 * ev.s + 2]
   local seen_key = KEYS[first_seen_key + j - 1]
   local status = 'applied'
+  local s = states[ev.s]
+  if not s then
+    s = state_load(KEYS[3 * ev.s], KEYS[3 * ev.s + 1], now, wanted)
+    states[ev.s] = s
+  end
   if rcall('SET', seen_key, now, 'NX', 'EX', seen_ttl) then
-    local before = track(channels, pos_key, hx_key, ev.l, now)
-    local p = pos_read(pos_key, ev.l) or {on_hand = 0, held = 0, committed = 0, safety = 0}
-    local old = p.on_hand
+    local before = state_before(s, channels, seers, ev.l)
+    local cur = state_pos(s, ev.l) or ZERO
+    local p = {on_hand = cur.on_hand, held = cur.held, committed = cur.committed,
+               safety = cur.safety}
     if ev.t == 'count' then
       p.on_hand = ev.q
     else
       p.on_hand = p.on_hand + DELTA_SIGN[ev.t] * ev.q
     end
-    pos_write(pos_key, ev.l, p)
+    state_write(s, ev.l, p)
     rcall('SADD', skus_key, skus[ev.s])
-    emit_change(stream_key, min_id, now, channels, 'stock.' .. ev.t, skus[ev.s], ev.l,
-                pos_key, hx_key, before, {source_event = ev.i})
-    if p.on_hand < old then
-      check_shortfall(stream_key, min_id, now, skus[ev.s], ev.l, pos_key, hx_key, ho_key,
-                      {source_event = ev.i})
+    state_emit(stream_key, min_id, now, channels, seers, 'stock.' .. ev.t, skus[ev.s], ev.l, s,
+               before, 'source_event', ev.i)
+    if p.on_hand < cur.on_hand then
+      emit_shortfall(stream_key, min_id, now, skus[ev.s], ev.l, pos_view(p, s.expired[ev.l]),
+                     KEYS[3 * ev.s + 1], KEYS[3 * ev.s + 2], {source_event = ev.i})
     end
   else
     status = 'duplicate'
   end
-  local p = pos_read(pos_key, ev.l) or {on_hand = 0, held = 0, committed = 0, safety = 0}
-  local v = pos_view(p, expired_by_location(hx_key, now)[ev.l])
+  local v = pos_view(state_pos(s, ev.l) or ZERO, s.expired[ev.l])
   out[j] = {status, v.on_hand, v.held, v.committed, v.safety, v.available}
 end
 return out

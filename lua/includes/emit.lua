@@ -51,9 +51,3 @@ local function emit_change(stream_key, min_id, now, channels, ev_type, sku, loca
   local id = rcall('XADD', stream_key, 'MINID', '~', min_id, '*', unpack(fields))
   return view, id
 end
-
--- A number that orders events of one partition as they happened: ms * 1000 + seq.
-local function event_order(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(ms) * 1000 + math.min(tonumber(seq), 999)
-end

@@ -3,15 +3,22 @@
 -- released, committed, or reaped — including lines whose hold has expired but that the
 -- reaper has not reached yet. Readers subtract those with expired_by_location(), so an expired
 -- hold never counts against availability, whether or not the reaper has run.
-local function pos_read(pos_key, location)
-  local v = rcall('HGET', pos_key, location)
-  if not v then return nil end
+local function pos_parse(v)
   local o, h, c, s = string.match(v, '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$')
   return {on_hand = tonumber(o), held = tonumber(h), committed = tonumber(c), safety = tonumber(s)}
 end
 
+local function pos_read(pos_key, location)
+  local v = rcall('HGET', pos_key, location)
+  if not v then return nil end
+  return pos_parse(v)
+end
+
+-- string.format, not `..`: a number concatenated goes through "%.14g" and an extra string
+-- each, several times the cost (the counters are integers, so the text is the same).
 local function pos_write(pos_key, location, p)
-  rcall('HSET', pos_key, location, p.on_hand .. ':' .. p.held .. ':' .. p.committed .. ':' .. p.safety)
+  rcall('HSET', pos_key, location,
+        string.format('%d:%d:%d:%d', p.on_hand, p.held, p.committed, p.safety))
 end
 
 -- Units of hold lines on this sku whose hold expired at or before `now`, by location.

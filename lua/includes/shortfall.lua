@@ -1,12 +1,9 @@
 -- When on_hand falls below held + committed at a location, some holds there can no longer be
 -- served from it. Emit a `shortfall` event naming them, newest first, until their units cover
 -- the missing ones, so an OMS can re-route them. Lapsed (expired) lines are not counted.
-local function check_shortfall(stream_key, min_id, now, sku, location, pos_key, hx_key, ho_key,
-                               extra)
-  local expired = expired_by_location(hx_key, now)
-  local p = pos_read(pos_key, location)
-  if not p then return end
-  local view = pos_view(p, expired[location])
+-- `view`: the position (pos_view) as it is now.
+local function emit_shortfall(stream_key, min_id, now, sku, location, view, hx_key, ho_key,
+                              extra)
   local owed = view.held + view.committed
   if view.on_hand >= owed then return end
   local missing = owed - math.max(view.on_hand, 0)
@@ -32,4 +29,12 @@ local function check_shortfall(stream_key, min_id, now, sku, location, pos_key, 
     fields[#fields + 1] = v
   end
   rcall('XADD', stream_key, 'MINID', '~', min_id, '*', unpack(fields))
+end
+
+local function check_shortfall(stream_key, min_id, now, sku, location, pos_key, hx_key, ho_key,
+                               extra)
+  local p = pos_read(pos_key, location)
+  if not p then return end
+  local view = pos_view(p, expired_by_location(hx_key, now)[location])
+  emit_shortfall(stream_key, min_id, now, sku, location, view, hx_key, ho_key, extra)
 end
