@@ -252,17 +252,20 @@ def ok(result: dict[str, Any], status: str = "200") -> int:
     return int(result["statuses"].get(status, 0))
 
 
+# The commands a request sends itself. INFO commandstats also lists every command a script or
+# a MULTI/EXEC ran inside it under that command's own name, and the script's (EXEC's) usec
+# already includes them: summing every command would count that time twice (measured: EXEC of
+# 100 HMGETs 24.2 µs, and the same HMGETs listed again with 14.6 µs).
+TOP_LEVEL = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_exec", "cmdstat_multi")
+
+
 def store_stats(r: redis.Redis) -> tuple[int, float, float]:
-    """Since the last CONFIG RESETSTAT: (EVALSHA calls, their usec, usec of every command but
-    the harness's own CONFIG and INFO). A request's store time is all of it: a batch read is
-    plain commands in MULTI/EXEC, not a script."""
+    """Since the last CONFIG RESETSTAT: (EVALSHA calls, their usec, usec of the top-level
+    commands requests send: scripts, and MULTI/EXEC for a batch read). Background plain
+    commands (the reaper's scan, the config refresh) are left out: about 0.1 µs a request."""
     stats = r.info("commandstats")
     evalsha = stats.get("cmdstat_evalsha", {})
-    total = sum(
-        float(v["usec"])
-        for k, v in stats.items()
-        if not k.startswith(("cmdstat_config", "cmdstat_info"))
-    )
+    total = sum(float(stats[k]["usec"]) for k in TOP_LEVEL if k in stats)
     return int(evalsha.get("calls", 0)), float(evalsha.get("usec", 0)), total
 
 

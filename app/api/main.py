@@ -48,7 +48,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     mux = multiplexer(settings)
     scripts = Scripts.register(redis, script_timer, mux)
     config = ConfigService(redis, scripts, settings.config_refresh_seconds)
-    stock = StockService(redis, scripts, config, settings, clock)
+    stock = StockService(redis, scripts, config, settings, clock, mux)
     holds = HoldService(redis, scripts, config, stock, settings, clock)
     reaper = Reaper(
         redis,

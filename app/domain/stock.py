@@ -14,6 +14,7 @@ from app.domain.config import ConfigService
 from app.domain.models import Channel
 from app.settings import Settings
 from app.store import batch
+from app.store.mux import Multiplexer
 from app.store.scripts import Scripts
 
 PositionDict = dict[str, Any]
@@ -69,8 +70,10 @@ class StockService:
         config: ConfigService,
         settings: Settings,
         clock: Clock,
+        mux: Multiplexer | None = None,
     ) -> None:
         self._redis = redis
+        self._mux = mux
         self._scripts = scripts
         self._config = config
         self._settings = settings
@@ -175,7 +178,7 @@ class StockService:
                 else:
                     commands.append(("HGETALL", keys.position(p, sku)))
                 commands.append(("ZRANGEBYSCORE", keys.hold_expiry_by_sku(p, sku), "-inf", now))
-        replies = iter(await batch.transaction(self._redis, commands))
+        replies = iter(await batch.transaction(self._redis, commands, self._mux))
         out = []
         for group in by_partition.values():
             rows = []

@@ -15,6 +15,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from app.store.mux import Multiplexer
+
 Command = Sequence[str | int]
 
 
@@ -28,8 +30,17 @@ def pack(commands: Sequence[Command]) -> bytes:
     return b"".join(out)
 
 
-async def transaction(redis: Redis, commands: Sequence[Command]) -> list[Any]:
-    """The replies of `commands`, run by the server as one MULTI/EXEC."""
+async def transaction(
+    redis: Redis, commands: Sequence[Command], mux: Multiplexer | None = None
+) -> list[Any]:
+    """The replies of `commands`, run by the server as one MULTI/EXEC: on the multiplexed
+    connection when there is one (app/store/mux.py), else on a pooled redis-py connection."""
+    if mux is not None:
+        replies = await mux.transaction(commands)
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise reply
+        return replies
     pool = redis.connection_pool
     conn = await pool.get_connection()  # type: ignore[no-untyped-call]
     try:

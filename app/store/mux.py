@@ -32,8 +32,8 @@ from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 import hiredis
-from redis._parsers.base import BaseParser
 from redis import exceptions as rx
+from redis._parsers.base import BaseParser
 
 Arg = str | bytes | bytearray | memoryview | int | float
 
