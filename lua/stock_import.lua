@@ -9,7 +9,7 @@
 --
 -- KEYS[1] event stream                   os:{P}:events
 -- KEYS[2] skus of partition              os:{P}:skus
--- KEYS[3i], KEYS[3i + 1], KEYS[3i + 2]   for the i-th distinct sku of the batch:
+-- KEYS[3i], KEYS[3i + 1], KEYS[3i + 2]   for the i-th sku of the call:
 --         position hash                  os:{P}:pos:<sku>
 --         active hold lines by expiry    os:{P}:hx:<sku>
 --         open hold lines by creation    os:{P}:ho:<sku>
@@ -17,9 +17,9 @@
 -- ARGV[1] now, ms
 -- ARGV[2] oldest event id to keep (ms)
 -- ARGV[3] channels JSON {id: [low_stock_threshold, [locations]]} that see the locations
--- ARGV[4 + 5(j - 1) .. 8 + 5(j - 1)]  for the j-th row, five values:
---         sku, its key triple index i (KEYS[3i..3i + 2]), location, on_hand (integer, may be
---         negative), safety_stock ("" keeps the current value; 0 for a new position)
+-- ARGV[4 ..] for the i-th sku, in the order of KEYS: the sku, its row count n, then n rows of
+--         three values, applied in order: location, on_hand (integer, may be negative),
+--         safety_stock ("" keeps the current value; 0 for a new position)
 --
 -- Reply: {changed, unchanged}: how many rows changed a position, how many changed nothing
 
@@ -30,112 +30,171 @@ local rcall = redis.call
 
 local stream_key, skus_key = KEYS[1], KEYS[2]
 local now = tonumber(ARGV[1])
+local at = ARGV[1]
 local min_id = ARGV[2]
 local channels = cjson.decode(ARGV[3])
 
--- Bulk path: each sku's hash is read once (HGETALL) and its lapsed lines once, then kept in
--- this table with its channel totals, which a row then moves by its own change of available.
--- A row costs an HSET and an XADD instead of a dozen reads (redis.call and table work, not the
--- command, is what costs in a script). The event has exactly the fields emit_change()
--- (includes/emit.lua) writes for `stock.set`; tests/lua compare the two.
+-- Bulk path: each sku's hash is read once (HGETALL) and its lapsed lines once; its channel
+-- totals are computed once and then moved by each row's own change of available. Its changed
+-- fields are written with one HSET, new skus join the partition's set with one SADD per call
+-- and only the call's first XADD trims the stream, so a changed row costs one short XADD
+-- (redis.call and its arguments, not the command, are what cost in a script). Figures travel
+-- as the text they came in (ARGV, the hash) where they are unchanged: Lua turns a number into
+-- text with sprintf. The event has exactly the fields emit_change() (includes/emit.lua)
+-- writes for `stock.set`; tests/importer compare the two.
+local argv, tonumber, match = ARGV, tonumber, string.match
 local seen_by = {}  -- location -> ids of the channels that see it
+local head, locs_of, threshold_of = {}, {}, {}  -- by channel id
 for id, ch in pairs(channels) do
+  threshold_of[id], locs_of[id] = ch[1], ch[2]
   for _, loc in ipairs(ch[2]) do
     local list = seen_by[loc]
     if not list then list = {} seen_by[loc] = list end
     list[#list + 1] = id
   end
+  head[id] = '{"channel":"' .. id .. '","available_before":'
 end
 local NONE = {}
-
-local cache = {}
-local function sku_state(si)
-  local s = cache[si]
-  if s == nil then
-    local flat = rcall('HGETALL', KEYS[3 * si])
-    local pos = {}
-    for i = 1, #flat, 2 do
-      local o, h, c, sf = string.match(flat[i + 1], '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$')
-      pos[flat[i]] = {on_hand = tonumber(o), held = tonumber(h), committed = tonumber(c),
-                      safety = tonumber(sf)}
-    end
-    s = {pos = pos, expired = expired_by_location(KEYS[3 * si + 1], now), totals = {}}
-    cache[si] = s
-  end
+local MAX_UNPACK = 200  -- field/value pairs or members per HSET/SADD, well inside unpack()
+local text = setmetatable({}, {__index = function(t, n)  -- number -> text, each once
+  local s = tostring(n)
+  t[n] = s
   return s
-end
-
-local function channel_total(s, id)
-  local total = s.totals[id]
-  if total == nil then
-    total = 0
-    for _, loc in ipairs(channels[id][2]) do
-      local p = s.pos[loc]
-      if p then total = total + pos_view(p, s.expired[loc]).available end
-    end
-    s.totals[id] = total
+end})
+-- Appends an event; the first of the call also trims the stream by age (once per call is
+-- enough, and it keeps MINID's three arguments off every other XADD).
+local trim = true
+local function xadd(...)
+  if trim then
+    trim = false
+    return rcall('XADD', stream_key, 'MINID', '~', min_id, '*', ...)
   end
-  return total
+  return rcall('XADD', stream_key, '*', ...)
+end
+local function status(available, threshold)
+  if available <= 0 then return 'out_of_stock' end
+  if available <= threshold then return 'low_stock' end
+  return 'in_stock'
 end
 
 local changed, unchanged = 0, 0
-for j = 4, #ARGV, 5 do
-  local sku, si, location = ARGV[j], tonumber(ARGV[j + 1]), ARGV[j + 2]
-  local on_hand = tonumber(ARGV[j + 3])
-  local s = sku_state(si)
-  local p = s.pos[location]
-  local safety = ARGV[j + 4]
-  if safety == '' then safety = p and p.safety or 0 else safety = tonumber(safety) end
-  if p and p.on_hand == on_hand and p.safety == safety then
-    unchanged = unchanged + 1
-  else
-    local pos_key = KEYS[3 * si]
-    local seers = seen_by[location] or NONE
-    local before = {}
-    for k = 1, #seers do before[k] = channel_total(s, seers[k]) end
-    local owed, old = 0, 0
-    if p then
-      owed = p.held + p.committed
-      old = pos_view(p, s.expired[location]).available
+local new_skus, n_new = {}, 0
+local before = {}
+local nargs = #argv
+local j, si = 4, 0
+while j <= nargs do
+  si = si + 1
+  local sku, n = argv[j], tonumber(argv[j + 1])
+  j = j + 2
+  local pos_key = KEYS[3 * si]
+  local flat = rcall('HGETALL', pos_key)
+  -- location -> {on_hand, held, committed, safety, held text, committed text, safety text}
+  local pos = {}
+  for i = 1, #flat, 2 do
+    local o, h, c, sf = match(flat[i + 1], '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$')
+    pos[flat[i]] = {tonumber(o), tonumber(h), tonumber(c), tonumber(sf), h, c, sf}
+  end
+  local fresh = #flat == 0
+  -- No position, no hold line: holds are taken on positions, which are never deleted.
+  local expired = fresh and NONE or expired_by_location(KEYS[3 * si + 1], now)
+  local totals = {}  -- channel id -> its available, kept current row by row
+  local writes, nw = {}, 0
+
+  for _ = 1, n do
+    local location, on_hand_text, safety_text = argv[j], argv[j + 1], argv[j + 2]
+    j = j + 3
+    local on_hand = tonumber(on_hand_text)
+    local p = pos[location]
+    local safety
+    if safety_text == '' then
+      if p then safety, safety_text = p[4], p[7] else safety, safety_text = 0, '0' end
     else
-      if next(s.pos) == nil then rcall('SADD', skus_key, sku) end  -- the sku's first position
-      p = {on_hand = 0, held = 0, committed = 0, safety = 0}
-      s.pos[location] = p
+      safety = tonumber(safety_text)
     end
-    p.on_hand, p.safety = on_hand, safety
-    pos_write(pos_key, location, p)
-    local view = pos_view(p, s.expired[location])
-    local delta = view.available - old
-    local moved = nil
-    for k = 1, #seers do
-      local id, b = seers[k], before[k]
-      local a = b + delta
-      s.totals[id] = a
-      local threshold = channels[id][1]
-      local sb, sa = stock_status(b, threshold), stock_status(a, threshold)
-      if a ~= b or sa ~= sb then
-        moved = (moved and moved .. ',' or '[') .. '{"channel":"' .. id ..
-          '","available_before":' .. b .. ',"available_after":' .. a ..
-          ',"status_before":"' .. sb .. '","status_after":"' .. sa .. '"}'
+    if p and p[1] == on_hand and p[4] == safety then
+      unchanged = unchanged + 1
+    else
+      local seers = seen_by[location] or NONE
+      for k = 1, #seers do
+        local id = seers[k]
+        local total = totals[id]
+        if total == nil then
+          total = 0
+          local locs = locs_of[id]
+          for m = 1, #locs do
+            local loc = locs[m]
+            local q = pos[loc]
+            if q then
+              local a = q[1] - (q[2] - (expired[loc] or 0)) - q[3] - q[4]
+              if a > 0 then total = total + a end
+            end
+          end
+        end
+        before[k] = total
       end
+      local lapsed = expired[location] or 0
+      local owed, old = 0, 0
+      if p then
+        owed = p[2] + p[3]
+        old = p[1] - (p[2] - lapsed) - p[3] - p[4]
+        if old < 0 then old = 0 end
+      else
+        p = {0, 0, 0, 0, '0', '0', '0'}
+        pos[location] = p
+      end
+      p[1], p[4], p[7] = on_hand, safety, safety_text
+      writes[nw + 1] = location
+      writes[nw + 2] = on_hand_text .. ':' .. p[5] .. ':' .. p[6] .. ':' .. safety_text
+      nw = nw + 2
+      local held = lapsed == 0 and p[5] or p[2] - lapsed
+      local available = on_hand - (p[2] - lapsed) - p[3] - safety
+      if available < 0 then available = 0 end
+      local delta = available - old
+      local moved = nil
+      for k = 1, #seers do
+        local id, b = seers[k], before[k]
+        local a = b + delta
+        totals[id] = a
+        local threshold = threshold_of[id]
+        local sb, sa = status(b, threshold), status(a, threshold)
+        if a ~= b or sa ~= sb then
+          moved = (moved and moved .. ',' or '[') .. head[id] .. text[b] ..
+            ',"available_after":' .. text[a] .. ',"status_before":"' .. sb ..
+            '","status_after":"' .. sa .. '"}'
+        end
+      end
+      if moved then
+        xadd('type', 'stock.imported', 'sku', sku,
+              'location', location, 'at', at, 'on_hand', on_hand_text, 'held', held,
+              'committed', p[6], 'safety_stock', safety_text, 'available', available,
+              'channels', moved .. ']')
+      else
+        xadd('type', 'stock.imported', 'sku', sku,
+              'location', location, 'at', at, 'on_hand', on_hand_text, 'held', held,
+              'committed', p[6], 'safety_stock', safety_text, 'available', available)
+      end
+      -- Only then can on_hand be below held + committed (as check_shortfall itself decides);
+      -- it reads the position, so the pending writes go first.
+      if owed > 0 or on_hand < 0 or nw >= 2 * MAX_UNPACK then
+        rcall('HSET', pos_key, unpack(writes, 1, nw))
+        nw = 0
+        if owed > 0 or on_hand < 0 then
+          check_shortfall(stream_key, min_id, now, sku, location, pos_key, KEYS[3 * si + 1],
+                          KEYS[3 * si + 2], {})
+        end
+      end
+      changed = changed + 1
     end
-    if moved then
-      rcall('XADD', stream_key, 'MINID', '~', min_id, '*', 'type', 'stock.imported', 'sku', sku,
-            'location', location, 'at', now, 'on_hand', view.on_hand, 'held', view.held,
-            'committed', view.committed, 'safety_stock', view.safety,
-            'available', view.available, 'channels', moved .. ']')
-    else
-      rcall('XADD', stream_key, 'MINID', '~', min_id, '*', 'type', 'stock.imported', 'sku', sku,
-            'location', location, 'at', now, 'on_hand', view.on_hand, 'held', view.held,
-            'committed', view.committed, 'safety_stock', view.safety,
-            'available', view.available)
+  end
+  if nw > 0 then rcall('HSET', pos_key, unpack(writes, 1, nw)) end
+  if fresh and next(pos) ~= nil then  -- the sku's first positions
+    n_new = n_new + 1
+    new_skus[n_new] = sku
+    if n_new == MAX_UNPACK then
+      rcall('SADD', skus_key, unpack(new_skus, 1, n_new))
+      n_new = 0
     end
-    -- Only then can on_hand be below held + committed (as check_shortfall itself decides).
-    if owed > 0 or on_hand < 0 then
-      check_shortfall(stream_key, min_id, now, sku, location, pos_key, KEYS[3 * si + 1],
-                      KEYS[3 * si + 2], {})
-    end
-    changed = changed + 1
   end
 end
+if n_new > 0 then rcall('SADD', skus_key, unpack(new_skus, 1, n_new)) end
 return {changed, unchanged}

@@ -159,7 +159,9 @@ def run_import(args: argparse.Namespace) -> int:
                 batch_rows=args.batch_rows,
             )
             stats = importer.run(
-                reader.rows(start_offset, start_line),
+                reader,
+                offset=start_offset,
+                line=start_line,
                 on_reject=on_reject,
                 on_commit=on_commit,
                 on_progress=progress.update,

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.cli import main
-from app.domain.importer import Checkpoint, Importer, SnapshotReader, fingerprint
+from app.domain.importer import Checkpoint, Importer, Rejected, SnapshotReader, fingerprint
 from app.store.embedded import EmbeddedStore, free_port
 from tests.conftest import seed
 
@@ -268,7 +268,7 @@ def test_the_checkpoint_follows_each_acknowledged_batch(store_url: str, tmp_path
     sync.hset(keys.LOCATIONS, "dc", orjson.dumps({"priority": 1}))
     with open(path, "rb") as fh:
         Importer(sync, event_retention_seconds=60, batch_rows=3).run(
-            SnapshotReader(fh, "csv", {"dc"}).rows(),
+            SnapshotReader(fh, "csv", {"dc"}),
             on_reject=lambda rejected: None,
             on_commit=lambda line, offset, rejected: seen.append((line, offset)),
         )
@@ -351,3 +351,147 @@ async def test_progress_goes_to_stderr_and_the_summary_to_stdout(
     assert "100.0%" in err and "3 rows" in err
     assert out.startswith("imported 3 rows in ")
     assert "3 changed, 0 unchanged, 0 rejected" in out
+
+
+def grouped(reader: SnapshotReader, size: int) -> tuple[dict[bytes, list[Any]], list[Any]]:
+    """Rows per sku and rejections, as the batches of `size` lines give them."""
+    rows: dict[bytes, list[Any]] = {}
+    rejected = []
+    for batch in reader.batches(size=size):
+        for by_sku in batch.skus.values():
+            for sku, flat in by_sku.items():
+                rows.setdefault(sku, []).extend(
+                    (loc, int(qty), b"" if sf in (b"", "") else int(sf))
+                    for loc, qty, sf in zip(flat[::3], flat[1::3], flat[2::3], strict=True)
+                )
+        rejected += [(r.line, r.reason) for r in batch.rejected]
+    return rows, rejected
+
+
+def one_by_one(reader: SnapshotReader) -> tuple[dict[bytes, list[Any]], list[Any]]:
+    """The same from the per-line parser."""
+    rows: dict[bytes, list[Any]] = {}
+    rejected = []
+    for item, _ in reader.rows():
+        if isinstance(item, Rejected):
+            rejected.append((item.line, item.reason))
+        else:
+            safety = b"" if item.safety_stock is None else item.safety_stock
+            row = (item.location.encode(), item.on_hand, safety)
+            rows.setdefault(item.sku.encode(), []).append(row)
+    return rows, rejected
+
+
+QUIRKY_CSV = [
+    "A-1,dc,10,2",
+    "A-1,dc,007,0",  # leading zeros: valid, the value is 7
+    "A-2,store-a,-0,-0",
+    '"A-3","dc","5",""',
+    "A-4,dc,1000000000000,1000000000000",
+    "A-4,dc,-1000000000000,0",
+    "A-5,dc,1000000000001,0",
+    "A-5,dc,1,-1",
+    "A-6,nowhere,1,0",
+    "A-7,dc,1\r",
+    "",
+    "   ",
+    "A-8,dc,3,",
+    "A 9,dc,3,1",
+    '"A-10,dc,3,1',
+    "A-11,dc,3,1,9",
+    "A-12,dc\x00,3,1",
+    "A-13,dc,3.5,1",
+    "A-14,dc,3,1\r",
+    "Ä-15,dc,3,1",
+]
+
+
+@pytest.mark.parametrize("size", [1, 3, 1000])
+@pytest.mark.parametrize(
+    "header", ["sku,location,on_hand,safety_stock", "on_hand,sku,safety_stock,location"]
+)
+def test_batches_check_rows_exactly_as_the_per_line_parser(
+    tmp_path: Path, size: int, header: str
+) -> None:
+    """The batch fast paths take only what the per-line rules take, with the same values."""
+    names = header.split(",")
+    lines = []
+    for text in QUIRKY_CSV:
+        fields = text.split(",")
+        if len(fields) == 4 and names[0] != "sku":
+            by_name = dict(zip(["sku", "location", "on_hand", "safety_stock"], fields, strict=True))
+            text = ",".join(by_name[n] for n in names)
+        lines.append(text)
+    path = tmp_path / "snap.csv"
+    path.write_bytes((header + "\n" + "\n".join(lines)).encode())
+    with open(path, "rb") as fh:
+        fast = grouped(SnapshotReader(fh, "csv", {"dc", "store-a"}), size)
+    with open(path, "rb") as fh:
+        slow = one_by_one(SnapshotReader(fh, "csv", {"dc", "store-a"}))
+    assert fast == slow
+    assert len(slow[0]) >= 5 and len(slow[1]) >= 5  # both kinds of rows were there
+
+
+def test_a_csv_without_safety_stock_and_ndjson_batches_match_the_per_line_parser(
+    tmp_path: Path,
+) -> None:
+    csv = tmp_path / "snap.csv"
+    csv.write_text("location,on_hand,sku\ndc,1,A\nstore-a,2,A\nnowhere,3,B\ndc,x,C\ndc,4,D\n")
+    docs = [
+        {"sku": "A", "location": "dc", "on_hand": 1},
+        {"sku": "A", "location": "dc", "on_hand": 2, "safety_stock": None},
+        {"sku": "B", "location": "dc", "on_hand": True},
+        {"sku": "B", "location": "dc", "on_hand": 2**40},
+        {"sku": "C", "location": "store-a", "on_hand": -3, "safety_stock": 4},
+        {"sku": "C", "location": "dc\n", "on_hand": 1},
+        {"sku": 5, "location": "dc", "on_hand": 1},
+        {"sku": "D", "location": "dc", "on_hand": 1, "extra": 1},
+        {"sku": "E", "location": "dc", "on_hand": 1.0},
+    ]
+    ndjson = tmp_path / "snap.ndjson"
+    ndjson.write_bytes(b"\n".join(orjson.dumps(d) for d in docs) + b"\n\n[1]\n{\n")
+    for path, fmt in ((csv, "csv"), (ndjson, "ndjson")):
+        for size in (1, 2, 100):
+            with open(path, "rb") as fh:
+                fast = grouped(SnapshotReader(fh, fmt, {"dc", "store-a", "dc\n"}), size)
+            with open(path, "rb") as fh:
+                slow = one_by_one(SnapshotReader(fh, fmt, {"dc", "store-a", "dc\n"}))
+            assert fast == slow, (fmt, size)
+
+
+def test_a_store_that_loses_the_script_mid_import_gets_every_row_once_in_order(
+    store_url: str, tmp_path: Path
+) -> None:
+    """SCRIPT FLUSH while batches are in flight: the calls answered NOSCRIPT are sent again
+    after the script is loaded, in order, so each position ends with its last row."""
+    rows = [f"S-{i % 7},dc,{i}\n" for i in range(60)]  # each position set several times
+    path = write(tmp_path, "snap.csv", "sku,location,on_hand\n" + "".join(rows))
+    sync = SyncRedis.from_url(store_url)
+    sync.hset(keys.LOCATIONS, "dc", orjson.dumps({"priority": 1}))
+    flushes = 0
+
+    def flush(offset: int, rows: int) -> None:
+        nonlocal flushes
+        if rows in (6, 24):  # after the 2nd and the 8th batch was handed over
+            sync.script_flush()
+            flushes += 1
+
+    committed: list[int] = []
+    with open(path, "rb") as fh:
+        stats = Importer(sync, event_retention_seconds=60, batch_rows=3).run(
+            SnapshotReader(fh, "csv", {"dc"}),
+            on_reject=lambda rejected: None,
+            on_commit=lambda line, offset, rejected: committed.append(line),
+            on_progress=flush,
+        )
+    noscript = sync.info("errorstats").get("errorstat_NOSCRIPT", {}).get("count", 0)
+    final = {
+        f"S-{s}": sync.hget(keys.position(keys.partition_of(f"S-{s}"), f"S-{s}"), "dc")
+        for s in range(7)
+    }
+    sync.close()
+    assert flushes == 2 and noscript > 0
+    assert committed == list(range(4, 62, 3))  # every batch (lines 2-61), in order
+    assert (stats.rows, stats.changed + stats.unchanged) == (60, 60)
+    last = {f"S-{i % 7}": i for i in range(60)}
+    assert final == {sku: f"{qty}:0:0:0".encode() for sku, qty in last.items()}
