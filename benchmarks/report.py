@@ -86,6 +86,19 @@ def table(results: dict[str, Any], targets: dict[str, float]) -> list[Row]:
             f"≤ {targets[key]:g} µs" if key else "",
             s["usec_per_request"] <= targets[key] if key else None,
         )
+    fl = scripts.get("hold1_floor")
+    if fl:
+        add(
+            "3. where a 1-line hold's store time goes: `hold_reserve.lua` vs its 9 commands "
+            "without logic, same store",
+            f"one at a time: {fl['hold_one_usec']:.1f} vs {fl['floor_one_usec']:.1f} µs; "
+            f"pipelined 50 deep: {fl['hold_pipelined_usec']:.1f} vs "
+            f"{fl['floor_pipelined_usec']:.1f} µs",
+            f"{fl['hold_one_usec'] / max(fl['floor_one_usec'], 1e-9):.2f}x / "
+            f"{fl['hold_pipelined_usec'] / max(fl['floor_pipelined_usec'], 1e-9):.2f}x",
+            "",
+            None,
+        )
     cap = scripts["capacity"]
     tool = cap["tool"] or "server time bound 1e6/µs (redis-benchmark not installed)"
     for name in ("hold1", "availability"):

@@ -339,6 +339,7 @@ def measure_scripts(s: Any, r: Any, svc: h.Server, scale: Scale) -> dict[str, An
         now,
         *h.LOCATIONS,
     ]
+    out["hold1_floor"] = measure_hold_floor(r, hold_argv, scale.script_requests)
     bench_hold = h.redis_benchmark(s, hold_argv, scale.benchmark_requests)
     bench_avail = h.redis_benchmark(s, avail_argv, scale.benchmark_requests)
     service_hold = h.loadgen(
@@ -366,6 +367,74 @@ def measure_scripts(s: Any, r: Any, svc: h.Server, scale: Scale) -> dict[str, An
             "store_rps": bench_avail or 1e6 / max(out["availability"]["usec_per_call"], 1e-9),
         },
     }
+    return out
+
+
+# The writes and reads of a 1-line hold with no logic around them: the store's own cost of the
+# commands, against which hold_reserve.lua's logic (sourcing, channel figures, JSON) is measured.
+# KEYS: hold record, position hash, hx zset, event stream, ho zset, expiry zset (one slot);
+# ARGV: now (ms), hold id.
+HOLD_FLOOR_LUA = """
+local h = redis.call('HGET', KEYS[1], 'status')
+local v = redis.call('HMGET', KEYS[2], 'dc-1', 'store-1', 'store-2', 'store-3')
+local z = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
+redis.call('HSET', KEYS[2], 'dc-1', '1000000000:1:0:0')
+redis.call('ZADD', KEYS[3], ARGV[1] + 900000, ARGV[2] .. '|dc-1|1')
+redis.call('XADD', KEYS[4], 'MINID', '~', 0, '*', 'type', 'hold.reserved', 'sku', 'S',
+  'location', 'dc-1', 'at', ARGV[1], 'on_hand', 1000000000, 'held', 1, 'committed', 0,
+  'safety_stock', 0, 'available', 999999999, 'hold', ARGV[2])
+redis.call('ZADD', KEYS[5], ARGV[1], ARGV[2] .. '|dc-1|1')
+redis.call('HSET', KEYS[1], 'status', 'active', 'channel', 'web', 'reference', '',
+  'created_at', ARGV[1], 'updated_at', ARGV[1], 'expires_at', ARGV[1], 'count_until', ARGV[1],
+  'lines', '[{"location":"dc-1","quantity":1,"sku":"S"}]', 'parts', '1')
+redis.call('ZADD', KEYS[6], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+def measure_hold_floor(r: Any, hold_argv: list[str], n: int) -> dict[str, float]:
+    """µs per EVALSHA of hold_reserve.lua and of HOLD_FLOOR_LUA on the bench's store, each
+    called one at a time (as a lightly loaded service does) and pipelined 50 deep (as the
+    multiplexed connection does under load): where a hold's store time goes."""
+    log("3: a hold's store time vs the same commands without logic")
+    floor_sha = r.script_load(HOLD_FLOOR_LUA)
+    p = keys.partition_of("SKU-FLOOR")
+    floor_keys = [
+        f"{keys.tag(p)}:floor:hold",
+        keys.position(p, "SKU-FLOOR"),
+        keys.hold_expiry_by_sku(p, "SKU-FLOOR"),
+        f"{keys.tag(p)}:floor:events",
+        f"{keys.tag(p)}:floor:ho",
+        f"{keys.tag(p)}:floor:expiry",
+    ]
+    now = int(time.time() * 1000)
+
+    def hold_args(i: int) -> list[str]:
+        hold_id = f"hf{now}-{i}"
+        argv = [a.replace("hb__rand_int__", hold_id) for a in hold_argv[1:]]
+        return argv
+
+    def floor_args(i: int) -> list[Any]:
+        return [floor_sha, len(floor_keys), *floor_keys, now, f"ff{i}"]
+
+    out: dict[str, float] = {}
+    for name, make in (("hold", hold_args), ("floor", floor_args)):
+        for mode in ("one", "pipelined"):
+            r.config_resetstat()
+            base = (0 if mode == "one" else n) + (0 if name == "hold" else 10 * n)
+            if mode == "one":
+                for i in range(base, base + n):
+                    r.execute_command("EVALSHA", *make(i))
+            else:
+                pipe = r.pipeline(transaction=False)
+                for i in range(base, base + n):
+                    pipe.execute_command("EVALSHA", *make(i))
+                    if len(pipe) == 50:
+                        pipe.execute()
+                pipe.execute()
+            stats = r.info("commandstats")["cmdstat_evalsha"]
+            out[f"{name}_{mode}_usec"] = float(stats["usec_per_call"])
+    r.delete(*floor_keys)
     return out
 
 
