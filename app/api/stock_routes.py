@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from app.api import auth
 from app.api.deps import Services, ServicesDep, SkuPath
-from app.api.fast_path import FastPathRoute, authorised, fast_path, valid_id
+from app.api.fast_path import FastPathRoute, authorised, fast_path, query_values, valid_id
 from app.api.responses import JSONResponse
 from app.domain.models import (
     ID_PATTERN,
@@ -52,7 +52,7 @@ async def get_stock(sku: SkuPath, services: ServicesDep) -> Response:
 
 async def _availability_args(request: Request) -> dict[str, object] | None:
     sku = request.path_params["sku"]
-    query = request.query_params
+    query = query_values(request)
     channel, location = query.get("channel"), query.get("location")
     if not (
         valid_id(sku)

@@ -126,6 +126,14 @@ class StockService:
         """Rows of the availability script for each sku, in one round trip to the store:
         one script call per partition, pipelined."""
         now = self._clock.now_ms()
+        if len(skus) == 1:  # a product page: one script call, nothing to group
+            (sku,) = skus
+            p = keys.partition_of(sku)
+            result = await self._scripts.availability(
+                keys=[keys.position(p, sku), keys.hold_expiry_by_sku(p, sku)],
+                args=[now, *locations],
+            )
+            return [result[0]]
         by_partition: dict[int, list[str]] = defaultdict(list)
         for sku in dict.fromkeys(skus):
             by_partition[keys.partition_of(sku)].append(sku)

@@ -70,6 +70,13 @@ AVAILABILITY_URLS = [
     "/v1/availability/SKU-1?location=nowhere",
     "/v1/availability/SKU-1?location=" + "L" * 129,
     "/v1/availability/SKU-1?channel=web&unknown=1",
+    "/v1/availability/SKU-1?&channel=web&",
+    "/v1/availability/SKU-1?channel",
+    "/v1/availability/SKU-1?=x&channel=web",
+    "/v1/availability/SKU-1?channel=w%65b",
+    "/v1/availability/SKU-1?channel=w+eb",
+    "/v1/availability/SKU-1?channel=web=x",
+    "/v1/availability/SKU-1?location=dc&location=store-a",
 ]
 
 
