@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import re
 import secrets
 import time
@@ -29,8 +30,17 @@ _VALID = re.compile(rb"[\x21-\x7e]{1,128}")
 
 # A new id is this process's random 64-bit prefix and a counter: unique without a getrandom
 # call per request, which uuid4 makes (a few % of a cheap request's CPU, measured with py-spy).
-_PREFIX = secrets.token_hex(8)
+# (uvicorn starts its workers with "spawn", so each has its own prefix; the pid check keeps a
+# forked child from sharing its parent's anyway.)
+_PREFIX = (os.getpid(), secrets.token_hex(8))
 _COUNTER = itertools.count()
+
+
+def _new_id() -> str:
+    global _PREFIX
+    if _PREFIX[0] != os.getpid():
+        _PREFIX = (os.getpid(), secrets.token_hex(8))
+    return f"{_PREFIX[1]}{next(_COUNTER):016x}"
 
 
 def request_id_from(scope: Scope) -> str:
@@ -40,7 +50,7 @@ def request_id_from(scope: Scope) -> str:
             if _VALID.fullmatch(value):
                 return str(value.decode("ascii"))
             break
-    return f"{_PREFIX}{next(_COUNTER):016x}"
+    return _new_id()
 
 
 class RequestLogMiddleware:

@@ -6,6 +6,7 @@ expire up to d ms apart. Run NTP; a TTL is accurate to the clock skew between wo
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime
 from typing import Protocol
@@ -35,8 +36,10 @@ class ManualClock:
 
 def iso(ms: int) -> str:
     """RFC 3339 UTC with milliseconds."""
-    return (
-        datetime.fromtimestamp(ms / 1000, tz=UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
+    seconds, millis = divmod(ms, 1000)
+    return f"{_iso_second(seconds)}.{millis:03d}Z"
+
+
+@functools.lru_cache(maxsize=64)  # a hold renders two instants; most requests share seconds
+def _iso_second(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")

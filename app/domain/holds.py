@@ -18,6 +18,7 @@ import asyncio
 import base64
 import hashlib
 import logging
+import os
 import re
 import secrets
 from collections import defaultdict
@@ -47,14 +48,30 @@ log = logging.getLogger("omnistock.holds")
 _HOLD_ID = re.compile(r"^h[a-z2-7]{20}-([0-9a-f]{2})$")
 
 
+class _RandomBytes:
+    """os.urandom in 4 KiB reads handed out 16 bytes at a time: the same randomness without a
+    getrandom syscall per hold. A forked child never reuses its parent's bytes."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._buffer = b""
+        self._at = 0
+
+    def take(self, n: int) -> bytes:
+        if self._pid != os.getpid() or self._at + n > len(self._buffer):
+            self._pid, self._buffer, self._at = os.getpid(), secrets.token_bytes(4096), 0
+        chunk = self._buffer[self._at : self._at + n]
+        self._at += n
+        return chunk
+
+
+_random = _RandomBytes()
+
+
 def make_hold_id(home: int, op_digest: str | None) -> str:
     """`h<20 base32>-<home partition hex>`. With an Idempotency-Key the id is derived from
     it, so a retried create finds the hold its first attempt made."""
-    raw = (
-        hashlib.sha256(b"hold:" + op_digest.encode()).digest()
-        if op_digest
-        else secrets.token_bytes(16)
-    )
+    raw = hashlib.sha256(b"hold:" + op_digest.encode()).digest() if op_digest else _random.take(16)
     token = base64.b32encode(raw).decode().lower()[:20]
     return f"h{token}-{home:02x}"
 
