@@ -141,7 +141,7 @@ def omnistock(store_url: str, logs: Path, workers: int = 1, **env: str) -> Itera
 
 
 @contextmanager
-def pg_baseline(dsn: str, logs: Path) -> Iterator[Server]:
+def pg_baseline(dsn: str, logs: Path, workers: int = 1) -> Iterator[Server]:
     port = free_port()
     server = Server(
         [
@@ -158,6 +158,8 @@ def pg_baseline(dsn: str, logs: Path) -> Iterator[Server]:
             "--no-access-log",
             "--log-level",
             "warning",
+            "--workers",
+            str(workers),
         ],
         {**clean_env(), "OMNISTOCK_BENCH_PG_DSN": dsn},
         port,

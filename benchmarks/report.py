@@ -40,7 +40,10 @@ def table(results: dict[str, Any], targets: dict[str, float]) -> list[Row]:
         floor["ratio"] >= targets["availability_vs_healthz"],
     )
     flash = results["flash"]
-    for conns, run in flash["runs"].items():
+    for key, run in flash["runs"].items():
+        conns = run.get("connections", key)
+        workers = run.get("workers", 1)
+        conns = f"{conns} connections" + (f", {workers} workers each" if workers > 1 else "")
         omni = run["omnistock"]
         checks = f"oversell: Omnistock {omni['oversell']['granted']}/{omni['oversell']['stock']}"
         if "pg" in run:
@@ -48,7 +51,7 @@ def table(results: dict[str, Any], targets: dict[str, float]) -> list[Row]:
             checks += f", PostgreSQL {pg['oversell']['granted']}/{pg['oversell']['stock']}"
             ok = omni["oversell"]["ok"] and pg["oversell"]["ok"]
             add(
-                f"2. flash sale, {conns} connections: holds/s vs PostgreSQL",
+                f"2. flash sale, {conns}: holds/s vs PostgreSQL",
                 f"{_f(omni['holds_per_s'])} vs {_f(pg['holds_per_s'])} holds/s; {checks}"
                 f" ({'no oversell' if ok else 'OVERSOLD'})",
                 f"{run['ratio']:.1f}x",
@@ -57,7 +60,7 @@ def table(results: dict[str, Any], targets: dict[str, float]) -> list[Row]:
             )
         else:
             add(
-                f"2. flash sale, {conns} connections: holds/s vs PostgreSQL",
+                f"2. flash sale, {conns}: holds/s vs PostgreSQL",
                 f"{_f(omni['holds_per_s'])} holds/s; PostgreSQL skipped "
                 f"({flash['pg_skipped']}); {checks}",
                 "skipped",
@@ -216,7 +219,14 @@ def plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
     xs = range(len(labels))
     ax.bar([x - 0.2 for x in xs], omni, width=0.4, label="Omnistock (Lua script)")
     ax.bar([x + 0.2 for x in xs], pg, width=0.4, label="PostgreSQL (SELECT … FOR UPDATE)")
-    ax.set_xticks(list(xs), [f"{c} connections" for c in labels])
+    ax.set_xticks(
+        list(xs),
+        [
+            f"{runs[c].get('connections', c)} conns"
+            + (f"\n{runs[c]['workers']} workers" if runs[c].get("workers", 1) > 1 else "")
+            for c in labels
+        ],
+    )
     ax.set_ylabel("successful holds/s, one sku")
     ax.legend()
     ax.set_title("Flash sale on one sku")

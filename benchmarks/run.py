@@ -38,6 +38,7 @@ class Scale:
     duration: float  # seconds per closed-loop run
     connections: int
     flash_connections: tuple[int, ...]
+    flash_workers: tuple[int, ...]  # uvicorn workers of each side, the same on both
     oversell_stock: int
     script_requests: int
     benchmark_requests: int
@@ -53,6 +54,7 @@ FULL = Scale(
     duration=4.0,
     connections=64,
     flash_connections=(64, 256),
+    flash_workers=(1, 2),
     oversell_stock=300,
     script_requests=2000,
     benchmark_requests=50_000,
@@ -67,6 +69,7 @@ SMOKE = Scale(
     duration=0.5,
     connections=4,
     flash_connections=(4, 8),
+    flash_workers=(1,),
     oversell_stock=10,
     script_requests=10,
     benchmark_requests=200,
@@ -233,45 +236,61 @@ def oversell_pg(dsn: str, pg: h.Server, scale: Scale, conns: int) -> dict[str, A
     }
 
 
-def measure_flash(svc: h.Server, scale: Scale, logs: Path) -> dict[str, Any]:
+def measure_flash(svc: h.Server, store_url: str, scale: Scale, logs: Path) -> dict[str, Any]:
     """Holds/s on one sku with stock that never runs out, Omnistock and PostgreSQL in
-    interleaved halves (the machine's noise hits both alike); then each side's oversell check."""
+    interleaved halves (the machine's noise hits both alike); then each side's oversell check.
+    Both sides run the same number of uvicorn workers: one (`svc`), then each count of
+    `scale.flash_workers` above one."""
     dsn = os.environ.get("OMNISTOCK_BENCH_PG_DSN", "")
     why = "OMNISTOCK_BENCH_PG_DSN is not set" if not dsn else h.pg_reachable(dsn)
     out: dict[str, Any] = {"pg": None if why else "ok", "pg_skipped": why, "runs": {}}
-    with contextlib.ExitStack() as stack:
-        pg = None if why else stack.enter_context(h.pg_baseline(dsn, logs))
-        for conns in scale.flash_connections:
-            log(f"2: flash sale, {conns} connections")
-            set_stock(svc.base_url, "FLASH-1", "dc-1", 1_000_000_000)
-            sides = {"omnistock": (svc.base_url, "flash")}
-            if pg is not None:
-                h.pg_execute(
-                    dsn,
-                    "TRUNCATE bench_reservation",
-                    "DELETE FROM bench_stock",
-                    "INSERT INTO bench_stock (sku, on_hand) VALUES ('FLASH-1', 1000000000)",
-                )
-                sides["pg"] = (pg.base_url, "pg_flash")
-            run: dict[str, Any] = {
-                name: {"granted": 0, "elapsed": 0.0, "statuses": Counter()} for name in sides
-            }
-            for _ in range(2):
-                for name, (url, scenario) in sides.items():
-                    res = h.loadgen(url, scenario, connections=conns, duration=scale.duration / 2)
-                    run[name]["granted"] += h.ok(res, "201")
-                    run[name]["elapsed"] += res["elapsed"]
-                    run[name]["statuses"].update(res["statuses"])
-                    run[name]["latency_ms"] = res["latency_ms"]  # the second, warm half
-            for side in run.values():
-                side["holds_per_s"] = side["granted"] / max(side["elapsed"], 1e-9)
-                side["statuses"] = dict(side["statuses"])
-            run["omnistock"]["oversell"] = oversell_omnistock(svc, scale, conns)
-            if pg is not None:
-                run["pg"]["oversell"] = oversell_pg(dsn, pg, scale, conns)
-                run["ratio"] = run["omnistock"]["holds_per_s"] / max(run["pg"]["holds_per_s"], 1e-9)
-            out["runs"][str(conns)] = run
+    for workers in scale.flash_workers:
+        with contextlib.ExitStack() as stack:
+            omni = (
+                svc
+                if workers == 1
+                else stack.enter_context(h.omnistock(store_url, logs, workers=workers))
+            )
+            pg = None if why else stack.enter_context(h.pg_baseline(dsn, logs, workers))
+            for conns in scale.flash_connections:
+                run = flash_run(omni, pg, dsn, scale, conns)
+                run.update(connections=conns, workers=workers)
+                out["runs"][str(conns) if workers == 1 else f"{conns}x{workers}"] = run
     return out
+
+
+def flash_run(
+    svc: h.Server, pg: h.Server | None, dsn: str, scale: Scale, conns: int
+) -> dict[str, Any]:
+    log(f"2: flash sale, {conns} connections")
+    set_stock(svc.base_url, "FLASH-1", "dc-1", 1_000_000_000)
+    sides = {"omnistock": (svc.base_url, "flash")}
+    if pg is not None:
+        h.pg_execute(
+            dsn,
+            "TRUNCATE bench_reservation",
+            "DELETE FROM bench_stock",
+            "INSERT INTO bench_stock (sku, on_hand) VALUES ('FLASH-1', 1000000000)",
+        )
+        sides["pg"] = (pg.base_url, "pg_flash")
+    run: dict[str, Any] = {
+        name: {"granted": 0, "elapsed": 0.0, "statuses": Counter()} for name in sides
+    }
+    for _ in range(2):
+        for name, (url, scenario) in sides.items():
+            res = h.loadgen(url, scenario, connections=conns, duration=scale.duration / 2)
+            run[name]["granted"] += h.ok(res, "201")
+            run[name]["elapsed"] += res["elapsed"]
+            run[name]["statuses"].update(res["statuses"])
+            run[name]["latency_ms"] = res["latency_ms"]  # the second, warm half
+    for side in run.values():
+        side["holds_per_s"] = side["granted"] / max(side["elapsed"], 1e-9)
+        side["statuses"] = dict(side["statuses"])
+    run["omnistock"]["oversell"] = oversell_omnistock(svc, scale, conns)
+    if pg is not None:
+        run["pg"]["oversell"] = oversell_pg(dsn, pg, scale, conns)
+        run["ratio"] = run["omnistock"]["holds_per_s"] / max(run["pg"]["holds_per_s"], 1e-9)
+    return run
 
 
 def measure_scripts(s: Any, r: Any, svc: h.Server, scale: Scale) -> dict[str, Any]:
@@ -519,7 +538,7 @@ def run(scale: Scale, out_dir: Path, doc: Path | None) -> dict[str, Any]:
                     svc.base_url, "availability", connections=8, duration=0.5, skus=scale.skus
                 )
                 results["floor"] = measure_floor(svc, scale)
-                results["flash"] = measure_flash(svc, scale, work)
+                results["flash"] = measure_flash(svc, s.url, scale, work)
                 results["scripts"] = measure_scripts(s, r, svc, scale)
                 results["load_curve"] = measure_load_curve(
                     svc, scale, results["floor"]["availability_rps"]
