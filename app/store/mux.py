@@ -76,25 +76,31 @@ class _Protocol(asyncio.Protocol):
         self._out: list[bytes] = []
         self._transport: asyncio.Transport | None = None
         self._watchdog: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
-    def send(self, command: bytes, replies: int = 1) -> list[asyncio.Future[Any]]:
-        """Queue `command` (which produces `replies` replies); the futures of those replies."""
+    def send_one(self, command: bytes) -> asyncio.Future[Any]:
+        """Queue `command`; the future of its reply. (The hot path: `send` for one reply.)"""
         if self.closed or self._transport is None:
             raise rx.ConnectionError("the store connection is closed")
-        loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in range(replies)]
-        now = time.monotonic()
-        self._waiting.extend(futures)
-        self._sent_at.extend([now] * replies)
+        future = self._loop.create_future()
+        self._waiting.append(future)
+        self._sent_at.append(time.monotonic())
         if not self._out:
-            loop.call_soon(self._flush)  # everything queued in this turn leaves in one write
+            self._loop.call_soon(self._flush)  # everything queued in this turn leaves at once
         self._out.append(command)
         if self._watchdog is None:
-            self._watchdog = loop.call_later(self._timeout / 4, self._check)
+            self._watchdog = self._loop.call_later(self._timeout / 4, self._check)
+        return future
+
+    def send(self, command: bytes, replies: int) -> list[asyncio.Future[Any]]:
+        """Queue `command`, which produces `replies` replies; the futures of those replies."""
+        futures = [self.send_one(command)]
+        for _ in range(replies - 1):  # the same write; only more replies to wait for
+            futures.append(self.send_one(b""))
         return futures
 
     def _flush(self) -> None:
@@ -196,7 +202,7 @@ class Multiplexer:
         protocol = self._protocol
         if protocol is None or protocol.closed:
             protocol = await self._connection()
-        (future,) = protocol.send(pack(args))
+        future = protocol.send_one(pack(args))
         reply = await future
         if isinstance(reply, Exception):
             raise reply
