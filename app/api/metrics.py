@@ -9,6 +9,7 @@ PROMETHEUS_MULTIPROC_DIR and /metrics aggregates every worker's figures.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -94,6 +95,16 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            REQUESTS.labels(method, template, str(status)).inc()
-            LATENCY.labels(method, template).observe(time.perf_counter() - start)
+            count, observe = _series(scope["method"], template, status)
+            count()
+            observe(time.perf_counter() - start)
+
+
+@functools.lru_cache(maxsize=1024)  # few routes x methods x statuses; `labels()` locks each call
+def _series(
+    method: str, template: str, status: int
+) -> tuple[Callable[[], None], Callable[[float], None]]:
+    return (
+        REQUESTS.labels(method, template, str(status)).inc,
+        LATENCY.labels(method, template).observe,
+    )
