@@ -31,10 +31,17 @@
 --   {"exists", status}                                   a hold with this id already exists
 --   {"insufficient", JSON [{"sku","requested","available","location"?}]}  nothing changed
 
-local rcall = redis.call
---!include position.lua
+-- Store time is the budget here (issue #5: a 1-line hold <= 25 µs per EVALSHA): every table,
+-- closure, string and library call costs more than a command's own work (see
+-- benchmarks/hold_profile.py), so this script keeps its own flat state instead of
+-- includes/state.lua's — a sku's HMGET reply, available by location, units taken, lapsed units
+-- — parses a position only into its available (and fully only where it writes), and walks the
+-- decoded channels directly. What it writes and emits is exactly what state.lua's
+-- state_write() / state_emit() would (the fields and order of emit_change() in emit.lua).
+
+local rcall, tonumber, match, format = redis.call, tonumber, string.match, string.format
 --!include channels.lua
---!include state.lua
+local POS = '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$'
 
 local hold_key, expiry_key, stream_key = KEYS[1], KEYS[2], KEYS[3]
 -- A retry of a create that got through: before any other work.
@@ -51,49 +58,85 @@ local skus = cjson.decode(ARGV[12])
 local candidates = cjson.decode(ARGV[13])
 local created_at = ARGV[14]
 local channels = cjson.decode(ARGV[15])
+local nlines, ncand = #lines, #candidates
 
--- Each sku's positions (candidates, pinned and channel locations: what sourcing and the
--- events read) and lapsed lines, read once on first use (state.lua); `taken` holds the units
--- this hold has sourced there so far.
-local pinned = {}
-for _, line in ipairs(lines) do
-  if line.l then pinned[#pinned + 1] = line.l end
+-- The locations read, each once: pinned, candidates, then every location a channel sees
+-- (`at[loc]`: its index in `wanted`, and so in each sku's HMGET reply).
+local wanted, at, nw = {}, {}, 0
+for i = 1, nlines do
+  local loc = lines[i].l
+  if loc and not at[loc] then nw = nw + 1 wanted[nw] = loc at[loc] = nw end
 end
-for _, loc in ipairs(candidates) do pinned[#pinned + 1] = loc end
-local wanted = state_locations(pinned, channels)
-local states = {}
-local function state_of(si)
-  local s = states[si]
-  if not s then
-    s = state_load(KEYS[3 * si + 1], KEYS[3 * si + 2], now, wanted)
-    s.taken = {}
-    states[si] = s
+for i = 1, ncand do
+  local loc = candidates[i]
+  if not at[loc] then nw = nw + 1 wanted[nw] = loc at[loc] = nw end
+end
+for _, ch in pairs(channels) do
+  local locs = ch[2]
+  for i = 1, #locs do
+    local loc = locs[i]
+    if not at[loc] then nw = nw + 1 wanted[nw] = loc at[loc] = nw end
   end
-  return s
+end
+
+-- Per sku index: raw[si] its HMGET reply, avail[si][loc] its available (excluding lapsed
+-- lines, at least 0), lapsed[si][loc] its lapsed units (false: none), and taken[si][loc] the
+-- units this hold has sourced there so far.
+local nskus = #skus
+local raw, avail, lapsed, taken = {}, {}, {}, {}
+for si = 1, nskus do
+  local members = rcall('ZRANGEBYSCORE', KEYS[3 * si + 2], '-inf', now)
+  local ex = false
+  if #members > 0 then
+    ex = {}
+    for i = 1, #members do
+      local _, loc, qty = match(members[i], '^(.*)|(.*)|(%d+)$')
+      ex[loc] = (ex[loc] or 0) + tonumber(qty)
+    end
+  end
+  local a = {}
+  if nw > 0 then
+    local values = rcall('HMGET', KEYS[3 * si + 1], unpack(wanted))
+    raw[si] = values
+    for i = 1, nw do
+      local v, loc = values[i], wanted[i]
+      local n = 0
+      if v then
+        local o, h, c, s = match(v, POS)
+        n = o - (h - (ex and ex[loc] or 0)) - c - s
+        if n < 0 then n = 0 end
+      end
+      a[loc] = n
+    end
+  else
+    raw[si] = a
+  end
+  avail[si], lapsed[si], taken[si] = a, ex, {}
 end
 
 -- Availability by (sku index, location), excluding expired lines and units taken so far.
 local function free(si, loc)
-  local s = state_of(si)
-  return state_available(s, loc) - (s.taken[loc] or 0)
+  return avail[si][loc] - (taken[si][loc] or 0)
 end
 
 -- Merged allocations: one line per (sku, location), in the order first taken.
-local order = {}  -- {si, loc}
+local order_s, order_l, norder = {}, {}, 0
 local function take(si, loc, q)
-  local taken = states[si].taken
-  if not taken[loc] then
-    taken[loc] = q
-    order[#order + 1] = {si, loc}
+  local t = taken[si]
+  if not t[loc] then
+    t[loc] = q
+    norder = norder + 1
+    order_s[norder], order_l[norder] = si, loc
   else
-    taken[loc] = taken[loc] + q
+    t[loc] = t[loc] + q
   end
 end
 
 local short = {}
-local unpinned = {}
+local unpinned, nun = {}, 0
 
-for _, line in ipairs(lines) do
+for i = 1, nlines do
+  local line = lines[i]
   if line.l then
     local have = free(line.s, line.l)
     if have >= line.q then
@@ -103,31 +146,48 @@ for _, line in ipairs(lines) do
                            available = math.max(have, 0)}
     end
   else
-    unpinned[#unpinned + 1] = line
+    nun = nun + 1
+    unpinned[nun] = line
   end
 end
 
-if #unpinned > 0 and #short == 0 then
+if nun > 0 and #short == 0 then
   -- One location for every unpinned line, best candidate first.
   local chosen = nil
-  for _, loc in ipairs(candidates) do
-    local fits, need = true, {}
-    for _, line in ipairs(unpinned) do
-      need[line.s] = (need[line.s] or 0) + line.q
-      if free(line.s, loc) < need[line.s] then fits = false break end
+  if nun == 1 then
+    local line = unpinned[1]
+    local a, t, q = avail[line.s], taken[line.s], line.q
+    for c = 1, ncand do
+      local loc = candidates[c]
+      if a[loc] - (t[loc] or 0) >= q then chosen = loc break end
     end
-    if fits then chosen = loc break end
+  else
+    for c = 1, ncand do
+      local loc = candidates[c]
+      local fits, need = true, {}
+      for i = 1, nun do
+        local line = unpinned[i]
+        need[line.s] = (need[line.s] or 0) + line.q
+        if free(line.s, loc) < need[line.s] then fits = false break end
+      end
+      if fits then chosen = loc break end
+    end
   end
   if chosen then
-    for _, line in ipairs(unpinned) do take(line.s, chosen, line.q) end
+    for i = 1, nun do
+      local line = unpinned[i]
+      take(line.s, chosen, line.q)
+    end
   else
-    for _, line in ipairs(unpinned) do
+    for i = 1, nun do
+      local line = unpinned[i]
       local total = 0
-      for _, loc in ipairs(candidates) do total = total + math.max(free(line.s, loc), 0) end
+      for c = 1, ncand do total = total + math.max(free(line.s, candidates[c]), 0) end
       if allow_split and total >= line.q then
         local left = line.q
-        for _, loc in ipairs(candidates) do
+        for c = 1, ncand do
           if left == 0 then break end
+          local loc = candidates[c]
           local n = math.min(left, math.max(free(line.s, loc), 0))
           if n > 0 then
             take(line.s, loc, n)
@@ -140,7 +200,7 @@ if #unpinned > 0 and #short == 0 then
         local have = total
         if not allow_split then
           have = 0
-          for _, loc in ipairs(candidates) do have = math.max(have, free(line.s, loc)) end
+          for c = 1, ncand do have = math.max(have, free(line.s, candidates[c])) end
         end
         if have < line.q then
           short[#short + 1] = {sku = skus[line.s], requested = line.q, available = have}
@@ -150,9 +210,10 @@ if #unpinned > 0 and #short == 0 then
     if #short == 0 and not allow_split then
       -- Every line fits somewhere, but no one location serves the whole hold: name them all,
       -- each with its best location.
-      for _, line in ipairs(unpinned) do
+      for i = 1, nun do
+        local line = unpinned[i]
         local have = 0
-        for _, loc in ipairs(candidates) do have = math.max(have, free(line.s, loc)) end
+        for c = 1, ncand do have = math.max(have, free(line.s, candidates[c])) end
         short[#short + 1] = {sku = skus[line.s], requested = line.q, available = have}
       end
     end
@@ -161,32 +222,85 @@ end
 
 if #short > 0 then return {'insufficient', cjson.encode(short)} end
 
-local seers = state_seers(channels)
+-- The writes. Each channel's total of a sku is taken before the sku's first write and then
+-- moved by each change it sees (what includes/state.lua does); channels are walked in the
+-- order of pairs(channels), once per location they list, as state_seers() orders them.
+-- One entry of an event's `channels`, as cjson.encode writes it; channel ids are identifiers
+-- ([A-Za-z0-9._:-]), so nothing needs escaping.
+local CHANNEL_JSON =
+  '{"channel":"%s","available_before":%d,"available_after":%d,"status_before":"%s","status_after":"%s"}'
+local totals = {}
 local lapsed_at_once = tonumber(count_until) <= now
 local out = {}
-for i, a in ipairs(order) do
-  local si, loc = a[1], a[2]
-  local s = states[si]
-  local q = s.taken[loc]
-  local before = state_before(s, channels, seers, loc)
-  local p = s.pos[loc]
-  p.held = p.held + q
-  state_write(s, loc, p)
+for k = 1, norder do
+  local si, loc = order_s[k], order_l[k]
+  local a = avail[si]
+  local t = totals[si]
+  if not t then
+    t = {}
+    for id, ch in pairs(channels) do
+      local locs, sum = ch[2], 0
+      for i = 1, #locs do sum = sum + a[locs[i]] end
+      t[id] = sum
+    end
+    totals[si] = t
+  end
+  local q = taken[si][loc]
+  local o, h, c, s = match(raw[si][at[loc]], POS)
+  o, h, c, s = o + 0, h + q, c + 0, s + 0
+  rcall('HSET', KEYS[3 * si + 1], loc, format('%d:%d:%d:%d', o, h, c, s))
   local member = hold_id .. '|' .. loc .. '|' .. q
   rcall('ZADD', KEYS[3 * si + 2], count_until, member)
-  if lapsed_at_once then s.expired[loc] = (s.expired[loc] or 0) + q end
-  local event_id = state_emit(stream_key, min_id, now, channels, seers, 'hold.reserved',
-                              skus[si], loc, s, before, 'hold', hold_id)
+  local ex = lapsed[si]
+  local gone = ex and ex[loc] or 0
+  if lapsed_at_once then
+    gone = gone + q
+    if not ex then ex = {} lapsed[si] = ex end
+    ex[loc] = gone
+  end
+  local held = h - gone
+  local available = o - held - c - s
+  if available < 0 then available = 0 end
+  local delta = available - a[loc]
+  a[loc] = available
+  local moved = nil
+  for id, ch in pairs(channels) do
+    local locs = ch[2]
+    for i = 1, #locs do
+      if locs[i] == loc then
+        local b = t[id]
+        local after = b + delta
+        t[id] = after
+        local threshold = ch[1]
+        local sb, sa = stock_status(b, threshold), stock_status(after, threshold)
+        if after ~= b or sa ~= sb then
+          moved = (moved and moved .. ',' or '[') .. format(CHANNEL_JSON, id, b, after, sb, sa)
+        end
+      end
+    end
+  end
+  local event_id
+  if moved then
+    event_id = rcall('XADD', stream_key, 'MINID', '~', min_id, '*', 'type', 'hold.reserved',
+                     'sku', skus[si], 'location', loc, 'at', now, 'on_hand', o, 'held', held,
+                     'committed', c, 'safety_stock', s, 'available', available,
+                     'channels', moved .. ']', 'hold', hold_id)
+  else
+    event_id = rcall('XADD', stream_key, 'MINID', '~', min_id, '*', 'type', 'hold.reserved',
+                     'sku', skus[si], 'location', loc, 'at', now, 'on_hand', o, 'held', held,
+                     'committed', c, 'safety_stock', s, 'available', available,
+                     'hold', hold_id)
+  end
   -- Ordered by the partition's own event order (ms * 1000 + seq), so "newest first" holds
   -- even within one ms.
-  local ms, seq = string.match(event_id, '^(%d+)-(%d+)$')
+  local ms, seq = match(event_id, '^(%d+)-(%d+)$')
   rcall('ZADD', KEYS[3 * si + 3], tonumber(ms) * 1000 + math.min(tonumber(seq), 999), member)
   -- What cjson.encode({sku =, location =, quantity =}) writes, keys in its order; skus and
   -- locations are identifiers: nothing to escape.
-  out[i] = string.format('{"location":"%s","quantity":%d,"sku":"%s"}', loc, q, skus[si])
+  out[k] = format('{"location":"%s","quantity":%d,"sku":"%s"}', loc, q, skus[si])
 end
 
-local lines_json = '[' .. table.concat(out, ',') .. ']'
+local lines_json = norder == 1 and '[' .. out[1] .. ']' or '[' .. table.concat(out, ',') .. ']'
 rcall('HSET', hold_key, 'status', ARGV[3], 'channel', ARGV[6], 'reference', ARGV[7],
       'created_at', created_at, 'updated_at', now, 'expires_at', ARGV[4],
       'count_until', count_until, 'lines', lines_json, 'parts', ARGV[8])
