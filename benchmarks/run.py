@@ -69,7 +69,7 @@ SMOKE = Scale(
     duration=0.5,
     connections=4,
     flash_connections=(4, 8),
-    flash_workers=(1,),
+    flash_workers=(1, 2),
     oversell_stock=10,
     script_requests=10,
     benchmark_requests=200,
@@ -183,10 +183,10 @@ def measure_floor(svc: h.Server, scale: Scale) -> dict[str, Any]:
     }
 
 
-def oversell_omnistock(svc: h.Server, scale: Scale, conns: int) -> dict[str, Any]:
+def oversell_omnistock(svc: h.Server, scale: Scale, conns: int, workers: int = 1) -> dict[str, Any]:
     """A fresh sku with a little stock, far more requests than units: the 201s the clients
     count must not exceed the stock and must equal the units the store holds."""
-    sku = f"FLASH-OS-{conns}"
+    sku = f"FLASH-OS-{conns}-{workers}"  # a fresh sku for every run
     set_stock(svc.base_url, sku, "dc-1", scale.oversell_stock)
     check = h.loadgen(
         svc.base_url,
@@ -207,8 +207,10 @@ def oversell_omnistock(svc: h.Server, scale: Scale, conns: int) -> dict[str, Any
     }
 
 
-def oversell_pg(dsn: str, pg: h.Server, scale: Scale, conns: int) -> dict[str, Any]:
-    sku = f"FLASH-OS-{conns}"
+def oversell_pg(
+    dsn: str, pg: h.Server, scale: Scale, conns: int, workers: int = 1
+) -> dict[str, Any]:
+    sku = f"FLASH-OS-{conns}-{workers}"  # a fresh sku for every run
     h.pg_execute(
         dsn, f"INSERT INTO bench_stock (sku, on_hand) VALUES ('{sku}', {scale.oversell_stock})"
     )
@@ -253,14 +255,14 @@ def measure_flash(svc: h.Server, store_url: str, scale: Scale, logs: Path) -> di
             )
             pg = None if why else stack.enter_context(h.pg_baseline(dsn, logs, workers))
             for conns in scale.flash_connections:
-                run = flash_run(omni, pg, dsn, scale, conns)
+                run = flash_run(omni, pg, dsn, scale, conns, workers)
                 run.update(connections=conns, workers=workers)
                 out["runs"][str(conns) if workers == 1 else f"{conns}x{workers}"] = run
     return out
 
 
 def flash_run(
-    svc: h.Server, pg: h.Server | None, dsn: str, scale: Scale, conns: int
+    svc: h.Server, pg: h.Server | None, dsn: str, scale: Scale, conns: int, workers: int
 ) -> dict[str, Any]:
     log(f"2: flash sale, {conns} connections")
     set_stock(svc.base_url, "FLASH-1", "dc-1", 1_000_000_000)
@@ -286,9 +288,9 @@ def flash_run(
     for side in run.values():
         side["holds_per_s"] = side["granted"] / max(side["elapsed"], 1e-9)
         side["statuses"] = dict(side["statuses"])
-    run["omnistock"]["oversell"] = oversell_omnistock(svc, scale, conns)
+    run["omnistock"]["oversell"] = oversell_omnistock(svc, scale, conns, workers)
     if pg is not None:
-        run["pg"]["oversell"] = oversell_pg(dsn, pg, scale, conns)
+        run["pg"]["oversell"] = oversell_pg(dsn, pg, scale, conns, workers)
         run["ratio"] = run["omnistock"]["holds_per_s"] / max(run["pg"]["holds_per_s"], 1e-9)
     return run
 
