@@ -36,14 +36,10 @@ import orjson
 import redis
 from redis.exceptions import NoScriptError
 
-try:  # redis[hiredis]: packs a command in C, a few times faster than redis-py's packer
-    from hiredis import pack_command as _pack_command
-except ImportError:  # pragma: no cover - redis-py's own packer
-    _pack_command = None  # type: ignore[assignment]
-
 from app import keys
 from app.domain.clock import Clock, SystemClock
 from app.domain.models import ID_PATTERN, MAX_UNITS
+from app.store.mux import pack
 from app.store.scripts import script_source
 
 FORMATS = ("csv", "ndjson")
@@ -615,7 +611,7 @@ class _Flight:
                     self._done.put(self._pipeline(calls))
                     continue
                 if calls:
-                    self._conn.send_packed_command([_pack(self._conn, calls)], check_health=False)
+                    self._conn.send_packed_command([_pack(calls)], check_health=False)
                 unread.append(calls)
                 if len(unread) > 1:  # the batch before this one
                     self._read(unread, 1)
@@ -646,7 +642,7 @@ class _Flight:
                 break
             self._client.script_load(self._source)
             first = ok.index(False)
-            self._conn.send_packed_command([_pack(self._conn, calls[first:])], check_health=False)
+            self._conn.send_packed_command([_pack(calls[first:])], check_health=False)
             for i in range(first, len(calls)):
                 reply = self._reply()
                 ok[i] = reply is not None
@@ -693,7 +689,5 @@ def _counts(replies: list[Any]) -> tuple[int, int]:
     return changed, unchanged
 
 
-def _pack(conn: Any, calls: list[Call]) -> bytes:
-    if _pack_command is not None:
-        return b"".join([_pack_command(call) for call in calls])
-    return b"".join(conn.pack_commands(calls))
+def _pack(calls: list[Call]) -> bytes:
+    return b"".join([pack(call) for call in calls])  # hiredis, in C

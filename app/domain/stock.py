@@ -130,8 +130,7 @@ class StockService:
             (sku,) = skus
             p = keys.partition_of(sku)
             result = await self._scripts.availability(
-                keys=[keys.position(p, sku), keys.hold_expiry_by_sku(p, sku)],
-                args=[now, *locations],
+                keys=self._availability_keys(p, skus), args=[now, *locations]
             )
             return [result[0]]
         by_partition: dict[int, list[str]] = defaultdict(list)

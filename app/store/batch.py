@@ -16,18 +16,13 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from app.store.mux import Multiplexer
+from app.store.mux import pack as pack_command
 
 Command = Sequence[str | int]
 
 
 def pack(commands: Sequence[Command]) -> bytes:
-    out: list[bytes] = []
-    for command in commands:
-        out.append(b"*%d\r\n" % len(command))
-        for arg in command:
-            raw = str(arg).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
-    return b"".join(out)
+    return b"".join([pack_command(command) for command in commands])
 
 
 async def transaction(
