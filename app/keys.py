@@ -93,3 +93,6 @@ CONFIG_TAG = f"{PREFIX}:{{cfg}}"
 LOCATIONS = f"{CONFIG_TAG}:locations"  # hash: location id -> JSON
 CHANNELS = f"{CONFIG_TAG}:channels"  # hash: channel id -> JSON
 CONFIG_VERSION = f"{CONFIG_TAG}:version"  # counter bumped on every config change
+# string: 256 random bits (hex) keying the ids of holds made with an Idempotency-Key
+# (app/domain/hold_ids.py); created once with SET NX, the same for every process and host.
+HOLD_ID_SECRET = f"{CONFIG_TAG}:hold_id_secret"

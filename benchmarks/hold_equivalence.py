@@ -111,6 +111,7 @@ def main() -> None:
                 orjson.dumps(candidates),
                 now - 7,
                 orjson.dumps(channels),
+                "web-shop",
             ]
             replies = {}
             for v, r in stores.items():

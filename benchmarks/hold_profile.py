@@ -60,6 +60,7 @@ def hold_argv(sha: str, sku: str, hold_id: str, now: int) -> list[str]:
         orjson.dumps(h.LOCATIONS).decode(),
         str(now),
         orjson.dumps({"web": [5, h.LOCATIONS]}).decode(),
+        "web-shop",
     ]
 
 

@@ -117,6 +117,7 @@ class Bench:
                     {"channel": "web", "lines": [{"sku": self.sku(), "quantity": 1}]}
                 ),
                 None,
+                "",
             )
         if scenario == "hold5":
             return lambda: holds.create(
@@ -127,6 +128,7 @@ class Bench:
                     }
                 ),
                 None,
+                "",
             )
         if scenario == "availability":
             return lambda: stock.availability([self.sku()], web, None)

@@ -25,6 +25,7 @@
 -- ARGV[13] candidate locations JSON, best first, for lines without a location
 -- ARGV[14] created_at, ms
 -- ARGV[15] channels JSON {id: [low_stock_threshold, [locations]]} that see the candidates
+-- ARGV[16] owner: the API key name that creates the hold ("" for the anonymous owner)
 --
 -- Replies:
 --   {"ok", lines JSON [{"sku","location","quantity"}]}   reserved
@@ -303,6 +304,7 @@ end
 local lines_json = norder == 1 and '[' .. out[1] .. ']' or '[' .. table.concat(out, ',') .. ']'
 rcall('HSET', hold_key, 'status', ARGV[3], 'channel', ARGV[6], 'reference', ARGV[7],
       'created_at', created_at, 'updated_at', now, 'expires_at', ARGV[4],
-      'count_until', count_until, 'lines', lines_json, 'parts', ARGV[8])
+      'count_until', count_until, 'lines', lines_json, 'parts', ARGV[8],
+      'owner', ARGV[16])
 rcall('ZADD', expiry_key, count_until, hold_id)
 return {'ok', lines_json}

@@ -151,6 +151,19 @@ def caller_of(request: Request) -> Caller:
     raise RuntimeError(f"route {request.url.path} has no auth dependency")
 
 
+def hold_owner(request: Request) -> str:
+    """The owner of a hold this request creates: its API key's name ("" without keys). The
+    one derivation both paths of POST /v1/holds use (FastAPI's and app/api/fast_path.py's)."""
+    return caller_of(request).name
+
+
+def hold_viewer(request: Request) -> str | None:
+    """Whose holds this request may read and change: the caller's own, or every hold (None)
+    for `admin` and for the anonymous caller of a service without keys."""
+    caller = caller_of(request)
+    return None if "admin" in caller.scopes else caller.name
+
+
 READ = require("read")
 RESERVE = require("reserve")
 HOLD_READ = require("read", "reserve")

@@ -59,7 +59,7 @@ async def create_hold(body: HoldIn, request: Request, services: ServicesDep) -> 
 
     async def op(digest: str | None) -> tuple[int, object]:
         try:
-            hold = await services.holds.create(body, digest)
+            hold = await services.holds.create(body, digest, auth.hold_owner(request))
         except InsufficientStock:
             HOLD_OUTCOMES.labels("insufficient_stock").inc()
             raise
@@ -75,20 +75,24 @@ async def create_hold(body: HoldIn, request: Request, services: ServicesDep) -> 
     responses={404: _HOLD_ERRORS[404]},
     dependencies=[auth.HOLD_READ],
 )
-async def get_hold(hold_id: HoldIdPath, services: ServicesDep) -> Response:
-    """The hold with its status, expiry and sourced lines."""
-    return JSONResponse(await services.holds.get(hold_id))
+async def get_hold(hold_id: HoldIdPath, request: Request, services: ServicesDep) -> Response:
+    """The hold with its status, expiry and sourced lines. Another client's hold is 404
+    `hold_not_found`, as one that does not exist; `admin` sees every hold."""
+    return JSONResponse(await services.holds.get(hold_id, auth.hold_viewer(request)))
 
 
 async def _transition(
     request: Request,
     services: ServicesDep,
     outcome: str,
-    action: Callable[[str | None], Awaitable[dict[str, Any]]],
+    action: Callable[[str | None, str | None], Awaitable[dict[str, Any]]],
 ) -> Response:
+    """Run `action(viewer, op_digest)`: the caller acts only on its own holds (admin: any)."""
+    viewer = auth.hold_viewer(request)
+
     async def op(digest: str | None) -> tuple[int, object]:
         try:
-            hold = await action(digest)
+            hold = await action(viewer, digest)
         except InvalidTransition:
             HOLD_OUTCOMES.labels("invalid_transition").inc()
             raise
@@ -107,7 +111,7 @@ async def _transition(
 async def commit_hold(hold_id: HoldIdPath, request: Request, services: ServicesDep) -> Response:
     """Checkout completed: the hold no longer expires."""
     return await _transition(
-        request, services, "committed", lambda d: services.holds.commit(hold_id, d)
+        request, services, "committed", lambda v, d: services.holds.commit(hold_id, v, d)
     )
 
 
@@ -120,7 +124,7 @@ async def commit_hold(hold_id: HoldIdPath, request: Request, services: ServicesD
 async def fulfil_hold(hold_id: HoldIdPath, request: Request, services: ServicesDep) -> Response:
     """Shipped or picked up: on_hand goes down by the hold's units and the hold is done."""
     return await _transition(
-        request, services, "fulfilled", lambda d: services.holds.fulfil(hold_id, d)
+        request, services, "fulfilled", lambda v, d: services.holds.fulfil(hold_id, v, d)
     )
 
 
@@ -133,7 +137,7 @@ async def fulfil_hold(hold_id: HoldIdPath, request: Request, services: ServicesD
 async def release_hold(hold_id: HoldIdPath, request: Request, services: ServicesDep) -> Response:
     """Cancelled: the units return to available."""
     return await _transition(
-        request, services, "released", lambda d: services.holds.release(hold_id, d)
+        request, services, "released", lambda v, d: services.holds.release(hold_id, v, d)
     )
 
 
@@ -151,5 +155,5 @@ async def extend_hold(
         request,
         services,
         "extended",
-        lambda d: services.holds.extend(hold_id, body.ttl_seconds, d),
+        lambda v, d: services.holds.extend(hold_id, v, body.ttl_seconds, d),
     )

@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         try:
             await services.scripts.load(services.redis)
             await services.config.refresh(force=True)
+            await services.holds.id_secret.get()
         except Exception as exc:  # start anyway: /readyz says red until the store answers
             log.warning("store not reachable at start: %s", exc)
         services.config.start()

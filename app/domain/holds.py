@@ -10,17 +10,20 @@ then every part is confirmed `active`. If a part cannot be reserved, the parts a
 reserved are aborted and the client sees a plain 409; if the coordinating process dies, its
 pending parts stop counting at the deadline and the reaper returns them. The client sees
 all-or-nothing either way.
+
+A hold belongs to its owner (the API key name that created it; "" is the anonymous owner of a
+service without keys, and of holds made before owners were recorded), written into every part
+at creation by the same script call. Reads and transitions name a `viewer`: a hold whose owner
+is not the viewer is "not found", exactly as a hold that does not exist (None: every hold,
+for admin). The check is on the record a read or transition already loads before its scripts
+run, and that is race-free: the owner never changes, and an id never names a hold of another
+owner (random ids do not repeat; a keyed id is a MAC over the owner, app/domain/hold_ids.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import logging
-import os
-import re
-import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -38,6 +41,7 @@ from app.domain.errors import (
     InvalidTransition,
     StoreUnavailable,
 )
+from app.domain.hold_ids import HoldIdSecret, home_partition, keyed_hold_id, random_hold_id
 from app.domain.models import Channel, HoldIn, HoldLineIn
 from app.domain.stock import StockService
 from app.settings import Settings
@@ -45,40 +49,7 @@ from app.store.scripts import Scripts
 
 log = logging.getLogger("omnistock.holds")
 
-_HOLD_ID = re.compile(r"^h[a-z2-7]{20}-([0-9a-f]{2})$")
-
-
-class _RandomBytes:
-    """os.urandom in 4 KiB reads handed out 16 bytes at a time: the same randomness without a
-    getrandom syscall per hold. A forked child never reuses its parent's bytes."""
-
-    def __init__(self) -> None:
-        self._pid = -1
-        self._buffer = b""
-        self._at = 0
-
-    def take(self, n: int) -> bytes:
-        if self._pid != os.getpid() or self._at + n > len(self._buffer):
-            self._pid, self._buffer, self._at = os.getpid(), secrets.token_bytes(4096), 0
-        chunk = self._buffer[self._at : self._at + n]
-        self._at += n
-        return chunk
-
-
-_random = _RandomBytes()
-
-
-def make_hold_id(home: int, op_digest: str | None) -> str:
-    """`h<20 base32>-<home partition hex>`. With an Idempotency-Key the id is derived from
-    it, so a retried create finds the hold its first attempt made."""
-    raw = hashlib.sha256(b"hold:" + op_digest.encode()).digest() if op_digest else _random.take(16)
-    token = base64.b32encode(raw).decode().lower()[:20]
-    return f"h{token}-{home:02x}"
-
-
-def home_partition(hold_id: str) -> int | None:
-    match = _HOLD_ID.match(hold_id)
-    return int(match.group(1), 16) if match else None
+ANONYMOUS_OWNER = ""  # no API keys, or a hold recorded before owners were: admin only
 
 
 @dataclass
@@ -112,10 +83,11 @@ class HoldService:
         self._stock = stock
         self._settings = settings
         self._clock = clock
+        self.id_secret = HoldIdSecret(redis)
 
     # -- create --------------------------------------------------------------------------
 
-    async def create(self, body: HoldIn, op_digest: str | None) -> dict[str, Any]:
+    async def create(self, body: HoldIn, op_digest: str | None, owner: str) -> dict[str, Any]:
         if len(body.lines) > self._settings.max_lines_per_hold:
             raise InvalidRequest(
                 f"a hold has at most {self._settings.max_lines_per_hold} lines",
@@ -130,7 +102,10 @@ class HoldService:
             p = keys.partition_of(line.sku)
             parts.setdefault(p, Part(p)).lines.append(line)
         home = next(iter(parts))
-        hold_id = make_hold_id(home, op_digest)
+        if op_digest is None:
+            hold_id = random_hold_id(home)
+        else:
+            hold_id = keyed_hold_id(await self.id_secret.get(), owner, op_digest, home)
         now = self._clock.now_ms()
         ttl = body.ttl_seconds or self._settings.default_hold_ttl_seconds
         header = _Header(
@@ -140,6 +115,7 @@ class HoldService:
             created_at=now,
             expires_at=now + ttl * 1000,
             parts=",".join(str(p) for p in parts),
+            owner=owner,
         )
         if len(parts) == 1:
             reply = await self._reserve(
@@ -151,7 +127,7 @@ class HoldService:
                 return self._render(hold_id, [header.record(reply.data)])
         else:
             await self._create_multi(header, list(parts.values()), body.allow_split, candidates)
-        return await self.get(hold_id)
+        return await self.get(hold_id, viewer=owner)
 
     async def _check_pinned_locations(
         self, lines: list[HoldLineIn], channel: Channel | None
@@ -209,6 +185,7 @@ class HoldService:
                 orjson.dumps(candidates),
                 header.created_at,
                 self._config.channels_arg(touched),
+                header.owner,
             ],
         )
         kind = result[0]
@@ -344,12 +321,19 @@ class HoldService:
 
     # -- read ----------------------------------------------------------------------------
 
-    async def _records(self, hold_id: str) -> list[dict[str, str]]:
+    async def _records(self, hold_id: str, viewer: str | None) -> list[dict[str, str]]:
+        """Every part's record, home first, if `viewer` may see the hold (None: anyone may).
+        Another owner's hold is not found, with the same answer and the same store reads as a
+        hold that does not exist: nothing tells the two apart."""
         home = home_partition(hold_id)
         if home is None:
             raise HoldNotFound(f"no hold {hold_id!r}")
         record = cast(dict[str, str], await self._redis.hgetall(keys.hold(home, hold_id)))
-        if not record or record.get("status") == "pending":
+        if (
+            not record
+            or record.get("status") == "pending"
+            or (viewer is not None and record.get("owner", ANONYMOUS_OWNER) != viewer)
+        ):
             raise HoldNotFound(f"no hold {hold_id!r}")
         partitions = [int(p) for p in record["parts"].split(",")]
         records = [record]
@@ -360,8 +344,8 @@ class HoldService:
                 records += await pipe.execute()
         return records
 
-    async def get(self, hold_id: str) -> dict[str, Any]:
-        return self._render(hold_id, await self._records(hold_id))
+    async def get(self, hold_id: str, viewer: str | None) -> dict[str, Any]:
+        return self._render(hold_id, await self._records(hold_id, viewer))
 
     def _render(self, hold_id: str, records: list[dict[str, str]]) -> dict[str, Any]:
         home = records[0]
@@ -384,28 +368,39 @@ class HoldService:
 
     # -- transitions ---------------------------------------------------------------------
 
-    async def commit(self, hold_id: str, op_digest: str | None) -> dict[str, Any]:
-        return await self._transition(hold_id, "hold_commit", "committed", op_digest)
+    async def commit(
+        self, hold_id: str, viewer: str | None, op_digest: str | None
+    ) -> dict[str, Any]:
+        return await self._transition(hold_id, viewer, "hold_commit", "committed", op_digest)
 
-    async def fulfil(self, hold_id: str, op_digest: str | None) -> dict[str, Any]:
-        return await self._transition(hold_id, "hold_fulfil", "fulfilled", op_digest)
+    async def fulfil(
+        self, hold_id: str, viewer: str | None, op_digest: str | None
+    ) -> dict[str, Any]:
+        return await self._transition(hold_id, viewer, "hold_fulfil", "fulfilled", op_digest)
 
-    async def release(self, hold_id: str, op_digest: str | None) -> dict[str, Any]:
-        return await self._transition(hold_id, "hold_release", "released", op_digest)
+    async def release(
+        self, hold_id: str, viewer: str | None, op_digest: str | None
+    ) -> dict[str, Any]:
+        return await self._transition(hold_id, viewer, "hold_release", "released", op_digest)
 
-    async def extend(self, hold_id: str, ttl_seconds: int, op_digest: str | None) -> dict[str, Any]:
+    async def extend(
+        self, hold_id: str, viewer: str | None, ttl_seconds: int, op_digest: str | None
+    ) -> dict[str, Any]:
         expires_at = self._clock.now_ms() + ttl_seconds * 1000
-        return await self._transition(hold_id, "hold_extend", "active", op_digest, [expires_at])
+        return await self._transition(
+            hold_id, viewer, "hold_extend", "active", op_digest, [expires_at]
+        )
 
     async def _transition(
         self,
         hold_id: str,
+        viewer: str | None,
         script: str,
         target: str,
         op_digest: str | None,
         extra: list[Any] | None = None,
     ) -> dict[str, Any]:
-        records = await self._records(hold_id)
+        records = await self._records(hold_id, viewer)
         partitions = [int(p) for p in records[0]["parts"].split(",")]
         first = await self._transition_part(
             hold_id, partitions[0], script, op_digest, extra, records[0]
@@ -435,7 +430,7 @@ class HoldService:
             for p, r in zip(partitions[1:], rest, strict=True):
                 if not (r[0] in ("ok", "replayed") or (r[0] == "invalid" and r[1] == target)):
                     log.error("hold %s part %d: %s gave %s", hold_id, p, script, r)
-        return await self.get(hold_id)
+        return await self.get(hold_id, viewer)
 
     async def _transition_part(
         self,
@@ -487,6 +482,7 @@ class _Header:
     created_at: int
     expires_at: int
     parts: str
+    owner: str
 
     def record(self, lines_json: str) -> dict[str, str]:
         """The hold record as hold_reserve.lua writes it for an active hold."""
@@ -499,4 +495,5 @@ class _Header:
             "count_until": str(self.expires_at),
             "lines": lines_json,
             "parts": self.parts,
+            "owner": self.owner,
         }

@@ -2,7 +2,8 @@
 -- A hold record is a hash: status, channel, reference, created_at, updated_at, expires_at
 -- (ms), count_until (ms: when its lines stop counting; = expires_at, or the pending deadline
 -- of a multi-partition part), lines (JSON [{sku, location, quantity}]), parts (partitions of
--- the whole hold, home first).
+-- the whole hold, home first), owner (the API key name that created it, "" anonymous; absent
+-- on holds made before owners were recorded; checked by the service, never changed).
 -- Per sku, three keys come in KEYS as a triple: position hash, active lines by expiry (hx),
 -- open lines by creation time (ho, for naming holds in a shortfall, newest first).
 local function hold_load(hold_key)

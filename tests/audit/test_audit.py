@@ -218,7 +218,7 @@ async def test_parts_of_a_reservation_still_in_flight_are_not_drift(
             ],
             args=[now, "hflight-00", "pending", now + 900_000, now + 30_000, "", "",
                   f"{PA},{PB}", "0", 0, orjson.dumps([{"s": 1, "q": 1, "l": "dc"}]),
-                  orjson.dumps([sku]), b"[]", now, b"{}"],
+                  orjson.dumps([sku]), b"[]", now, b"{}", "client-a"],
         )  # fmt: skip
     await redis.hset(keys.hold(PB, "hflight-00"), "status", "active")  # B confirmed, A not yet
     await redis.zadd(keys.expiry_index(PB), {"hflight-00": now + 900_000})

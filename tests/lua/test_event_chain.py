@@ -70,6 +70,7 @@ async def test_a_split_hold_chains_the_channel_figures_of_its_events(
             orjson.dumps(["dc", "store-a"]),
             NOW,
             orjson.dumps(CHANNELS),
+            "client-a",
         ],
     )
 

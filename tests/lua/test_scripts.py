@@ -49,6 +49,7 @@ async def reserve(scripts: Scripts, hold_id: str, qty: int, expires_at: int = NO
             orjson.dumps([]),
             NOW,
             NO_CHANNELS,
+            "client-a",
         ],
     )
 

@@ -3,7 +3,10 @@
 A caller without a key, or with one the service does not know, gets 401 `unauthorized` with
 a `WWW-Authenticate: Bearer` challenge; a known key without the endpoint's scope gets 403
 `forbidden`; a key with it gets exactly the endpoint's own answer (2xx, or its domain 4xx).
-Refused requests change nothing in the store, byte for byte.
+Refused requests change nothing in the store, byte for byte. Holds belong to the key that
+made them: the `{hold}` of a row is the caller's own when it may create holds (`reserve`),
+else admin's, so a `read` key's GET of it is 404 `hold_not_found` (test_hold_ownership.py
+covers ownership itself).
 """
 
 from __future__ import annotations
@@ -207,14 +210,16 @@ async def test_auth_matrix(
 ) -> None:
     await seed(admin, {("sku-1", "dc"): 5, ("sku-1", "store-a"): 3})
     path = endpoint.path
+    headers = headers_of(caller, api_keys)
     if "{hold}" in path or "{committed}" in path:
-        created = await admin.post("/v1/holds", json=_LINES)
+        owner = headers if caller == "reserve" else {}  # admin's otherwise
+        created = await admin.post("/v1/holds", json=_LINES, headers=owner)
         assert created.status_code == 201, created.text
         hold_id = created.json()["id"]
         if "{committed}" in path:
-            assert (await admin.post(f"/v1/holds/{hold_id}/commit")).status_code == 200
+            committed = await admin.post(f"/v1/holds/{hold_id}/commit", headers=owner)
+            assert committed.status_code == 200
         path = path.replace("{hold}", hold_id).replace("{committed}", hold_id)
-    headers = headers_of(caller, api_keys)
     before = await store_state(redis)
 
     if endpoint.sse:
@@ -240,6 +245,9 @@ async def test_auth_matrix(
         challenge = r.headers["www-authenticate"]
         assert challenge.startswith("Bearer ")
         assert ('error="invalid_token"' in challenge) == (caller == "wrong key")
+        assert await store_state(redis) == before
+    elif caller == "read" and caller in endpoint.allowed and "{hold}" in endpoint.path:
+        assert_problem(r, 404, "hold_not_found")  # a read key owns no hold
         assert await store_state(redis) == before
     elif caller in endpoint.allowed or caller == "admin":
         if endpoint.code:

@@ -1,0 +1,86 @@
+"""Hold ids nobody can guess from public data: `h<20 base32 chars>-<home partition in hex>`.
+
+The 20 characters are 100 bits of either
+- os.urandom, for a create without an Idempotency-Key, or
+- HMAC-SHA256 under the store's hold-id secret over (owner, Idempotency-Key digest), for a
+  keyed create, so a retry finds the hold its first attempt made. Knowing the Idempotency-Key
+  (or the owner's name) never gives the id offline: that takes the secret, which lives only in
+  the store (`os:{cfg}:hold_id_secret`, 256 random bits created once with SET NX, so every
+  process and host of one store derives the same ids; another store has another secret).
+
+Ids made before this scheme (a plain SHA-256 of the Idempotency-Key digest) keep the same
+shape and stay valid: a hold is found by its id, never re-derived.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import secrets
+
+from redis.asyncio import Redis
+
+from app import keys
+
+_HOLD_ID = re.compile(r"^h[a-z2-7]{20}-([0-9a-f]{2})$")
+
+
+class _RandomBytes:
+    """os.urandom in 4 KiB reads handed out 16 bytes at a time: the same randomness without a
+    getrandom syscall per hold. A forked child never reuses its parent's bytes."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._buffer = b""
+        self._at = 0
+
+    def take(self, n: int) -> bytes:
+        if self._pid != os.getpid() or self._at + n > len(self._buffer):
+            self._pid, self._buffer, self._at = os.getpid(), secrets.token_bytes(4096), 0
+        chunk = self._buffer[self._at : self._at + n]
+        self._at += n
+        return chunk
+
+
+_random = _RandomBytes()
+
+
+def _format(raw: bytes, home: int) -> str:
+    return f"h{base64.b32encode(raw).decode().lower()[:20]}-{home:02x}"
+
+
+def random_hold_id(home: int) -> str:
+    return _format(_random.take(16), home)
+
+
+def keyed_hold_id(secret: bytes, owner: str, op_digest: str, home: int) -> str:
+    """The id of the hold a create with this owner and Idempotency-Key digest makes. The
+    owner is in the MAC (not only in the digest), so two owners never derive one id."""
+    mac = hmac.new(secret, f"hold\0{owner}\0{op_digest}".encode(), hashlib.sha256).digest()
+    return _format(mac, home)
+
+
+def home_partition(hold_id: str) -> int | None:
+    match = _HOLD_ID.match(hold_id)
+    return int(match.group(1), 16) if match else None
+
+
+class HoldIdSecret:
+    """The store's hold-id secret, read once per process (at start-up, or at the first keyed
+    create if the store was not reachable then)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._secret: bytes | None = None
+
+    async def get(self) -> bytes:
+        if self._secret is None:
+            fresh = secrets.token_hex(32)
+            # One command: create it if absent, and learn the one that won (SET NX GET).
+            kept = await self._redis.set(keys.HOLD_ID_SECRET, fresh, nx=True, get=True)
+            value = fresh if kept is None else kept
+            self._secret = bytes.fromhex(value if isinstance(value, str) else value.decode())
+        return self._secret
