@@ -20,6 +20,7 @@ import hmac
 import os
 import re
 import secrets
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -80,7 +81,10 @@ class HoldIdSecret:
         if self._secret is None:
             fresh = secrets.token_hex(32)
             # One command: create it if absent, and learn the one that won (SET NX GET).
-            kept = await self._redis.set(keys.HOLD_ID_SECRET, fresh, nx=True, get=True)
+            kept = cast(
+                str | bytes | None,
+                await self._redis.set(keys.HOLD_ID_SECRET, fresh, nx=True, get=True),
+            )
             value = fresh if kept is None else kept
-            self._secret = bytes.fromhex(value if isinstance(value, str) else value.decode())
+            self._secret = bytes.fromhex(value.decode() if isinstance(value, bytes) else value)
         return self._secret

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from app import keys
+from app.api import auth, hold_routes
 from app.api.main import create_app
 from app.credentials import append
 from app.domain.hold_ids import HoldIdSecret, home_partition
@@ -228,3 +229,38 @@ async def test_without_api_keys_there_is_one_anonymous_owner(store_url: str, red
             assert (
                 await redis.hget(keys.hold(keys.partition_of("sku-1"), hold["id"]), "owner") == ""
             )
+
+
+@pytest.mark.parametrize("path", ["fast", "slow"])
+async def test_both_paths_of_a_hold_create_record_its_owner(
+    path: str,
+    store_url: str,
+    keys_file: tuple[Path, dict[str, str]],
+    redis: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """POST /v1/holds has a fast path (app/api/fast_path.py) past FastAPI's dependencies:
+    the owner is the same whichever path a request takes."""
+    if path == "slow":  # the fast path's check declines: FastAPI's own path answers
+        monkeypatch.setattr(hold_routes, "authorised", lambda request, accepted: False)
+    solved: list[str] = []  # FastAPI's path authenticates through the route's dependency
+    authenticate = auth._authenticate
+    monkeypatch.setattr(
+        auth, "_authenticate", lambda *args: solved.append("dep") or authenticate(*args)
+    )
+    path_, api_keys = keys_file
+    app: FastAPI = create_app(make_settings(store_url, api_keys_file=path_))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://omnistock") as c:
+            c.headers.update(bearer(api_keys["admin"]))
+            await seed(c, {("sku-1", "dc"): 5})
+            solved.clear()
+            made = await c.post("/v1/holds", json=HOLD, headers=bearer(api_keys["a"]))
+            assert made.status_code == 201, made.text
+            assert len(solved) == (1 if path == "slow" else 0)
+            hold_id = made.json()["id"]
+            record = keys.hold(keys.partition_of("sku-1"), hold_id)
+            assert await redis.hget(record, "owner") == "shop-a"
+            other = await c.get(f"/v1/holds/{hold_id}", headers=bearer(api_keys["b"]))
+            assert_problem(other, 404, "hold_not_found")
