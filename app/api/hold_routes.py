@@ -21,7 +21,10 @@ router = APIRouter(prefix="/v1/holds", tags=["holds"], route_class=FastPathRoute
 
 _HOLD_ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"description": "`insufficient_stock`, `invalid_transition` or `idempotency_key_in_use`"},
-    404: {"description": "`hold_not_found`, `channel_not_found` or `location_not_found`"},
+    404: {
+        "description": "`hold_not_found` (also for another client's hold), `channel_not_found` "
+        "or `location_not_found`"
+    },
     422: {"description": "`invalid_request` or `idempotency_key_reused`"},
 }
 
