@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from redis.exceptions import RedisError
 
 from app.api import auth
 from app.api.deps import ServicesDep
 from app.api.metrics import render
+from app.api.problems import on_embedded_store
 from app.api.responses import JSONResponse
+from app.store.persistence import write_refusal
 
 router = APIRouter(tags=["operations"])
 
@@ -24,19 +26,30 @@ async def healthz() -> Response:
 
 
 @router.get("/readyz")
-async def readyz(services: ServicesDep) -> Response:
-    """Readiness: the store answers and every script is loaded (within one store timeout, so
-    a paused store turns it red as fast as it fails requests)."""
+async def readyz(request: Request, services: ServicesDep) -> Response:
+    """Readiness: the store answers, takes writes, and every script is loaded (within one
+    store timeout, so a paused store turns it red as fast as it fails requests). A store that
+    refuses writes (full disk) is not ready either: the answer says why, and that reads go on.
+    Open to all, so the store's own error text (its address) only goes to an admin caller."""
     try:
         async with asyncio.timeout(services.settings.redis_timeout_seconds):
             await services.scripts.load(services.redis)
+            refusal = await write_refusal(services.redis, on_embedded_store(request))
     except (RedisError, OSError) as exc:  # OSError covers the timeout above
-        return JSONResponse(
-            {"status": "unavailable", "store": "unreachable", "detail": str(exc) or "timed out"},
-            status_code=503,
-            headers={"Retry-After": "1"},
+        admin = auth.caller_if_allowed(request, ("admin",)) is not None
+        detail = (str(exc) or "timed out") if admin else "the store did not answer"
+        return _not_ready({"store": "unreachable", "detail": detail})
+    if refusal is not None:
+        return _not_ready(
+            {"store": "read-only", "reads": "ok", "writes": "refused", "detail": refusal}
         )
     return JSONResponse({"status": "ok", "store": "ok", "scripts": "loaded"})
+
+
+def _not_ready(body: dict[str, str]) -> Response:
+    return JSONResponse(
+        {"status": "unavailable", **body}, status_code=503, headers={"Retry-After": "1"}
+    )
 
 
 @router.get("/metrics", include_in_schema=False, dependencies=[auth.READ])

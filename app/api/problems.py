@@ -9,10 +9,12 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from redis.exceptions import BusyLoadingError, ConnectionError, ResponseError, TimeoutError
 from starlette.exceptions import HTTPException
 
 from app.domain.errors import DomainError, Unauthorized
+from app.store.embedded import is_embedded
+from app.store.persistence import refusal_detail
 
 log = logging.getLogger("omnistock.api")
 
@@ -51,6 +53,12 @@ def store_unavailable(detail: str) -> Response:
         f"{detail}; retry with the same Idempotency-Key",
         {"Retry-After": "1"},
     )
+
+
+def on_embedded_store(request: Request) -> bool:
+    """Whether this process's store is the one `omnistock serve` runs under its data dir."""
+    settings = request.app.state.services.settings
+    return is_embedded(settings.redis_url, settings.data_dir)
 
 
 def domain_problem(exc: DomainError) -> Response:
@@ -114,9 +122,18 @@ def install(app: FastAPI) -> None:
             500, "internal_error", "Internal error", "an unexpected error; it has been logged"
         )
 
+    async def on_store_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ResponseError)
+        detail = refusal_detail(exc, on_embedded_store(request))
+        if detail is None:
+            return await on_unexpected(request, exc)
+        log.warning("store refuses writes: %s", exc)
+        return store_unavailable(detail)
+
     app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
     for exc_type in (ConnectionError, TimeoutError, BusyLoadingError):
         app.add_exception_handler(exc_type, on_store_down)
+    app.add_exception_handler(ResponseError, on_store_error)  # a full disk, a replica, OOM
     app.add_exception_handler(Exception, on_unexpected)

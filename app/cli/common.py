@@ -100,25 +100,12 @@ def store_settings(args: argparse.Namespace) -> Settings:
         raise CliError(USAGE, f"bad configuration: {exc}") from None
 
 
-def running_store_url(data_dir: Path) -> str | None:
-    """The URL of the embedded store a running `omnistock serve` keeps under `data_dir`
-    (port and password from its store.conf), or None."""
-    try:
-        lines = (data_dir / "store.conf").read_text().splitlines()
-    except OSError:
-        return None
-    conf = dict(line.split(" ", 1) for line in lines if " " in line)
-    if "port" not in conf or "requirepass" not in conf:
-        return None
-    return f"redis://:{conf['requirepass']}@127.0.0.1:{conf['port']}/0"
-
-
 @contextlib.asynccontextmanager
 async def open_store(settings: Settings, timeout_seconds: float = 30.0) -> AsyncIterator[Redis]:
     """A client of the configured store; the embedded one is started for the command when no
     service holds the data directory, and stopped after it."""
     from app.store.connection import connect
-    from app.store.embedded import EmbeddedStore, EmbeddedStoreError
+    from app.store.embedded import EmbeddedStore, EmbeddedStoreError, embedded_store_url
 
     embedded: EmbeddedStore | None = None
     url = settings.redis_url
@@ -134,7 +121,7 @@ async def open_store(settings: Settings, timeout_seconds: float = 30.0) -> Async
             url = embedded.url
         except EmbeddedStoreError as exc:
             embedded = None
-            url = running_store_url(settings.data_dir)
+            url = embedded_store_url(settings.data_dir)
             if url is None:
                 raise CliError(UNREACHABLE, f"embedded store: {exc}") from None
     client = connect(settings.model_copy(update={"redis_timeout_seconds": timeout_seconds}), url)

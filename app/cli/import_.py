@@ -14,7 +14,7 @@ import orjson
 import redis
 from redis.exceptions import RedisError
 
-from app.cli.common import CliError, add_store_flags, running_store_url, store_settings
+from app.cli.common import CliError, add_store_flags, store_settings
 from app.domain.importer import (
     Checkpoint,
     Importer,
@@ -68,7 +68,7 @@ class Progress:
 def _store(settings: Settings) -> Iterator[redis.Redis]:
     """The store of OMNISTOCK_REDIS_URL; else the embedded one under OMNISTOCK_DATA_DIR,
     started for the import, or the one a running `omnistock serve` keeps there."""
-    from app.store.embedded import EmbeddedStore, EmbeddedStoreError
+    from app.store.embedded import EmbeddedStore, EmbeddedStoreError, embedded_store_url
 
     embedded = None
     url = settings.redis_url
@@ -79,7 +79,7 @@ def _store(settings: Settings) -> Iterator[redis.Redis]:
             url = embedded.url
         except EmbeddedStoreError as exc:
             embedded = None
-            url = running_store_url(settings.data_dir)
+            url = embedded_store_url(settings.data_dir)
             if url is None:
                 raise
             print(

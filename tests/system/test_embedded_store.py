@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,47 @@ def test_serve_with_a_store_url_uses_that_server_and_starts_none(
     direct = redis.Redis.from_url(store_url, decode_responses=True)
     assert direct.hget(keys.position(keys.partition_of("sku-1"), "sku-1"), "dc") == "10:0:0:0"
     direct.close()
+
+
+def _modes(data: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(data)): oct(stat.S_IMODE(path.stat().st_mode))
+        for path in [data, *data.rglob("*")]
+    }
+
+
+def _data_dir_with_one_write(data: Path) -> Path:
+    with EmbeddedStore(data, supervise=False) as store:
+        client = redis.Redis.from_url(store.url)
+        client.set("acknowledged", "1")
+        client.close()
+    return data
+
+
+def test_the_embedded_store_keeps_its_data_files_and_log_owner_only(tmp_path: Path) -> None:
+    data = _data_dir_with_one_write(tmp_path / "data")
+    modes = _modes(data)
+    assert {"store.log", "store.password", "omnistock.lock", "appendonlydir"} <= modes.keys()
+    owner_only = {p: oct(0o700 if (data / p).is_dir() else 0o600) for p in modes}
+    assert modes == owner_only
+
+    # What an older version left readable to others is made owner-only at the next start.
+    (data / "store.log").chmod(0o644)
+    (data / "appendonlydir").chmod(0o755)
+    for aof in (data / "appendonlydir").iterdir():
+        aof.chmod(0o644)
+    with EmbeddedStore(data, supervise=False):
+        assert _modes(data) == owner_only
+
+
+def test_an_aof_whose_last_write_was_cut_short_loads_and_takes_writes(tmp_path: Path) -> None:
+    data = _data_dir_with_one_write(tmp_path / "data")
+    (incr,) = (data / "appendonlydir").glob("*.incr.aof")
+    with open(incr, "ab") as fh:  # what a write cut short by a full disk or a crash leaves
+        fh.write(b"*3\r\n$3\r\nSET\r\n$4\r\nhalf\r\n$5\r\nwr")
+    with EmbeddedStore(data, supervise=False) as store:
+        client = redis.Redis.from_url(store.url)
+        assert client.get("acknowledged") == b"1"
+        assert client.get("half") is None
+        assert client.set("after", "1")
+        client.close()
