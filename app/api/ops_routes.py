@@ -27,10 +27,11 @@ async def healthz() -> Response:
 
 @router.get("/readyz")
 async def readyz(request: Request, services: ServicesDep) -> Response:
-    """Readiness: the store answers, takes writes, and every script is loaded (within one
-    store timeout, so a paused store turns it red as fast as it fails requests). A store that
-    refuses writes (full disk) is not ready either: the answer says why, and that reads go on.
-    Open to all, so the store's own error text (its address) only goes to an admin caller."""
+    """Readiness: the store answers and every script is loaded (within one store timeout, so
+    a paused store turns it red as fast as it fails requests). A store that refuses writes
+    (full disk) leaves the instance ready, since reads go on and every instance shares the store:
+    200 with `"status": "degraded"` and the reason, for monitoring to alert on. Open to all, so
+    the store's own error text (its address) only goes to an admin caller."""
     try:
         async with asyncio.timeout(services.settings.redis_timeout_seconds):
             await services.scripts.load(services.redis)
@@ -40,8 +41,14 @@ async def readyz(request: Request, services: ServicesDep) -> Response:
         detail = (str(exc) or "timed out") if admin else "the store did not answer"
         return _not_ready({"store": "unreachable", "detail": detail})
     if refusal is not None:
-        return _not_ready(
-            {"store": "read-only", "reads": "ok", "writes": "refused", "detail": refusal}
+        return JSONResponse(
+            {
+                "status": "degraded",
+                "store": "read-only",
+                "reads": "ok",
+                "writes": "refused",
+                "detail": refusal,
+            }
         )
     return JSONResponse({"status": "ok", "store": "ok", "scripts": "loaded"})
 
