@@ -7,6 +7,9 @@ share that tag, so every script touches one hash slot and the schema works uncha
 Redis/Valkey cluster. See docs/architecture.md for why the partition, not the sku or the
 location, is the tag.
 
+Two kinds of keys have their own slot, outside any partition: Idempotency-Key records and
+incoming event identity claims (each tagged by what it guards).
+
 Global configuration (locations, channels) lives under the `{cfg}` tag; scripts never read it,
 the service passes what they need as ARGV from its cached copy.
 """
@@ -52,9 +55,33 @@ def sku_keys(partition: int, sku: str) -> list[str]:
     ]
 
 
-def event_seen(partition: int, event_id: str) -> str:
-    """String: an incoming stock event id already applied (dedupe, kept for a retention)."""
+def event_seen(partition: int, location: str, event_id: str) -> str:
+    """String: the incoming stock event (location, id) applied in this partition, value its
+    fingerprint (app/domain/stock_events.py), written with the change; kept for a retention.
+    `|` is not an identifier character, so location and id cannot run into each other."""
+    return f"{tag(partition)}:seen:{location}|{event_id}"
+
+
+def event_seen_before_locations(partition: int, event_id: str) -> str:
+    """String: an event id applied before identities were per location (any location, any
+    content). Only read, so a batch sent before an upgrade and replayed after it stays
+    `duplicate`; none is left once the retention has passed since the upgrade."""
     return f"{tag(partition)}:seen:{event_id}"
+
+
+def event_seen_keys(partition: int, location: str, event_id: str) -> list[str]:
+    """The key pair `stock_events.lua` takes per event."""
+    return [
+        event_seen(partition, location, event_id),
+        event_seen_before_locations(partition, event_id),
+    ]
+
+
+def event_claim(location: str, event_id: str) -> str:
+    """String: the content (fingerprint) an incoming event identity (location, id) was first
+    sent with, whatever the sku; its slot is the identity's own, so a reused id is caught
+    across partitions. Written before the change, kept as long as the seen records."""
+    return f"{PREFIX}:{{ev:{location}|{event_id}}}"
 
 
 def hold(partition: int, hold_id: str) -> str:

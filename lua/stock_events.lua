@@ -1,6 +1,9 @@
 -- Apply incoming stock events (POS sales, returns, receipts, counts, transfers from ERP/WMS) of
--- one partition, in order. Each event id is applied once: its dedupe record is written here,
--- with the change and the outgoing event. A sale is never refused for lack of stock
+-- one partition, in order. Each event identity (location, id) is applied once: its seen record,
+-- holding the event's fingerprint (type|sku|quantity), is written here with the change and the
+-- outgoing event. The same identity again is a duplicate when the fingerprint matches, and
+-- `id_reused` (nothing changes) when it does not. (The caller has already claimed the identity
+-- across partitions, app/domain/stock_events.py; this check needs no claim to be right.) A sale is never refused for lack of stock
 -- (physical truth wins): on_hand may go negative, and a `shortfall` event names the holds
 -- that can no longer be served at the location.
 --
@@ -10,19 +13,23 @@
 --         position hash                  os:{P}:pos:<sku>
 --         active hold lines by expiry    os:{P}:hx:<sku>
 --         open hold lines by creation    os:{P}:ho:<sku>
--- KEYS[3n + 2 + j]                       for the j-th event: dedupe record os:{P}:seen:<event id>
+-- KEYS[3n + 2j + 1], KEYS[3n + 2j + 2]    for the j-th event:
+--         seen record                    os:{P}:seen:<location>|<event id>
+--         record of an earlier release   os:{P}:seen:<event id> (read only: duplicate if set)
 --
 -- ARGV[1] now, ms
 -- ARGV[2] oldest event id to keep (ms)
 -- ARGV[3] seconds to keep dedupe records
 -- ARGV[4] channels JSON {id: [low_stock_threshold, [locations]]} that see the locations
 -- ARGV[5] skus JSON ["sku", ...] naming the key triples in order
--- ARGV[6] events JSON [{"i": id, "t": type, "s": sku index, "l": location, "q": quantity}]
+-- ARGV[6] events JSON [{"i": id, "t": type, "s": sku index, "l": location, "q": quantity,
+--                       "f": fingerprint}]
 --         type: sale, return, receipt, adjustment (signed q), count (absolute q), damage,
 --         transfer_out, transfer_in; validated by the caller
 --
 -- Reply: one entry per event, in order: {status, on_hand, held, committed, safety_stock,
---        available} with status "applied" or "duplicate" (the position as it is now)
+--        available} with status "applied", "duplicate" or "id_reused" (the position as it
+--        is now)
 
 local rcall = redis.call
 --!include position.lua
@@ -37,7 +44,7 @@ local seen_ttl = ARGV[3]
 local channels = cjson.decode(ARGV[4])
 local skus = cjson.decode(ARGV[5])
 local events = cjson.decode(ARGV[6])
-local first_seen_key = 3 * #skus + 3
+local first_seen_key = 3 * #skus + 3  -- then two keys per event
 
 local DELTA_SIGN = {sale = -1, damage = -1, transfer_out = -1, ['return'] = 1, receipt = 1,
                     transfer_in = 1, adjustment = 1}
@@ -53,14 +60,17 @@ local ZERO = {on_hand = 0, held = 0, committed = 0, safety = 0}
 
 local out = {}
 for j, ev in ipairs(events) do
-  local seen_key = KEYS[first_seen_key + j - 1]
+  local seen_key = KEYS[first_seen_key + 2 * (j - 1)]
+  local seen_before_locations_key = KEYS[first_seen_key + 2 * j - 1]
   local status = 'applied'
   local s = states[ev.s]
   if not s then
     s = state_load(KEYS[3 * ev.s], KEYS[3 * ev.s + 1], now, wanted)
     states[ev.s] = s
   end
-  if rcall('SET', seen_key, now, 'NX', 'EX', seen_ttl) then
+  if rcall('EXISTS', seen_before_locations_key) == 1 then
+    status = 'duplicate'
+  elseif rcall('SET', seen_key, ev.f, 'NX', 'EX', seen_ttl) then
     local before = state_before(s, channels, seers, ev.l)
     local cur = state_pos(s, ev.l) or ZERO
     local p = {on_hand = cur.on_hand, held = cur.held, committed = cur.committed,
@@ -78,8 +88,10 @@ for j, ev in ipairs(events) do
       emit_shortfall(stream_key, min_id, now, skus[ev.s], ev.l, pos_view(p, s.expired[ev.l]),
                      KEYS[3 * ev.s + 1], KEYS[3 * ev.s + 2], {source_event = ev.i})
     end
-  else
+  elseif rcall('GET', seen_key) == ev.f then
     status = 'duplicate'
+  else
+    status = 'id_reused'
   end
   local v = pos_view(state_pos(s, ev.l) or ZERO, s.expired[ev.l])
   out[j] = {status, v.on_hand, v.held, v.committed, v.safety, v.available}

@@ -96,8 +96,11 @@ async def post_stock_events(
 ) -> Response:
     """Apply up to 1000 stock events (sale, return, receipt, adjustment, count, damage,
     transfer_out, transfer_in) in order; one result per event: `applied`, `duplicate` (this
-    event id was applied before) or `rejected` with a reason. A sale is never rejected for lack
-    of stock: on_hand may go negative, and a `shortfall` event names the holds it affects."""
+    event was applied before) or `rejected` with a reason. An event is identified by its
+    location and id: the same id from another location is another event; the same (location,
+    id) with another type, sku or quantity is `rejected` with reason `id_reused`. A sale is
+    never rejected for lack of stock: on_hand may go negative, and a `shortfall` event names
+    the holds it affects."""
 
     async def op(_: str | None) -> tuple[int, object]:
         # A POS key's events are each checked against its one location (`rejected` else).

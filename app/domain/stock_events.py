@@ -1,9 +1,20 @@
 """Incoming stock events: POS sales and returns, ERP/WMS receipts, counts and transfers.
 
 Each event is validated on its own, so one bad line of a POS batch is `rejected` with a reason
-while the rest apply. Valid events are grouped by partition and applied in order by
-`stock_events.lua`, which records each event id with its change: a replayed offline batch,
-or two deliveries of one batch at once, changes stock exactly once.
+while the rest apply. An event is identified by (location, id): the same id from two
+locations is two events; the same identity again is `duplicate` when its fingerprint (type,
+sku, quantity) matches the first one's, and `rejected` with reason `id_reused` when not.
+
+Two steps, each one round trip for the whole batch:
+1. Claim: one `event_claim.lua` call per identity, pipelined, each in the identity's own slot,
+   records the first content sent for it (whatever the sku) and replies that content. Events
+   whose content differs are `id_reused`, even when their sku lives in another partition.
+2. Change: the rest, grouped by partition, go in order to `stock_events.lua`, which writes a
+   seen record per identity (with the fingerprint) together with the change, and re-checks
+   the fingerprint there, in the change's atomic step.
+A service that dies between the steps leaves a claim without a change: the retry of the same
+event passes the claim and applies once. A replayed offline batch, or two deliveries of one
+batch at once, changes stock exactly once.
 """
 
 from __future__ import annotations
@@ -43,6 +54,15 @@ _RFC3339 = re.compile(
 _FIELDS = {"id", "type", "sku", "location", "quantity", "occurred_at"}
 
 
+ID_REUSED = "id_reused"
+
+
+def fingerprint(kind: str, sku: str, quantity: int) -> str:
+    """What makes two events of one identity the same event (occurred_at does not). `|` is no
+    identifier character, so the parts cannot run into each other."""
+    return f"{kind}|{sku}|{quantity}"
+
+
 @dataclass
 class Accepted:
     index: int
@@ -51,6 +71,14 @@ class Accepted:
     sku: str
     location: str
     quantity: int
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        return self.location, self.event_id
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.type, self.sku, self.quantity)
 
 
 def _text(value: str) -> str:
@@ -66,6 +94,10 @@ def _reject(event: Any, reason: str) -> dict[str, Any]:
         "status": "rejected",
         "reason": _text(reason),
     }
+
+
+def _id_reused(event: Accepted) -> dict[str, Any]:
+    return {"id": event.event_id, "status": "rejected", "reason": ID_REUSED}
 
 
 def _is_rfc3339(value: Any) -> bool:
@@ -145,25 +177,52 @@ class StockEventService:
         self, events: list[Any], only_location: str | None = None
     ) -> list[dict[str, Any]]:
         results: list[dict[str, Any] | None] = [None] * len(events)
-        by_partition: dict[int, list[Accepted]] = {}
+        accepted: list[Accepted] = []
         for i, event in enumerate(events):
             checked = await self.validate(i, event, only_location)
             if isinstance(checked, Accepted):
-                by_partition.setdefault(keys.partition_of(checked.sku), []).append(checked)
+                accepted.append(checked)
             else:
                 results[i] = checked
+        claimed = await self._claim(accepted)
+        by_partition: dict[int, list[Accepted]] = {}
+        for a in accepted:
+            if claimed[a.identity] == a.fingerprint:
+                by_partition.setdefault(keys.partition_of(a.sku), []).append(a)
+            else:
+                results[a.index] = _id_reused(a)
         replies = await asyncio.gather(
             *(self._apply_partition(p, group) for p, group in by_partition.items())
         )
         for group, reply in zip(by_partition.values(), replies, strict=True):
-            for accepted, row in zip(group, reply, strict=True):
-                position = _rows_to_positions([accepted.location, *row[1:]])[0]
-                results[accepted.index] = {
-                    "id": accepted.event_id,
+            for a, row in zip(group, reply, strict=True):
+                if row[0] == ID_REUSED:
+                    results[a.index] = _id_reused(a)
+                    continue
+                results[a.index] = {
+                    "id": a.event_id,
                     "status": row[0],
-                    "position": position,
+                    "position": _rows_to_positions([a.location, *row[1:]])[0],
                 }
         return [r for r in results if r is not None]
+
+    async def _claim(self, accepted: list[Accepted]) -> dict[tuple[str, str], str]:
+        """The fingerprint each identity of the batch is claimed for: one claim per identity,
+        with the content of its first event in the batch (a later one that differs from what
+        the claim answers is `id_reused`, one that matches goes on: `duplicate` or applied)."""
+        first: dict[tuple[str, str], str] = {}
+        for a in accepted:
+            first.setdefault(a.identity, a.fingerprint)
+        replies = await asyncio.gather(
+            *(
+                self._scripts.event_claim(
+                    keys=[keys.event_claim(*identity)],
+                    args=[fp, self._settings.event_dedupe_seconds],
+                )
+                for identity, fp in first.items()
+            )
+        )
+        return dict(zip(first, replies, strict=True))
 
     async def _apply_partition(self, p: int, group: list[Accepted]) -> list[list[Any]]:
         skus = list(dict.fromkeys(a.sku for a in group))
@@ -171,9 +230,17 @@ class StockEventService:
         ks = [keys.events(p), keys.skus(p)]
         for sku in skus:
             ks += keys.sku_keys(p, sku)
-        ks += [keys.event_seen(p, a.event_id) for a in group]
+        for a in group:
+            ks += keys.event_seen_keys(p, a.location, a.event_id)
         payload = [
-            {"i": a.event_id, "t": a.type, "s": index[a.sku], "l": a.location, "q": a.quantity}
+            {
+                "i": a.event_id,
+                "t": a.type,
+                "s": index[a.sku],
+                "l": a.location,
+                "q": a.quantity,
+                "f": a.fingerprint,
+            }
             for a in group
         ]
         now = self._clock.now_ms()

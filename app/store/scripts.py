@@ -102,6 +102,7 @@ def _ignore(_: float) -> None:
 class Scripts:
     stock_set: AsyncScript
     stock_events: AsyncScript
+    event_claim: AsyncScript
     availability: AsyncScript
     hold_reserve: AsyncScript
     hold_commit: AsyncScript

@@ -86,16 +86,16 @@ async def test_stock_events_on_one_sku_chain_the_channel_figures_of_their_events
 ) -> None:
     await stock(redis, {"dc": "3:0:0:0", "store-a": "4:0:0:1"})
     events_in: list[dict[str, Any]] = [
-        {"i": "e-1", "t": "sale", "s": 1, "l": "store-a", "q": 2},
-        {"i": "e-2", "t": "receipt", "s": 1, "l": "dc", "q": 5},
-        {"i": "e-3", "t": "count", "s": 1, "l": "store-a", "q": 0},
+        {"i": "e-1", "t": "sale", "s": 1, "l": "store-a", "q": 2, "f": "1"},
+        {"i": "e-2", "t": "receipt", "s": 1, "l": "dc", "q": 5, "f": "2"},
+        {"i": "e-3", "t": "count", "s": 1, "l": "store-a", "q": 0, "f": "3"},
     ]
     await scripts.stock_events(
         keys=[
             keys.events(P),
             keys.skus(P),
             *keys.sku_keys(P, SKU),
-            *(keys.event_seen(P, e["i"]) for e in events_in),
+            *(k for e in events_in for k in keys.event_seen_keys(P, e["l"], e["i"])),
         ],
         args=[NOW, 0, 60, orjson.dumps(CHANNELS), orjson.dumps([SKU]), orjson.dumps(events_in)],
     )

@@ -220,18 +220,31 @@ async def test_config_put_replies_the_new_version(scripts: Scripts) -> None:
 async def test_stock_events_reply_applied_then_duplicate(scripts: Scripts) -> None:
     await set_stock(scripts, 5)
 
-    async def send() -> Any:
+    async def send(q: int = 2) -> Any:
         return await scripts.stock_events(
-            keys=[keys.events(P), keys.skus(P), *keys.sku_keys(P, SKU), keys.event_seen(P, "e1")],
+            keys=[
+                keys.events(P),
+                keys.skus(P),
+                *keys.sku_keys(P, SKU),
+                *keys.event_seen_keys(P, "dc", "e1"),
+            ],
             args=[
                 NOW,
                 0,
                 60,
                 NO_CHANNELS,
                 orjson.dumps([SKU]),
-                orjson.dumps([{"i": "e1", "t": "sale", "s": 1, "l": "dc", "q": 2}]),
+                orjson.dumps([{"i": "e1", "t": "sale", "s": 1, "l": "dc", "q": q, "f": f"q{q}"}]),
             ],
         )
 
     assert await send() == [["applied", 3, 0, 0, 0, 3]]
     assert await send() == [["duplicate", 3, 0, 0, 0, 3]]
+    assert await send(q=5) == [["id_reused", 3, 0, 0, 0, 3]]
+
+
+async def test_event_claim_replies_the_first_content_claimed(scripts: Scripts) -> None:
+    claim = keys.event_claim("dc", "e1")
+    assert await scripts.event_claim(keys=[claim], args=["sale|A|1", 60]) == "sale|A|1"
+    assert await scripts.event_claim(keys=[claim], args=["sale|A|1", 60]) == "sale|A|1"
+    assert await scripts.event_claim(keys=[claim], args=["sale|B|1", 60]) == "sale|A|1"

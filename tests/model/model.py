@@ -56,7 +56,7 @@ class Model:
     on_hand: dict[tuple[str, str], int] = field(default_factory=dict)
     safety: dict[tuple[str, str], int] = field(default_factory=dict)
     holds: dict[str, MHold] = field(default_factory=dict)
-    seen_events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seen_events: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (loc, id)
     # Every change of on_hand, with its cause: units are created or destroyed only here.
     ledger: list[tuple[str, int]] = field(default_factory=list)
 

@@ -6,7 +6,8 @@ Steps: locations (re)prioritised, the channel's locations changed, absolute stoc
 holds of 1-3 lines (pinned or sourced, with or without allow_split, with or without an
 Idempotency-Key, replayed), commit / fulfil / release (some retried under an Idempotency-Key),
 extend, the clock moved past expiries, reaper passes, and stock events in (sale, receipt,
-count, adjustment, replays, unknown locations). Invariants after every step:
+count, adjustment, replays, unknown locations, an event id reused at another location or
+with another sku). Invariants after every step:
 
 - available >= 0 everywhere, and every counter the service shows equals the model's;
 - for every position, held and committed equal the sums over the live hold records, read
@@ -230,6 +231,14 @@ class ServiceVersusModel(RuleBasedStateMachine):
     def replayed_stock_event_changes_nothing(self, event: dict[str, Any]) -> None:
         assert self.send_events([event]) == ["duplicate"]
 
+    @rule(event=sent_events, sku=sku_st, loc=loc_st)
+    def event_id_sent_again_for_a_sku_and_location(
+        self, event: dict[str, Any], sku: str, loc: str
+    ) -> None:
+        """(location, id) is the identity: another location's event applies, another sku at
+        the same location is `id_reused` (send_events predicts which)."""
+        self.send_events([{**event, "sku": sku, "location": loc}])
+
     def send_events(self, batch: list[dict[str, Any]]) -> list[str]:
         r = self.call("POST", "/v1/stock/events", json={"events": batch})
         assert r.status_code == 200, r.text
@@ -240,11 +249,15 @@ class ServiceVersusModel(RuleBasedStateMachine):
             pos = (ev["sku"], ev["location"])
             if ev["location"] == UNKNOWN_LOCATION:
                 assert res["status"] == "rejected", res
-            elif ev["id"] in self.model.seen_events:
-                assert res["status"] == "duplicate", res
+            elif (identity := (ev["location"], ev["id"])) in self.model.seen_events:
+                first = self.model.seen_events[identity]
+                if all(first[k] == ev[k] for k in ("type", "sku", "quantity")):
+                    assert res["status"] == "duplicate", res
+                else:
+                    assert (res["status"], res["reason"]) == ("rejected", "id_reused"), res
             else:
                 assert res["status"] == "applied", res
-                self.model.seen_events[ev["id"]] = ev
+                self.model.seen_events[identity] = ev
                 old = self.model.on_hand.get(pos, 0)
                 delta = {"sale": -ev["quantity"], "receipt": ev["quantity"]}.get(
                     ev["type"], ev["quantity"]

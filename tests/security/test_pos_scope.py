@@ -81,3 +81,21 @@ async def test_admin_key_sends_events_for_any_location(
         "/v1/stock/events", json={"events": [sale("a-1", "store-a"), sale("b-1", "store-b")]}
     )
     assert [x["status"] for x in r.json()["results"]] == ["applied", "applied"]
+
+
+async def test_a_store_cannot_suppress_another_stores_sale_by_sending_its_event_id_first(
+    client: httpx.AsyncClient, admin: httpx.AsyncClient, api_keys: dict[str, str]
+) -> None:
+    """Event ids are unique per location: store-a sending the id store-b's till will use next
+    is store-a's own event; store-b's sale with that id still applies."""
+    await seed(admin, {("sku-1", "store-a"): 5, ("sku-1", "store-b"): 5})
+    for scope in ("pos:store-a", "pos:store-b"):
+        location = scope.removeprefix("pos:")
+        r = await client.post(
+            "/v1/stock/events",
+            json={"events": [sale("till-3:000187", location)]},
+            headers=bearer(api_keys[scope]),
+        )
+        assert [x["status"] for x in r.json()["results"]] == ["applied"], (scope, r.text)
+    after = await positions(admin, "sku-1")
+    assert (after["store-a"]["on_hand"], after["store-b"]["on_hand"]) == (4, 4)
