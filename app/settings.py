@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.logs import redact
 
 
 class Settings(BaseSettings):
@@ -33,6 +35,11 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = None
     # Larger request bodies are refused with 413 before they are read.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    # Slow or silent clients: a connection must send complete request headers within
+    # header_timeout_seconds, and may not pause mid-body longer than body_timeout_seconds.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=10.0, gt=0)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -77,3 +84,25 @@ class Settings(BaseSettings):
     config_refresh_seconds: float = Field(default=0.5, gt=0)
 
     max_batch_skus: int = Field(default=1000, ge=1)
+
+
+class SettingsError(ValueError):
+    """A setting with a bad value; the message names it, in one line."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from OMNISTOCK_* and `overrides` (command-line flags), or SettingsError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """`OMNISTOCK_PORT='abc': Input should be a valid integer, ...`, one line for all errors."""
+    parts = []
+    for error in exc.errors():
+        name = f"OMNISTOCK_{'_'.join(str(p) for p in error['loc']).upper()}"
+        value = redact(repr(error["input"])) if error["type"] != "missing" else "(unset)"
+        parts.append(f"{name}={value}: {error['msg']}")
+    return "bad configuration: " + "; ".join(parts)

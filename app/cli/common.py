@@ -33,7 +33,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.logs import redact
-from app.settings import Settings
+from app.settings import Settings, SettingsError, load_settings
 
 OK, PROBLEM, USAGE, UNREACHABLE = 0, 1, 2, 3
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -95,9 +95,9 @@ def store_settings(args: argparse.Namespace) -> Settings:
         "redis_cluster": args.redis_cluster,
     }
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValueError as exc:
-        raise CliError(USAGE, f"bad configuration: {exc}") from None
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        raise CliError(USAGE, str(exc)) from None
 
 
 @contextlib.asynccontextmanager

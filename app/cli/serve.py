@@ -7,10 +7,11 @@ import ipaddress
 import logging
 import os
 import shutil
+import sys
 import tempfile
 
 from app.logs import configure, logging_config
-from app.settings import Settings
+from app.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("omnistock")
 
@@ -18,6 +19,7 @@ log = logging.getLogger("omnistock")
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.server.timeouts import ReadTimeoutProtocol
     from app.store.embedded import EmbeddedStore, EmbeddedStoreError
 
     overrides = {
@@ -30,7 +32,11 @@ def serve(args: argparse.Namespace) -> int:
         }.items()
         if v is not None
     }
-    settings = Settings(**overrides)
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"omnistock serve: {exc}", file=sys.stderr)
+        return 2
     configure(settings.log_format, args.log_level)
     refused = check_protected_mode(settings)
     if refused is not None:
@@ -65,8 +71,9 @@ def serve(args: argparse.Namespace) -> int:
     )
     try:
         uvicorn.run(
-            "app.api.main:create_app_from_env",
+            "app.server.supervision:create_worker_app",
             factory=True,
+            http=ReadTimeoutProtocol,
             host=settings.host,
             port=settings.port,
             workers=settings.workers,

@@ -1,0 +1,67 @@
+"""Workers die with the `omnistock serve` process that started them, however it dies.
+
+uvicorn's supervisor (the serve process) starts each worker with multiprocessing's `spawn`. If
+the supervisor is killed with SIGKILL it cannot stop them: they would live on as orphans,
+holding the listening socket, so a restart fails with "Address already in use". Each worker
+therefore asks the kernel for SIGTERM when its parent dies (PR_SET_PDEATHSIG; set in the worker
+itself, since a new process does not inherit it) and, should that ever not fire (it is tied to
+the parent *thread* that forked, and a parent that died before the worker set it), a watchdog
+thread notices the parent gone (its multiprocessing sentinel closes, or getppid() changes).
+Either way the worker shuts down gracefully and, if that takes too long, exits regardless.
+
+The embedded store is a child of the serve process and sets the same signal for itself
+(app/store/embedded.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from multiprocessing.process import BaseProcess
+
+from fastapi import FastAPI
+
+log = logging.getLogger("omnistock.server")
+
+PR_SET_PDEATHSIG = 1
+# A worker whose parent is gone has this long for a graceful shutdown, then exits: within the
+# contract's 5 s of the parent's death (watchdog poll 0.5 s + this).
+ORPHAN_GRACE_SECONDS = 3.0
+POLL_SECONDS = 0.5
+
+
+def create_worker_app() -> FastAPI:
+    """uvicorn's app factory in each worker: tie the worker to its parent, then build the app."""
+    from app.api.main import create_app_from_env
+
+    die_with_parent()
+    return create_app_from_env()
+
+
+def die_with_parent() -> None:
+    """In a spawned worker: SIGTERM when the parent dies, and a watchdog. In the serve process
+    itself (one worker, no supervisor) there is nothing to do."""
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.pid is None:
+        return
+    parent_pid = parent.pid
+    with contextlib.suppress(Exception):  # not Linux: the watchdog alone
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    threading.Thread(
+        target=_watch_parent, args=(parent, parent_pid), name="parent-watchdog", daemon=True
+    ).start()
+
+
+def _watch_parent(parent: BaseProcess, parent_pid: int) -> None:
+    # join() returns when the parent's sentinel pipe closes, i.e. when it exits.
+    while parent.is_alive() and os.getppid() == parent_pid:
+        parent.join(POLL_SECONDS)
+    log.error("omnistock: the serve process (pid %d) is gone; this worker exits", parent_pid)
+    os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown
+    threading.Event().wait(ORPHAN_GRACE_SECONDS)
+    os._exit(1)
