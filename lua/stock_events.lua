@@ -12,8 +12,8 @@
 --         open hold lines by creation    os:{P}:ho:<sku>
 -- KEYS[3n + 2 + j]                       for the j-th event: dedupe record os:{P}:seen:<event id>
 --
--- ARGV[1] now, ms
--- ARGV[2] oldest event id to keep (ms)
+-- ARGV[1] clock offset, ms (0; see includes/clock.lua)
+-- ARGV[2] event retention, ms (MINID trimming)
 -- ARGV[3] seconds to keep dedupe records
 -- ARGV[4] channels JSON {id: [low_stock_threshold, [locations]]} that see the locations
 -- ARGV[5] skus JSON ["sku", ...] naming the key triples in order
@@ -25,14 +25,15 @@
 --        available} with status "applied" or "duplicate" (the position as it is now)
 
 local rcall = redis.call
+--!include clock.lua
 --!include position.lua
 --!include channels.lua
 --!include shortfall.lua
 --!include state.lua
 
 local stream_key, skus_key = KEYS[1], KEYS[2]
-local now = tonumber(ARGV[1])
-local min_id = ARGV[2]
+local now = clock_now(ARGV[1])
+local min_id = clock_min_id(now, ARGV[2])
 local seen_ttl = ARGV[3]
 local channels = cjson.decode(ARGV[4])
 local skus = cjson.decode(ARGV[5])

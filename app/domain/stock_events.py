@@ -176,12 +176,11 @@ class StockEventService:
             {"i": a.event_id, "t": a.type, "s": index[a.sku], "l": a.location, "q": a.quantity}
             for a in group
         ]
-        now = self._clock.now_ms()
         reply: list[list[Any]] = await self._scripts.stock_events(
             keys=ks,
             args=[
-                now,
-                self._stock.min_event_id(now),
+                self._clock.offset_ms(),
+                self._stock.event_retention_ms,
                 self._settings.event_dedupe_seconds,
                 self._config.channels_arg(list({a.location for a in group})),
                 orjson.dumps(skus),

@@ -103,6 +103,8 @@ class Scripts:
     stock_set: AsyncScript
     stock_events: AsyncScript
     availability: AsyncScript
+    hold_read: AsyncScript
+    hold_due: AsyncScript
     hold_reserve: AsyncScript
     hold_commit: AsyncScript
     hold_fulfil: AsyncScript

@@ -17,12 +17,12 @@ from tests.conftest import seed
 
 async def script_rows(app: FastAPI, skus: list[str], locations: list[str]) -> list[Any]:
     services = app.state.services
-    now = services.stock._clock.now_ms()
+    offset = services.stock._clock.offset_ms()
     rows = []
     for sku in skus:
         p = keys.partition_of(sku)
         (row,) = await services.scripts.availability(
-            keys=[keys.position(p, sku), keys.hold_expiry_by_sku(p, sku)], args=[now, *locations]
+            keys=[keys.position(p, sku), keys.hold_expiry_by_sku(p, sku)], args=[offset, *locations]
         )
         rows.append(row)
     return rows
