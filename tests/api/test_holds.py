@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from redis.asyncio import Redis
 
 from app.domain.clock import ManualClock, store_now_ms

@@ -97,7 +97,14 @@ async def test_stock_events_on_one_sku_chain_the_channel_figures_of_their_events
             *keys.sku_keys(P, SKU),
             *(keys.event_seen(P, e["i"]) for e in events_in),
         ],
-        args=[NOW, RETENTION_MS, 60, orjson.dumps(CHANNELS), orjson.dumps([SKU]), orjson.dumps(events_in)],
+        args=[
+            NOW,
+            RETENTION_MS,
+            60,
+            orjson.dumps(CHANNELS),
+            orjson.dumps([SKU]),
+            orjson.dumps(events_in),
+        ],
     )
 
     events = await channel_events(redis)
