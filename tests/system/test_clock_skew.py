@@ -152,6 +152,13 @@ async def test_processes_with_clocks_30s_apart_decide_expiry_as_one(
         assert before <= ms(second["created_at"]) <= after
         assert await available(behind) == 0
         assert await available(ahead) == 0
+
+        # extend through the process ahead: the store's now + the TTL, too.
+        before = store_now(store_url)
+        r = await ahead.post(f"/v1/holds/{second['id']}/extend", json={"ttl_seconds": 120})
+        after = store_now(store_url)
+        assert r.status_code == 200, r.text
+        assert before + 120_000 <= ms(r.json()["expires_at"]) <= after + 120_000
         assert (await behind.post(f"/v1/holds/{second['id']}/commit")).status_code == 200
 
     assert audit_exit_code(store_url) == 0
