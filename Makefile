@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint fmt clean bench loadtest browser fuzz
+.PHONY: run test lint fmt clean bench loadtest browser faketime fuzz
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ loadtest: $(BENCH_STAMP) ## Locust scenarios against a private service -> loadte
 run: $(STAMP) ## start the service (embedded store under ./data unless OMNISTOCK_REDIS_URL is set)
 	$(BIN)/omnistock serve
 
-test: $(STAMP) browser ## the whole test suite against real servers the suite starts itself
+test: $(STAMP) browser faketime ## the whole test suite against real servers the suite starts itself
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # schemathesis against /openapi.json of a real service: >= 1000 generated cases (CI runs a
@@ -55,6 +55,21 @@ browser:
 	      || echo "could not install chromium: the browser tests will skip"; \
 	  else \
 	    echo "no chromium (Debian package chromium): the browser tests will skip"; \
+	  fi; }
+
+# Debian's libfaketime for the clock-skew test (tests/system/test_clock_skew.py: service
+# processes whose clocks differ by 30 s): installed like chromium above; missing, that test
+# skips and says why. OMNISTOCK_NO_FAKETIME_INSTALL=1 never installs.
+faketime:
+	@ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	     && [ -z "$$OMNISTOCK_NO_FAKETIME_INSTALL" ]; then \
+	    echo "installing Debian's faketime and libfaketime for the clock-skew test"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq faketime libfaketime >/dev/null; } \
+	      || echo "could not install libfaketime: the clock-skew test will skip"; \
+	  else \
+	    echo "no libfaketime (Debian packages faketime, libfaketime): the clock-skew test will skip"; \
 	  fi; }
 
 fmt: $(STAMP)

@@ -36,7 +36,7 @@ import redis
 from redis.asyncio import Redis
 
 from app import keys
-from app.domain.clock import SystemClock
+from app.domain.clock import StoreClock
 from app.domain.config import ConfigService
 from app.domain.holds import HoldService
 from app.domain.models import HoldIn
@@ -82,7 +82,7 @@ class Bench:
     def __init__(self, url: str, variants: list[str], skus: int, seed: int) -> None:
         self.settings = Settings(redis_url=url, reaper_enabled=False, redis_timeout_seconds=30)
         self.redis = Redis.from_url(url, decode_responses=True)
-        self.clock = SystemClock()
+        self.clock = StoreClock()
         self.rnd = random.Random(seed)
         self.skus = skus
         self.groups = _groups_of(skus, 5)

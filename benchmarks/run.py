@@ -321,7 +321,6 @@ def measure_scripts(s: Any, r: Any, svc: h.Server, scale: Scale) -> dict[str, An
     # The Python tier's share of the store's capacity: the service's closed-loop throughput vs
     # redis-benchmark (50 clients) running the same script with the same arguments.
     log("3: service throughput vs redis-benchmark, same scripts")
-    now = str(int(time.time() * 1000))
     p = keys.partition_of("SKU-0000001")
     sku = "SKU-0000001"
     hold_sha = r.script_load(script_source("hold_reserve"))
@@ -335,20 +334,20 @@ def measure_scripts(s: Any, r: Any, svc: h.Server, scale: Scale) -> dict[str, An
         keys.expiry_index(p),
         keys.events(p),
         *keys.sku_keys(p, sku),
-        now,
+        "0",  # clock offset: the script reads the store's TIME
         "hb__rand_int__",
         "active",
-        str(int(now) + 900_000),
-        str(int(now) + 900_000),
+        "900000",
+        "0",
         "web",
         "-",
         str(p),
         "0",
-        str(int(now) - 86_400_000),
+        "86400000",
         '[{"s":1,"q":1}]',
         f'["{sku}"]',
         orjson.dumps(h.LOCATIONS).decode(),
-        now,
+        "",
         channels,
     ]
     avail_argv = [
@@ -357,7 +356,7 @@ def measure_scripts(s: Any, r: Any, svc: h.Server, scale: Scale) -> dict[str, An
         "2",
         keys.position(p, sku),
         keys.hold_expiry_by_sku(p, sku),
-        now,
+        "0",
         *h.LOCATIONS,
     ]
     out["hold1_floor"] = measure_hold_floor(r, hold_argv, scale.script_requests)

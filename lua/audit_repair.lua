@@ -16,8 +16,8 @@
 --
 -- ARGV[1] hold ids JSON ["id", ...]: every hold record of the partition the caller found
 -- ARGV[2] skus JSON ["sku", ...]: every sku with a position or hold index in the partition
--- ARGV[3] now, ms (event time)
--- ARGV[4] oldest event id to keep (ms), for stream trimming
+-- ARGV[3] clock offset, ms (0; see includes/clock.lua)
+-- ARGV[4] event retention, ms (MINID trimming)
 -- ARGV[5] channels JSON {id: [low_stock_threshold, [locations]]}
 --
 -- Replies:
@@ -31,14 +31,15 @@
 --     the skus set names holds or skus the caller did not pass; call again with them
 
 local rcall = redis.call
+--!include clock.lua
 --!include position.lua
 --!include channels.lua
 --!include emit.lua
 --!include audit.lua
 
 local L = audit_layout(ARGV[1], ARGV[2])
-local now = tonumber(ARGV[3])
-local min_id = ARGV[4]
+local now = clock_now(ARGV[3])
+local min_id = clock_min_id(now, ARGV[4])
 local channels = cjson.decode(ARGV[5])
 local S = audit_load(L)
 local stale = audit_stale(S)

@@ -14,9 +14,11 @@
 -- ARGV[2] skus JSON ["sku", ...]: every sku with a position or hold index in the partition
 -- ARGV[3] at most this many stream entries are read (newest first) looking for the newest
 --         event of each position; 0 reads none
+-- ARGV[4] clock offset, ms (0; see includes/clock.lua)
 --
 -- Replies:
---   {"ok", JSON {"holds": {id: {field: value}}, "expiry": [id, score, ...],
+--   {"ok", JSON {"holds": {id: {field: value}} (plus "lapsed": "1" for an active or pending
+--                hold whose lines stopped counting by the store's clock), "expiry": [id, score, ...],
 --                "skus_set": [sku, ...], "positions": {sku: [location, value, ...]},
 --                "hx": {sku: [member, score, ...]}, "ho": {sku: [member, score, ...]},
 --                "events": {"sku|location": [entry id, field, value, ...]},
@@ -26,10 +28,12 @@
 --     holds or skus the caller did not pass (created since it looked): call again with them
 
 local rcall = redis.call
+--!include clock.lua
 --!include audit.lua
 
 local L = audit_layout(ARGV[1], ARGV[2])
 local max_events = tonumber(ARGV[3])
+local now = clock_now(ARGV[4])
 local S = audit_load(L)
 local stale = audit_stale(S)
 if stale then return stale end
@@ -38,6 +42,10 @@ local out = {holds = {}, expiry = S.expiry, skus_set = rcall('SMEMBERS', L.skus_
              positions = {}, hx = {}, ho = {}, events = {}, events_scanned = 0}
 for id, h in pairs(S.holds) do
   h.lines_t = nil
+  local until_ms = tonumber(h.count_until)
+  if (h.status == 'active' or h.status == 'pending') and until_ms and until_ms <= now then
+    h.lapsed = '1'  -- by the store's clock; the reaper will mark it (not drift)
+  end
   out.holds[id] = h
 end
 

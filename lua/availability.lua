@@ -6,7 +6,7 @@
 --         position hash        os:{P}:pos:<sku>
 --         hold lines by expiry os:{P}:hx:<sku>
 --
--- ARGV[1] now, ms
+-- ARGV[1] clock offset, ms (0; see includes/clock.lua)
 -- ARGV[2..] locations to report (none: every location the sku has a position at)
 --
 -- Reply: one array per sku, in KEYS order, flat:
@@ -14,9 +14,10 @@
 --   (a location asked for without a position is left out)
 
 local rcall = redis.call
+--!include clock.lua
 --!include position.lua
 
-local now = tonumber(ARGV[1])
+local now = clock_now(ARGV[1])
 local wanted = {}
 for i = 2, #ARGV do wanted[#wanted + 1] = ARGV[i] end
 

@@ -4,7 +4,7 @@
 -- KEYS and ARGV[1..7]: the transition layout (includes/transition.lua):
 -- KEYS[1] os:{P}:hold:<id>, KEYS[2] os:{P}:expiry, KEYS[3] os:{P}:events,
 -- KEYS[4] os:{P}:op:<digest>, KEYS[5..] os:{P}:pos:<sku>, os:{P}:hx:<sku>, os:{P}:ho:<sku> per sku.
--- ARGV[1] now ms, ARGV[2] hold id, ARGV[3] oldest event id to keep, ARGV[4] finished-hold
+-- ARGV[1] clock offset ms (0), ARGV[2] hold id, ARGV[3] event retention ms, ARGV[4] finished-hold
 -- retention s, ARGV[5] skus JSON, ARGV[6] operation marker retention s (0: no marker),
 -- ARGV[7] channels JSON {id: [low_stock_threshold, [locations]]}.
 --
@@ -12,6 +12,7 @@
 --          | {"expired"} (it had lapsed; now marked expired) | {"invalid", status}
 
 local rcall = redis.call
+--!include clock.lua
 --!include position.lua
 --!include channels.lua
 --!include emit.lua

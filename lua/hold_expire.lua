@@ -8,6 +8,7 @@
 --          finished: dropped from the expiry index) | {"not_found"} | {"keys_mismatch"}
 
 local rcall = redis.call
+--!include clock.lua
 --!include position.lua
 --!include channels.lua
 --!include emit.lua

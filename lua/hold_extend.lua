@@ -1,12 +1,13 @@
--- Extend an active hold: it now expires at ARGV[7].
+-- Extend an active hold: it now expires ARGV[8] ms from now (the store's clock).
 --
 -- KEYS and ARGV[1..7]: the transition layout (see hold_commit.lua and includes/transition.lua).
--- ARGV[8] new expires_at, ms
+-- ARGV[8] TTL from now, ms
 --
 -- Replies: {"ok", "active"} | {"replayed", status} | {"not_found"} | {"keys_mismatch"}
 --          | {"expired"} | {"invalid", status}
 
 local rcall = redis.call
+--!include clock.lua
 --!include position.lua
 --!include channels.lua
 --!include emit.lua
@@ -17,7 +18,7 @@ local h, keys = transition_begin()
 if not h then return keys end
 if h.status ~= 'active' then return {'invalid', h.status} end
 
-local expires_at = ARGV[8]
+local expires_at = ctx.now + tonumber(ARGV[8])
 for _, line in ipairs(h.lines_t) do
   rcall('ZADD', keys[line.sku][2], 'XX', expires_at,
         line_member(ctx.hold_id, line.location, line.quantity))

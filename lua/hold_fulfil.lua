@@ -7,6 +7,7 @@
 --          | {"expired"} | {"invalid", status}
 
 local rcall = redis.call
+--!include clock.lua
 --!include position.lua
 --!include channels.lua
 --!include emit.lua

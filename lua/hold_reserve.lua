@@ -10,25 +10,27 @@
 --          active hold lines by expiry   os:{P}:hx:<sku>
 --          open hold lines by creation   os:{P}:ho:<sku> (score: event order, ms*1000+seq)
 --
--- ARGV[1]  now, ms since the epoch (the caller's clock)
+-- ARGV[1]  clock offset, ms (0; see includes/clock.lua): now, created_at, expires_at and
+--          count_until all come from the store's clock
 -- ARGV[2]  hold id
 -- ARGV[3]  status to create: "active", or "pending" for a part awaiting confirmation
--- ARGV[4]  expires_at, ms
--- ARGV[5]  count_until, ms: when the lines stop counting (expires_at, or the pending deadline)
+-- ARGV[4]  TTL, ms: expires_at = now + TTL
+-- ARGV[5]  pending TTL, ms, for a "pending" part: its lines stop counting now + this (its
+--          deadline) until confirmed; ignored for "active" (count_until = expires_at)
 -- ARGV[6]  channel ("" for none)
 -- ARGV[7]  reference ("" for none)
 -- ARGV[8]  parts: comma-separated partitions of the whole hold, its home partition first
 -- ARGV[9]  allow_split: "1" or "0"
--- ARGV[10] oldest event id to keep (ms), for stream trimming
+-- ARGV[10] event retention, ms (MINID trimming)
 -- ARGV[11] lines JSON: [{"s": sku index (1-based), "q": quantity, "l": location?}, ...]
 -- ARGV[12] skus JSON: ["sku", ...] naming the key pairs in order
 -- ARGV[13] candidate locations JSON, best first, for lines without a location
--- ARGV[14] created_at, ms
+-- ARGV[14] unused (was created_at; kept so the positions stay stable)
 -- ARGV[15] channels JSON {id: [low_stock_threshold, [locations]]} that see the candidates
 -- ARGV[16] owner: the API key name that creates the hold ("" for the anonymous owner)
 --
 -- Replies:
---   {"ok", lines JSON [{"sku","location","quantity"}]}   reserved
+--   {"ok", lines JSON [{"sku","location","quantity"}], created_at, expires_at}   reserved
 --   {"exists", status}                                   a hold with this id already exists
 --   {"insufficient", JSON [{"sku","requested","available","location"?}]}  nothing changed
 
@@ -41,6 +43,7 @@
 -- state_write() / state_emit() would (the fields and order of emit_change() in emit.lua).
 
 local rcall, tonumber, match, format = redis.call, tonumber, string.match, string.format
+--!include clock.lua
 --!include channels.lua
 local POS = '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$'
 
@@ -49,15 +52,15 @@ local hold_key, expiry_key, stream_key = KEYS[1], KEYS[2], KEYS[3]
 local existing = rcall('HGET', hold_key, 'status')
 if existing then return {'exists', existing} end
 
-local now = tonumber(ARGV[1])
+local now = clock_now(ARGV[1])
 local hold_id = ARGV[2]
-local count_until = ARGV[5]
+local expires_at = now + tonumber(ARGV[4])
+local count_until = ARGV[3] == 'pending' and now + tonumber(ARGV[5]) or expires_at
 local allow_split = ARGV[9] == '1'
-local min_id = ARGV[10]
+local min_id = clock_min_id(now, ARGV[10])
 local lines = cjson.decode(ARGV[11])
 local skus = cjson.decode(ARGV[12])
 local candidates = cjson.decode(ARGV[13])
-local created_at = ARGV[14]
 local channels = cjson.decode(ARGV[15])
 local nlines, ncand = #lines, #candidates
 
@@ -231,7 +234,7 @@ if #short > 0 then return {'insufficient', cjson.encode(short)} end
 local CHANNEL_JSON =
   '{"channel":"%s","available_before":%d,"available_after":%d,"status_before":"%s","status_after":"%s"}'
 local totals = {}
-local lapsed_at_once = tonumber(count_until) <= now
+local lapsed_at_once = count_until <= now
 local out = {}
 for k = 1, norder do
   local si, loc = order_s[k], order_l[k]
@@ -303,8 +306,8 @@ end
 
 local lines_json = norder == 1 and '[' .. out[1] .. ']' or '[' .. table.concat(out, ',') .. ']'
 rcall('HSET', hold_key, 'status', ARGV[3], 'channel', ARGV[6], 'reference', ARGV[7],
-      'created_at', created_at, 'updated_at', now, 'expires_at', ARGV[4],
+      'created_at', now, 'updated_at', now, 'expires_at', expires_at,
       'count_until', count_until, 'lines', lines_json, 'parts', ARGV[8],
       'owner', ARGV[16])
 rcall('ZADD', expiry_key, count_until, hold_id)
-return {'ok', lines_json}
+return {'ok', lines_json, now, expires_at}

@@ -3,7 +3,7 @@
 -- KEYS[1] idempotency record   os:{idem:<d>}:<digest>  (hash: state, fingerprint,
 --                                                        lease_until, status, body)
 -- ARGV[1] request fingerprint (hash of method, path and body)
--- ARGV[2] now, ms
+-- ARGV[2] clock offset, ms (0; see includes/clock.lua): the lease runs on the store's clock
 -- ARGV[3] lease, ms: how long an unfinished claim blocks others (a crashed worker's claim
 --         can be taken over after it)
 -- ARGV[4] retention, seconds
@@ -14,8 +14,9 @@
 --          {"in_use"}                  the first request is still running: 409
 
 local rcall = redis.call
+--!include clock.lua
 local key = KEYS[1]
-local fingerprint, now, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local fingerprint, now, lease = ARGV[1], clock_now(ARGV[2]), tonumber(ARGV[3])
 
 local rec = rcall('HMGET', key, 'state', 'fingerprint', 'lease_until', 'status', 'body')
 if rec[1] then

@@ -17,8 +17,8 @@
 --         seen record                    os:{P}:seen:<location>|<event id>
 --         record of an earlier release   os:{P}:seen:<event id> (read only: duplicate if set)
 --
--- ARGV[1] now, ms
--- ARGV[2] oldest event id to keep (ms)
+-- ARGV[1] clock offset, ms (0; see includes/clock.lua)
+-- ARGV[2] event retention, ms (MINID trimming)
 -- ARGV[3] seconds to keep dedupe records
 -- ARGV[4] channels JSON {id: [low_stock_threshold, [locations]]} that see the locations
 -- ARGV[5] skus JSON ["sku", ...] naming the key triples in order
@@ -32,14 +32,15 @@
 --        is now)
 
 local rcall = redis.call
+--!include clock.lua
 --!include position.lua
 --!include channels.lua
 --!include shortfall.lua
 --!include state.lua
 
 local stream_key, skus_key = KEYS[1], KEYS[2]
-local now = tonumber(ARGV[1])
-local min_id = ARGV[2]
+local now = clock_now(ARGV[1])
+local min_id = clock_min_id(now, ARGV[2])
 local seen_ttl = ARGV[3]
 local channels = cjson.decode(ARGV[4])
 local skus = cjson.decode(ARGV[5])

@@ -14,8 +14,8 @@
 --         active hold lines by expiry    os:{P}:hx:<sku>
 --         open hold lines by creation    os:{P}:ho:<sku>
 --
--- ARGV[1] now, ms
--- ARGV[2] oldest event id to keep (ms)
+-- ARGV[1] clock offset, ms (0; see includes/clock.lua)
+-- ARGV[2] event retention, ms (MINID trimming)
 -- ARGV[3] channels JSON {id: [low_stock_threshold, [locations]]} that see the locations
 -- ARGV[4 ..] for the i-th sku, in the order of KEYS: the sku, its row count n, then n rows of
 --         three values, applied in order: location, on_hand (integer, may be negative),
@@ -24,14 +24,15 @@
 -- Reply: {changed, unchanged}: how many rows changed a position, how many changed nothing
 
 local rcall = redis.call
+--!include clock.lua
 --!include position.lua
 --!include channels.lua
 --!include shortfall.lua
 
 local stream_key, skus_key = KEYS[1], KEYS[2]
-local now = tonumber(ARGV[1])
-local at = ARGV[1]
-local min_id = ARGV[2]
+local now = clock_now(ARGV[1])
+local at = tostring(now)
+local min_id = clock_min_id(now, ARGV[2])
 local channels = cjson.decode(ARGV[3])
 
 -- Bulk path: each sku's hash is read once (HGETALL) and its lapsed lines once; its channel

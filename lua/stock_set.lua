@@ -9,12 +9,12 @@
 -- KEYS[5] skus of partition           os:{P}:skus
 -- KEYS[6] operation marker            os:{P}:op:<digest>
 --
--- ARGV[1] now, ms
+-- ARGV[1] clock offset, ms (0; see includes/clock.lua)
 -- ARGV[2] sku
 -- ARGV[3] location
 -- ARGV[4] on_hand (integer, may be negative)
 -- ARGV[5] safety_stock ("" keeps the current value; 0 for a new position)
--- ARGV[6] oldest event id to keep (ms)
+-- ARGV[6] event retention, ms (MINID trimming)
 -- ARGV[7] seconds to keep the operation marker (0: no marker)
 -- ARGV[8] channels JSON {id: [low_stock_threshold, [locations]]} that see the location
 --
@@ -23,6 +23,7 @@
 --           nothing changed; the current position)
 
 local rcall = redis.call
+--!include clock.lua
 --!include position.lua
 --!include channels.lua
 --!include emit.lua
@@ -30,9 +31,9 @@ local rcall = redis.call
 
 local pos_key, hx_key, ho_key, stream_key, skus_key, marker_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local now = tonumber(ARGV[1])
+local now = clock_now(ARGV[1])
 local sku, location = ARGV[2], ARGV[3]
-local min_id = ARGV[6]
+local min_id = clock_min_id(now, ARGV[6])
 local marker_ttl = tonumber(ARGV[7])
 local channels = cjson.decode(ARGV[8])
 

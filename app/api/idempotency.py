@@ -89,7 +89,7 @@ class Idempotency:
             keys=[record],
             args=[
                 fingerprint,
-                self.clock.now_ms(),
+                self.clock.offset_ms(),  # the lease runs on the store's clock
                 self.settings.idempotency_lease_seconds * 1000,
                 ttl,
             ],

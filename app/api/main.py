@@ -27,7 +27,7 @@ from app.api.deps import Services
 from app.api.idempotency import Idempotency
 from app.api.metrics import HOLD_EXPIRIES, MetricsMiddleware, script_timer
 from app.api.request_log import RequestLogMiddleware
-from app.domain.clock import Clock, SystemClock
+from app.domain.clock import Clock, StoreClock
 from app.domain.config import ConfigService
 from app.domain.holds import HoldService
 from app.domain.reaper import Reaper
@@ -43,7 +43,7 @@ log = logging.getLogger("omnistock")
 
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
-    clock = clock or SystemClock()
+    clock = clock or StoreClock()  # tests alone pass a ManualClock (app/domain/clock.py)
     redis = connect(settings)
     mux = multiplexer(settings)
     scripts = Scripts.register(redis, script_timer, mux)

@@ -27,7 +27,6 @@ from app.cli.common import (
     store_settings,
 )
 from app.domain.audit import Auditor, AuditReport
-from app.domain.clock import SystemClock
 from app.domain.config import ConfigService
 from app.store.scripts import Scripts
 
@@ -63,12 +62,11 @@ def _print_report(report: AuditReport, title: str) -> None:
 
 async def _audit(args: argparse.Namespace) -> int:
     settings = store_settings(args)
-    clock = SystemClock()
     partitions = args.partition or list(range(keys.PARTITIONS))
     started = time.monotonic()
     async with open_store(settings, STORE_TIMEOUT_SECONDS) as redis:
         scripts = Scripts.register(redis)
-        auditor = Auditor(redis, scripts, clock.now_ms, max_events=args.events)
+        auditor = Auditor(redis, scripts, max_events=args.events)  # the store's clock
         report = await auditor.audit(partitions, Progress("audit", "findings", not args.quiet))
         out: dict[str, Any] = {"audit": report.as_dict()}
         if not args.json:
@@ -81,10 +79,9 @@ async def _audit(args: argparse.Namespace) -> int:
             else:
                 config = ConfigService(redis, scripts, settings.config_refresh_seconds)
                 await config.refresh(force=True)
-                now = clock.now_ms()
                 changes = await auditor.repair(
                     sorted({f.partition for f in report.findings if f.fixable}),
-                    str(max(0, now - settings.event_retention_seconds * 1000)),
+                    settings.event_retention_seconds * 1000,
                     config.channels_arg(None),
                     Progress("repair", "changes", not args.quiet),
                 )

@@ -29,7 +29,7 @@ from app.cli.common import (
     run_command,
     store_settings,
 )
-from app.domain.clock import SystemClock
+from app.domain.clock import StoreClock
 from app.domain.config import ConfigService
 from app.domain.stock import StockService
 from app.store.scripts import Scripts
@@ -64,7 +64,7 @@ async def _export(args: argparse.Namespace, writer: Writer) -> tuple[int, int]:
     async with open_store(settings) as redis:
         scripts = Scripts.register(redis)
         config = ConfigService(redis, scripts, settings.config_refresh_seconds)
-        stock = StockService(redis, scripts, config, settings, SystemClock())
+        stock = StockService(redis, scripts, config, settings, StoreClock())
         for done, p in enumerate(partitions, 1):
             skus = sorted([sku async for sku in redis.sscan_iter(keys.skus(p), count=1000)])
             for start in range(0, len(skus), BATCH_SKUS):

@@ -29,14 +29,13 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.domain.audit_rules import (
-    HELD,
     OPEN,
     Finding,
     Snapshot,
     as_list,
     check_partition,
-    is_int,
 )
+from app.domain.clock import Clock, StoreClock
 from app.store.scripts import Scripts
 
 __all__ = ["AuditReport", "Auditor", "Finding", "Inventory", "Snapshot", "check_partition"]
@@ -94,7 +93,7 @@ class Auditor:
         self,
         redis: Redis,
         scripts: Scripts,
-        now_ms: Callable[[], int],
+        clock: Clock | None = None,
         max_events: int = 10_000,
         scan_count: int = 1000,
         parts_grace: float = 2.0,
@@ -102,7 +101,7 @@ class Auditor:
         self._redis = redis
         self._parts_grace = parts_grace
         self._scripts = scripts
-        self._now_ms = now_ms
+        self._clock = clock or StoreClock()  # lapses are decided by the store's clock
         self._max_events = max_events
         self._scan_count = scan_count
 
@@ -143,7 +142,9 @@ class Auditor:
         raise RuntimeError(f"partition {p} kept changing under the audit; try again")
 
     async def snapshot(self, p: int, inv: Inventory) -> Snapshot:
-        raw = await self._call(self._scripts.audit_snapshot, p, inv, [self._max_events])
+        raw = await self._call(
+            self._scripts.audit_snapshot, p, inv, [self._max_events, self._clock.offset_ms()]
+        )
         return Snapshot.parse(raw)
 
     async def audit_partition(self, p: int, inv: Inventory) -> PartitionAudit:
@@ -210,10 +211,14 @@ class Auditor:
     ) -> dict[int, dict[str, str]]:
         """Every part of the hold as it is now: partition -> record ({} when missing)."""
         partitions = [int(x) for x in next(iter(known.values()))["parts"].split(",")]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for p in partitions:
-                pipe.hgetall(keys.hold(p, hold_id))
-            records = await pipe.execute()
+        read = self._scripts.hold_read  # "lapsed" by each part's store clock
+        flats = await asyncio.gather(
+            *(
+                read(keys=[keys.hold(p, hold_id)], args=[self._clock.offset_ms()])
+                for p in partitions
+            )
+        )
+        records = [dict(zip(flat[::2], flat[1::2], strict=True)) for flat in flats]
         return dict(zip(partitions, records, strict=True))
 
     def _parts_problem(
@@ -222,13 +227,11 @@ class Auditor:
         by_p = {p: record for p, record in by_p.items() if record}  # {}: a missing part
         if not by_p:
             return None
-        now = self._now_ms()
 
         def effective(record: dict[str, str]) -> str:
-            status = record.get("status", "")
-            until = record.get("count_until")
-            lapsed = status in HELD and is_int(until) and int(until or 0) <= now
-            return "expired" if lapsed else status  # a lapsed hold: the reaper will mark it
+            # "lapsed": by the store's clock (audit_snapshot.lua, hold_read.lua); the reaper
+            # will mark it
+            return "expired" if record.get("lapsed") else record.get("status", "")
 
         statuses = {p: effective(r) for p, r in by_p.items()}
         if "pending" in statuses.values():
@@ -248,7 +251,7 @@ class Auditor:
     async def repair(
         self,
         partitions: Iterable[int],
-        min_event_id: str,
+        retention_ms: int,
         channels_arg: bytes,
         progress: Progress | None = None,
     ) -> list[dict[str, Any]]:
@@ -261,7 +264,7 @@ class Auditor:
                 self._scripts.audit_repair,
                 p,
                 inventories[p],
-                [self._now_ms(), min_event_id, channels_arg],
+                [self._clock.offset_ms(), retention_ms, channels_arg],
             )
             changes += [{"partition": p, **c} for c in as_list(orjson.loads(raw))]
             if progress:

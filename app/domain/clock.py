@@ -1,37 +1,59 @@
-"""Time, passed into every script as "now" (ms since the epoch).
+"""One clock: the store's.
 
-Each service process uses its own clock; processes whose clocks differ by d ms see a hold
-expire up to d ms apart. Run NTP; a TTL is accurate to the clock skew between workers.
+Every decision by time (expiry, TTLs, pending deadlines, idempotency leases, event `at`, MINID
+trimming, the reaper's due scan, the audit) is made by the store's clock: each script reads
+`TIME` itself (`lua/includes/clock.lua`), so service processes on hosts whose clocks differ
+make exactly the decisions one process would. The service's own clock only stamps what decides
+nothing (logs, metrics).
+
+What Python passes to every script is a clock *offset* in ms: "now" = store TIME + offset.
+The service always passes 0 (`StoreClock`, built by `create_app`; no environment variable or
+HTTP input reaches it). The offset exists only for in-process tests, whose `ManualClock` plays
+time forward with `advance()` without waiting.
 """
 
 from __future__ import annotations
 
 import functools
-import time
 from datetime import UTC, datetime
 from typing import Protocol
 
+from redis.asyncio import Redis
+
 
 class Clock(Protocol):
-    def now_ms(self) -> int: ...
+    def offset_ms(self) -> int: ...
 
 
-class SystemClock:
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
+class StoreClock:
+    """Production: the store's clock, unshifted."""
+
+    def offset_ms(self) -> int:
+        return 0
 
 
 class ManualClock:
-    """A clock tests move by hand."""
+    """Tests only: the store's clock moved forward by hand."""
 
-    def __init__(self, start_ms: int | None = None) -> None:
-        self.ms = start_ms if start_ms is not None else SystemClock().now_ms()
+    def __init__(self) -> None:
+        self.offset = 0
 
-    def now_ms(self) -> int:
-        return self.ms
+    def offset_ms(self) -> int:
+        return self.offset
 
     def advance(self, seconds: float) -> None:
-        self.ms += int(seconds * 1000)
+        self.offset += round(seconds * 1000)
+
+
+def store_ms(time_reply: tuple[int, int] | list[int] | list[bytes]) -> int:
+    """A TIME reply (seconds, microseconds) in ms, as clock.lua computes it."""
+    seconds, micros = (int(x) for x in time_reply)
+    return seconds * 1000 + micros // 1000
+
+
+async def store_now_ms(redis: Redis, clock: Clock) -> int:
+    """The store's now (plus the test offset), for a scan whose every hit a script re-checks."""
+    return store_ms(await redis.time()) + clock.offset_ms()
 
 
 def iso(ms: int) -> str:

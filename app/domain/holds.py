@@ -106,25 +106,21 @@ class HoldService:
             hold_id = random_hold_id(home)
         else:
             hold_id = keyed_hold_id(await self.id_secret.get(), owner, op_digest, home)
-        now = self._clock.now_ms()
         ttl = body.ttl_seconds or self._settings.default_hold_ttl_seconds
         header = _Header(
             hold_id=hold_id,
             channel=body.channel or "",
             reference=body.reference or "",
-            created_at=now,
-            expires_at=now + ttl * 1000,
+            ttl_ms=ttl * 1000,  # the script sets created_at and expires_at by the store's clock
             parts=",".join(str(p) for p in parts),
             owner=owner,
         )
         if len(parts) == 1:
-            reply = await self._reserve(
-                header, parts[home], "active", header.expires_at, body.allow_split, candidates
-            )
+            reply = await self._reserve(header, parts[home], "active", body.allow_split, candidates)
             if reply.kind == "insufficient":
                 raise InsufficientStock("not enough stock for every line", lines=reply.data)
             if reply.kind == "ok":  # render what the script wrote: no second round trip
-                return self._render(hold_id, [header.record(reply.data)])
+                return self._render(hold_id, [header.record(*reply.data)])
         else:
             await self._create_multi(header, list(parts.values()), body.allow_split, candidates)
         return await self.get(hold_id, viewer=owner)
@@ -147,7 +143,6 @@ class HoldService:
         header: _Header,
         part: Part,
         status: str,
-        count_until: int,
         allow_split: bool,
         candidates: list[str],
     ) -> Reply:
@@ -166,24 +161,23 @@ class HoldService:
             }
             for line in part.lines
         ]
-        now = self._clock.now_ms()
         result = await self._scripts.hold_reserve(
             keys=ks,
             args=[
-                now,
+                self._clock.offset_ms(),
                 header.hold_id,
                 status,
-                header.expires_at,
-                count_until,
+                header.ttl_ms,
+                self._settings.pending_ttl_seconds * 1000,  # a pending part's deadline
                 header.channel,
                 header.reference,
                 header.parts,
                 "1" if allow_split else "0",
-                self._stock.min_event_id(now),
+                self._stock.event_retention_ms,
                 orjson.dumps(lines),
                 orjson.dumps(skus),
                 orjson.dumps(candidates),
-                header.created_at,
+                "",
                 self._config.channels_arg(touched),
                 header.owner,
             ],
@@ -191,6 +185,8 @@ class HoldService:
         kind = result[0]
         if kind == "insufficient":
             return Reply(kind, orjson.loads(result[1]))
+        if kind == "ok":  # lines, created_at, expires_at
+            return Reply(kind, (result[1], int(result[2]), int(result[3])))
         return Reply(kind, result[1])
 
     async def _create_multi(
@@ -254,12 +250,8 @@ class HoldService:
     ) -> list[dict[str, Any]] | None:
         """Reserve every part as pending, then confirm all; or abort those reserved.
         Returns None on success, else the short lines."""
-        deadline = self._clock.now_ms() + self._settings.pending_ttl_seconds * 1000
         replies = await asyncio.gather(
-            *(
-                self._reserve(header, part, "pending", deadline, allow_split, candidates)
-                for part in parts
-            )
+            *(self._reserve(header, part, "pending", allow_split, candidates) for part in parts)
         )
         if all(r.kind == "ok" for r in replies):
             confirmed = await asyncio.gather(
@@ -328,7 +320,7 @@ class HoldService:
         home = home_partition(hold_id)
         if home is None:
             raise HoldNotFound(f"no hold {hold_id!r}")
-        record = cast(dict[str, str], await self._redis.hgetall(keys.hold(home, hold_id)))
+        record = await self._read_record(home, hold_id)
         if (
             not record
             or record.get("status") == "pending"
@@ -344,14 +336,22 @@ class HoldService:
                 records += await pipe.execute()
         return records
 
+    async def _read_record(self, p: int, hold_id: str) -> dict[str, str]:
+        """A hold record, with "lapsed": "1" if its lines stopped counting by the store's
+        clock (hold_read.lua): the service never compares count_until with its own clock."""
+        flat = await self._scripts.hold_read(
+            keys=[keys.hold(p, hold_id)], args=[self._clock.offset_ms()]
+        )
+        return dict(zip(flat[::2], flat[1::2], strict=True))
+
     async def get(self, hold_id: str, viewer: str | None) -> dict[str, Any]:
         return self._render(hold_id, await self._records(hold_id, viewer))
 
     def _render(self, hold_id: str, records: list[dict[str, str]]) -> dict[str, Any]:
         home = records[0]
         status = home["status"]
-        if status in ("active", "pending") and int(home["count_until"]) <= self._clock.now_ms():
-            status = "expired"  # lapsed; the reaper has not marked it yet
+        if home.get("lapsed"):
+            status = "expired"  # lapsed by the store's clock; the reaper has not marked it yet
         lines: list[dict[str, Any]] = []
         for record in records:
             if record:
@@ -386,9 +386,9 @@ class HoldService:
     async def extend(
         self, hold_id: str, viewer: str | None, ttl_seconds: int, op_digest: str | None
     ) -> dict[str, Any]:
-        expires_at = self._clock.now_ms() + ttl_seconds * 1000
+        # The script sets expires_at = its store time + the TTL.
         return await self._transition(
-            hold_id, viewer, "hold_extend", "active", op_digest, [expires_at]
+            hold_id, viewer, "hold_extend", "active", op_digest, [ttl_seconds * 1000]
         )
 
     async def _transition(
@@ -457,13 +457,12 @@ class HoldService:
         ]
         for sku in skus:
             ks += keys.sku_keys(p, sku)
-        now = self._clock.now_ms()
         result: list[Any] = await getattr(self._scripts, script)(
             keys=ks,
             args=[
-                now,
+                self._clock.offset_ms(),
                 hold_id,
-                self._stock.min_event_id(now),
+                self._stock.event_retention_ms,
                 self._settings.finished_hold_ttl_seconds,
                 orjson.dumps(skus),
                 self._settings.idempotency_ttl_seconds if op_digest else 0,
@@ -479,20 +478,19 @@ class _Header:
     hold_id: str
     channel: str
     reference: str
-    created_at: int
-    expires_at: int
+    ttl_ms: int
     parts: str
     owner: str
 
-    def record(self, lines_json: str) -> dict[str, str]:
+    def record(self, lines_json: str, created_at: int, expires_at: int) -> dict[str, str]:
         """The hold record as hold_reserve.lua writes it for an active hold."""
         return {
             "status": "active",
             "channel": self.channel,
             "reference": self.reference,
-            "created_at": str(self.created_at),
-            "expires_at": str(self.expires_at),
-            "count_until": str(self.expires_at),
+            "created_at": str(created_at),
+            "expires_at": str(expires_at),
+            "count_until": str(expires_at),
             "lines": lines_json,
             "parts": self.parts,
             "owner": self.owner,

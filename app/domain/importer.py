@@ -37,7 +37,7 @@ import redis
 from redis.exceptions import NoScriptError
 
 from app import keys
-from app.domain.clock import Clock, SystemClock
+from app.domain.clock import Clock, StoreClock
 from app.domain.models import ID_PATTERN, MAX_UNITS
 from app.store.mux import pack
 from app.store.scripts import script_source
@@ -446,7 +446,7 @@ class Importer:
         self._retention_ms = event_retention_seconds * 1000
         self._batch_rows = batch_rows
         self._rows_per_call = rows_per_call
-        self._clock = clock or SystemClock()
+        self._clock = clock or StoreClock()
         self._source = script_source("stock_import").encode()
         self._sha = hashlib.sha1(self._source).hexdigest().encode()  # the store's id of it
         # Per partition: its stream and sku set, and the prefixes of a sku's three keys.
@@ -522,13 +522,12 @@ class Importer:
     def _calls(self, batch: Batch, channels: bytes) -> list[Call]:
         """One call per partition, split between skus after `rows_per_call` rows. Safe to
         repeat whole: rows are absolute."""
-        now = self._clock.now_ms()
-        min_id = str(max(0, now - self._retention_ms))
+        offset = self._clock.offset_ms()  # the script reads the store's clock
         calls: list[Call] = []
         for p, by_sku in batch.skus.items():
             stream, skus, pos, hx, ho = self._keys[p]
             ks: list[bytes] = [stream, skus]
-            args: list[Any] = [now, min_id, channels]
+            args: list[Any] = [offset, self._retention_ms, channels]
             rows = 0
             for sku, flat in by_sku.items():
                 ks += (pos + sku, hx + sku, ho + sku)
@@ -538,7 +537,7 @@ class Importer:
                 rows += n
                 if rows >= self._rows_per_call:
                     calls.append((b"EVALSHA", self._sha, len(ks), *ks, *args))
-                    ks, args, rows = [stream, skus], [now, min_id, channels], 0
+                    ks, args, rows = [stream, skus], [offset, self._retention_ms, channels], 0
             if rows:
                 calls.append((b"EVALSHA", self._sha, len(ks), *ks, *args))
         return calls

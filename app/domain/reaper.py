@@ -2,7 +2,8 @@
 
 Availability never waits for it (scripts ignore lapsed lines on their own); it keeps the
 counters and hold records tidy and emits the `hold.expired` events. Every worker runs one.
-Each pass reads at most `batch` due holds across all partitions (one pipelined round trip) and
+Each pass reads at most `batch` due holds across all partitions (`hold_due.lua`, due by the store's
+clock; one round trip) and
 expires each with `hold_expire.lua`, which re-checks the hold atomically, so two workers
 reaping the same hold expire it once.
 """
@@ -43,11 +44,15 @@ class Reaper:
 
     async def run_once(self) -> int:
         """One pass; returns how many holds this pass expired."""
-        now = self._clock.now_ms()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for p in range(keys.PARTITIONS):
-                pipe.zrangebyscore(keys.expiry_index(p), "-inf", now, start=0, num=self._batch)
-            due_by_partition = await pipe.execute()
+        # Due by each partition's own store clock (one concurrent call per partition: the
+        # multiplexer sends them in one write; a cluster routes each to its primary).
+        offset, scan = self._clock.offset_ms(), self._holds._scripts.hold_due
+        due_by_partition = await asyncio.gather(
+            *(
+                scan(keys=[keys.expiry_index(p)], args=[offset, self._batch])
+                for p in range(keys.PARTITIONS)
+            )
+        )
         due = [(p, hold_id) for p, hold_ids in enumerate(due_by_partition) for hold_id in hold_ids][
             : self._batch
         ]

@@ -9,7 +9,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from app import keys
-from app.domain.clock import Clock
+from app.domain.clock import Clock, store_ms
 from app.domain.config import ConfigService
 from app.domain.models import Channel
 from app.settings import Settings
@@ -18,6 +18,10 @@ from app.store.mux import Multiplexer
 from app.store.scripts import Scripts
 
 PositionDict = dict[str, Any]
+
+# Hold lines per sku a batch read takes with their scores (earliest to stop counting first):
+# more lapsed lines than this (the reaper is behind) send the partition to the script.
+_LAPSED_PAGE = 8
 
 
 def stock_status(available: int, threshold: int) -> str:
@@ -46,6 +50,13 @@ def _view_row(found: Any, lapsed: list[str]) -> list[Any]:
         available = max(0, on_hand - held - committed - safety)
         row += (location, on_hand, held, committed, safety, available)
     return row
+
+
+def _scored(reply: Any) -> list[tuple[str, float]]:
+    """A ZRANGE ... WITHSCORES reply: [member, score] pairs (RESP3) or a flat list (RESP2)."""
+    if reply and isinstance(reply[0], list):
+        return [(member, float(score)) for member, score in reply]
+    return [(member, float(score)) for member, score in zip(reply[::2], reply[1::2], strict=True)]
 
 
 def _rows_to_positions(row: list[Any]) -> list[PositionDict]:
@@ -79,8 +90,10 @@ class StockService:
         self._settings = settings
         self._clock = clock
 
-    def min_event_id(self, now_ms: int) -> str:
-        return str(max(0, now_ms - self._settings.event_retention_seconds * 1000))
+    @property
+    def event_retention_ms(self) -> int:
+        """What scripts keep of their stream (MINID = their store time - this)."""
+        return self._settings.event_retention_seconds * 1000
 
     async def set_position(
         self,
@@ -92,7 +105,6 @@ class StockService:
     ) -> PositionDict:
         await self._config.location(location)
         p = keys.partition_of(sku)
-        now = self._clock.now_ms()
         reply = await self._scripts.stock_set(
             keys=[
                 *keys.sku_keys(p, sku),
@@ -101,12 +113,12 @@ class StockService:
                 keys.op_marker(p, op_digest or "-"),
             ],
             args=[
-                now,
+                self._clock.offset_ms(),
                 sku,
                 location,
                 on_hand,
                 "" if safety_stock is None else safety_stock,
-                self.min_event_id(now),
+                self.event_retention_ms,
                 self._settings.idempotency_ttl_seconds if op_digest else 0,
                 self._config.channels_arg([location]),
             ],
@@ -125,12 +137,12 @@ class StockService:
     async def _read(self, skus: list[str], locations: list[str]) -> list[list[Any]]:
         """Rows of the availability script for each sku, in one round trip to the store:
         one script call per partition, pipelined."""
-        now = self._clock.now_ms()
+        offset = self._clock.offset_ms()
         if len(skus) == 1:  # a product page: one script call, nothing to group
             (sku,) = skus
             p = keys.partition_of(sku)
             result = await self._scripts.availability(
-                keys=self._availability_keys(p, skus), args=[now, *locations]
+                keys=self._availability_keys(p, skus), args=[offset, *locations]
             )
             return [result[0]]
         by_partition: dict[int, list[str]] = defaultdict(list)
@@ -140,11 +152,11 @@ class StockService:
         if len(by_partition) == 1:
             ((p, group),) = by_partition.items()
             result = await self._scripts.availability(
-                keys=self._availability_keys(p, group), args=[now, *locations]
+                keys=self._availability_keys(p, group), args=[offset, *locations]
             )
             rows.update(zip(group, result, strict=True))
         else:
-            for p_groups, results in await self._pipelined(by_partition, now, locations):
+            for p_groups, results in await self._pipelined(by_partition, offset, locations):
                 rows.update(zip(p_groups, results, strict=True))
         return [rows[sku] for sku in skus]
 
@@ -156,7 +168,7 @@ class StockService:
         return out
 
     async def _pipelined(
-        self, by_partition: dict[int, list[str]], now: int, locations: list[str]
+        self, by_partition: dict[int, list[str]], offset: int, locations: list[str]
     ) -> list[tuple[list[str], list[Any]]]:
         script = self._scripts.availability
         if self._settings.redis_cluster:
@@ -164,41 +176,72 @@ class StockService:
             # (redis-py routes each to its node), still one network wait in total.
             results = await asyncio.gather(
                 *(
-                    script(keys=self._availability_keys(p, group), args=[now, *locations])
+                    script(keys=self._availability_keys(p, group), args=[offset, *locations])
                     for p, group in by_partition.items()
                 )
             )
             return list(zip(by_partition.values(), results, strict=True))
-        return await self._transaction(by_partition, now, locations)
+        out, unsure = await self._transaction(by_partition, offset, locations)
+        if unsure:  # a sku with a page of lapsed lines: the script reads them all
+            redone = await asyncio.gather(
+                *(
+                    script(
+                        keys=self._availability_keys(p, by_partition[p]), args=[offset, *locations]
+                    )
+                    for p in unsure
+                )
+            )
+            for p, rows in zip(unsure, redone, strict=True):
+                out[p] = (by_partition[p], rows)
+        return list(out.values())
 
     async def _transaction(
-        self, by_partition: dict[int, list[str]], now: int, locations: list[str]
-    ) -> list[tuple[list[str], list[Any]]]:
+        self, by_partition: dict[int, list[str]], offset: int, locations: list[str]
+    ) -> tuple[dict[int, tuple[list[str], list[Any]]], list[int]]:
         """The reads of availability.lua as plain commands in one MULTI/EXEC: as atomic as the
         script (one server, every sku at one instant), without a script call per partition,
-        which is what a many-sku read spends its store time on (docs/benchmarks.md)."""
-        commands: list[tuple[str | int, ...]] = []
+        which is what a many-sku read spends its store time on (docs/benchmarks.md).
+
+        The store's TIME, read in the same transaction, decides which hold lines lapsed: each
+        sku's earliest `_LAPSED_PAGE` lines come with their scores. A sku whose whole page
+        lapsed may have more: its partition is returned as unsure, for the script to read."""
+        commands: list[tuple[str | int, ...]] = [("TIME",)]
         for p, group in by_partition.items():
             for sku in group:
                 if locations:
                     commands.append(("HMGET", keys.position(p, sku), *locations))
                 else:
                     commands.append(("HGETALL", keys.position(p, sku)))
-                commands.append(("ZRANGEBYSCORE", keys.hold_expiry_by_sku(p, sku), "-inf", now))
+                commands.append(
+                    (
+                        "ZRANGEBYSCORE",
+                        keys.hold_expiry_by_sku(p, sku),
+                        "-inf",
+                        "+inf",
+                        "WITHSCORES",
+                        "LIMIT",
+                        0,
+                        _LAPSED_PAGE,
+                    )
+                )
         replies = iter(await batch.transaction(self._redis, commands, self._mux))
-        out = []
-        for group in by_partition.values():
+        now = store_ms(next(replies)) + offset
+        out: dict[int, tuple[list[str], list[Any]]] = {}
+        unsure: list[int] = []
+        for p, group in by_partition.items():
             rows = []
             for _ in group:
-                raw, lapsed = next(replies), next(replies)
+                raw, page = next(replies), _scored(next(replies))
+                if len(page) == _LAPSED_PAGE and page[-1][1] <= now:
+                    unsure.append(p)
                 if locations:
                     found: Any = zip(locations, raw, strict=True)
                 else:  # HGETALL: a map (RESP3) or a flat field, value list (RESP2)
                     pairs = zip(raw[::2], raw[1::2], strict=True) if isinstance(raw, list) else ()
                     found = raw.items() if isinstance(raw, dict) else pairs
-                rows.append(_view_row(found, lapsed))
-            out.append((group, rows))
-        return out
+                rows.append(_view_row(found, [member for member, score in page if score <= now]))
+            out[p] = (group, rows)
+        return out, list(dict.fromkeys(unsure))
 
     async def availability(
         self, skus: list[str], channel: Channel | None, locations: list[str] | None

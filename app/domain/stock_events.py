@@ -243,12 +243,11 @@ class StockEventService:
             }
             for a in group
         ]
-        now = self._clock.now_ms()
         reply: list[list[Any]] = await self._scripts.stock_events(
             keys=ks,
             args=[
-                now,
-                self._stock.min_event_id(now),
+                self._clock.offset_ms(),
+                self._stock.event_retention_ms,
                 self._settings.event_dedupe_seconds,
                 self._config.channels_arg(list({a.location for a in group})),
                 orjson.dumps(skus),

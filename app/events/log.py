@@ -22,9 +22,10 @@ from app.events.source import Batch
 
 MAX_READ_COUNT = 1000  # entries per stream per XRANGE
 SCAN_BUDGET = 10_000  # entries examined per page, matching or not
-# Scripts trim with MINID = their clock - retention. A cursor younger than retention by less
-# than this margin is also checked against what the streams really lost (XINFO), in case a
-# writer's clock runs ahead of the store's: writers must stay within this of the store.
+# Scripts trim with MINID = the store's clock - retention (lua/includes/clock.lua), the clock
+# that stamps the entry ids. A cursor younger than retention by less than this margin is also
+# checked against what the streams really lost (XINFO): on a cluster each primary trims by its
+# own clock, and an in-process test's clock offset moves MINID too.
 TRIM_CHECK_MARGIN_MS = 3_600_000
 
 

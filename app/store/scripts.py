@@ -104,6 +104,8 @@ class Scripts:
     stock_events: AsyncScript
     event_claim: AsyncScript
     availability: AsyncScript
+    hold_read: AsyncScript
+    hold_due: AsyncScript
     hold_reserve: AsyncScript
     hold_commit: AsyncScript
     hold_fulfil: AsyncScript

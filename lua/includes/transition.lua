@@ -4,14 +4,16 @@
 -- KEYS[3] event stream     os:{P}:events
 -- KEYS[4] operation marker os:{P}:op:<digest>
 -- KEYS[5..] per sku named in ARGV[5], a triple: os:{P}:pos:<sku>, os:{P}:hx:<sku>, os:{P}:ho:<sku>
--- ARGV[1] now ms, ARGV[2] hold id, ARGV[3] oldest event id to keep (ms), ARGV[4] seconds to
+-- ARGV[1] clock offset ms (0; see clock.lua), ARGV[2] hold id, ARGV[3] event retention ms
+-- (MINID trimming), ARGV[4] seconds to
 -- keep a finished hold, ARGV[5] skus JSON, ARGV[6] seconds to keep the operation marker
 -- (0: no marker), ARGV[7] channels JSON {id: [low_stock_threshold, [locations]]}.
 local hold_key, expiry_key, marker_key = KEYS[1], KEYS[2], KEYS[4]
 local terminal_ttl = ARGV[4]
 local marker_ttl = tonumber(ARGV[6])
-local ctx = {now = tonumber(ARGV[1]), hold_id = ARGV[2], stream_key = KEYS[3],
-             min_id = ARGV[3], channels = cjson.decode(ARGV[7])}
+local transition_now = clock_now(ARGV[1])
+local ctx = {now = transition_now, hold_id = ARGV[2], stream_key = KEYS[3],
+             min_id = clock_min_id(transition_now, ARGV[3]), channels = cjson.decode(ARGV[7])}
 
 -- Returns (hold, keys) or (nil, reply).
 local function transition_begin()

@@ -24,7 +24,7 @@ async def test_hold_still_counts_until_just_before_it_expires(
 ) -> None:
     await seed(client, {("sku-1", "dc"): 5})
     await hold(client, [{"sku": "sku-1", "quantity": 2}], ttl_seconds=60)
-    clock.advance(59.999)
+    clock.advance(59.5)  # the store's clock moves on meanwhile: leave it room
     assert await available(client, "sku-1") == 3
 
 

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.domain.audit import Auditor, AuditReport
-from app.domain.clock import ManualClock
+from app.domain.clock import ManualClock, store_now_ms
 from app.store.scripts import Scripts
 from tests.api.helpers import act, hold, skus_in_distinct_partitions
 from tests.conftest import seed
@@ -36,7 +36,7 @@ class World:
 async def auditor(redis: Redis, clock: ManualClock) -> Auditor:
     # Parts that disagree are read again after a grace period (a transition may be in flight):
     # short here, longer than any request in production.
-    return Auditor(redis, Scripts.register(redis), clock.now_ms, parts_grace=0.2)
+    return Auditor(redis, Scripts.register(redis), clock, parts_grace=0.2)
 
 
 @pytest.fixture
@@ -209,16 +209,16 @@ async def test_parts_of_a_reservation_still_in_flight_are_not_drift(
 ) -> None:
     await seed(client, {(A, "dc"): 5, (B, "dc"): 5})
     scripts = Scripts.register(redis)
-    now = clock.now_ms()
+    now = await store_now_ms(redis, clock)
     for p, sku in ((PA, A), (PB, B)):  # both parts reserved, neither confirmed yet
         await scripts.hold_reserve(
             keys=[
                 keys.hold(p, "hflight-00"), keys.expiry_index(p), keys.events(p),
                 *keys.sku_keys(p, sku),
             ],
-            args=[now, "hflight-00", "pending", now + 900_000, now + 30_000, "", "",
-                  f"{PA},{PB}", "0", 0, orjson.dumps([{"s": 1, "q": 1, "l": "dc"}]),
-                  orjson.dumps([sku]), b"[]", now, b"{}", "client-a"],
+            args=[clock.offset_ms(), "hflight-00", "pending", 900_000, 30_000, "", "",
+                  f"{PA},{PB}", "0", 86_400_000, orjson.dumps([{"s": 1, "q": 1, "l": "dc"}]),
+                  orjson.dumps([sku]), b"[]", "", b"{}", "client-a"],
         )  # fmt: skip
     await redis.hset(keys.hold(PB, "hflight-00"), "status", "active")  # B confirmed, A not yet
     await redis.zadd(keys.expiry_index(PB), {"hflight-00": now + 900_000})

@@ -11,18 +11,19 @@ from fastapi import FastAPI
 
 from app import keys
 from app.domain.clock import ManualClock
+from app.domain.stock import _LAPSED_PAGE
 from tests.api.helpers import skus_in_distinct_partitions, skus_in_one_partition
 from tests.conftest import seed
 
 
 async def script_rows(app: FastAPI, skus: list[str], locations: list[str]) -> list[Any]:
     services = app.state.services
-    now = services.stock._clock.now_ms()
+    offset = services.stock._clock.offset_ms()
     rows = []
     for sku in skus:
         p = keys.partition_of(sku)
         (row,) = await services.scripts.availability(
-            keys=[keys.position(p, sku), keys.hold_expiry_by_sku(p, sku)], args=[now, *locations]
+            keys=[keys.position(p, sku), keys.hold_expiry_by_sku(p, sku)], args=[offset, *locations]
         )
         rows.append(row)
     return rows
@@ -52,3 +53,21 @@ async def test_a_batch_read_matches_the_availability_script(
 
     assert rows == await script_rows(app, skus, locations)
     assert rows[-1] == []  # no position at all
+
+
+async def test_a_batch_read_with_more_lapsed_lines_than_its_page_matches_the_script(
+    app: FastAPI, client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    skus = skus_in_distinct_partitions(2, "lapsed-page")
+    await seed(client, {(s, "dc"): 40 for s in skus})
+    for _ in range(_LAPSED_PAGE + 3):  # more lapsed lines than the transaction reads per sku
+        r = await client.post(
+            "/v1/holds", json={"lines": [{"sku": skus[0], "quantity": 1}], "ttl_seconds": 30}
+        )
+        assert r.status_code == 201, r.text
+    clock.advance(31)
+
+    rows = await app.state.services.stock._read(skus, [])
+
+    assert rows == await script_rows(app, skus, [])
+    assert rows[0] == ["dc", 40, 0, 0, 0, 40]  # every lapsed line left out, by the store's clock

@@ -205,7 +205,7 @@ def held_units(lines: list[dict[str, Any]]) -> dict[str, int]:
 
 
 async def audit(redis: Redis) -> AuditReport:
-    auditor = Auditor(redis, Scripts.register(redis), lambda: int(time.time() * 1000))
+    auditor = Auditor(redis, Scripts.register(redis))  # the store's clock decides lapses
     return await auditor.audit()
 
 

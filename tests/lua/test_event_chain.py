@@ -17,7 +17,8 @@ from app.store.scripts import Scripts
 
 SKU = "chain-sku"
 P = keys.partition_of(SKU)
-NOW = 1_800_000_000_000
+NOW = 0  # the clock offset: scripts read the store's TIME
+RETENTION_MS = 86_400_000
 CHANNELS = {"web": [2, ["dc", "store-a"]], "pickup": [1, ["store-a"]]}
 
 
@@ -58,17 +59,17 @@ async def test_a_split_hold_chains_the_channel_figures_of_its_events(
             NOW,
             hold_id,
             "active",
-            NOW + 60_000,
-            NOW + 60_000,
+            60_000,
+            0,
             "web",
             "",
             str(P),
             "1",
-            0,
+            RETENTION_MS,
             orjson.dumps([{"s": 1, "q": 5}]),
             orjson.dumps([SKU]),
             orjson.dumps(["dc", "store-a"]),
-            NOW,
+            "",
             orjson.dumps(CHANNELS),
             "client-a",
         ],
@@ -97,7 +98,14 @@ async def test_stock_events_on_one_sku_chain_the_channel_figures_of_their_events
             *keys.sku_keys(P, SKU),
             *(k for e in events_in for k in keys.event_seen_keys(P, e["l"], e["i"])),
         ],
-        args=[NOW, 0, 60, orjson.dumps(CHANNELS), orjson.dumps([SKU]), orjson.dumps(events_in)],
+        args=[
+            NOW,
+            RETENTION_MS,
+            60,
+            orjson.dumps(CHANNELS),
+            orjson.dumps([SKU]),
+            orjson.dumps(events_in),
+        ],
     )
 
     events = await channel_events(redis)

@@ -14,7 +14,8 @@ from app.store.scripts import Scripts
 
 SKU = "lua-sku"
 P = keys.partition_of(SKU)
-NOW = 1_800_000_000_000
+NOW = 0  # the clock offset: scripts read the store's TIME (lua/includes/clock.lua)
+RETENTION_MS = 86_400_000
 NO_CHANNELS = b"{}"
 
 
@@ -26,28 +27,28 @@ async def scripts(redis: Redis) -> AsyncIterator[Scripts]:
 async def set_stock(scripts: Scripts, on_hand: int, marker: str = "-", marker_ttl: int = 0) -> Any:
     return await scripts.stock_set(
         keys=[*keys.sku_keys(P, SKU), keys.events(P), keys.skus(P), keys.op_marker(P, marker)],
-        args=[NOW, SKU, "dc", on_hand, "", 0, marker_ttl, NO_CHANNELS],
+        args=[NOW, SKU, "dc", on_hand, "", RETENTION_MS, marker_ttl, NO_CHANNELS],
     )
 
 
-async def reserve(scripts: Scripts, hold_id: str, qty: int, expires_at: int = NOW + 60_000) -> Any:
+async def reserve(scripts: Scripts, hold_id: str, qty: int, ttl_ms: int = 60_000) -> Any:
     return await scripts.hold_reserve(
         keys=[keys.hold(P, hold_id), keys.expiry_index(P), keys.events(P), *keys.sku_keys(P, SKU)],
         args=[
             NOW,
             hold_id,
             "active",
-            expires_at,
-            expires_at,
+            ttl_ms,
+            0,
             "",
             "",
             str(P),
             "0",
-            0,
+            RETENTION_MS,
             orjson.dumps([{"s": 1, "q": qty, "l": "dc"}]),
             orjson.dumps([SKU]),
             orjson.dumps([]),
-            NOW,
+            "",
             NO_CHANNELS,
             "client-a",
         ],
@@ -66,7 +67,7 @@ async def transition(
             keys.op_marker(P, "m-" + name),
             *keys.sku_keys(P, SKU),
         ],
-        args=[now, hold_id, 0, 60, orjson.dumps([SKU]), marker_ttl, NO_CHANNELS, *extra],
+        args=[now, hold_id, RETENTION_MS, 60, orjson.dumps([SKU]), marker_ttl, NO_CHANNELS, *extra],
     )
 
 
@@ -83,9 +84,10 @@ async def test_stock_set_replies_replayed_and_changes_nothing_when_its_marker_ex
 
 async def test_hold_reserve_replies_ok_with_the_sourced_lines(scripts: Scripts) -> None:
     await set_stock(scripts, 5)
-    kind, lines = await reserve(scripts, "h1", 2)
+    kind, lines, created_at, expires_at = await reserve(scripts, "h1", 2)
     assert kind == "ok"
     assert orjson.loads(lines) == [{"sku": SKU, "location": "dc", "quantity": 2}]
+    assert expires_at - created_at == 60_000  # both by the store's clock
 
 
 async def test_hold_reserve_replies_exists_for_a_known_hold_id(scripts: Scripts) -> None:
@@ -107,13 +109,13 @@ async def test_hold_reserve_replies_insufficient_and_writes_nothing(
 
 async def test_availability_leaves_out_lines_of_lapsed_holds(scripts: Scripts) -> None:
     await set_stock(scripts, 5)
-    await reserve(scripts, "h1", 2, expires_at=NOW + 1000)
+    await reserve(scripts, "h1", 2, ttl_ms=10_000)
     (row,) = await scripts.availability(
-        keys=[keys.position(P, SKU), keys.hold_expiry_by_sku(P, SKU)], args=[NOW + 999]
+        keys=[keys.position(P, SKU), keys.hold_expiry_by_sku(P, SKU)], args=[NOW + 5_000]
     )
     assert row == ["dc", 5, 2, 0, 0, 3]
     (row,) = await scripts.availability(
-        keys=[keys.position(P, SKU), keys.hold_expiry_by_sku(P, SKU)], args=[NOW + 1000]
+        keys=[keys.position(P, SKU), keys.hold_expiry_by_sku(P, SKU)], args=[NOW + 10_000]
     )
     assert row == ["dc", 5, 0, 0, 0, 5]
 
@@ -152,7 +154,7 @@ async def test_commit_of_a_lapsed_hold_replies_expired_and_returns_its_units(
     scripts: Scripts, redis: Redis
 ) -> None:
     await set_stock(scripts, 5)
-    await reserve(scripts, "h1", 2, expires_at=NOW + 10)
+    await reserve(scripts, "h1", 2, ttl_ms=10)
     assert await transition(scripts, "hold_commit", "h1", NOW + 10) == ["expired"]
     assert await redis.hget(keys.hold(P, "h1"), "status") == "expired"
     assert await redis.hget(keys.position(P, SKU), "dc") == "5:0:0:0"
@@ -165,7 +167,7 @@ async def test_transition_replies_keys_mismatch_when_a_skus_keys_are_missing(
     await reserve(scripts, "h1", 2)
     reply = await scripts.hold_commit(
         keys=[keys.hold(P, "h1"), keys.expiry_index(P), keys.events(P), keys.op_marker(P, "-")],
-        args=[NOW, "h1", 0, 60, orjson.dumps([]), 0, NO_CHANNELS],
+        args=[NOW, "h1", RETENTION_MS, 60, orjson.dumps([]), 0, NO_CHANNELS],
     )
     assert reply == ["keys_mismatch"]
 
@@ -178,7 +180,7 @@ async def test_expire_replies_not_due_for_a_hold_that_still_counts(scripts: Scri
 
 async def test_expire_twice_expires_once(scripts: Scripts, redis: Redis) -> None:
     await set_stock(scripts, 5)
-    await reserve(scripts, "h1", 2, expires_at=NOW + 10)
+    await reserve(scripts, "h1", 2, ttl_ms=10)
     assert await transition(scripts, "hold_expire", "h1", NOW + 20) == ["expired"]
     assert await transition(scripts, "hold_expire", "h1", NOW + 20) == ["not_due", "expired"]
     assert await redis.hget(keys.position(P, SKU), "dc") == "5:0:0:0"
@@ -230,7 +232,7 @@ async def test_stock_events_reply_applied_then_duplicate(scripts: Scripts) -> No
             ],
             args=[
                 NOW,
-                0,
+                RETENTION_MS,
                 60,
                 NO_CHANNELS,
                 orjson.dumps([SKU]),

@@ -2,7 +2,8 @@
 
 `Model` keeps positions and holds; `plan_hold` says what a hold request must get (201 with
 which lines, 409, 422 or 404); `check_split` accepts any allocation a split may make. Time is
-the model's own `now`, moved with the service's ManualClock.
+the model's own `now`, moved with the service's ManualClock: START_MS plus the clock's offset
+(the service adds the same offset to the store's clock, so expiries compare alike).
 """
 
 from __future__ import annotations
