@@ -349,6 +349,7 @@ def measure_scripts(s: Any, r: Any, svc: h.Server, scale: Scale) -> dict[str, An
         orjson.dumps(h.LOCATIONS).decode(),
         "",
         channels,
+        "bench",  # owner
     ]
     avail_argv = [
         "EVALSHA",
