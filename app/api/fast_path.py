@@ -42,6 +42,7 @@ from fastapi.dependencies.utils import get_typed_return_annotation
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.responses import Response
+from starlette.types import Message, Receive
 
 from app.api import auth, deps
 
@@ -243,47 +244,64 @@ def _validated(param: _Param, value: Any, arguments: dict[str, Any]) -> bool:
     return True
 
 
-async def _json_body(plan: Plan, request: Request) -> Any:
-    """The body as FastAPI would parse it, or None to leave the request to FastAPI."""
+async def _json_body(plan: Plan, request: Request) -> bytes | None:
+    """The body when FastAPI would parse it as JSON; None to leave the request to FastAPI."""
     content_type = request.headers.get("content-type")
     if content_type is None:
         if not plan.json_without_content_type:
             return None
     elif content_type.lower() not in _JSON_TYPES:
         return None
-    raw = await request.body()
-    return json.loads(raw) if raw else None
+    return await request.body() or None
 
 
-async def arguments(plan: Plan, request: Request) -> dict[str, Any] | None:
-    """The endpoint's arguments when every check passes; None for FastAPI's path.
+def _failing(exc: Exception) -> Receive:
+    async def receive() -> Message:
+        raise exc
+
+    return receive
+
+
+async def arguments(plan: Plan, request: Request) -> dict[str, Any] | Request:
+    """The endpoint's arguments when every check passes; else the request for FastAPI's path,
+    which answers it as it always has.
 
     In solve_dependencies' order: the body is read first, then the dependencies run (auth), then
-    path, query and body are validated. Any exception before the endpoint (a 401 or 403, a
-    client gone mid-body, malformed JSON) leaves the request to FastAPI's path, which answers
-    it, or logs it, as it does for every other route."""
+    path, query and body are validated."""
+    body: Any = None
+    if plan.body is not None:
+        try:
+            raw = await _json_body(plan, request)
+        except Exception as exc:
+            # Too large, or the client went away mid-body: a read that cannot be replayed.
+            # FastAPI's path reads again and meets the same error, and answers it (413, or
+            # 499 in the log for a client that left) as on every other route.
+            return Request(request.scope, _failing(exc))
+        try:
+            body = json.loads(raw) if raw is not None else None
+        except (ValueError, RecursionError):  # FastAPI answers malformed or too deep JSON
+            return request
+        if body is None:
+            return request
+    arguments: dict[str, Any] = {}
     try:
-        body = None
-        if plan.body is not None and (body := await _json_body(plan, request)) is None:
-            return None
-        arguments: dict[str, Any] = {}
         for name, step in plan.dependencies:
             value = await step(request)
             if name is not None:
                 arguments[name] = value
-    except Exception:
-        return None
+    except Exception:  # a 401 or 403: FastAPI's path runs the same code again and answers it
+        return request
     path = request.path_params
     for param in plan.path:
         if not _validated(param, path.get(param.alias), arguments):
-            return None
+            return request
     if plan.query:
         query = query_values(request)
         for param in plan.query:
             if not _validated(param, query.get(param.alias), arguments):
-                return None
+                return request
     if plan.body is not None and not _validated(plan.body, body, arguments):
-        return None
+        return request
     for name in plan.request_names:
         arguments[name] = request
     return arguments
@@ -310,8 +328,8 @@ class FastPathRoute(APIRoute):
             ):
                 return await slow(request)
             values = await arguments(route_plan, request)
-            if values is None:
-                return await slow(request)
+            if isinstance(values, Request):
+                return await slow(values)
             response: Response = await endpoint(**values)
             return response
 

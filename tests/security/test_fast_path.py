@@ -13,19 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import socket
+import time
 from collections import Counter
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, quote_plus
 
 import fastapi.routing
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Header
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from starlette.responses import Response
+from starlette.types import Message
 
+from app.api import auth, deps, hold_routes, stock_routes
+from app.api import fast_path as fast_paths
+from app.api.deps import ServicesDep
+from app.api.fast_path import FastPathRefused, FastPathRoute, fast_path, plan_route
 from app.api.main import create_app
 from app.domain.clock import ManualClock
 from app.domain.models import ID_PATTERN
@@ -313,3 +323,165 @@ def test_a_hold_without_content_type_is_422_on_both_paths(
     fast, _, slow, _ = pair.both(sent)
     assert (fast.status_code, slow.status_code) == (422, 422)
     assert fast.json() == slow.json()
+
+
+# --- a client that goes away mid-body --------------------------------------------------------
+
+PART_OF_A_HOLD = b'{"channel": "web", "lines": [{"sku": "SK'
+
+
+async def _cut_mid_body(app: FastAPI, method: str, path: str, key: str) -> list[Message]:
+    """The request as a server hands it over when the client closes the connection after
+    part of the body: one chunk, then http.disconnect (and again on every later receive)."""
+    chunks = iter([{"type": "http.request", "body": PART_OF_A_HOLD, "more_body": True}])
+
+    async def receive() -> Message:
+        return next(chunks, {"type": "http.disconnect"})
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    headers = [
+        (b"authorization", f"Bearer {key}".encode()),
+        (b"content-type", b"application/json"),
+        (b"content-length", b"200"),
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("omnistock", 80),
+    }
+    await app(scope, receive, send)
+    return sent
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/v1/holds"), ("PUT", "/v1/stock/SKU-1/dc")],
+    ids=["fast path", "FastAPI's path"],
+)
+async def test_a_client_gone_mid_body_is_logged_499_without_a_traceback(
+    app: FastAPI,
+    api_keys: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    path: str,
+) -> None:
+    """The fast path answered this with a logged 500 and a traceback."""
+    caplog.set_level(logging.INFO)
+    await _cut_mid_body(app, method, path, api_keys["admin"])
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    (access,) = [r for r in caplog.records if r.name == "omnistock.access"]
+    assert access.fields["status"] == 499  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_a_real_service_logs_a_client_gone_mid_body_as_499_without_a_traceback(
+    start_service: Any, store_url: str, keys_file: tuple[Path, dict[str, str]]
+) -> None:
+    path, api_keys = keys_file
+    service = start_service(OMNISTOCK_REDIS_URL=store_url, OMNISTOCK_API_KEYS_FILE=str(path))
+    head = (
+        "POST /v1/holds HTTP/1.1\r\nHost: omnistock\r\n"
+        f"Authorization: Bearer {api_keys['reserve']}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 200\r\n"
+        "X-Request-ID: cut-mid-body\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", service.port), timeout=5) as sock:
+        sock.sendall(head.encode() + PART_OF_A_HOLD)
+        time.sleep(0.2)  # the service is waiting for the rest of the body
+    deadline = time.monotonic() + 10
+    while "cut-mid-body" not in (log := service.log_path.read_text()):
+        assert time.monotonic() < deadline, log[-3000:]
+        time.sleep(0.05)
+    assert "Traceback" not in log and "internal_error" not in log, log[-3000:]
+    (line,) = [json.loads(x) for x in log.splitlines() if "cut-mid-body" in x]
+    assert line["status"] == 499, line
+
+
+# --- what the fast path knows, it derives; what it does not know, it refuses --------------
+
+
+async def _other() -> int:
+    return 1
+
+
+def _fast_router() -> APIRouter:
+    return APIRouter(route_class=FastPathRoute)
+
+
+def test_the_fast_path_takes_its_scopes_from_the_route() -> None:
+    routes = {r.name: r for r in [*stock_routes.router.routes, *hold_routes.router.routes]}
+    assert plan_route(routes["get_availability"]).scopes == ("read",)
+    assert plan_route(routes["create_hold"]).scopes == ("reserve",)
+
+    router = _fast_router()
+
+    @router.get("/x", dependencies=[auth.ADMIN])
+    @fast_path
+    async def endpoint() -> Response:
+        return Response()
+
+    assert plan_route(router.routes[0]).scopes == ("admin",)
+
+
+def test_a_fast_path_route_with_a_dependency_it_does_not_know_is_refused() -> None:
+    with pytest.raises(FastPathRefused, match="unknown dependency"):
+
+        @_fast_router().get("/x", dependencies=[auth.READ, Depends(_other)])
+        @fast_path
+        async def endpoint() -> Response:
+            return Response()
+
+
+def test_a_fast_path_route_with_a_header_parameter_is_refused() -> None:
+    with pytest.raises(FastPathRefused, match="header parameter"):
+
+        @_fast_router().get("/x", dependencies=[auth.READ])
+        @fast_path
+        async def endpoint(x_thing: Annotated[str, Header()]) -> Response:
+            return Response()
+
+
+def test_a_fast_path_route_without_an_auth_dependency_is_refused() -> None:
+    with pytest.raises(FastPathRefused, match="no auth dependency"):
+
+        @_fast_router().get("/x")
+        @fast_path
+        async def endpoint(services: ServicesDep) -> Response:
+            return Response()
+
+
+def test_a_dependency_added_where_the_router_is_included_is_refused_at_start_up() -> None:
+    router = _fast_router()
+
+    @router.get("/x", dependencies=[auth.READ])
+    @fast_path
+    async def endpoint() -> Response:
+        return Response()
+
+    application = FastAPI()
+    application.include_router(router, dependencies=[Depends(_other)])
+    with pytest.raises(FastPathRefused, match="unknown dependency"):
+        fast_paths.install(application, enabled=True)
+
+
+def test_dependency_overrides_send_every_request_through_fastapi(
+    pair: Pair, api_keys: dict[str, str]
+) -> None:
+    """An override (as tests set them) is something only FastAPI's path honours."""
+    pair.fast.dependency_overrides[deps.get_services] = deps.get_services
+    sent = Sent("GET", "/v1/availability/SKU-1", "", list(bearer(api_keys["read"]).items()))
+    fast, fast_solves, _, _ = pair.both(sent)
+    assert (fast.status_code, fast_solves) == (200, 1)
