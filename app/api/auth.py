@@ -26,13 +26,15 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from app import credentials
 from app.credentials import ApiKey
 from app.domain.errors import Forbidden, Unauthorized
 
-# Only for the OpenAPI description (the "Authorize" button of /docs); we answer 401 ourselves.
-_bearer = HTTPBearer(auto_error=False, description="An API key: `omnistock keys new`")
+# Only for the OpenAPI description (the "Authorize" button of /docs): `presented_key` reads the
+# header, and we answer 401 ourselves.
+bearer_scheme = HTTPBearer(auto_error=False, description="An API key: `omnistock keys new`")
 _MAX_KEY_LENGTH = 512  # ours are 47 characters; anything much longer is not a key
 
 
@@ -91,45 +93,66 @@ def load_keyring(path: Path | None) -> KeyRing | None:
     return KeyRing.from_file(path) if path is not None else None
 
 
-def _authenticate(request: Request, token: HTTPAuthorizationCredentials | None) -> Caller:
+def presented_key(request: Request) -> str | None:
+    """The key of the request's `Authorization: Bearer <key>` header, split as HTTPBearer
+    splits it (FastAPI's get_authorization_scheme_param); None without one. Several
+    Authorization headers are refused: HTTPBearer would read the first, a proxy or a log may
+    go by another, and RFC 9110 makes a single-valued field sent twice an error."""
+    header: bytes | None = None
+    for name, value in request.scope["headers"]:
+        if name == b"authorization":
+            if header is not None:
+                raise Unauthorized(
+                    "send exactly one Authorization header; this request has several",
+                    error="invalid_request",
+                )
+            header = value
+    if header is None:
+        return None
+    scheme, credentials = get_authorization_scheme_param(header.decode("latin-1"))
+    if not (scheme and credentials) or scheme.lower() != "bearer":
+        return None
+    return credentials
+
+
+def _authenticate(request: Request) -> Caller:
     keyring: KeyRing | None = request.app.state.keyring
     if keyring is None:
         return ANONYMOUS
-    if token is None:
+    key = presented_key(request)
+    if key is None:
         raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
-    entry = keyring.find(token.credentials) if len(token.credentials) <= _MAX_KEY_LENGTH else None
+    entry = keyring.find(key) if len(key) <= _MAX_KEY_LENGTH else None
     if entry is None:
-        raise Unauthorized("the API key is not valid", invalid_token=True)
+        raise Unauthorized("the API key is not valid", error="invalid_token")
     return Caller(entry.name, entry.scopes, entry.pos_location)
 
 
-def caller_if_allowed(request: Request, accepted: tuple[str, ...]) -> Caller | None:
-    """The fast path's check (app/api/fast_path.py): the caller when a well-formed bearer key
-    is valid and may call the route; None in every other case, for `require` to answer."""
-    keyring: KeyRing | None = request.app.state.keyring
-    if keyring is None:
-        return ANONYMOUS
-    header = request.headers.get("authorization")
-    if header is None or header[:7].lower() != "bearer " or len(header) > 7 + _MAX_KEY_LENGTH:
-        return None
-    entry = keyring.find(header[7:])
-    if entry is None:
-        return None
-    caller = Caller(entry.name, entry.scopes, entry.pos_location)
-    return caller if caller.may(accepted) else None
-
-
-def require(*accepted: str) -> Any:
+@dataclass(frozen=True)
+class ScopeRequirement:
     """A route dependency: the caller's key must hold one of `accepted` (or `admin`);
-    `pos:*` accepts any POS scope. The caller is kept on request.state for the route."""
+    `pos:*` accepts any POS scope. The caller is kept on request.state for the route.
 
-    async def dependency(
+    A class rather than a closure so that the fast path (app/api/fast_path.py) recognises it
+    among a route's dependencies, knows the route's scopes, and runs this very code."""
+
+    accepted: tuple[str, ...]
+
+    async def __call__(
+        self,
         request: Request,
-        token: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        token: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     ) -> Caller:
-        caller = _authenticate(request, token)
-        if not caller.may(accepted):
-            wanted = [s.replace("pos:*", "pos:<location>") for s in (*accepted, "admin")]
+        # `token` is there for the OpenAPI description only ("Authorize" in /docs):
+        # `authorise` reads the header itself, the same on FastAPI's path and the fast path.
+        return await self.authorise(request)
+
+    async def authorise(self, request: Request) -> Caller:
+        caller = _authenticate(request)
+        if not caller.may(self.accepted):
+            # dict.fromkeys: in order, once each ("admin" alone, not "admin, admin").
+            scopes = (s.replace("pos:*", "pos:<location>") for s in (*self.accepted, "admin"))
+            wanted = list(dict.fromkeys(scopes))
             raise Forbidden(
                 f"this API key lacks the scope for this operation: one of {', '.join(wanted)}",
                 required_scopes=wanted,
@@ -137,7 +160,10 @@ def require(*accepted: str) -> Any:
         request.state.caller = caller
         return caller
 
-    return Depends(dependency)
+
+def require(*accepted: str) -> Any:
+    """The dependency of a route that `accepted` scopes (and `admin`) may call."""
+    return Depends(ScopeRequirement(accepted))
 
 
 def caller_of(request: Request) -> Caller:

@@ -1,40 +1,217 @@
 """A fast path past FastAPI's dependency solving for the hottest routes, for valid requests only.
 
-FastAPI solves a route's dependencies and validates its parameters through pydantic on every
-request: for GET /v1/availability/{sku} that cost more than the store call itself (profile in
-docs/benchmarks.md). A route decorated with `@fast_path(check)` first runs `check(request)`,
-which does the same checks by hand — identifier patterns, the API key and its scope, the body
-through the same pydantic model — and returns the endpoint's arguments when all of them pass.
-When anything is off it returns None and the request takes FastAPI's own path, which answers
-with exactly the problem response it always has. So invalid input behaves as before, byte for
-byte, and valid input runs the very same endpoint function, only called directly.
+FastAPI solves a route's dependencies and validates its parameters on every request: for
+GET /v1/availability/{sku} that machinery cost more than the store call itself (profile in
+docs/benchmarks.md). A route marked `@fast_path` on a router with `route_class=FastPathRoute`
+does the same work with less machinery, and with nothing written twice:
 
-FastAPI's documented extension point for this is a custom APIRoute class
-(`get_route_handler`); routers opt in with `APIRouter(route_class=FastPathRoute)`.
+- what it checks is read from the route's own `dependant` when the handler is built: the
+  route's own dependencies are called (the auth dependency `auth.ScopeRequirement` with its
+  `HTTPBearer`, `get_services`), and each path, query and body parameter is validated by
+  FastAPI's own field of that parameter (the same pydantic validator, pattern, lengths);
+- a route with anything it does not know (another dependency, a header or cookie parameter, a
+  list or model parameter, an alias, no auth dependency, an endpoint that does not return a
+  Response) is refused: `FastPathRefused` is raised at start-up (`verify`), not at the first
+  request;
+- when anything is off (a dependency raises, a parameter does not validate, the body is not
+  `application/json` or not JSON, the client went away), the request takes FastAPI's own path,
+  which answers with exactly the problem response it always has. Valid requests run the very
+  same endpoint function with the very same arguments, only called directly.
+
+`tests/security/test_fast_path.py` runs generated requests against an app with the fast path
+and one built without it (`create_app(fast_path=False)`), and counts FastAPI's dependency
+solving on each side. FastAPI's documented extension point for this is a custom APIRoute class
+(`get_route_handler`).
 """
 
 from __future__ import annotations
 
-import re
+import inspect
+import json
+import types
+import typing
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from fastapi import Request
+import fastapi.routing
+from fastapi import FastAPI, Request, params
+from fastapi.datastructures import DefaultPlaceholder
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import get_typed_return_annotation
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.responses import Response
+from starlette.types import Message, Receive
 
-from app.api import auth
-from app.domain.models import ID_PATTERN
+from app.api import auth, deps
 
-Check = Callable[[Request], Awaitable[dict[str, Any] | None]]
 F = TypeVar("F", bound=Callable[..., Any])
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
-_ID = re.compile(ID_PATTERN)
+_SCALARS = (str, int, float, bool)
+# Content types FastAPI parses as JSON for certain (it parses a few more; those take its path).
+_JSON_TYPES = frozenset(
+    {"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"}
+)
 
 
-def valid_id(value: str | None) -> bool:
-    """An identifier FastAPI's Path/Query(pattern=ID_PATTERN, max_length=128) would accept."""
-    return value is not None and _ID.fullmatch(value) is not None
+class FastPathRefused(RuntimeError):
+    """A fast-path route with something the fast path does not know how to do as FastAPI."""
+
+
+def fast_path(endpoint: F) -> F:
+    """Mark an endpoint of a FastPathRoute router to take the fast path."""
+    endpoint.fast_path = True  # type: ignore[attr-defined]
+    return endpoint
+
+
+@dataclass(frozen=True)
+class _Param:
+    name: str  # the endpoint's argument
+    alias: str  # the key in the path or query
+    loc: tuple[str, ...]
+    field: Any  # FastAPI's ModelField of this parameter: its own validator
+    required: bool
+    default: Any
+
+
+# A dependency's value from the request alone: what the fast path runs for it.
+Step = tuple[str | None, Callable[[Request], Awaitable[Any]]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a route's dependant asks for, in the order FastAPI's solve_dependencies does it."""
+
+    scopes: tuple[str, ...]  # the scopes of the route's auth dependency (for the docs/tests)
+    dependencies: tuple[Step, ...]  # the endpoint's argument (None: unnamed) and its step
+    path: tuple[_Param, ...]
+    query: tuple[_Param, ...]
+    body: _Param | None
+    json_without_content_type: bool  # FastAPI's strict_content_type off
+    request_names: tuple[str, ...]
+
+
+def _refuse(route: str, why: str) -> FastPathRefused:
+    return FastPathRefused(f"fast path of {route}: {why}; take it off the fast path or teach it")
+
+
+def _no_other_parameters(d: Dependant, route: str, what: str) -> None:
+    others = {
+        "header": d.header_params,
+        "cookie": d.cookie_params,
+        "websocket": d.websocket_param_name,
+        "response": d.response_param_name,
+        "background tasks": d.background_tasks_param_name,
+        "security scopes": d.security_scopes_param_name,
+    }
+    for kind, present in others.items():
+        if present:
+            raise _refuse(route, f"{what} has a {kind} parameter")
+
+
+def _request_names(d: Dependant) -> tuple[str, ...]:
+    return tuple(n for n in (d.request_param_name, d.http_connection_param_name) if n)
+
+
+def _is_async(call: object) -> bool:
+    """A coroutine function, or an object whose __call__ is one (FastAPI awaits both; it runs
+    anything else in a thread, and a generator dependency needs its exit stack)."""
+    return inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(
+        getattr(call, "__call__", None)  # noqa: B004 - the method, not callable()
+    )
+
+
+def _takes_only_the_request(d: Dependant, route: str) -> None:
+    what = f"dependency {d.call!r}"
+    _no_other_parameters(d, route, what)
+    if d.path_params or d.query_params or d.body_params:
+        raise _refuse(route, f"{what} has parameters of its own")
+    if not _is_async(d.call):
+        raise _refuse(route, f"{what} is not a coroutine function")
+
+
+def _step(d: Dependant, route: str, scopes: list[str]) -> Step:
+    """The fast path's step for one of the endpoint's dependencies, if it is one it knows."""
+    _takes_only_the_request(d, route)
+    call = d.call
+    if isinstance(call, auth.ScopeRequirement):
+        # Its one sub-dependency, HTTPBearer, only describes the scheme in OpenAPI: with
+        # auto_error off it cannot raise, and `authorise` reads the header itself.
+        bearer = auth.bearer_scheme
+        if [sub.call for sub in d.dependencies] != [bearer] or bearer.auto_error:
+            raise _refuse(route, f"{call!r} has other sub-dependencies than auth.bearer_scheme")
+        _takes_only_the_request(d.dependencies[0], route)
+        scopes.extend(call.accepted)
+        return d.name, call.authorise
+    if call is deps.get_services and not d.dependencies:
+        return d.name, deps.get_services
+    raise _refuse(route, f"unknown dependency {call!r}")
+
+
+def _scalar(annotation: Any) -> bool:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return all(a is type(None) or a in _SCALARS for a in typing.get_args(annotation))
+    return annotation in _SCALARS
+
+
+def _param(field: Any, where: str, route: str) -> _Param:
+    info = field.field_info
+    if not _scalar(info.annotation) or info.validation_alias is not None:
+        raise _refuse(route, f"{where} parameter {field.name} is not a plain scalar")
+    if info.validate_default:
+        raise _refuse(route, f"{where} parameter {field.name} validates its default")
+    required = info.is_required()
+    default = None if required else field.default
+    return _Param(field.name, field.alias, (where, field.alias), field, required, default)
+
+
+def _body(fields: list[Any], route: str) -> _Param | None:
+    if not fields:
+        return None
+    (field,) = fields if len(fields) == 1 else (None,)
+    if field is None:
+        raise _refuse(route, "more than one body parameter")
+    info = field.field_info
+    model = info.annotation
+    if (
+        not isinstance(info, params.Body)
+        or isinstance(info, params.Form)
+        or info.embed
+        or not (isinstance(model, type) and issubclass(model, BaseModel))
+    ):
+        raise _refuse(route, f"body parameter {field.name} is not one JSON model")
+    return _Param(field.name, field.alias, ("body",), field, info.is_required(), None)
+
+
+def plan_route(route: Any) -> Plan:
+    """The fast path of `route` (an APIRoute or FastAPI's effective route of an included
+    router), or FastPathRefused."""
+    name = f"{sorted(route.methods)} {route.path}"
+    dependant: Dependant = route.dependant
+    _no_other_parameters(dependant, name, "the endpoint")
+    if not _is_async(dependant.call):
+        raise _refuse(name, "the endpoint is not a coroutine function")
+    returns = get_typed_return_annotation(route.endpoint)
+    if not (isinstance(returns, type) and issubclass(returns, Response)):
+        raise _refuse(name, "the endpoint does not return a Response")
+    scopes: list[str] = []
+    dependencies = tuple(_step(d, name, scopes) for d in dependant.dependencies)
+    if not scopes:
+        raise _refuse(name, "no auth dependency (auth.require)")
+    strict = route.strict_content_type
+    if isinstance(strict, DefaultPlaceholder):
+        strict = strict.value
+    return Plan(
+        scopes=tuple(dict.fromkeys(scopes)),
+        dependencies=dependencies,
+        path=tuple(_param(f, "path", name) for f in dependant.path_params),
+        query=tuple(_param(f, "query", name) for f in dependant.query_params),
+        body=_body(dependant.body_params, name),
+        json_without_content_type=not strict,
+        request_names=_request_names(dependant),
+    )
 
 
 def query_values(request: Request) -> dict[str, str]:
@@ -54,37 +231,119 @@ def query_values(request: Request) -> dict[str, str]:
     return values
 
 
-def authorised(request: Request, accepted: tuple[str, ...]) -> bool:
-    """The caller's key is valid and holds one of `accepted` (app/api/auth.py): kept on
-    request.state as the auth dependency does. False leaves the answer to FastAPI's path."""
-    caller = auth.caller_if_allowed(request, accepted)
-    if caller is None:
+def _validated(param: _Param, value: Any, arguments: dict[str, Any]) -> bool:
+    if value is None:
+        if param.required:
+            return False
+        arguments[param.name] = param.default
+        return True
+    validated, errors = param.field.validate(value, {}, loc=param.loc)
+    if errors:
         return False
-    request.state.caller = caller
+    arguments[param.name] = validated
     return True
 
 
-def fast_path(check: Check) -> Callable[[F], F]:
-    def mark(endpoint: F) -> F:
-        endpoint.fast_path_check = check  # type: ignore[attr-defined]
-        return endpoint
+async def _json_body(plan: Plan, request: Request) -> bytes | None:
+    """The body when FastAPI would parse it as JSON; None to leave the request to FastAPI."""
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        if not plan.json_without_content_type:
+            return None
+    elif content_type.lower() not in _JSON_TYPES:
+        return None
+    return await request.body() or None
 
-    return mark
+
+def _failing(exc: Exception) -> Receive:
+    async def receive() -> Message:
+        raise exc
+
+    return receive
+
+
+async def arguments(plan: Plan, request: Request) -> dict[str, Any] | Request:
+    """The endpoint's arguments when every check passes; else the request for FastAPI's path,
+    which answers it as it always has.
+
+    In solve_dependencies' order: the body is read first, then the dependencies run (auth), then
+    path, query and body are validated."""
+    body: Any = None
+    if plan.body is not None:
+        try:
+            raw = await _json_body(plan, request)
+        except Exception as exc:
+            # Too large, or the client went away mid-body: a read that cannot be replayed.
+            # FastAPI's path reads again and meets the same error, and answers it (413, or
+            # 499 in the log for a client that left) as on every other route.
+            return Request(request.scope, _failing(exc))
+        try:
+            body = json.loads(raw) if raw is not None else None
+        except (ValueError, RecursionError):  # FastAPI answers malformed or too deep JSON
+            return request
+        if body is None:
+            return request
+    arguments: dict[str, Any] = {}
+    try:
+        for name, step in plan.dependencies:
+            value = await step(request)
+            if name is not None:
+                arguments[name] = value
+    except Exception:  # a 401 or 403: FastAPI's path runs the same code again and answers it
+        return request
+    path = request.path_params
+    for param in plan.path:
+        if not _validated(param, path.get(param.alias), arguments):
+            return request
+    if plan.query:
+        query = query_values(request)
+        for param in plan.query:
+            if not _validated(param, query.get(param.alias), arguments):
+                return request
+    if plan.body is not None and not _validated(plan.body, body, arguments):
+        return request
+    for name in plan.request_names:
+        arguments[name] = request
+    return arguments
 
 
 class FastPathRoute(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    def get_route_handler(self) -> Handler:
         slow = super().get_route_handler()
-        check: Check | None = getattr(self.endpoint, "fast_path_check", None)
-        if check is None:
+        if not getattr(self.endpoint, "fast_path", False):
             return slow
+        # The route as FastAPI builds it for this inclusion (a router's prefix and
+        # include-level dependencies added), exactly as APIRoute.get_route_handler picks it.
+        route: Any = self
+        effective = fastapi.routing._effective_route_context_var.get()
+        if effective is not None and effective.original_route is self:
+            route = effective
+        route_plan = plan_route(route)
         endpoint = self.endpoint
+        overrides = route.dependency_overrides_provider
 
         async def handler(request: Request) -> Response:
-            arguments = await check(request)
-            if arguments is None:
+            if not request.app.state.fast_path or (
+                overrides is not None and overrides.dependency_overrides
+            ):
                 return await slow(request)
-            response: Response = await endpoint(**arguments)
+            values = await arguments(route_plan, request)
+            if isinstance(values, Request):
+                return await slow(values)
+            response: Response = await endpoint(**values)
             return response
 
         return handler
+
+
+def install(app: FastAPI, enabled: bool) -> None:
+    """Switch the fast path on or off for `app`, and build every route's handler now: a
+    fast-path route the fast path does not know stops the start (FastPathRefused) instead of
+    failing its first request."""
+    app.state.fast_path = enabled
+    pending = list(app.router.routes)
+    while pending:
+        route = pending.pop()
+        effective_candidates = getattr(route, "effective_candidates", None)  # included routers
+        if effective_candidates is not None:
+            pending.extend(effective_candidates())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,8 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.api import auth
-from app.api.deps import HoldIdPath, Services, ServicesDep
-from app.api.fast_path import FastPathRoute, authorised, fast_path
+from app.api.deps import HoldIdPath, ServicesDep
+from app.api.fast_path import FastPathRoute, fast_path
 from app.api.metrics import HOLD_OUTCOMES
 from app.api.responses import JSONResponse
 from app.domain.errors import InsufficientStock, InvalidTransition
@@ -29,25 +28,6 @@ _HOLD_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _is_json(content_type: str | None) -> bool:
-    """FastAPI parses a body as JSON without a Content-Type too; anything else is its case."""
-    return content_type is None or content_type.partition(";")[0].strip().lower() == (
-        "application/json"
-    )
-
-
-async def _create_hold_args(request: Request) -> dict[str, object] | None:
-    if not (_is_json(request.headers.get("content-type")) and authorised(request, ("reserve",))):
-        return None
-    try:
-        # What FastAPI does with a JSON body: json.loads, then the model in python mode.
-        body = HoldIn.model_validate(json.loads(await request.body()))
-    except (ValueError, RecursionError):  # malformed or too deep: FastAPI answers it
-        return None
-    services: Services = request.app.state.services
-    return {"body": body, "request": request, "services": services}
-
-
 @router.post(
     "",
     status_code=201,
@@ -55,7 +35,7 @@ async def _create_hold_args(request: Request) -> dict[str, object] | None:
     responses=_HOLD_ERRORS,
     dependencies=[auth.RESERVE],
 )
-@fast_path(_create_hold_args)
+@fast_path
 async def create_hold(body: HoldIn, request: Request, services: ServicesDep) -> Response:
     """Reserve every line, or none: 201 with the hold, or 409 `insufficient_stock` with the
     short lines. Lines without a location are sourced from the channel's eligible locations."""

@@ -22,6 +22,7 @@ from app.api import (
     problems,
     stock_routes,
 )
+from app.api import fast_path as fast_paths
 from app.api.deadline import DeadlineMiddleware
 from app.api.deps import Services
 from app.api.idempotency import Idempotency
@@ -78,7 +79,11 @@ def _block_ms(settings: Settings) -> int:
     return max(10, min(1000, int(settings.redis_timeout_seconds * 500)))
 
 
-def create_app(settings: Settings | None = None, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, clock: Clock | None = None, fast_path: bool = True
+) -> FastAPI:
+    """The service. `fast_path=False` serves every request through FastAPI's own dependency
+    solving (app/api/fast_path.py), for the differential test of the two paths."""
     settings = settings or Settings()
     keyring = auth.load_keyring(settings.api_keys_file)  # a bad keys file stops the start
     services = build_services(settings, clock)
@@ -129,6 +134,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     ):
         app.include_router(router)
     board.install(app)
+    fast_paths.install(app, enabled=fast_path)  # last: builds every route's handler
     return app
 
 

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from redis.exceptions import BusyLoadingError, ConnectionError, ResponseError, TimeoutError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from app.domain.errors import DomainError, Unauthorized
 from app.store.embedded import is_embedded
@@ -19,6 +20,7 @@ from app.store.persistence import refusal_detail
 log = logging.getLogger("omnistock.api")
 
 PROBLEM_JSON = "application/problem+json"
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for it; never sent, since no one is listening
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
@@ -93,6 +95,10 @@ def install(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        if isinstance(exc.__cause__, ClientDisconnect):
+            # FastAPI's 400 for a body the client stopped sending (it closed the connection):
+            # nobody reads the answer; the access log says 499, "client closed request".
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
         if exc.status_code == 400:
             # FastAPI's "error parsing the body" (e.g. bytes that are not UTF-8): a malformed
             # request like any other, so 422 invalid_request as the contract says.

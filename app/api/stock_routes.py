@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from app.api import auth
-from app.api.deps import Services, ServicesDep, SkuPath
-from app.api.fast_path import FastPathRoute, authorised, fast_path, query_values, valid_id
+from app.api.deps import ServicesDep, SkuPath
+from app.api.fast_path import FastPathRoute, fast_path
 from app.api.responses import JSONResponse
 from app.domain.models import (
     ID_PATTERN,
@@ -50,23 +50,8 @@ async def get_stock(sku: SkuPath, services: ServicesDep) -> Response:
     return JSONResponse({"sku": sku, "positions": await services.stock.positions(sku)})
 
 
-async def _availability_args(request: Request) -> dict[str, object] | None:
-    sku = request.path_params["sku"]
-    query = query_values(request)
-    channel, location = query.get("channel"), query.get("location")
-    if not (
-        valid_id(sku)
-        and (channel is None or valid_id(channel))
-        and (location is None or valid_id(location))
-        and authorised(request, ("read",))
-    ):
-        return None
-    services: Services = request.app.state.services
-    return {"sku": sku, "services": services, "channel": channel, "location": location}
-
-
 @router.get("/availability/{sku}", response_model=Availability, dependencies=[auth.READ])
-@fast_path(_availability_args)
+@fast_path
 async def get_availability(
     sku: SkuPath, services: ServicesDep, channel: OptionalId = None, location: OptionalId = None
 ) -> Response:

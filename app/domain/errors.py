@@ -80,12 +80,11 @@ class Unauthorized(DomainError):
     code = "unauthorized"
     title = "Unauthorized"
 
-    def __init__(self, detail: str, invalid_token: bool = False) -> None:
+    def __init__(self, detail: str, error: str | None = None) -> None:
         super().__init__(detail)
-        # RFC 6750: a bare challenge when no key came, `error="invalid_token"` for a bad one.
-        self.challenge = 'Bearer realm="omnistock"' + (
-            ', error="invalid_token"' if invalid_token else ""
-        )
+        # RFC 6750: a bare challenge when no key came, `error="invalid_token"` for a bad one,
+        # `error="invalid_request"` for a malformed request (several Authorization headers).
+        self.challenge = 'Bearer realm="omnistock"' + (f', error="{error}"' if error else "")
 
 
 class Forbidden(DomainError):

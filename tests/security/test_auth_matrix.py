@@ -343,3 +343,42 @@ async def test_a_key_with_several_scopes_may_do_what_each_allows(
                 "insufficient_stock",
             )
             assert_problem(await c.put("/v1/stock/sku-1/dc", json={"on_hand": 1}), 403, "forbidden")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "json"),
+    [
+        ("GET", "/v1/availability/sku-1", None),  # the fast path
+        ("POST", "/v1/holds", {"lines": [{"sku": "sku-1", "quantity": 1}]}),  # the fast path
+        ("GET", "/v1/locations", None),  # FastAPI's path only
+    ],
+)
+@pytest.mark.parametrize("second", ["read", "admin", "wrong key"])
+async def test_two_authorization_headers_are_refused(
+    client: httpx.AsyncClient,
+    api_keys: dict[str, str],
+    method: str,
+    path: str,
+    json: Any,
+    second: str,
+) -> None:
+    """The first used to win silently, whatever the second said (a proxy may go by it)."""
+    other = WRONG_KEY if second == "wrong key" else api_keys[second]
+    headers = [
+        ("Authorization", f"Bearer {api_keys['admin']}"),
+        ("Authorization", f"Bearer {other}"),
+    ]
+    r = await client.request(method, path, json=json, headers=headers)
+    body = assert_problem(r, 401, "unauthorized")
+    assert "exactly one Authorization header" in body["detail"]
+    assert 'error="invalid_request"' in r.headers["www-authenticate"]
+
+
+async def test_the_403_of_an_admin_route_names_admin_once(
+    client: httpx.AsyncClient, api_keys: dict[str, str]
+) -> None:
+    """It said "one of admin, admin"."""
+    r = await client.put("/v1/locations/x", json={}, headers=bearer(api_keys["read"]))
+    body = assert_problem(r, 403, "forbidden")
+    assert body["detail"] == "this API key lacks the scope for this operation: one of admin"
+    assert body["required_scopes"] == ["admin"]
