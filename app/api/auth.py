@@ -161,6 +161,15 @@ class ScopeRequirement:
         return caller
 
 
+def is_admin(request: Request) -> bool:
+    """Whether the request carries a valid admin key (or the service has no keys: loopback
+    mode, where every caller is admin). For open routes that show admins more (/readyz)."""
+    try:
+        return _authenticate(request).may(("admin",))
+    except Unauthorized:
+        return False
+
+
 def require(*accepted: str) -> Any:
     """The dependency of a route that `accepted` scopes (and `admin`) may call."""
     return Depends(ScopeRequirement(accepted))

@@ -37,7 +37,7 @@ async def readyz(request: Request, services: ServicesDep) -> Response:
             await services.scripts.load(services.redis)
             refusal = await write_refusal(services.redis, on_embedded_store(request))
     except (RedisError, OSError) as exc:  # OSError covers the timeout above
-        admin = auth.caller_if_allowed(request, ("admin",)) is not None
+        admin = auth.is_admin(request)
         detail = (str(exc) or "timed out") if admin else "the store did not answer"
         return _not_ready({"store": "unreachable", "detail": detail})
     if refusal is not None:
