@@ -169,7 +169,10 @@ class EventHub:
                 self.position = max(self.position, frontier)
                 if pending:
                     if frontier == EventId.before(t0):
-                        await asyncio.sleep(0.001)  # stamped at t0 or later: wait for the clock
+                        # Stamped at t0 or later: wait for the clock (of the slowest node, on
+                        # a cluster) to pass the oldest.
+                        gap_ms = pending[0][0].ms - t0 + 1
+                        await asyncio.sleep(min(max(gap_ms, 1), self._block_ms) / 1000)
                     continue
                 batch = await self.source.wait(after, READ_COUNT, self._block_ms)
                 for p, entries in batch.items():
