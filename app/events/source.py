@@ -170,10 +170,13 @@ class StreamSource(ABC):
         try:
             groups = await self._groups(partitions, every_node=with_time)
             groups = [g for g in groups if with_time or g.partitions]
-            results = await asyncio.gather(
-                *(_pipeline(g, read, with_time, raise_on_error) for g in groups),
-                return_exceptions=True,
-            )
+            if len(groups) == 1:  # one server: no task to run one pipeline
+                results: list[Any] = [await _pipeline(groups[0], read, with_time, raise_on_error)]
+            else:
+                results = await asyncio.gather(
+                    *(_pipeline(g, read, with_time, raise_on_error) for g in groups),
+                    return_exceptions=True,
+                )
         except (RedisError, RedisClusterException, OSError) as exc:
             self._failed(exc)
         for result in results:
