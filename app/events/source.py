@@ -76,6 +76,7 @@ CLOCK_BEHIND = Counter(
 Entry = tuple[str, dict[str, str]]  # (stream id, fields)
 Batch = dict[int, list[Entry]]  # partition -> entries, oldest first
 Read = Callable[[Any, list[int]], None]  # adds a node's reads of its partitions to a pipeline
+IDLE_POLL_FACTOR = 8  # an idle cluster feed is polled every poll_ms * this
 # Errors that mean "the slot map is stale or the node is failing over".
 _TOPOLOGY = (AskError, TryAgainError, ClusterError, RedisClusterException)
 
@@ -267,6 +268,7 @@ class ClusterSource(StreamSource):
         self._cluster = cluster
         self._node_client = node_client
         self._poll_s = poll_ms / 1000
+        self._idle_polls = 0  # polls in a row that found nothing
         self._clients: dict[str, Redis] = {}
         self._owner: dict[int, str] = {}  # partition -> node name, from the slot map
         self._stale = True
@@ -311,8 +313,18 @@ class ClusterSource(StreamSource):
 
         return read
 
+    async def tail(self, after: dict[int, str], count: int) -> tuple[int, Batch]:
+        t0, batch = await super().tail(after, count)
+        if batch:
+            self._idle_polls = 0
+        return t0, batch
+
     async def wait(self, after: dict[int, str], count: int, block_ms: int) -> Batch:
-        await asyncio.sleep(min(self._poll_s, block_ms / 1000))
+        """Sleep before the next poll: `poll_ms`, doubling while polls find nothing, up to
+        IDLE_POLL_FACTOR times (a poll is a pipeline of ~86 reads per node, not free)."""
+        delay = self._poll_s * min(2**self._idle_polls, IDLE_POLL_FACTOR)
+        self._idle_polls = min(self._idle_polls + 1, 16)
+        await asyncio.sleep(min(delay, block_ms / 1000))
         return {}
 
     async def aclose(self) -> None:
