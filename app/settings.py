@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     # from the store instead of holding memory.
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     sse_queue_size: int = Field(default=1000, ge=1)
+    # On a cluster (app/events/source.py): events are delivered once every node's clock is
+    # this far past them (covers clock skew between a primary and the replica promoted in
+    # its place), and the reader polls the nodes this often (no blocking read spans slots).
+    event_clock_margin_ms: int = Field(default=50, ge=0)
+    event_poll_ms: int = Field(default=20, ge=1)
 
     # How often a worker re-reads locations/channels written by another worker.
     config_refresh_seconds: float = Field(default=0.5, gt=0)

@@ -35,7 +35,7 @@ from app.domain.reaper import Reaper
 from app.domain.stock import StockService
 from app.domain.stock_events import StockEventService
 from app.events.hub import EventHub
-from app.events.source import StreamSource
+from app.events.source import event_source
 from app.settings import Settings
 from app.store.connection import connect, multiplexer
 from app.store.scripts import Scripts
@@ -70,7 +70,9 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         stock_events=StockEventService(scripts, config, stock, settings, clock),
         reaper=reaper,
         idempotency=Idempotency(scripts, settings, clock),
-        events=EventHub(StreamSource(redis), settings.sse_queue_size, _block_ms(settings)),
+        events=EventHub(
+            event_source(settings, redis), settings.sse_queue_size, _block_ms(settings)
+        ),
     )
 
 
@@ -103,6 +105,7 @@ def create_app(
             yield
         finally:
             await services.events.stop()
+            await services.events.source.aclose()
             await services.reaper.stop()
             await services.config.stop()
             await services.redis.aclose()

@@ -23,6 +23,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from app import keys
 from app.events.filters import EventFilter
 from app.events.ids import EventId, parse_stream_id, predecessor, stream_id
+from app.events.log import SharedReads
 from app.events.model import Event, from_entry
 from app.events.source import StreamSource
 
@@ -45,6 +46,7 @@ SSE_OVERFLOWS = Counter(
 
 LINGER_SECONDS = 10.0
 READ_COUNT = 1000  # entries per stream per read
+CATCH_UP_READS = 4  # SSE catch-up page reads a process runs at once (see `log.SharedReads`)
 
 
 class Subscription:
@@ -79,6 +81,7 @@ class EventHub:
         self._lock = asyncio.Lock()
         self._stopped = False
         self.position = EventId(0, 0, 0)  # every event up to here has been fanned out
+        self.catch_up = SharedReads(CATCH_UP_READS)
 
     @property
     def subscribers(self) -> int:
@@ -166,7 +169,10 @@ class EventHub:
                 self.position = max(self.position, frontier)
                 if pending:
                     if frontier == EventId.before(t0):
-                        await asyncio.sleep(0.001)  # stamped at t0 or later: wait for the clock
+                        # Stamped at t0 or later: wait for the clock (of the slowest node, on
+                        # a cluster) to pass the oldest.
+                        gap_ms = pending[0][0].ms - t0 + 1
+                        await asyncio.sleep(min(max(gap_ms, 1), self._block_ms) / 1000)
                     continue
                 batch = await self.source.wait(after, READ_COUNT, self._block_ms)
                 for p, entries in batch.items():

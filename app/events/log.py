@@ -10,6 +10,7 @@ over a busy feed answers in bounded time with a cursor to go on from.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import math
 from dataclasses import dataclass
@@ -132,6 +133,43 @@ class _Merge:
         if len(ids) < k:
             return None
         return heapq.nsmallest(k, ids)[-1]
+
+
+class SharedReads:
+    """The pages a process reads for SSE catch-ups: at most `concurrency` reads at once, and
+    streams that ask for the same page (same cursor and filter) while it is being read share
+    that one read. Many clients resuming from one old id at once (after a deploy, say) then
+    cost one merge per page instead of one per client; unbounded, they starved the event loop
+    until their store reads timed out. A shared page may have been read before a joiner
+    subscribed: the joiner checks `t0` (see `sse`)."""
+
+    def __init__(self, concurrency: int) -> None:
+        self._slots = asyncio.Semaphore(concurrency)
+        self._reading: dict[tuple[object, ...], asyncio.Future[Page]] = {}
+
+    async def page(
+        self, source: Source, after: EventId, limit: int, flt: EventFilter, retention_ms: int
+    ) -> Page:
+        key = (after, limit, flt.sku, flt.location, flt.channel, retention_ms)
+        future = self._reading.get(key)
+        if future is None:
+            future = asyncio.ensure_future(self._read(source, after, limit, flt, retention_ms))
+            self._reading[key] = future
+            future.add_done_callback(lambda done: self._done(key, done))
+        # Shielded: a client leaving does not cancel the read the others wait for.
+        return await asyncio.shield(future)
+
+    async def _read(
+        self, source: Source, after: EventId, limit: int, flt: EventFilter, retention_ms: int
+    ) -> Page:
+        async with self._slots:
+            return await read_page(source, after, limit, flt, retention_ms)
+
+    def _done(self, key: tuple[object, ...], future: asyncio.Future[Page]) -> None:
+        if self._reading.get(key) is future:
+            del self._reading[key]
+        if not future.cancelled():
+            future.exception()  # retrieved: every waiter may have left
 
 
 def _first_count(limit: int, partitions: int) -> int:

@@ -7,23 +7,35 @@ stamped before its TIME, which was taken after the subscription, so it covers ev
 to `sub.start`: together with the queue nothing is missed, and queued events at or below the
 last id sent are dropped. A subscription that overflowed (a slow client) is left and the
 stream catches up again the same way from the last id it sent.
+
+Catch-up pages are read through `hub.catch_up` (`log.SharedReads`): a few at once per process,
+and one read for every stream asking for the same page at the same time. A shared page may
+have been read before this stream subscribed, so the catch-up ends only at a complete page
+whose TIME is not older than the subscription. A store error while streaming (a node down, a
+timeout) is a wait, not the end of the stream: a warning, a keep-alive, and the read is
+retried from the last id sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
+
+from redis.exceptions import RedisError
 
 from app.events.filters import EventFilter
 from app.events.hub import EventHub, Subscription
 from app.events.ids import EventId
-from app.events.log import read_page
 from app.events.model import Event
 from app.events.source import StreamSource
 
 CATCH_UP_PAGE = 500
 LIVE_BATCH = 256  # events written to the socket at once when the queue has a backlog
 KEEP_ALIVE = b": keep-alive\n\n"
+RETRY_SECONDS = (0.1, 2.0)  # backoff after a failed catch-up read: first, longest
+
+log = logging.getLogger("omnistock.events")
 
 
 async def event_stream(
@@ -43,12 +55,23 @@ async def event_stream(
             if last is None:
                 last = sub.start
             else:
+                backoff = RETRY_SECONDS[0]
                 while True:
-                    page = await read_page(source, last, CATCH_UP_PAGE, flt, retention_ms)
+                    try:
+                        page = await hub.catch_up.page(
+                            source, last, CATCH_UP_PAGE, flt, retention_ms
+                        )
+                    except RedisError as exc:
+                        log.warning("event stream: catch-up read failed (%s); retrying", exc)
+                        yield KEEP_ALIVE
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, RETRY_SECONDS[1])
+                        continue
+                    backoff = RETRY_SECONDS[0]
                     last = page.next
                     if page.events:
                         yield b"".join(event.frame for event in page.events)
-                    if page.complete:
+                    if page.complete and EventId.before(page.t0) >= sub.start:
                         break
             # Queued events after `last`, until the subscription overflows (and is drained)
             # or closes; a keep-alive comment whenever nothing came for a while.

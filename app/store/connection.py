@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ssl
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
@@ -74,6 +75,18 @@ def connect(settings: Settings, url: str | None = None) -> Redis:
         **tls,
     )
     return Redis.from_pool(pool)
+
+
+def node_client(settings: Settings, host: str, port: int) -> Redis:
+    """A client of one cluster node, as `connect` makes for one server: the first seed URL's
+    credentials, TLS and limits with that node's address. The event reader needs it to
+    pipeline TIME with stream reads on a node, which the cluster client does not route."""
+    seed = urlsplit((settings.redis_url or "").split(",")[0].strip())
+    userinfo = seed.netloc.rpartition("@")[0]
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    netloc = f"{userinfo}@{address}" if userinfo else address
+    url = urlunsplit((seed.scheme, netloc, seed.path, seed.query, seed.fragment))
+    return connect(settings.model_copy(update={"redis_cluster": False}), url)
 
 
 def multiplexer(settings: Settings, url: str | None = None) -> Multiplexer | None:

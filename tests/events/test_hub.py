@@ -13,7 +13,7 @@ from app.events import hub as hub_module
 from app.events.filters import EventFilter
 from app.events.hub import EventHub, Subscription
 from app.events.model import Event
-from app.events.source import StreamSource
+from app.events.source import ServerSource
 from tests.events.helpers import stream_ids
 
 
@@ -38,7 +38,7 @@ async def drain(sub: Subscription, n: int, within: float = 10) -> list[Event]:
 
 @pytest.fixture
 async def hub(redis: Redis) -> AsyncIterator[EventHub]:
-    events = EventHub(StreamSource(redis), queue_size=8, block_ms=100)
+    events = EventHub(ServerSource(redis), queue_size=8, block_ms=100)
     yield events
     await events.stop()
 

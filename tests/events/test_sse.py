@@ -277,3 +277,35 @@ class _many:
 
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.gather(*(c.__aexit__(None, None, None) for c in self.contexts))
+
+
+async def test_200_clients_catching_up_at_once_get_every_event_without_a_traceback(
+    api: httpx.AsyncClient, sse_service: ServiceProcess
+) -> None:
+    """Many clients resuming from an old id at once all catch up from the store together:
+    each must get every event after its resume point, and the service must log no error."""
+    await seed(api)
+    skus = unique_skus(64)
+    await put(api, skus[0], "dc", 0)
+    start = (await read_log(api, sku=skus[0]))[0][-1]["id"]
+    rounds = 12  # 768 events to catch up: enough to cut streams before the fix
+    for round_ in range(rounds):
+        await asyncio.gather(*(put(api, sku, "dc", round_ + 1) for sku in skus))
+    log = (await read_log(api, limit=1000, after=start))[0]
+    expected = [e["id"] for e in log if e["sku"] in skus]
+    assert len(expected) == rounds * len(skus)
+    log_size = sse_service.log_path.stat().st_size
+
+    async def client() -> list[str]:
+        async with open_sse(api, params={"last_event_id": start}) as stream:
+            got: list[str] = []
+            while len(got) < len(expected):
+                event = await stream.next(within=20)
+                if event.json.get("sku") in skus:
+                    got.append(event.id or "")
+            return got
+
+    results = await asyncio.gather(*(client() for _ in range(200)))
+    assert all(got == expected for got in results)
+    new_log = sse_service.log_path.read_bytes()[log_size:].decode(errors="replace")
+    assert "Traceback" not in new_log and '"level":"error"' not in new_log, new_log[-3000:]
