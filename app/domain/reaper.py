@@ -2,9 +2,10 @@
 
 Availability never waits for it (scripts ignore lapsed lines on their own); it keeps the
 counters and hold records tidy and emits the `hold.expired` events. Every worker runs one.
-Each pass reads at most `batch` due holds across all partitions (one pipelined round trip) and
-expires each with `hold_expire.lua`, which re-checks the hold atomically, so two workers
-reaping the same hold expire it once.
+Each pass reads the due holds with one pipelined round trip per store node (one on a single
+server), keeps at most `batch`, and expires each with `hold_expire.lua`, which re-checks the
+hold atomically, so two workers reaping the same hold expire it once. Nodes fail apart: a dead
+cluster primary costs only its own partitions' expiry, which resumes after its failover.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from app import keys
 from app.domain.clock import Clock
 from app.domain.holds import HoldService
 from app.domain.tasks import cancel_and_wait
+from app.store.cluster import partitions_by_node
 
 log = logging.getLogger("omnistock.reaper")
 
@@ -44,22 +46,44 @@ class Reaper:
     async def run_once(self) -> int:
         """One pass; returns how many holds this pass expired."""
         now = self._clock.now_ms()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for p in range(keys.PARTITIONS):
-                pipe.zrangebyscore(keys.expiry_index(p), "-inf", now, start=0, num=self._batch)
-            due_by_partition = await pipe.execute()
-        due = [(p, hold_id) for p, hold_ids in enumerate(due_by_partition) for hold_id in hold_ids][
-            : self._batch
-        ]
-        if not due:
-            return 0
-        replies = await asyncio.gather(
-            *(self._holds._transition_part(hold_id, p, "hold_expire", None) for p, hold_id in due)
+        groups = await partitions_by_node(self._redis)
+        scans = await asyncio.gather(
+            *(self._due(group, now) for group in groups), return_exceptions=True
         )
-        expired = sum(1 for r in replies if r[0] == "expired")
+        due: list[tuple[int, str]] = []
+        for group, scan in zip(groups, scans, strict=True):
+            if isinstance(scan, BaseException):
+                self._failed(f"reading partitions {group[0]}..{group[-1]}", scan)
+            else:
+                due.extend(scan)
+        due = due[: self._batch]
+        replies = await asyncio.gather(
+            *(self._holds._transition_part(hold_id, p, "hold_expire", None) for p, hold_id in due),
+            return_exceptions=True,
+        )
+        expired = 0
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                self._failed("expiring a hold", reply)
+            elif reply[0] == "expired":
+                expired += 1
         if expired:
             self._on_expired(expired)
         return expired
+
+    async def _due(self, partitions: list[int], now: int) -> list[tuple[int, str]]:
+        """The due holds of `partitions` (all on one node): one pipelined round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for p in partitions:
+                pipe.zrangebyscore(keys.expiry_index(p), "-inf", now, start=0, num=self._batch)
+            replies = await pipe.execute()
+        return [(p, hold_id) for p, ids in zip(partitions, replies, strict=True) for hold_id in ids]
+
+    @staticmethod
+    def _failed(what: str, exc: BaseException) -> None:
+        if not isinstance(exc, Exception):
+            raise exc  # cancellation and the like are not a node's failure
+        log.warning("reaper: %s failed: %s", what, exc)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="reaper")
