@@ -17,10 +17,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import redis
+import redis.cluster
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.retry import Retry
@@ -78,6 +81,7 @@ class ClusterStore(RedisCluster):
                 return self
             try:
                 await self.nodes_manager.initialize(*args, **kwargs)
+                self._seen().update(self.nodes_manager.nodes_cache.values())
                 await self._use_a_live_default_node()
                 self._initialize = False
             except BaseException as exc:
@@ -87,6 +91,19 @@ class ClusterStore(RedisCluster):
                     raise _unavailable(exc) from exc
                 raise
         return self
+
+    def _seen(self) -> set[ClusterNode]:
+        if not hasattr(self, "_seen_nodes"):
+            self._seen_nodes: set[ClusterNode] = set()
+        return self._seen_nodes
+
+    async def aclose(self) -> None:
+        """Also closes the nodes a topology change dropped from redis-py's cache: their
+        connections in use at the time are left open there."""
+        await super().aclose()
+        for node in self._seen():
+            with contextlib.suppress(Exception):
+                await node.disconnect()
 
     async def _use_a_live_default_node(self) -> None:
         """The default node (keyless commands, the command table) is a primary that answers."""
@@ -154,24 +171,40 @@ def split_seeds(url: str) -> list[str]:
     return [part if "://" in part else prefix + part for part in parts]
 
 
-def cluster_client(url: str, **options: Any) -> ClusterStore:
-    """A cluster client seeded with every node of `url` (comma-separated); credentials and
-    TLS from the first. `options` are redis-py connection arguments (timeouts, pool size)."""
+def _seed_options(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """(host, port) of every seed of `url`, and the connection options of the first."""
     seeds = split_seeds(url)
     params: dict[str, Any] = dict(parse_url(seeds[0]))
     if params.pop("connection_class", None) is SSLConnection:
         params["ssl"] = True
-    nodes = []
-    for seed in seeds:
-        where = parse_url(seed)
-        nodes.append(ClusterNode(where.get("host", "127.0.0.1"), where.get("port", 6379)))
     params.pop("host", None)
     params.pop("port", None)
+    where: list[dict[str, Any]] = [dict(parse_url(seed)) for seed in seeds]
+    return [(str(w.get("host", "127.0.0.1")), int(w.get("port", 6379))) for w in where], params
+
+
+def cluster_client(url: str, **options: Any) -> ClusterStore:
+    """A cluster client seeded with every node of `url` (comma-separated); credentials and
+    TLS from the first. `options` are redis-py connection arguments (timeouts, pool size)."""
+    seeds, params = _seed_options(url)
     return ClusterStore(
-        startup_nodes=nodes,
+        startup_nodes=[ClusterNode(host, port) for host, port in seeds],
         retry=Retry(NoBackoff(), 0),
         # Slots of a dead primary may be uncovered for a moment: serve the others.
         require_full_coverage=False,
+        **{**params, **options},
+    )
+
+
+def sync_cluster_client(url: str, **options: Any) -> redis.RedisCluster:
+    """The blocking client of `omnistock import`, seeded the same way. It keeps redis-py's
+    retries: the import script sets absolute values, so a re-sent batch changes nothing."""
+    seeds, params = _seed_options(url)
+    return redis.RedisCluster(
+        startup_nodes=[
+            redis.cluster.ClusterNode(host, port)  # type: ignore[no-untyped-call]
+            for host, port in seeds
+        ],
         **{**params, **options},
     )
 

@@ -13,16 +13,31 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import redis
 
 from app import keys
+from app.api.main import create_app
+from app.settings import Settings
 from app.store.embedded import free_port
 
 SLOTS = 16384
+
+
+@asynccontextmanager
+async def serving(url: str, **settings: object) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in process on the cluster `url` (seeds), reaper off; `client.app` is the app."""
+    app = create_app(Settings(redis_url=url, redis_cluster=True, reaper_enabled=False, **settings))  # type: ignore[arg-type]
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cluster") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
 
 
 class ClusterError(Exception):
