@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from app.domain.errors import DomainError, Unauthorized
+from app.store.cluster import CLUSTER_BUGS, CLUSTER_DOWN_ERRORS
 from app.store.embedded import is_embedded
 from app.store.persistence import refusal_detail
 
@@ -139,7 +140,11 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
-    for exc_type in (ConnectionError, TimeoutError, BusyLoadingError):
+    # A cluster's outage errors too (the cluster client reports them as ConnectionError, but
+    # a per-node call may raise redis-py's own): 503, never 500.
+    down: tuple[type[Exception], ...] = (ConnectionError, TimeoutError, BusyLoadingError)
+    for exc_type in (*down, *CLUSTER_DOWN_ERRORS):
         app.add_exception_handler(exc_type, on_store_down)
     app.add_exception_handler(ResponseError, on_store_error)  # a full disk, a replica, OOM
-    app.add_exception_handler(Exception, on_unexpected)
+    for exc_type in (*CLUSTER_BUGS, Exception):
+        app.add_exception_handler(exc_type, on_unexpected)

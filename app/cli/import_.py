@@ -89,7 +89,9 @@ def _store(settings: Settings) -> Iterator[redis.Redis]:
             )
     client: redis.Redis
     if settings.redis_cluster:
-        client = redis.RedisCluster.from_url(url, socket_timeout=60)  # type: ignore[assignment]
+        from app.store.cluster import sync_cluster_client
+
+        client = sync_cluster_client(url, socket_timeout=60)  # type: ignore[assignment]
     else:
         client = redis.Redis.from_url(url, socket_timeout=60, socket_connect_timeout=5)
     try:

@@ -668,8 +668,8 @@ class _Flight:
         for attempt in range(2):
             try:
                 with self._client.pipeline(transaction=False) as pipe:
-                    for call in calls:
-                        pipe.execute_command(*call)  # type: ignore[no-untyped-call]
+                    for name, *rest in calls:  # the cluster pipeline wants a str name
+                        pipe.execute_command(name.decode(), *rest)  # type: ignore[no-untyped-call]
                     return _counts(pipe.execute())
             except NoScriptError:
                 if attempt:

@@ -2,10 +2,11 @@
 
 Availability never waits for it (scripts ignore lapsed lines on their own); it keeps the
 counters and hold records tidy and emits the `hold.expired` events. Every worker runs one.
-Each pass reads at most `batch` due holds across all partitions (`hold_due.lua`, due by the store's
-clock; one round trip) and
-expires each with `hold_expire.lua`, which re-checks the hold atomically, so two workers
-reaping the same hold expire it once.
+Each pass reads the due holds, due by each partition's own store clock (`hold_due.lua`), with
+the calls of one store node sent together (one write on a single server), keeps at most
+`batch`, and expires each with `hold_expire.lua`, which re-checks the hold atomically, so two
+workers reaping the same hold expire it once. Nodes fail apart: a dead cluster primary costs
+only its own partitions' expiry, which resumes after its failover.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from app import keys
 from app.domain.clock import Clock
 from app.domain.holds import HoldService
 from app.domain.tasks import cancel_and_wait
+from app.store.cluster import partitions_by_node
 
 log = logging.getLogger("omnistock.reaper")
 
@@ -44,27 +46,46 @@ class Reaper:
 
     async def run_once(self) -> int:
         """One pass; returns how many holds this pass expired."""
-        # Due by each partition's own store clock (one concurrent call per partition: the
-        # multiplexer sends them in one write; a cluster routes each to its primary).
-        offset, scan = self._clock.offset_ms(), self._holds._scripts.hold_due
-        due_by_partition = await asyncio.gather(
-            *(
-                scan(keys=[keys.expiry_index(p)], args=[offset, self._batch])
-                for p in range(keys.PARTITIONS)
-            )
+        groups = await partitions_by_node(self._redis)
+        scans = await asyncio.gather(
+            *(self._due(group) for group in groups), return_exceptions=True
         )
-        due = [(p, hold_id) for p, hold_ids in enumerate(due_by_partition) for hold_id in hold_ids][
-            : self._batch
-        ]
-        if not due:
-            return 0
+        due: list[tuple[int, str]] = []
+        for group, scan in zip(groups, scans, strict=True):
+            if isinstance(scan, BaseException):
+                self._failed(f"reading partitions {group[0]}..{group[-1]}", scan)
+            else:
+                due.extend(scan)
+        due = due[: self._batch]
         replies = await asyncio.gather(
-            *(self._holds._transition_part(hold_id, p, "hold_expire", None) for p, hold_id in due)
+            *(self._holds._transition_part(hold_id, p, "hold_expire", None) for p, hold_id in due),
+            return_exceptions=True,
         )
-        expired = sum(1 for r in replies if r[0] == "expired")
+        expired = 0
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                self._failed("expiring a hold", reply)
+            elif reply[0] == "expired":
+                expired += 1
         if expired:
             self._on_expired(expired)
         return expired
+
+    async def _due(self, partitions: list[int]) -> list[tuple[int, str]]:
+        """The due holds of `partitions` (all on one node), by that node's clock: the calls go
+        out together (the multiplexer sends them in one write; a cluster routes each to its
+        primary), and a failure fails this node's group only."""
+        offset, scan = self._clock.offset_ms(), self._holds._scripts.hold_due
+        replies = await asyncio.gather(
+            *(scan(keys=[keys.expiry_index(p)], args=[offset, self._batch]) for p in partitions)
+        )
+        return [(p, hold_id) for p, ids in zip(partitions, replies, strict=True) for hold_id in ids]
+
+    @staticmethod
+    def _failed(what: str, exc: BaseException) -> None:
+        if not isinstance(exc, Exception):
+            raise exc  # cancellation and the like are not a node's failure
+        log.warning("reaper: %s failed: %s", what, exc)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="reaper")

@@ -4,6 +4,9 @@ A retried EVALSHA may run a script twice (the first attempt can succeed and only
 lost), so the client never retries on its own: the request fails with 503 and the caller
 retries with its Idempotency-Key, which is safe.
 
+On a cluster (OMNISTOCK_REDIS_CLUSTER=1) the URL may name several seed nodes, comma-separated,
+and the client is app/store/cluster.py's: the same bounds, no re-sends either.
+
 Credentials come in the URL (`redis://user:password@host:6379/0`, an ACL user; percent-encode
 special characters of the password). `rediss://` is TLS: the server's certificate is checked
 against OMNISTOCK_REDIS_CA_FILE (the system's CAs without it) and its host name, and
@@ -18,11 +21,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from app.settings import Settings
+from app.store.cluster import cluster_client
 from app.store.mux import Multiplexer
 
 
@@ -53,14 +56,20 @@ def connect(settings: Settings, url: str | None = None) -> Redis:
     timeout = settings.redis_timeout_seconds
     tls = tls_options(settings, url)
     if settings.redis_cluster:
-        cluster = RedisCluster.from_url(
+        # The same bounds as one server's pool, per node; but redis-py's cluster pool does not
+        # wait for a free connection: beyond max_connections a call fails at once (503).
+        cluster = cluster_client(
             url,
             decode_responses=True,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
+            health_check_interval=5,
+            max_connections=settings.redis_max_connections,
             **tls,
         )
         return cluster  # type: ignore[return-value]  # same command surface for our use
+    if "," in url:
+        raise ValueError("several OMNISTOCK_REDIS_URL nodes need OMNISTOCK_REDIS_CLUSTER=1")
     # Blocking pool: a burst beyond max_connections waits (up to the timeout) for a free
     # connection instead of failing, and never opens unbounded connections.
     pool = BlockingConnectionPool.from_url(

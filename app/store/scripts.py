@@ -7,6 +7,7 @@ script and retry, so a flushed script cache never reaches a client.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 from redis.typing import EncodableT, KeyT
@@ -46,7 +48,12 @@ def script_source(name: str) -> str:
 
 
 class TimedScript(AsyncScript):
-    """A registered script that reports each call's round trip to `observe` (seconds)."""
+    """A registered script that reports each call's round trip to `observe` (seconds).
+
+    On NOSCRIPT (a restarted server, SCRIPT FLUSH, a promoted cluster replica: replicas do not
+    get SCRIPT LOAD) the script is loaded where it was missing and called once more. On a
+    cluster that is the one node serving the keys, not every primary as redis-py's Script
+    does, which fails while any other primary is down."""
 
     def __init__(self, client: Redis, source: str, observe: Callable[[float], None]) -> None:
         super().__init__(client, source)
@@ -58,9 +65,20 @@ class TimedScript(AsyncScript):
         args: Iterable[EncodableT] | None = None,
         client: Any = None,
     ) -> Any:
+        client = client or self.registered_client
+        keys = list(keys or ())
+        call = (self.sha, len(keys), *keys, *(args or ()))
         start = time.perf_counter()
         try:
-            return await super().__call__(keys, args, client)
+            try:
+                return await client.evalsha(*call)
+            except NoScriptError:
+                if isinstance(client, RedisCluster) and keys:
+                    node = client.get_node_from_key(str(keys[0]))
+                    await client.execute_command("SCRIPT LOAD", self.script, target_nodes=node)
+                else:
+                    await client.script_load(self.script)
+                return await client.evalsha(*call)
         finally:
             self._observe(time.perf_counter() - start)
 
@@ -139,13 +157,11 @@ class Scripts:
                     for f in fields(cls)
                 }
             )
-        if timer is None:
-            return cls(
-                **{f.name: redis.register_script(script_source(f.name)) for f in fields(cls)}
-            )
         return cls(
             **{
-                f.name: TimedScript(redis, script_source(f.name), timer(f.name))
+                f.name: TimedScript(
+                    redis, script_source(f.name), timer(f.name) if timer else _ignore
+                )
                 for f in fields(cls)
             }
         )
@@ -154,9 +170,25 @@ class Scripts:
         return [getattr(self, f.name) for f in fields(self)]
 
     async def load(self, redis: Redis) -> None:
-        """Preload (readiness): SCRIPT LOAD every script; idempotent."""
+        """Preload (readiness): SCRIPT LOAD every script; idempotent. On a cluster, node by
+        node: fails only when no primary could load them, so one primary down (its slots
+        answer 503) does not turn every worker unready; the others load on NOSCRIPT."""
+        if not isinstance(redis, RedisCluster):
+            for script in self.all():
+                await redis.script_load(script.script)
+            return
+        await redis.initialize()
+        nodes = redis.get_primaries()
+        results = await asyncio.gather(
+            *(self._load_on(redis, node) for node in nodes), return_exceptions=True
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if len(failures) == len(nodes) and failures:
+            raise failures[0]
+
+    async def _load_on(self, redis: RedisCluster, node: Any) -> None:
         for script in self.all():
-            await redis.script_load(script.script)
+            await redis.execute_command("SCRIPT LOAD", script.script, target_nodes=node)
 
 
 async def call(script: AsyncScript, keys: list[str], args: list[Any]) -> Any:

@@ -19,6 +19,7 @@ from app.api.main import create_app
 from app.domain.clock import ManualClock
 from app.settings import Settings
 from app.store.embedded import free_port
+from tests.cluster.support import LocalCluster
 from tests.conftest import ServiceProcess, service_env
 
 SLOTS = 16384
@@ -170,3 +171,16 @@ def skus_on_different_nodes(prefix: str = "c", per_node: int = 1) -> list[str]:
 def node_of_partition(p: int) -> int:
     slot = redis.cluster.key_slot(keys.tag(p).encode())
     return min(slot // (SLOTS // 3), 2)
+
+
+@pytest.fixture(scope="module")
+def cluster_with_replicas(
+    server_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalCluster]:
+    """3 primaries with one replica each, AOF on (tests/cluster/support.py), one per test
+    module; tests that kill a node restore it."""
+    cluster = LocalCluster(server_binary, tmp_path_factory.mktemp("cluster"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()

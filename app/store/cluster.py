@@ -1,0 +1,229 @@
+"""The Redis Cluster client, held to the single server's discipline.
+
+- Seeds: OMNISTOCK_REDIS_URL may name several nodes, comma-separated; the client asks them in
+  turn for the slot map, so one seed down does not stop the service.
+- No re-sends: redis-py's cluster client re-sends a command on its own after a timeout, a
+  broken connection or CLUSTERDOWN (10 times by default). A timed-out EVALSHA may have run,
+  so that could apply a change twice: the client here re-sends nothing (retries 0, and the
+  per-node connections are built without retries by redis-py). It still follows MOVED, ASK
+  and TRYAGAIN: those replies mean the node did not run the command.
+- Errors: redis-py raises cluster errors that are not ConnectionError (CLUSTERDOWN, TRYAGAIN
+  after the redirect budget, "TTL exhausted") or not even RedisError (SlotNotCoveredError,
+  "Redis Cluster cannot be connected" when no seed answers). This client turns every one of
+  them into StoreUnavailable, a ConnectionError: "the store is not reachable now", which the
+  API answers 503 with Retry-After and the CLI exit code 3, exactly as a single server down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+import redis.cluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio.connection import SSLConnection, parse_url
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    ClusterError,
+    ConnectionError,
+    CrossSlotTransactionError,
+    InvalidPipelineStack,
+    RedisClusterException,
+    SlotNotCoveredError,
+    TimeoutError,
+    TryAgainError,
+)
+
+from app import keys
+
+
+class StoreUnavailable(ConnectionError):
+    """The cluster cannot serve the command now (no node reachable, slot not served,
+    failover in progress): the caller answers as for a store that is down."""
+
+
+# What a cluster raises while a node is down or a failover runs, beside ConnectionError and
+# TimeoutError: ClusterError covers CLUSTERDOWN/MASTERDOWN and "TTL exhausted"; the
+# RedisClusterException family covers SlotNotCoveredError and "cannot be connected".
+CLUSTER_DOWN_ERRORS: tuple[type[Exception], ...] = (
+    ClusterError,
+    TryAgainError,
+    RedisClusterException,
+)
+# Programming errors, not outages: never turned into a 503.
+CLUSTER_BUGS: tuple[type[Exception], ...] = (CrossSlotTransactionError, InvalidPipelineStack)
+
+
+def _unavailable(exc: Exception) -> StoreUnavailable:
+    error = StoreUnavailable(f"cluster unavailable: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+class ClusterStore(RedisCluster):
+    """RedisCluster that re-sends nothing and reports every outage as StoreUnavailable."""
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> ClusterStore:
+        """redis-py's initialize, but it asks a live primary for the command table (once):
+        redis-py asks the first primary of the slot map, so while that one is dead (listed
+        until its failover) every re-initialization failed, on every node's slots."""
+        if not self._initialize:
+            return self
+        if not self._lock:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if not self._initialize:
+                return self
+            try:
+                await self.nodes_manager.initialize(*args, **kwargs)
+                self._seen().update(self.nodes_manager.nodes_cache.values())
+                await self._use_a_live_default_node()
+                self._initialize = False
+            except BaseException as exc:
+                await self.nodes_manager.aclose()
+                await self.nodes_manager.aclose("startup_nodes")
+                if isinstance(exc, CLUSTER_DOWN_ERRORS) and not isinstance(exc, CLUSTER_BUGS):
+                    raise _unavailable(exc) from exc
+                raise
+        return self
+
+    def _seen(self) -> set[ClusterNode]:
+        if not hasattr(self, "_seen_nodes"):
+            self._seen_nodes: set[ClusterNode] = set()
+        return self._seen_nodes
+
+    async def aclose(self) -> None:
+        """Also closes the nodes a topology change dropped from redis-py's cache: their
+        connections in use at the time are left open there."""
+        await super().aclose()
+        for node in self._seen():
+            with contextlib.suppress(Exception):
+                await node.disconnect()
+
+    async def _use_a_live_default_node(self) -> None:
+        """The default node (keyless commands, the command table) is a primary that answers."""
+        default = self.get_default_node()
+        error: Exception | None = None
+        for node in [default, *(n for n in self.get_primaries() if n != default)]:
+            try:
+                if self.commands_parser.commands:
+                    await node.execute_command("PING")
+                else:
+                    await self.commands_parser.initialize(node)
+            except (ConnectionError, TimeoutError) as exc:
+                error = exc
+                continue
+            self.nodes_manager.default_node = node
+            return
+        raise error or StoreUnavailable("no primary answers")
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except CLUSTER_BUGS:
+            raise
+        except CLUSTER_DOWN_ERRORS as exc:
+            raise _unavailable(exc) from exc
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
+        if shard_hint:
+            raise RedisClusterException("shard_hint is deprecated in cluster mode")
+        return _Pipeline(self, transaction)  # type: ignore[abstract]  # as redis-py's own
+
+
+_PIPELINE_FAILURES: tuple[type[Exception], ...] = (
+    *CLUSTER_DOWN_ERRORS,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class _Pipeline(ClusterPipeline):
+    async def execute(self, *args: Any, **kwargs: Any) -> list[Any]:
+        try:
+            return await super().execute(*args, **kwargs)
+        except CLUSTER_BUGS:
+            raise
+        except _PIPELINE_FAILURES as exc:
+            # Without retries redis-py's pipeline never re-reads the slot map after a node
+            # failed: flag it as its single commands do, or it keeps asking the dead node.
+            self.cluster_client._initialize = True
+            if isinstance(exc, (ConnectionError, TimeoutError)):
+                raise
+            raise _unavailable(exc) from exc
+
+
+def split_seeds(url: str) -> list[str]:
+    """`redis://a:1,redis://b:2` (or `redis://a:1,b:2`: scheme and credentials of the first)
+    as one URL per node."""
+    parts = [part.strip() for part in url.split(",") if part.strip()]
+    if not parts:
+        raise ValueError("OMNISTOCK_REDIS_URL names no node")
+    first = urlsplit(parts[0])
+    prefix = f"{first.scheme}://" + (
+        f"{first.netloc.rsplit('@', 1)[0]}@" if "@" in first.netloc else ""
+    )
+    return [part if "://" in part else prefix + part for part in parts]
+
+
+def _seed_options(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """(host, port) of every seed of `url`, and the connection options of the first."""
+    seeds = split_seeds(url)
+    params: dict[str, Any] = dict(parse_url(seeds[0]))
+    if params.pop("connection_class", None) is SSLConnection:
+        params["ssl"] = True
+    params.pop("host", None)
+    params.pop("port", None)
+    where: list[dict[str, Any]] = [dict(parse_url(seed)) for seed in seeds]
+    return [(str(w.get("host", "127.0.0.1")), int(w.get("port", 6379))) for w in where], params
+
+
+def cluster_client(url: str, **options: Any) -> ClusterStore:
+    """A cluster client seeded with every node of `url` (comma-separated); credentials and
+    TLS from the first. `options` are redis-py connection arguments (timeouts, pool size)."""
+    seeds, params = _seed_options(url)
+    return ClusterStore(
+        startup_nodes=[ClusterNode(host, port) for host, port in seeds],
+        retry=Retry(NoBackoff(), 0),
+        # Slots of a dead primary may be uncovered for a moment: serve the others.
+        require_full_coverage=False,
+        **{**params, **options},
+    )
+
+
+def sync_cluster_client(url: str, **options: Any) -> redis.RedisCluster:
+    """The blocking client of `omnistock import`, seeded the same way. It keeps redis-py's
+    retries: the import script sets absolute values, so a re-sent batch changes nothing."""
+    seeds, params = _seed_options(url)
+    return redis.RedisCluster(
+        startup_nodes=[
+            redis.cluster.ClusterNode(host, port)  # type: ignore[no-untyped-call]
+            for host, port in seeds
+        ],
+        **{**params, **options},
+    )
+
+
+async def partitions_by_node(
+    redis: Any, partitions: Sequence[int] | None = None
+) -> list[list[int]]:
+    """`partitions` (default: all) grouped by the primary that serves them now: one group on a
+    single server. For per-node work that must not stop when one node is down."""
+    wanted = list(range(keys.PARTITIONS)) if partitions is None else list(partitions)
+    if not isinstance(redis, RedisCluster):
+        return [wanted]
+    await redis.initialize()
+    groups: dict[str, list[int]] = {}
+    for p in wanted:
+        try:
+            node = redis.get_node_from_key(keys.tag(p))
+        except SlotNotCoveredError:
+            node = None
+        name = node.name if node is not None else ""  # uncovered: fails apart from the others
+        groups.setdefault(name, []).append(p)
+    return list(groups.values())

@@ -1,0 +1,75 @@
+"""`omnistock import`, `export` and `audit` as subprocesses against a cluster with replicas."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.cluster.support import LocalCluster, serving
+from tests.conftest import seed
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+
+
+def omnistock(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNISTOCK_")}
+    env.update(OMNISTOCK_REDIS_URL=cluster.seeds, OMNISTOCK_REDIS_CLUSTER="1")
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_import_export_and_audit_round_trip_on_a_cluster(
+    cluster_with_replicas: LocalCluster, tmp_path: Path
+) -> None:
+    cluster_with_replicas.flushall()
+    async with serving(cluster_with_replicas.seeds) as client:
+        await seed(client)  # the locations the rows name
+    rows = [(f"sku-{i}", loc, i % 17, i % 3) for i in range(600) for loc in ("dc", "store-a")]
+    source = tmp_path / "stock.csv"
+    source.write_text(
+        "sku,location,on_hand,safety_stock\n"
+        + "".join(f"{s},{loc},{n},{k}\n" for s, loc, n, k in rows)
+    )
+    imported = omnistock(cluster_with_replicas, "import", str(source), "--no-checkpoint")
+    assert imported.returncode == 0, imported.stderr
+
+    exported = omnistock(cluster_with_replicas, "export", "--for-import", "--quiet")
+    assert exported.returncode == 0, exported.stderr
+    got = {
+        (r["sku"], r["location"], r["on_hand"], r["safety_stock"])
+        for r in map(orjson.loads, exported.stdout.splitlines())
+    }
+    assert got == set(rows)
+
+    audit = omnistock(cluster_with_replicas, "audit", "--json", "--quiet")
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert orjson.loads(audit.stdout)["audit"]["findings"] == []
+
+    again = omnistock(cluster_with_replicas, "import", str(source), "--no-checkpoint")
+    assert again.returncode == 0, again.stderr  # absolute rows: a re-import changes nothing
+
+
+def test_the_cli_with_no_cluster_node_reachable_exits_3() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "export", "--quiet"],
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("OMNISTOCK_")},
+            "OMNISTOCK_REDIS_URL": "redis://127.0.0.1:1,redis://127.0.0.1:2",
+            "OMNISTOCK_REDIS_CLUSTER": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "store unreachable" in result.stderr
