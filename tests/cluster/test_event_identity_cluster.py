@@ -6,23 +6,15 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.cluster import test_cluster as cluster
+from tests.cluster.conftest import skus_on_different_nodes
 from tests.conftest import seed
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
-# The 3-primary cluster and the app on it (a module-scoped cluster of this module's own).
-cluster_url, cluster_app, cluster_client = (
-    cluster.cluster_url,
-    cluster.cluster_app,
-    cluster.cluster_client,
-)
-
-
 async def test_event_identity_is_per_location_and_checked_across_nodes(
     cluster_client: httpx.AsyncClient,
 ) -> None:
-    skus = cluster._skus_on_different_nodes()
+    skus = skus_on_different_nodes()
     await seed(cluster_client, {(s, loc): 5 for s in skus for loc in ("store-a", "store-b")})
 
     def sale(sku: str, location: str) -> dict[str, object]:
