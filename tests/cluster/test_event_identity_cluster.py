@@ -11,6 +11,7 @@ from tests.conftest import seed
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
+
 async def test_event_identity_is_per_location_and_checked_across_nodes(
     cluster_client: httpx.AsyncClient,
 ) -> None:
