@@ -13,6 +13,7 @@ from redis.exceptions import BusyLoadingError, ConnectionError, ResponseError, T
 from starlette.exceptions import HTTPException
 
 from app.domain.errors import DomainError, Unauthorized
+from app.store.durable import ReplicasDidNotAcknowledge
 from app.store.embedded import is_embedded
 from app.store.persistence import refusal_detail
 
@@ -116,6 +117,10 @@ def install(app: FastAPI) -> None:
         log.warning("store unavailable: %s", exc)
         return store_unavailable("the stock store did not answer in time")
 
+    async def on_replicas_behind(request: Request, exc: Exception) -> Response:
+        log.warning("%s", exc)
+        return store_unavailable(f"{exc}; the change may or may not survive a failover")
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(
@@ -135,5 +140,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, on_http_error)
     for exc_type in (ConnectionError, TimeoutError, BusyLoadingError):
         app.add_exception_handler(exc_type, on_store_down)
+    app.add_exception_handler(ReplicasDidNotAcknowledge, on_replicas_behind)
     app.add_exception_handler(ResponseError, on_store_error)  # a full disk, a replica, OOM
     app.add_exception_handler(Exception, on_unexpected)

@@ -18,6 +18,7 @@ log = logging.getLogger("omnistock")
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.store.durable import configuration_error
     from app.store.embedded import EmbeddedStore, EmbeddedStoreError
 
     overrides = {
@@ -35,6 +36,10 @@ def serve(args: argparse.Namespace) -> int:
     refused = check_protected_mode(settings)
     if refused is not None:
         return refused
+    wait_error = configuration_error(settings)
+    if wait_error is not None:
+        log.error("omnistock: %s", wait_error)
+        return 2
     store: EmbeddedStore | None = None
     metrics_dir: str | None = None
     if not settings.redis_url:
