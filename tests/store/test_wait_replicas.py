@@ -6,12 +6,9 @@ exact; with N=0 no WAIT is ever sent."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,62 +18,11 @@ from redis import Redis as SyncRedis
 from app import keys
 from app.api.main import create_app
 from app.domain.clock import ManualClock
-from app.store.embedded import EmbeddedStore
 from app.store.scripts import UNWAITED_WRITES, Scripts, script_source, waits
 from tests.conftest import make_settings, seed
+from tests.store.replicas import Replicated
 
 pytestmark = pytest.mark.slow
-
-
-class Replicated:
-    def __init__(self, base: Path) -> None:
-        self.primary = EmbeddedStore(base / "primary", fsync="everysec", supervise=False)
-        self.replica = EmbeddedStore(base / "replica", fsync="everysec", supervise=False)
-
-    def start(self) -> None:
-        self.primary.start()
-        self.replica.start()
-        password = self.primary.url.split(":")[2].split("@")[0]
-        with self.replica_client() as replica:
-            replica.config_set("masterauth", password)
-            replica.execute_command("REPLICAOF", "127.0.0.1", self.primary.port)
-        self.wait_link_up()
-
-    def stop(self) -> None:
-        self.resume_replica()
-        self.replica.stop()
-        self.primary.stop()
-
-    def primary_client(self) -> SyncRedis:
-        return SyncRedis.from_url(self.primary.url, decode_responses=True)
-
-    def replica_client(self) -> SyncRedis:
-        return SyncRedis.from_url(self.replica.url, decode_responses=True)
-
-    def wait_link_up(self, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        with self.replica_client() as replica, self.primary_client() as primary:
-            while time.monotonic() < deadline:
-                link = replica.info("replication").get("master_link_status")
-                offset = primary.info("replication")["master_repl_offset"]
-                if link == "up" and replica.info("replication")["slave_repl_offset"] >= offset:
-                    return
-                time.sleep(0.02)
-        raise AssertionError("the replica did not catch up")
-
-    def stop_replica(self) -> None:
-        """The replica stops answering (its link stays open: the primary still counts it)."""
-        assert self.replica.pid is not None
-        os.kill(self.replica.pid, signal.SIGSTOP)
-
-    def resume_replica(self) -> None:
-        assert self.replica.pid is not None
-        os.kill(self.replica.pid, signal.SIGCONT)
-
-    def wait_calls(self, command: str = "wait") -> int:
-        with self.primary_client() as primary:
-            stats = primary.info("commandstats").get(f"cmdstat_{command}")
-        return int(stats["calls"]) if stats else 0
 
 
 @pytest.fixture(scope="module")
