@@ -11,6 +11,7 @@ from pathlib import Path
 from redis import Redis as SyncRedis
 
 from app.store.embedded import EmbeddedStore
+from benchmarks.harness import follow
 
 
 class Replicated:
@@ -21,11 +22,7 @@ class Replicated:
     def start(self) -> None:
         self.primary.start()
         self.replica.start()
-        password = self.primary.url.split(":")[2].split("@")[0]
-        with self.replica_client() as replica:
-            replica.config_set("masterauth", password)
-            replica.execute_command("REPLICAOF", "127.0.0.1", self.primary.port)
-        self.wait_link_up()
+        follow(self.replica, self.primary)
 
     def stop(self) -> None:
         self.resume_replica()
