@@ -166,9 +166,9 @@ class GroupCommitWriter:
         return reply
 
     def _start(self) -> None:
+        if self._outstanding or self._open is None:
+            return  # (the outstanding batch's end starts the open one)
         batch, self._open = self._open, None
-        if batch is None or self._outstanding:
-            return
         # A caller cancelled (its deadline) before its batch left: never sent at all.
         batch.members = [m for m in batch.members if not m.reply.done()]
         if not batch.members:
