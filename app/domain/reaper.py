@@ -5,7 +5,8 @@ counters and hold records tidy and emits the `hold.expired` events. Every worker
 Each pass reads at most `batch` due holds across all partitions (`hold_due.lua`, due by the store's
 clock; one round trip) and
 expires each with `hold_expire.lua`, which re-checks the hold atomically, so two workers
-reaping the same hold expire it once.
+reaping the same hold expire it once. A part of a multi-partition hold still pending past its
+deadline is not expired but settled to its home part's decision (`settle_pending`).
 """
 
 from __future__ import annotations
@@ -62,9 +63,29 @@ class Reaper:
             *(self._holds._transition_part(hold_id, p, "hold_expire", None) for p, hold_id in due)
         )
         expired = sum(1 for r in replies if r[0] == "expired")
+        await self.settle_pending(
+            [
+                due_part
+                for due_part, r in zip(due, replies, strict=True)
+                if r == ["not_due", "pending"]
+            ]
+        )
         if expired:
             self._on_expired(expired)
         return expired
+
+    async def settle_pending(self, due: list[tuple[int, str]]) -> None:
+        """Parts still pending past their deadline (partition, hold id): each hold is settled
+        to its home part's decision (HoldService.settle; app/domain/hold_parts.py). One hold's
+        failure (its home part's node down) does not stop the others."""
+        hold_ids = {hold_id: p for p, hold_id in due}
+        results = await asyncio.gather(
+            *(self._holds.settle(hold_id, seen_in=p) for hold_id, p in hold_ids.items()),
+            return_exceptions=True,
+        )
+        for hold_id, result in zip(hold_ids, results, strict=True):
+            if isinstance(result, Exception):
+                log.warning("settling hold %s failed: %s", hold_id, result)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="reaper")
