@@ -129,7 +129,14 @@ class HoldService:
             if reply.kind == "ok":  # render what the script wrote: no second round trip
                 return self._render(hold_id, [header.record(*reply.data)])
         else:
-            await self._create_multi(header, list(parts.values()), body.allow_split, candidates)
+            try:
+                await self._create_multi(header, list(parts.values()), body.allow_split, candidates)
+            except InsufficientStock:
+                # A retried create may be short of exactly the units its first attempt holds
+                # (planning reads them as taken): that attempt's home part decides instead.
+                if op_digest is None or not await self._redis.exists(keys.hold(home, hold_id)):
+                    raise
+                await self._resume(hold_id, list(parts.values()))
         return await self.get(hold_id, viewer=owner)
 
     async def _check_pinned_locations(
