@@ -3,7 +3,15 @@ its home part decides, every other part follows by itself (app/domain/hold_parts
 
 A coordinator "dies" here by the domain step failing at the chosen point (the store keeps
 what was written before it, as after a crash); the clock is played forward past the pending
-deadline (ManualClock moves the store's "now" for every script)."""
+deadline (ManualClock moves the store's "now" for every script).
+
+TODO(cluster, issue 10.4): the same on tests/cluster's fixture with a real primary killed
+between the phases: hold a 3-partition cart whose home partition and one other part live on
+different primaries, stop the coordinator after hold_reserve (patch HoldService._decide to
+raise), kill -9 the primary of a non-home part, let its replica take over, then check that the
+reaper of a live service settles the hold (every part active if the home part was confirmed
+first, every part expired otherwise), `held` equals the live records on every node, and the
+audit is clean."""
 
 from __future__ import annotations
 
