@@ -28,11 +28,14 @@
 -- ARGV[14] unused (was created_at; kept so the positions stay stable)
 -- ARGV[15] channels JSON {id: [low_stock_threshold, [locations]]} that see the candidates
 -- ARGV[16] owner: the API key name that creates the hold ("" for the anonymous owner)
+-- KEYS[last], ARGV[17..19]: the Idempotency-Key claim (includes/idempotency.lua), taken
+--          first: a create is one script call plus the stored response, in the home slot
 --
 -- Replies:
 --   {"ok", lines JSON [{"sku","location","quantity"}], created_at, expires_at}   reserved
 --   {"exists", status}                                   a hold with this id already exists
 --   {"insufficient", JSON [{"sku","requested","available","location"?}]}  nothing changed
+--   {"idem", ...}                                        the claim's answer (idempotency.lua)
 
 -- Store time is the budget here (issue #5: a 1-line hold <= 25 µs per EVALSHA): every table,
 -- closure, string and library call costs more than a command's own work (see
@@ -47,12 +50,16 @@ local rcall, tonumber, match, format = redis.call, tonumber, string.match, strin
 --!include channels.lua
 local POS = '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$'
 
+--!include idempotency.lua
+
 local hold_key, expiry_key, stream_key = KEYS[1], KEYS[2], KEYS[3]
--- A retry of a create that got through: before any other work.
+local now = clock_now(ARGV[1])
+local stop = idem_claim(now)
+if stop then return stop end
+-- A retry of a create that got through (its claim's lease ran out): before any other work.
 local existing = rcall('HGET', hold_key, 'status')
 if existing then return {'exists', existing} end
 
-local now = clock_now(ARGV[1])
 local hold_id = ARGV[2]
 local expires_at = now + tonumber(ARGV[4])
 local count_until = ARGV[3] == 'pending' and now + tonumber(ARGV[5]) or expires_at
