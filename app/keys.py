@@ -7,8 +7,8 @@ share that tag, so every script touches one hash slot and the schema works uncha
 Redis/Valkey cluster. See docs/architecture.md for why the partition, not the sku or the
 location, is the tag.
 
-Two kinds of keys have their own slot, outside any partition: Idempotency-Key records and
-incoming event identity claims (each tagged by what it guards).
+Incoming event identity claims have their own slot, outside any partition (tagged by the
+identity). Idempotency-Key records live in the slot of the change they guard.
 
 Global configuration (locations, channels) lives under the `{cfg}` tag; scripts never read it,
 the service passes what they need as ARGV from its cached copy.
@@ -118,9 +118,12 @@ def replication_mark(partition: int | None) -> str:
     return f"{tag(partition) if partition is not None else CONFIG_TAG}:replicated"
 
 
-def idempotency(digest: str) -> str:
-    """Hash: Idempotency-Key claim and stored response. Its own slot, keyed by the key."""
-    return f"{PREFIX}:{{idem:{digest[:4]}}}:{digest}"
+def idempotency(slot: str, digest: str) -> str:
+    """Hash: an Idempotency-Key claim and stored response, in the slot of the change it
+    guards: `slot` is `tag(partition)` (a hold's home partition, a position's partition) or
+    CONFIG_TAG. Written by that change's own script (lua/includes/idempotency.lua), so a
+    failover keeps or loses the record together with the change."""
+    return f"{slot}:idem:{digest}"
 
 
 CONFIG_TAG = f"{PREFIX}:{{cfg}}"

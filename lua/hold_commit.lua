@@ -8,6 +8,9 @@
 -- retention s, ARGV[5] skus JSON, ARGV[6] operation marker retention s (0: no marker),
 -- ARGV[7] channels JSON {id: [low_stock_threshold, [locations]]}.
 --
+-- The last key and the last three ARGV: the Idempotency-Key claim (includes/idempotency.lua),
+-- taken before anything else; its replies {"idem", ...} come back unchanged.
+--
 -- Replies: {"ok", "committed"} | {"replayed", status} | {"not_found"} | {"keys_mismatch"}
 --          | {"expired"} (it had lapsed; now marked expired) | {"invalid", status}
 
@@ -18,7 +21,10 @@ local rcall = redis.call
 --!include emit.lua
 --!include hold.lua
 --!include transition.lua
+--!include idempotency.lua
 
+local stop = idem_claim(ctx.now)  -- the Idempotency-Key record, in the hold's home slot
+if stop then return stop end
 local h, keys = transition_begin()
 if not h then return keys end
 if h.status ~= 'active' then return {'invalid', h.status} end

@@ -3,6 +3,9 @@
 --
 -- KEYS and ARGV[1..7]: the transition layout (see hold_commit.lua and includes/transition.lua).
 --
+-- The last key and the last three ARGV: the Idempotency-Key claim (includes/idempotency.lua),
+-- taken before anything else; its replies {"idem", ...} come back unchanged.
+--
 -- Replies: {"ok", "fulfilled"} | {"replayed", status} | {"not_found"} | {"keys_mismatch"}
 --          | {"expired"} | {"invalid", status}
 
@@ -13,7 +16,10 @@ local rcall = redis.call
 --!include emit.lua
 --!include hold.lua
 --!include transition.lua
+--!include idempotency.lua
 
+local stop = idem_claim(ctx.now)  -- the Idempotency-Key record, in the hold's home slot
+if stop then return stop end
 local h, keys = transition_begin()
 if not h then return keys end
 if h.status ~= 'committed' then return {'invalid', h.status} end

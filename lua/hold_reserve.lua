@@ -33,11 +33,15 @@
 -- ARGV[17] pending grace, ms (absent: 0): a pending part's lines count until its deadline +
 --          this (count_until), so settling it after the deadline never needs units that
 --          were given away (docs/architecture.md "Settling a multi-partition hold")
+-- KEYS[last], ARGV[18..20]: the Idempotency-Key claim (includes/idempotency.lua: the last key
+--          and the last three ARGV), taken first: a create is one script call plus the stored
+--          response, in the home slot
 --
 -- Replies:
 --   {"ok", lines JSON [{"sku","location","quantity"}], created_at, expires_at}   reserved
 --   {"exists", status}                                   a hold with this id already exists
 --   {"insufficient", JSON [{"sku","requested","available","location"?}]}  nothing changed
+--   {"idem", ...}                                        the claim's answer (idempotency.lua)
 
 -- Store time is the budget here (issue #5: a 1-line hold <= 25 µs per EVALSHA): every table,
 -- closure, string and library call costs more than a command's own work (see
@@ -52,12 +56,16 @@ local rcall, tonumber, match, format = redis.call, tonumber, string.match, strin
 --!include channels.lua
 local POS = '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$'
 
+--!include idempotency.lua
+
 local hold_key, expiry_key, stream_key = KEYS[1], KEYS[2], KEYS[3]
--- A retry of a create that got through: before any other work.
+local now = clock_now(ARGV[1])
+local stop = idem_claim(now)
+if stop then return stop end
+-- A retry of a create that got through (its claim's lease ran out): before any other work.
 local existing = rcall('HGET', hold_key, 'status')
 if existing then return {'exists', existing} end
 
-local now = clock_now(ARGV[1])
 local hold_id = ARGV[2]
 local expires_at = now + tonumber(ARGV[4])
 local deadline = ARGV[3] == 'pending' and now + tonumber(ARGV[5]) or nil

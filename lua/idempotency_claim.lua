@@ -1,29 +1,23 @@
--- Claim an Idempotency-Key for one request before it runs (Stripe's semantics).
+-- Claim an Idempotency-Key by itself, in the slot of the change it guards, for a request whose
+-- change is not one script: a multi-partition hold (before its parts run, in the home
+-- partition), a stock-events batch (the first event's partition), and a request that failed
+-- before its script ran (claim and store its error response in one step).
 --
--- KEYS[1] idempotency record   os:{idem:<d>}:<digest>  (hash: state, fingerprint,
---                                                        lease_until, status, body)
--- ARGV[1] request fingerprint (hash of method, path and body)
--- ARGV[2] clock offset, ms (0; see includes/clock.lua): the lease runs on the store's clock
--- ARGV[3] lease, ms: how long an unfinished claim blocks others (a crashed worker's claim
---         can be taken over after it)
--- ARGV[4] retention, seconds
+-- KEYS[1] idempotency record   os:{P}:idem:<digest> | os:{cfg}:idem:<digest>
+-- ARGV[1] clock offset, ms (0; see includes/clock.lua): the lease runs on the store's clock
+-- ARGV[2] HTTP status to store at once ("" to claim only)
+-- ARGV[3] response body (with ARGV[2])
+-- ARGV[4..6] the claim: fingerprint, lease ms, retention s (includes/idempotency.lua)
 --
--- Replies: {"claimed"}                 run the request, then idempotency_complete
---          {"done", status, body}      replay the stored response
---          {"reused"}                  same key, different request: 422
---          {"in_use"}                  the first request is still running: 409
+-- Replies: {"claimed"}                     run the request, then idempotency_complete
+--          {"stored"}                      claimed and stored ARGV[2..3]
+--          {"idem", "done", status, body}  replay the stored response
+--          {"idem", "reused"} | {"idem", "in_use"}
 
-local rcall = redis.call
 --!include clock.lua
-local key = KEYS[1]
-local fingerprint, now, lease = ARGV[1], clock_now(ARGV[2]), tonumber(ARGV[3])
+--!include idempotency.lua
 
-local rec = rcall('HMGET', key, 'state', 'fingerprint', 'lease_until', 'status', 'body')
-if rec[1] then
-  if rec[2] ~= fingerprint then return {'reused'} end
-  if rec[1] == 'done' then return {'done', rec[4], rec[5]} end
-  if tonumber(rec[3]) > now then return {'in_use'} end
-end
-rcall('HSET', key, 'state', 'in_flight', 'fingerprint', fingerprint, 'lease_until', now + lease)
-rcall('EXPIRE', key, ARGV[4])
-return {'claimed'}
+local stop = idem_claim(clock_now(ARGV[1]))
+if stop then return stop end
+if ARGV[2] == '' then return {'claimed'} end
+return idem_complete(ARGV[2], ARGV[3])

@@ -17,10 +17,12 @@
 -- ARGV[6] event retention, ms (MINID trimming)
 -- ARGV[7] seconds to keep the operation marker (0: no marker)
 -- ARGV[8] channels JSON {id: [low_stock_threshold, [locations]]} that see the location
+-- KEYS[7], ARGV[9..11]: the Idempotency-Key claim (includes/idempotency.lua), taken first
 --
 -- Replies: {"ok", on_hand, held, committed, safety_stock, available}
 --          {"replayed", on_hand, held, committed, safety_stock, available}  (marker existed:
 --           nothing changed; the current position)
+--          {"idem", ...}  the claim's answer (includes/idempotency.lua): nothing changed
 
 local rcall = redis.call
 --!include clock.lua
@@ -28,6 +30,7 @@ local rcall = redis.call
 --!include channels.lua
 --!include emit.lua
 --!include shortfall.lua
+--!include idempotency.lua
 
 local pos_key, hx_key, ho_key, stream_key, skus_key, marker_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -36,6 +39,8 @@ local sku, location = ARGV[2], ARGV[3]
 local min_id = clock_min_id(now, ARGV[6])
 local marker_ttl = tonumber(ARGV[7])
 local channels = cjson.decode(ARGV[8])
+local stop = idem_claim(now)
+if stop then return stop end
 
 local function reply(kind, v)
   return {kind, v.on_hand, v.held, v.committed, v.safety, v.available}

@@ -7,6 +7,7 @@ from fastapi.responses import Response
 
 from app.api import auth
 from app.api.deps import ChannelPath, LocationPath, ServicesDep
+from app.domain.idempotency import Claim
 from app.domain.models import Channel, ChannelIn, Location, LocationIn
 
 router = APIRouter(prefix="/v1", tags=["configuration"])
@@ -18,8 +19,8 @@ async def put_location(
 ) -> Response:
     """Register or update a location (store, warehouse/DC, 3PL, drop-ship source)."""
 
-    async def op(_: str | None) -> tuple[int, object]:
-        saved = await services.config.put_location(location, body)
+    async def op(claim: Claim | None) -> tuple[int, object]:
+        saved = await services.config.put_location(location, body, claim)
         return 200, saved.model_dump()
 
     return await services.idempotency.run(request, op)
@@ -39,8 +40,8 @@ async def put_channel(
 ) -> Response:
     """Register or update a channel: the locations it sells from and its low-stock threshold."""
 
-    async def op(_: str | None) -> tuple[int, object]:
-        saved = await services.config.put_channel(channel, body)
+    async def op(claim: Claim | None) -> tuple[int, object]:
+        saved = await services.config.put_channel(channel, body, claim)
         return 200, saved.model_dump()
 
     return await services.idempotency.run(request, op)

@@ -14,6 +14,7 @@ from app.api.fast_path import FastPathRoute, fast_path
 from app.api.metrics import HOLD_OUTCOMES
 from app.api.responses import JSONResponse
 from app.domain.errors import InsufficientStock, InvalidTransition
+from app.domain.idempotency import Claim
 from app.domain.models import ExtendIn, Hold, HoldIn
 
 router = APIRouter(prefix="/v1/holds", tags=["holds"], route_class=FastPathRoute)
@@ -40,9 +41,9 @@ async def create_hold(body: HoldIn, request: Request, services: ServicesDep) -> 
     """Reserve every line, or none: 201 with the hold, or 409 `insufficient_stock` with the
     short lines. Lines without a location are sourced from the channel's eligible locations."""
 
-    async def op(digest: str | None) -> tuple[int, object]:
+    async def op(claim: Claim | None) -> tuple[int, object]:
         try:
-            hold = await services.holds.create(body, digest, auth.hold_owner(request))
+            hold = await services.holds.create(body, claim, auth.hold_owner(request))
         except InsufficientStock:
             HOLD_OUTCOMES.labels("insufficient_stock").inc()
             raise
@@ -68,14 +69,14 @@ async def _transition(
     request: Request,
     services: ServicesDep,
     outcome: str,
-    action: Callable[[str | None, str | None], Awaitable[dict[str, Any]]],
+    action: Callable[[str | None, Claim | None], Awaitable[dict[str, Any]]],
 ) -> Response:
-    """Run `action(viewer, op_digest)`: the caller acts only on its own holds (admin: any)."""
+    """Run `action(viewer, claim)`: the caller acts only on its own holds (admin: any)."""
     viewer = auth.hold_viewer(request)
 
-    async def op(digest: str | None) -> tuple[int, object]:
+    async def op(claim: Claim | None) -> tuple[int, object]:
         try:
-            hold = await action(viewer, digest)
+            hold = await action(viewer, claim)
         except InvalidTransition:
             HOLD_OUTCOMES.labels("invalid_transition").inc()
             raise

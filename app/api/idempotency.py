@@ -1,14 +1,18 @@
 """Idempotency-Key handling for every mutating endpoint (Stripe's semantics).
 
-1. Claim the key in its own record (`idempotency_claim.lua`): a finished request's stored
-   response is replayed, a different request under the same key is 422
+1. Claim: the key's record lives in the slot of the change it guards and is claimed by that
+   change's own script (app/domain/idempotency.py, lua/includes/idempotency.lua): a finished
+   request's stored response is replayed, a different request under the same key is 422
    `idempotency_key_reused`, a request still running is 409 `idempotency_key_in_use`.
-2. Run the operation. Its script also writes an operation marker (or, for a hold, the hold id
-   derived from the key) in the same atomic step as the change, in the change's own slot.
-3. Store the response (`idempotency_complete.lua`).
+   The operation's script writes the change in the same atomic step, with an operation
+   marker (or, for a hold, the hold id derived from the key).
+2. Complete: store the response in the same record (`idempotency_complete.lua`, same slot).
 
-If the process dies between 2 and 3, the claim's lease runs out, a retry runs the operation
-again, and the operation's script finds its marker and changes nothing: never applied twice.
+A failover keeps or loses the record together with the change (one slot, one replication
+stream). If the process dies between 1 and 2, the claim's lease runs out, a retry runs the
+operation again, and the operation's script finds its marker and changes nothing: never
+applied twice. An error answered before the change's script ran (404 of an unknown location
+or hold) is claimed and stored in one step in the slot the domain named.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from fastapi import Request
 from fastapi.responses import Response
 from redis.exceptions import RedisError
 
-from app import keys
 from app.api.auth import caller_of
 from app.api.problems import PROBLEM_JSON, domain_problem
 from app.domain.clock import Clock
@@ -33,11 +36,12 @@ from app.domain.errors import (
     IdempotencyKeyReused,
     InvalidRequest,
 )
+from app.domain.idempotency import Claim, StoredResponse, take
 from app.settings import Settings
 from app.store.scripts import Scripts
 
 HEADER = "Idempotency-Key"
-Operation = Callable[[str | None], Awaitable[tuple[int, object]]]
+Operation = Callable[[Claim | None], Awaitable[tuple[int, object]]]
 
 
 def _canonical(body: bytes) -> bytes:
@@ -60,7 +64,8 @@ class Idempotency:
     clock: Clock
 
     async def run(self, request: Request, operation: Operation, scope: str = "") -> Response:
-        """Run `operation(op_digest)` -> (status, body) under the request's Idempotency-Key."""
+        """Run `operation(claim)` -> (status, body) under the request's Idempotency-Key; the
+        operation hands the claim to the script of its change."""
         key = request.headers.get(HEADER)
         if key is None:
             status, body = await operation(None)
@@ -83,44 +88,55 @@ class Idempotency:
             + b"\0"
             + _canonical(await request.body())
         ).hexdigest()
-        record = keys.idempotency(digest)
-        ttl = self.settings.idempotency_ttl_seconds
-        claim = await self.scripts.idempotency_claim(
-            keys=[record],
-            args=[
-                fingerprint,
-                self.clock.offset_ms(),  # the lease runs on the store's clock
-                self.settings.idempotency_lease_seconds * 1000,
-                ttl,
-            ],
+        claim = Claim(
+            key=key,
+            digest=digest,
+            fingerprint=fingerprint,
+            lease_ms=self.settings.idempotency_lease_seconds * 1000,
+            ttl_seconds=self.settings.idempotency_ttl_seconds,
         )
-        if claim[0] == "reused":
-            raise IdempotencyKeyReused(f"Idempotency-Key {key!r} was used for a different request")
-        if claim[0] == "in_use":
-            raise IdempotencyKeyInUse(f"a request with Idempotency-Key {key!r} is still running")
-        if claim[0] == "done":
-            stored_status = int(claim[1])
-            media = PROBLEM_JSON if stored_status >= 400 else "application/json"
+        try:
+            return await self._claimed(claim, operation)
+        except StoredResponse as stored:
+            media = PROBLEM_JSON if stored.status >= 400 else "application/json"
             return Response(
-                claim[2],
-                status_code=stored_status,
+                stored.body,
+                status_code=stored.status,
                 media_type=media,
                 headers={"Idempotent-Replayed": "true"},
             )
 
+    async def _claimed(self, claim: Claim, operation: Operation) -> Response:
+        """Run the operation, which claims the key in its change's script, and complete the
+        claim (store the response, or give the claim up) in the same slot."""
+
         async def complete(status: str, body: bytes) -> None:
-            await self.scripts.idempotency_complete(
-                keys=[record], args=[fingerprint, status, body, ttl]
-            )
+            if claim.taken:
+                await self.scripts.idempotency_complete(
+                    keys=[claim.record()], args=[status, body, *claim.args()]
+                )
 
         try:
-            status, body = await operation(digest)
+            status, body = await operation(claim)
+        except (IdempotencyKeyReused, IdempotencyKeyInUse):
+            raise  # the claim's own answer: the record is another attempt's
         except DomainError as exc:
             if exc.status >= 500:
                 await _quietly(complete("", b""))
                 raise
             response = domain_problem(exc)
-            await complete(str(response.status_code), bytes(response.body))
+            if claim.taken:
+                await complete(str(response.status_code), bytes(response.body))
+            elif claim.slot is not None:
+                # Refused before the change's script ran: claim and store in one step, unless
+                # an earlier attempt under this key already answered (then that is replayed).
+                await take(
+                    self.scripts,
+                    claim,
+                    claim.slot,
+                    self.clock.offset_ms(),
+                    (str(response.status_code), bytes(response.body)),
+                )
             return response
         except RedisError:
             # The outcome is unknown; the marker written with any change makes a retry safe.

@@ -11,6 +11,7 @@ from app.api import auth
 from app.api.deps import ServicesDep, SkuPath
 from app.api.fast_path import FastPathRoute, fast_path
 from app.api.responses import JSONResponse
+from app.domain.idempotency import Claim
 from app.domain.models import (
     ID_PATTERN,
     Availability,
@@ -35,9 +36,9 @@ async def put_stock(
     """Set the absolute on_hand (and optionally safety_stock) of a position, as ERP/WMS
     counted it. Held and committed units are untouched."""
 
-    async def op(digest: str | None) -> tuple[int, object]:
+    async def op(claim: Claim | None) -> tuple[int, object]:
         position = await services.stock.set_position(
-            sku, location, body.on_hand, body.safety_stock, digest
+            sku, location, body.on_hand, body.safety_stock, claim
         )
         return 200, position
 
@@ -87,9 +88,9 @@ async def post_stock_events(
     never rejected for lack of stock: on_hand may go negative, and a `shortfall` event names
     the holds it affects."""
 
-    async def op(_: str | None) -> tuple[int, object]:
+    async def op(claim: Claim | None) -> tuple[int, object]:
         # A POS key's events are each checked against its one location (`rejected` else).
         only = auth.caller_of(request).only_location
-        return 200, {"results": await services.stock_events.apply(body.events, only)}
+        return 200, {"results": await services.stock_events.apply(body.events, only, claim)}
 
     return await services.idempotency.run(request, op)

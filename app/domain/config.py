@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.domain.errors import ChannelNotFound, InvalidRequest, LocationNotFound
+from app.domain.idempotency import Claim, checked, record_keys_args
 from app.domain.models import Channel, ChannelIn, Location, LocationIn
 from app.domain.tasks import cancel_and_wait
 from app.store.scripts import Scripts
@@ -113,15 +114,18 @@ class ConfigService:
 
     # -- changes -------------------------------------------------------------------------
 
-    async def put_location(self, location_id: str, body: LocationIn) -> Location:
-        await self._scripts.config_put(
-            keys=[keys.LOCATIONS, keys.CONFIG_VERSION],
-            args=[location_id, orjson.dumps(body.model_dump())],
-        )
+    async def put_location(
+        self, location_id: str, body: LocationIn, claim: Claim | None = None
+    ) -> Location:
+        await self._put(keys.LOCATIONS, location_id, orjson.dumps(body.model_dump()), claim)
         await self.refresh(force=True)
         return self.locations[location_id]
 
-    async def put_channel(self, channel_id: str, body: ChannelIn) -> Channel:
+    async def put_channel(
+        self, channel_id: str, body: ChannelIn, claim: Claim | None = None
+    ) -> Channel:
+        if claim is not None:
+            claim.lives_in(keys.CONFIG_TAG)  # a 422 below is stored there
         await self.refresh()
         unknown = [loc for loc in body.locations if loc not in self.locations]
         if unknown:
@@ -134,8 +138,17 @@ class ConfigService:
             )
         doc = body.model_dump()
         doc["locations"] = list(dict.fromkeys(body.locations))  # drop repeats, keep order
-        await self._scripts.config_put(
-            keys=[keys.CHANNELS, keys.CONFIG_VERSION], args=[channel_id, orjson.dumps(doc)]
-        )
+        await self._put(keys.CHANNELS, channel_id, orjson.dumps(doc), claim)
         await self.refresh(force=True)
         return self.channels[channel_id]
+
+    async def _put(self, hash_key: str, item_id: str, doc: bytes, claim: Claim | None) -> None:
+        """config_put.lua, which takes a keyed request's claim in `{cfg}` first."""
+        record_keys, claim_args = record_keys_args(claim, keys.CONFIG_TAG)
+        checked(
+            claim,
+            await self._scripts.config_put(
+                keys=[hash_key, keys.CONFIG_VERSION, *record_keys],
+                args=[item_id, doc, 0, *claim_args],  # 0: the store's clock runs the lease
+            ),
+        )

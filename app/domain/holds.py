@@ -49,6 +49,7 @@ from app.domain.hold_parts import (
     settle_path,
     unsettled,
 )
+from app.domain.idempotency import Claim, checked, record_keys_args, take
 from app.domain.models import Channel, HoldIn, HoldLineIn
 from app.domain.stock import StockService
 from app.settings import Settings
@@ -94,25 +95,29 @@ class HoldService:
 
     # -- create --------------------------------------------------------------------------
 
-    async def create(self, body: HoldIn, op_digest: str | None, owner: str) -> dict[str, Any]:
+    async def create(self, body: HoldIn, claim: Claim | None, owner: str) -> dict[str, Any]:
+        """Reserve the hold; a keyed create's claim lives in its home partition (the first
+        line's), taken by the home part's script (one partition) or before the parts run."""
         if len(body.lines) > self._settings.max_lines_per_hold:
             raise InvalidRequest(
                 f"a hold has at most {self._settings.max_lines_per_hold} lines",
                 errors=[{"loc": ["body", "lines"], "msg": "too many lines"}],
             )
-        channel = await self._config.channel(body.channel) if body.channel else None
-        await self._check_pinned_locations(body.lines, channel)
-        candidates = self._config.sourcing_order(channel)
-
         parts: dict[int, Part] = {}
         for line in body.lines:
             p = keys.partition_of(line.sku)
             parts.setdefault(p, Part(p)).lines.append(line)
         home = next(iter(parts))
-        if op_digest is None:
+        if claim is not None:
+            claim.lives_in(keys.tag(home))
+        channel = await self._config.channel(body.channel) if body.channel else None
+        await self._check_pinned_locations(body.lines, channel)
+        candidates = self._config.sourcing_order(channel)
+
+        if claim is None:
             hold_id = random_hold_id(home)
         else:
-            hold_id = keyed_hold_id(await self.id_secret.get(), owner, op_digest, home)
+            hold_id = keyed_hold_id(await self.id_secret.get(), owner, claim.digest, home)
         ttl = body.ttl_seconds or self._settings.default_hold_ttl_seconds
         header = _Header(
             hold_id=hold_id,
@@ -123,18 +128,22 @@ class HoldService:
             owner=owner,
         )
         if len(parts) == 1:
-            reply = await self._reserve(header, parts[home], "active", body.allow_split, candidates)
+            reply = await self._reserve(
+                header, parts[home], "active", body.allow_split, candidates, claim
+            )
             if reply.kind == "insufficient":
                 raise InsufficientStock("not enough stock for every line", lines=reply.data)
             if reply.kind == "ok":  # render what the script wrote: no second round trip
                 return self._render(hold_id, [header.record(*reply.data)])
         else:
+            # Claimed before any part runs, so a concurrent duplicate reserves nothing anywhere.
+            await take(self._scripts, claim, keys.tag(home), self._clock.offset_ms())
             try:
                 await self._create_multi(header, list(parts.values()), body.allow_split, candidates)
             except InsufficientStock:
                 # A retried create may be short of exactly the units its first attempt holds
                 # (planning reads them as taken): that attempt's home part decides instead.
-                if op_digest is None or not await self._redis.exists(keys.hold(home, hold_id)):
+                if claim is None or not await self._redis.exists(keys.hold(home, hold_id)):
                     raise
                 await self._resume(hold_id, list(parts.values()))
         return await self.get(hold_id, viewer=owner)
@@ -159,8 +168,10 @@ class HoldService:
         status: str,
         allow_split: bool,
         candidates: list[str],
+        claim: Claim | None = None,
     ) -> Reply:
         p = part.partition
+        record_keys, claim_args = record_keys_args(claim, keys.tag(p))
         skus = part.skus()
         index = {sku: i + 1 for i, sku in enumerate(skus)}
         ks = [keys.hold(p, header.hold_id), keys.expiry_index(p), keys.events(p)]
@@ -176,7 +187,7 @@ class HoldService:
             for line in part.lines
         ]
         result = await self._scripts.hold_reserve(
-            keys=ks,
+            keys=[*ks, *record_keys],
             args=[
                 self._clock.offset_ms(),
                 header.hold_id,
@@ -195,9 +206,10 @@ class HoldService:
                 self._config.channels_arg(touched),
                 header.owner,
                 self._settings.pending_grace_seconds * 1000,  # pending lines count this longer
+                *claim_args,
             ],
         )
-        kind = result[0]
+        kind = checked(claim, result)[0]
         if kind == "insufficient":
             return Reply(kind, orjson.loads(result[1]))
         if kind == "ok":  # lines, created_at, expires_at
@@ -424,27 +436,23 @@ class HoldService:
 
     # -- transitions ---------------------------------------------------------------------
 
-    async def commit(
-        self, hold_id: str, viewer: str | None, op_digest: str | None
-    ) -> dict[str, Any]:
-        return await self._transition(hold_id, viewer, "hold_commit", "committed", op_digest)
+    async def commit(self, hold_id: str, viewer: str | None, claim: Claim | None) -> dict[str, Any]:
+        return await self._transition(hold_id, viewer, "hold_commit", "committed", claim)
 
-    async def fulfil(
-        self, hold_id: str, viewer: str | None, op_digest: str | None
-    ) -> dict[str, Any]:
-        return await self._transition(hold_id, viewer, "hold_fulfil", "fulfilled", op_digest)
+    async def fulfil(self, hold_id: str, viewer: str | None, claim: Claim | None) -> dict[str, Any]:
+        return await self._transition(hold_id, viewer, "hold_fulfil", "fulfilled", claim)
 
     async def release(
-        self, hold_id: str, viewer: str | None, op_digest: str | None
+        self, hold_id: str, viewer: str | None, claim: Claim | None
     ) -> dict[str, Any]:
-        return await self._transition(hold_id, viewer, "hold_release", "released", op_digest)
+        return await self._transition(hold_id, viewer, "hold_release", "released", claim)
 
     async def extend(
-        self, hold_id: str, viewer: str | None, ttl_seconds: int, op_digest: str | None
+        self, hold_id: str, viewer: str | None, ttl_seconds: int, claim: Claim | None
     ) -> dict[str, Any]:
         # The script sets expires_at = its store time + the TTL.
         return await self._transition(
-            hold_id, viewer, "hold_extend", "active", op_digest, [ttl_seconds * 1000]
+            hold_id, viewer, "hold_extend", "active", claim, [ttl_seconds * 1000]
         )
 
     async def _transition(
@@ -453,15 +461,21 @@ class HoldService:
         viewer: str | None,
         script: str,
         target: str,
-        op_digest: str | None,
+        claim: Claim | None,
         extra: list[Any] | None = None,
     ) -> dict[str, Any]:
+        """The home part's script takes the claim (in the hold's home slot); the other parts
+        are guarded by their operation markers."""
+        home = home_partition(hold_id)
+        if claim is not None and home is not None:
+            claim.lives_in(keys.tag(home))  # a 404 before any script is stored there
+        op_digest = claim.digest if claim else None
         records = await self._records(hold_id, viewer)
         partitions = [int(p) for p in records[0]["parts"].split(",")]
         first = await self._transition_part(
-            hold_id, partitions[0], script, op_digest, extra, records[0]
+            hold_id, partitions[0], script, op_digest, extra, records[0], claim
         )
-        kind = first[0]
+        kind = checked(claim, first)[0]
         if kind == "not_found":
             raise HoldNotFound(f"no hold {hold_id!r}")
         if kind in ("expired", "invalid") and len(partitions) > 1:
@@ -504,6 +518,7 @@ class HoldService:
         op_digest: str | None,
         extra: list[Any] | None = None,
         record: dict[str, str] | None = None,
+        claim: Claim | None = None,
     ) -> list[Any]:
         if record:
             lines_json = record.get("lines")
@@ -521,8 +536,9 @@ class HoldService:
         ]
         for sku in skus:
             ks += keys.sku_keys(p, sku)
+        record_keys, claim_args = record_keys_args(claim, keys.tag(p))
         result: list[Any] = await getattr(self._scripts, script)(
-            keys=ks,
+            keys=[*ks, *record_keys],
             args=[
                 self._clock.offset_ms(),
                 hold_id,
@@ -532,6 +548,7 @@ class HoldService:
                 self._settings.idempotency_ttl_seconds if op_digest else 0,
                 self._config.channels_arg([line["location"] for line in lines]),
                 *(extra or []),
+                *claim_args,
             ],
         )
         return result

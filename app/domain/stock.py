@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from app import keys
 from app.domain.clock import Clock, store_ms
 from app.domain.config import ConfigService
+from app.domain.idempotency import Claim, checked, record_keys_args
 from app.domain.models import Channel
 from app.settings import Settings
 from app.store import batch
@@ -101,16 +102,22 @@ class StockService:
         location: str,
         on_hand: int,
         safety_stock: int | None,
-        op_digest: str | None,
+        claim: Claim | None,
     ) -> PositionDict:
-        await self._config.location(location)
+        """Set a position; a keyed request's claim lives in the sku's partition."""
         p = keys.partition_of(sku)
+        if claim is not None:
+            claim.lives_in(keys.tag(p))  # a 404 below is stored there
+        await self._config.location(location)
+        op_digest = claim.digest if claim else None
+        record_keys, claim_args = record_keys_args(claim, keys.tag(p))
         reply = await self._scripts.stock_set(
             keys=[
                 *keys.sku_keys(p, sku),
                 keys.events(p),
                 keys.skus(p),
                 keys.op_marker(p, op_digest or "-"),
+                *record_keys,
             ],
             args=[
                 self._clock.offset_ms(),
@@ -121,9 +128,10 @@ class StockService:
                 self.event_retention_ms,
                 self._settings.idempotency_ttl_seconds if op_digest else 0,
                 self._config.channels_arg([location]),
+                *claim_args,
             ],
         )
-        return _rows_to_positions([location, *reply[1:]])[0]
+        return _rows_to_positions([location, *checked(claim, reply)[1:]])[0]
 
     async def positions(self, sku: str) -> list[PositionDict]:
         (row,) = await self._read([sku], [])

@@ -30,6 +30,7 @@ import orjson
 from app import keys
 from app.domain.clock import Clock
 from app.domain.config import ConfigService
+from app.domain.idempotency import Claim, take
 from app.domain.models import ID_PATTERN, MAX_UNITS
 from app.domain.stock import StockService, _rows_to_positions
 from app.settings import Settings
@@ -123,6 +124,12 @@ def _quantity_error(kind: str, quantity: Any) -> str | None:
     return f"{kind} quantity must be >= 1" if quantity < 1 else None
 
 
+def _first_partition(events: list[Any]) -> int:
+    first = events[0] if events else None
+    sku = first.get("sku") if isinstance(first, dict) else None
+    return keys.partition_of(sku if isinstance(sku, str) else "")
+
+
 class StockEventService:
     def __init__(
         self,
@@ -174,8 +181,15 @@ class StockEventService:
         )
 
     async def apply(
-        self, events: list[Any], only_location: str | None = None
+        self, events: list[Any], only_location: str | None = None, claim: Claim | None = None
     ) -> list[dict[str, Any]]:
+        """The results of a batch. A keyed batch spans partitions, so its claim is taken by
+        itself first, in the partition of the first event's sku: a failover that loses that
+        slot loses the claim with the first event's change, and every event's own (location,
+        id) record makes the retry of the others exact."""
+        await take(
+            self._scripts, claim, keys.tag(_first_partition(events)), self._clock.offset_ms()
+        )
         results: list[dict[str, Any] | None] = [None] * len(events)
         accepted: list[Accepted] = []
         for i, event in enumerate(events):

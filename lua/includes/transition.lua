@@ -4,6 +4,8 @@
 -- KEYS[3] event stream     os:{P}:events
 -- KEYS[4] operation marker os:{P}:op:<digest>
 -- KEYS[5..] per sku named in ARGV[5], a triple: os:{P}:pos:<sku>, os:{P}:hx:<sku>, os:{P}:ho:<sku>
+-- KEYS[last], ARGV[last 3]: the Idempotency-Key claim (idempotency.lua) that commit, fulfil,
+-- release and extend take first; the other transition scripts ignore them.
 -- ARGV[1] clock offset ms (0; see clock.lua), ARGV[2] hold id, ARGV[3] event retention ms
 -- (MINID trimming), ARGV[4] seconds to
 -- keep a finished hold, ARGV[5] skus JSON, ARGV[6] seconds to keep the operation marker

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app import keys
 from app.domain.clock import ManualClock
 from tests.api.helpers import (
     act,
@@ -120,11 +121,15 @@ async def test_put_stock_same_key_different_body_is_422_idempotency_key_reused(
 async def test_same_key_on_another_path_is_422_idempotency_key_reused(
     client: httpx.AsyncClient,
 ) -> None:
+    # The record lives in the slot of the change it guards (docs/architecture.md, "Never
+    # applied twice"): another sku of the same partition finds it. (A sku of another
+    # partition is another slot, where this key has no record: a new request there.)
+    assert keys.partition_of("sku-124") == keys.partition_of("sku-1")
     await seed(client)
     await client.put("/v1/stock/sku-1/dc", json={"on_hand": 10}, headers=key("st-1"))
-    r = await client.put("/v1/stock/sku-2/dc", json={"on_hand": 10}, headers=key("st-1"))
+    r = await client.put("/v1/stock/sku-124/dc", json={"on_hand": 10}, headers=key("st-1"))
     assert_problem(r, 422, "idempotency_key_reused")
-    assert (await client.get("/v1/stock/sku-2")).json()["positions"] == []
+    assert (await client.get("/v1/stock/sku-124")).json()["positions"] == []
 
 
 async def test_put_stock_replayed_404_stays_404(client: httpx.AsyncClient) -> None:

@@ -20,6 +20,7 @@ def test_every_per_partition_key_shares_the_partition_slot() -> None:
             keys.events(p),
             keys.skus(p),
             keys.op_marker(p, "d" * 64),
+            keys.idempotency(keys.tag(p), "d" * 64),
             keys.event_seen(p, "store-1", "evt-1"),
             keys.event_seen_before_locations(p, "evt-1"),
         ]

@@ -188,30 +188,37 @@ async def test_expire_twice_expires_once(scripts: Scripts, redis: Redis) -> None
 
 
 async def test_idempotency_claim_replies_claimed_in_use_done_and_reused(scripts: Scripts) -> None:
-    record = keys.idempotency("d" * 64)
+    record = keys.idempotency(keys.tag(P), "d" * 64)
 
     async def claim(fingerprint: str, now: int) -> Any:
-        return await scripts.idempotency_claim(keys=[record], args=[fingerprint, now, 1000, 60])
+        return await scripts.idempotency_claim(
+            keys=[record], args=[now, "", "", fingerprint, 1000, 60]
+        )
 
     assert await claim("f1", NOW) == ["claimed"]
-    assert await claim("f1", NOW + 1) == ["in_use"]
-    assert await claim("f2", NOW + 1) == ["reused"]
+    assert await claim("f1", NOW + 1) == ["idem", "in_use"]
+    assert await claim("f2", NOW + 1) == ["idem", "reused"]
     assert await claim("f1", NOW + 1001) == ["claimed"]  # the lease ran out: taken over
-    assert await scripts.idempotency_complete(keys=[record], args=["f1", "201", "{}", 60]) == [
-        "stored"
-    ]
-    assert await claim("f1", NOW + 2) == ["done", "201", "{}"]
+    complete = scripts.idempotency_complete
+    assert await complete(keys=[record], args=["201", "{}", "f1", 1000, 60]) == ["stored"]
+    assert await claim("f1", NOW + 2) == ["idem", "done", "201", "{}"]
+
+
+async def test_idempotency_claim_with_a_response_claims_and_stores_it(scripts: Scripts) -> None:
+    record = keys.idempotency(keys.tag(P), "c" * 64)
+    args = ["f1", 1000, 60]
+    stored = await scripts.idempotency_claim(keys=[record], args=[NOW, "404", "{}", *args])
+    assert stored == ["stored"]
+    again = await scripts.idempotency_claim(keys=[record], args=[NOW, "", "", *args])
+    assert again == ["idem", "done", "404", "{}"]
 
 
 async def test_idempotency_complete_replies_released_and_not_claimed(scripts: Scripts) -> None:
-    record = keys.idempotency("e" * 64)
-    await scripts.idempotency_claim(keys=[record], args=["f1", NOW, 1000, 60])
-    assert await scripts.idempotency_complete(keys=[record], args=["f2", "200", "{}", 60]) == [
-        "not_claimed"
-    ]
-    assert await scripts.idempotency_complete(keys=[record], args=["f1", "", "", 60]) == [
-        "released"
-    ]
+    record = keys.idempotency(keys.tag(P), "e" * 64)
+    await scripts.idempotency_claim(keys=[record], args=[NOW, "", "", "f1", 1000, 60])
+    complete = scripts.idempotency_complete
+    assert await complete(keys=[record], args=["200", "{}", "f2", 1000, 60]) == ["not_claimed"]
+    assert await complete(keys=[record], args=["", "", "f1", 1000, 60]) == ["released"]
 
 
 async def test_config_put_replies_the_new_version(scripts: Scripts) -> None:

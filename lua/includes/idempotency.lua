@@ -1,0 +1,54 @@
+-- The Idempotency-Key record of a keyed request (Stripe's semantics), kept in the slot of the
+-- change it guards and claimed by that change's own script, so one primary decides a keyed
+-- write and a failover keeps the record exactly when it keeps the change (docs/architecture.md,
+-- "Never applied twice").
+
+-- Every script that takes a keyed request includes this file; a keyed call passes the record
+-- as its LAST key and the claim as its LAST three ARGV (app/domain/idempotency.py builds them,
+-- `record_keys_args`); a call without a key passes neither (and pays nothing):
+--   KEYS[#KEYS]   record  os:{P}:idem:<digest> (os:{cfg}:idem:<digest> for configuration), a
+--                 hash: state (in_flight | done), fingerprint, lease_until, status, body
+--   ARGV[#ARGV-2] request fingerprint (method, path, canonical body)
+--   ARGV[#ARGV-1] lease, ms: how long an unfinished claim blocks others (a crashed worker's
+--                 claim is taken over after it)
+--   ARGV[#ARGV]   retention, s
+-- The last key names a record only by its shape (`:idem:` right after the hash tag: no other
+-- key has it, whatever a sku or location is called), so a call without one claims nothing.
+local idem_key = KEYS[#KEYS]
+local idem_fp, idem_lease, idem_ttl = '', 0, 0
+if idem_key and string.match(idem_key, '^[^{]*{[^}]*}:idem:') then
+  idem_fp, idem_lease, idem_ttl = ARGV[#ARGV - 2], tonumber(ARGV[#ARGV - 1]), ARGV[#ARGV]
+end
+
+-- Claim the key at `now` (the script's store time). nil: go on (claimed, or no key); else the
+-- reply the script returns at once, having changed nothing:
+--   {"idem", "done", status, body}  replay the stored response
+--   {"idem", "reused"}              same key, different request: 422
+--   {"idem", "in_use"}              the first request is still running: 409
+local function idem_claim(now)
+  if idem_fp == '' then return nil end
+  local rec = redis.call('HMGET', idem_key, 'state', 'fingerprint', 'lease_until', 'status', 'body')
+  if rec[1] then
+    if rec[2] ~= idem_fp then return {'idem', 'reused'} end
+    if rec[1] == 'done' then return {'idem', 'done', rec[4], rec[5]} end
+    if tonumber(rec[3]) > now then return {'idem', 'in_use'} end
+  end
+  redis.call('HSET', idem_key, 'state', 'in_flight', 'fingerprint', idem_fp,
+             'lease_until', now + idem_lease)
+  redis.call('EXPIRE', idem_key, idem_ttl)
+  return nil
+end
+
+-- Store the response of this request's claim, or give the claim up (status ""): the request
+-- failed before it could change anything, so a retry must run it again.
+-- Replies {"stored"} | {"released"} | {"not_claimed"} (the record is gone or another request's).
+local function idem_complete(status, body)
+  if redis.call('HGET', idem_key, 'fingerprint') ~= idem_fp then return {'not_claimed'} end
+  if status == '' then
+    redis.call('DEL', idem_key)
+    return {'released'}
+  end
+  redis.call('HSET', idem_key, 'state', 'done', 'status', status, 'body', body)
+  redis.call('EXPIRE', idem_key, idem_ttl)
+  return {'stored'}
+end
