@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, quote_plus
@@ -238,6 +239,10 @@ HYPOTHESIS = settings(
 )
 
 
+def _ms(rfc3339: str) -> float:
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp() * 1000
+
+
 def assert_same_answer(pair: Pair, sent: Sent) -> bool:
     """Both apps answer alike; FastAPI's dependency solving ran on the slow side, and on the
     fast side only where the fast path handed the request over. True if the fast path
@@ -247,8 +252,10 @@ def assert_same_answer(pair: Pair, sent: Sent) -> bool:
     for header in ("content-type", "www-authenticate"):
         assert fast.headers.get(header) == slow.headers.get(header), (sent, header)
     a, b = fast.json(), slow.json()
-    if fast.status_code == 201:  # two holds: their own ids, all else alike
+    if fast.status_code == 201:  # two holds: their own ids and store-clock instants
         assert a.pop("id") != b.pop("id")
+        for instant in ("created_at", "expires_at"):
+            assert abs(_ms(a.pop(instant)) - _ms(b.pop(instant))) < 60_000, sent
     assert a == b, sent
     # FastAPI's path solves once per request; only a body it cannot parse stops it before.
     assert slow_solves == 1 or b.get("errors", [{}])[0].get("type") == "json_invalid", sent
