@@ -99,10 +99,10 @@ def write_snapshot(path: Path, positions: int, on_hand: int | None = None) -> in
     return (positions // per_sku) * per_sku
 
 
-def run_import(url: str, path: Path) -> dict[str, Any]:
+def run_import(url: str, path: Path, **env: str) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-m", "app", "import", str(path), "--json", "--quiet", "--no-checkpoint"],
-        env=clean_env(OMNISTOCK_REDIS_URL=url),
+        env=clean_env(OMNISTOCK_REDIS_URL=url, **env),
         capture_output=True,
         timeout=600,
         check=False,
@@ -246,6 +246,7 @@ def loadgen(
     max_requests: int = 0,
     skus: int = 10_000,
     sku: str = "FLASH-1",
+    keyed: bool = False,
 ) -> dict[str, Any]:
     argv = [
         sys.executable,
@@ -265,6 +266,7 @@ def loadgen(
         str(skus),
         "--sku",
         sku,
+        *(["--keyed"] if keyed else []),
     ]
     out = subprocess.run(
         argv, capture_output=True, timeout=duration + 120, check=False, cwd=ROOT, env=clean_env()

@@ -112,8 +112,10 @@ def _groups_of(skus: int, n: int) -> list[list[str]]:
     return groups
 
 
-def encode(host: str, method: str, path: str, body: bytes | None) -> bytes:
+def encode(host: str, method: str, path: str, body: bytes | None, key: str = "") -> bytes:
     head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
+    if key:
+        head += f"Idempotency-Key: {key}\r\n"
     if body is not None:
         head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
     return head.encode() + b"\r\n" + (body or b"")
@@ -166,8 +168,10 @@ async def run(
     duration: float,
     rate: float,
     max_requests: int = 0,
+    keyed: bool = False,
 ) -> dict[str, Any]:
     parts = urlsplit(url)
+    run_tag = f"lg-{time.time_ns()}"
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     counter = itertools.count()
     result = Result()
@@ -180,7 +184,7 @@ async def run(
         if max_requests and i >= max_requests:
             return None
         method, path, body = factory(i)
-        return encode(host, method, path, body)
+        return encode(host, method, path, body, f"{run_tag}-{i}" if keyed else "")
 
     async def closed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while time.perf_counter() < deadline:
@@ -246,9 +250,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skus", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--sku", default="FLASH-1", help="the sku of the flash-sale scenarios")
+    parser.add_argument("--keyed", action="store_true", help="a fresh Idempotency-Key a request")
     args = parser.parse_args(argv)
     factory = scenarios(args.skus, args.seed, args.sku)[args.scenario]
-    job = run(args.url, factory, args.connections, args.duration, args.rate, args.max_requests)
+    job = run(
+        args.url,
+        factory,
+        args.connections,
+        args.duration,
+        args.rate,
+        args.max_requests,
+        args.keyed,
+    )
     try:
         import uvloop  # uvicorn[standard] brings it
 

@@ -28,7 +28,7 @@ import orjson
 from app import keys
 from app.store.scripts import script_source
 from benchmarks import harness as h
-from benchmarks import report
+from benchmarks import report, sharding
 
 
 @dataclass
@@ -559,6 +559,7 @@ def run(scale: Scale, out_dir: Path, doc: Path | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="omnistock-bench-work-") as tmp:
         work = Path(tmp)
         results["import"] = measure_import(scale, work)
+        results["sharding"] = sharding.measure(scale.skus, scale.connections, scale.duration, work)
         with h.store(fsync="always") as s:
             r = h.client(s)
             log("seeding the catalogue")

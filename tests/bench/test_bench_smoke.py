@@ -12,6 +12,7 @@ import pytest
 from benchmarks import report
 from benchmarks.harness import summarise_profile
 from benchmarks.run import SMOKE, TARGETS, run
+from benchmarks.sharding import partitions_per_primary
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,8 @@ def test_every_measurement_has_a_row_with_figures_and_a_verdict(
 ) -> None:
     results, _ = smoke
     rows = results["table"]
-    assert {row["measurement"].split(".")[0] for row in rows} == {"1", "2", "3", "4", "5", "6", "7"}
+    measured = {row["measurement"].split(".")[0] for row in rows}
+    assert measured == {"1", "2", "3", "4", "5", "6", "7", "8"}
     for row in rows:
         assert row["figures"] and row["result"]
         assert row["met"] in ("met", "**missed**", "n/a")
@@ -71,6 +73,51 @@ def test_the_document_and_plots_are_written(smoke: tuple[dict[str, Any], Path]) 
     for png in ("latency_vs_load.png", "workers.png", "flash_sale.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert (out / "results.json").exists()
+
+
+def test_the_cluster_is_measured_against_one_server_keyed_and_unkeyed(
+    smoke: tuple[dict[str, Any], Path],
+) -> None:
+    results, _ = smoke
+    shard = results["sharding"]
+    for name in ("single", "single_keyed", "cluster", "cluster_keyed", "cluster_flash"):
+        run_ = shard["runs"][name]
+        assert run_["holds"] > 0 and run_["store_usec_per_hold"] > 0, (name, run_)
+    assert shard["runs"]["cluster_keyed"]["evalsha_per_hold"] >= 3  # claim, hold, completion
+    assert shard["paper"]["flash_share_on_busiest"] == 1.0  # one sku: one primary
+    assert len(shard["runs"]["cluster"]["per_primary"]) == 3
+
+
+def test_the_wait_rows_are_measured_or_said_to_be_unavailable(
+    smoke: tuple[dict[str, Any], Path],
+) -> None:
+    results, _ = smoke
+    rows = [r for r in results["table"] if "OMNISTOCK_WAIT_REPLICAS=1 vs 0" in r["measurement"]]
+    wait_rows = [r for r in rows if r["measurement"].startswith("8.")]
+    assert len(wait_rows) == 2
+    if results["sharding"]["wait_available"]:
+        assert all(float(r["result"]) > 0 for r in wait_rows)
+        assert results["sharding"]["runs"]["cluster_wait"]["wait_per_hold"] > 0
+    else:
+        assert all(r["result"] == "not available" for r in wait_rows)
+
+
+def test_the_capacity_arithmetic_for_n_primaries_is_written(
+    smoke: tuple[dict[str, Any], Path],
+) -> None:
+    results, out = smoke
+    doc = (out / "benchmarks.md").read_text()
+    assert "What N primaries would carry" in doc
+    s_mix = results["sharding"]["paper"]["s_mix_usec"]
+    for n in (1, 3, 6, 12):
+        assert f"| {n} * 1e6 / {s_mix:.1f} = " in doc
+
+
+def test_equal_slot_ranges_share_out_every_partition() -> None:
+    assert partitions_per_primary(1) == [256]
+    for n in (3, 6, 12):
+        counts = partitions_per_primary(n)
+        assert len(counts) == n and sum(counts) == 256
 
 
 def test_a_new_run_replaces_only_the_generated_part_of_the_document(

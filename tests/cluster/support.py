@@ -1,32 +1,24 @@
-"""A local Valkey cluster for tests: N primaries with R replicas each, AOF on, failover quick.
-
-Each node runs on a free port with its own free cluster-bus port (the default, port + 10000,
-is no valid port above 55535). `cluster-node-timeout` is small (1000 ms) so a killed primary's
-replica takes over within a few seconds, and `cluster-require-full-coverage no` (the setting
-docs/reliability.md asks of operators) so the healthy slots keep answering meanwhile.
-"""
+"""A local Valkey cluster for tests: the processes, the topology and the health check come from
+benchmarks/cluster.py (shared with the bench); the faults (kill, pause, restart, failover) are
+the tests' own."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-import subprocess
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
-import redis
 
-from app import keys
 from app.api.main import create_app
 from app.settings import Settings
-from app.store.embedded import free_port
+from benchmarks import cluster as shared
+from benchmarks.cluster import SLOTS, ClusterError, Node, wait_until
 
-SLOTS = 16384
+__all__ = ["SLOTS", "ClusterError", "LocalCluster", "Node", "serving", "wait_until"]
 
 
 @asynccontextmanager
@@ -40,216 +32,11 @@ async def serving(url: str, **settings: object) -> AsyncIterator[httpx.AsyncClie
             yield client
 
 
-class ClusterError(Exception):
-    pass
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except (redis.RedisError, OSError):
-            pass
-        time.sleep(0.05)
-    raise ClusterError(f"timed out after {timeout} s waiting for {what}")
-
-
 @dataclass
-class Node:
-    port: int
-    bus_port: int
-    dir: Path
-    proc: subprocess.Popen[bytes] | None = None
-    paused: bool = False
+class LocalCluster(shared.LocalCluster):
+    """3 primaries with 1 replica each by default, AOF everysec; see benchmarks/cluster.py."""
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}"
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def client(self, timeout: float = 2.0) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=timeout, socket_connect_timeout=timeout)
-
-    def call(self, *args: object) -> object:
-        with self.client() as client:
-            return client.execute_command(*args)
-
-    def node_id(self) -> str:
-        value = self.call("CLUSTER", "MYID")
-        return value.decode() if isinstance(value, bytes) else str(value)
-
-    def info(self, section: str) -> dict[str, str]:
-        text = self.call("INFO", section)
-        raw = text if isinstance(text, dict) else {}
-        return {str(k): str(v) for k, v in raw.items()}
-
-    def cluster_info(self) -> dict[str, str]:
-        raw = self.call("CLUSTER", "INFO")
-        text = raw.decode() if isinstance(raw, bytes) else str(raw)
-        return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-
-
-@dataclass
-class LocalCluster:
-    binary: str
-    base_dir: Path
-    primaries: int = 3
-    replicas: int = 1
-    appendfsync: str = "everysec"
-    node_timeout_ms: int = 1000
-    extra_args: tuple[str, ...] = ()
-    nodes: list[Node] = field(default_factory=list)
     _first_slots: dict[int, int] = field(default_factory=dict)  # of killed primaries
-
-    # -- life cycle ------------------------------------------------------------------------
-
-    def start(self, timeout: float = 30.0) -> LocalCluster:
-        count = self.primaries * (1 + self.replicas)
-        for _ in range(count):
-            port = free_port()
-            node = Node(port, free_port(), self.base_dir / str(port))
-            node.dir.mkdir(parents=True)
-            self.nodes.append(node)
-            self._spawn(node)
-        for node in self.nodes:
-            wait_until(lambda n=node: n.call("PING") is not None, 10, f"node {node.port}")  # type: ignore[misc]
-        share = SLOTS // self.primaries
-        heads = self.nodes[: self.primaries]
-        for i, node in enumerate(heads):
-            end = SLOTS - 1 if i == self.primaries - 1 else (i + 1) * share - 1
-            node.call("CLUSTER", "ADDSLOTSRANGE", i * share, end)
-        for node in self.nodes[1:]:
-            self.nodes[0].call("CLUSTER", "MEET", "127.0.0.1", node.port, node.bus_port)
-        wait_until(
-            lambda: all(int(n.cluster_info()["cluster_known_nodes"]) == count for n in self.nodes),
-            timeout,
-            "every node to know every other",
-        )
-        for r in range(self.replicas):
-            for i, head in enumerate(heads):
-                replica = self.nodes[self.primaries * (1 + r) + i]
-                head_id = head.node_id()
-                wait_until(
-                    lambda rep=replica, hid=head_id: (
-                        rep.call("CLUSTER", "REPLICATE", hid)  # type: ignore[misc]
-                        is not None
-                    ),
-                    timeout,
-                    f"node {replica.port} to replicate {head.port}",
-                )
-        self.wait_healthy(timeout)
-        return self
-
-    def stop(self) -> None:
-        for node in self.nodes:
-            if node.proc is not None and node.proc.poll() is None:
-                if node.paused:
-                    os.kill(node.proc.pid, signal.SIGCONT)
-                node.proc.terminate()
-        for node in self.nodes:
-            if node.proc is not None:
-                try:
-                    node.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    node.proc.kill()
-                    node.proc.wait(5)
-
-    def _spawn(self, node: Node) -> None:
-        args = [
-            self.binary,
-            "--port", str(node.port),
-            "--bind", "127.0.0.1",
-            "--cluster-enabled", "yes",
-            "--cluster-port", str(node.bus_port),
-            "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", str(self.node_timeout_ms),
-            "--cluster-require-full-coverage", "no",
-            "--appendonly", "yes",
-            "--appendfsync", self.appendfsync,
-            "--save", "",
-            "--repl-diskless-sync-delay", "0",
-            "--dir", str(node.dir),
-            *self.extra_args,
-        ]  # fmt: skip
-        log = open(node.dir / "server.log", "ab")  # noqa: SIM115 - the child keeps it
-        node.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        node.paused = False
-
-    # -- topology --------------------------------------------------------------------------
-
-    @property
-    def urls(self) -> list[str]:
-        return [node.url for node in self.nodes]
-
-    @property
-    def seeds(self) -> str:
-        """Every node, comma-separated: an OMNISTOCK_REDIS_URL."""
-        return ",".join(self.urls)
-
-    def live(self) -> list[Node]:
-        return [node for node in self.nodes if node.alive and not node.paused]
-
-    def by_port(self, port: int) -> Node:
-        return next(node for node in self.nodes if node.port == port)
-
-    def _slots(self) -> list[list[object]]:
-        for node in self.live():
-            try:
-                return list(node.call("CLUSTER", "SLOTS"))  # type: ignore[call-overload]
-            except (redis.RedisError, OSError):
-                continue
-        raise ClusterError("no live node answers CLUSTER SLOTS")
-
-    def primary_for_slot(self, slot: int, table: list[list[object]] | None = None) -> Node:
-        for start, end, primary, *_ in table or self._slots():
-            if int(start) <= slot <= int(end):  # type: ignore[call-overload]
-                return self.by_port(int(primary[1]))  # type: ignore[index]
-        raise ClusterError(f"slot {slot} is not covered")
-
-    def primary_nodes(self) -> list[Node]:
-        ports = {int(entry[2][1]) for entry in self._slots()}  # type: ignore[index]
-        return [node for node in self.nodes if node.port in ports]
-
-    def replicas_of(self, primary: Node) -> list[Node]:
-        """The live replicas that CLUSTER NODES (as a live node sees it) gives `primary`."""
-        for node in self.live():
-            try:
-                raw = node.call("CLUSTER", "NODES")
-            except (redis.RedisError, OSError):
-                continue
-            text = raw.decode() if isinstance(raw, bytes) else str(raw)
-            rows = [line.split() for line in text.splitlines() if line.strip()]
-            ids = {row[0]: int(row[1].split("@")[0].rsplit(":", 1)[1]) for row in rows}
-            return [
-                self.by_port(ids[row[0]])
-                for row in rows
-                if "slave" in row[2].split(",")
-                and "fail" not in row[2].split(",")
-                and ids.get(row[3]) == primary.port
-                and self.by_port(ids[row[0]]).alive
-            ]
-        raise ClusterError("no live node answers CLUSTER NODES")
-
-    def flushall(self) -> None:
-        for node in self.primary_nodes():
-            node.call("FLUSHALL")
-        self.wait_healthy()
-
-    def sku_on(self, primary: Node, prefix: str = "sku") -> str:
-        """A sku whose partition the primary serves now."""
-        table = self._slots()
-        for i in range(100_000):
-            sku = f"{prefix}-{i}"
-            slot = redis.cluster.key_slot(keys.tag(keys.partition_of(sku)).encode())
-            if self.primary_for_slot(slot, table).port == primary.port:
-                return sku
-        raise ClusterError(f"no sku found on {primary.port}")
 
     # -- faults ----------------------------------------------------------------------------
 
@@ -308,31 +95,3 @@ class LocalCluster:
             if int(head[1]) == node.port:  # type: ignore[index]
                 return int(start)  # type: ignore[call-overload]
         raise ClusterError(f"node {node.port} owns no slot")
-
-    def wait_healthy(self, timeout: float = 30.0) -> None:
-        """Every slot served, every live node OK and agreeing, every replica linked and caught
-        up with its primary."""
-
-        def healthy() -> bool:
-            live = self.live()
-            if not all(n.cluster_info()["cluster_state"] == "ok" for n in live):
-                return False
-            if not all(int(n.cluster_info()["cluster_slots_ok"]) == SLOTS for n in live):
-                return False
-            heads = self.primary_nodes()
-            if any(not head.alive for head in heads):
-                return False
-            replicas = {head.port: self.replicas_of(head) for head in heads}
-            if sum(len(r) for r in replicas.values()) != len(live) - len(heads):
-                return False
-            for head in heads:
-                offset = head.info("replication").get("master_repl_offset")
-                for replica in replicas[head.port]:
-                    info = replica.info("replication")
-                    if info.get("master_link_status") != "up":
-                        return False
-                    if info.get("slave_repl_offset") != offset:
-                        return False
-            return True
-
-        wait_until(healthy, timeout, "the cluster to be healthy")
