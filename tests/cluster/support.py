@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -27,6 +28,19 @@ from app.settings import Settings
 from app.store.embedded import free_port
 
 SLOTS = 16384
+
+
+def omnistock_cli(seeds: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`omnistock <args>` as a subprocess on the cluster whose nodes `seeds` names."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNISTOCK_")}
+    env.update(OMNISTOCK_REDIS_URL=seeds, OMNISTOCK_REDIS_CLUSTER="1")
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @asynccontextmanager
@@ -250,6 +264,25 @@ class LocalCluster:
             if self.primary_for_slot(slot, table).port == primary.port:
                 return sku
         raise ClusterError(f"no sku found on {primary.port}")
+
+    def skus_by_primary(self, per_primary: int, prefix: str = "sku") -> list[list[str]]:
+        """`per_primary` skus on each primary (in the order of primary_nodes()), every sku in
+        a partition of its own."""
+        table = self._slots()
+        heads = [node.port for node in self.primary_nodes()]
+        chosen: dict[int, list[str]] = {port: [] for port in heads}
+        partitions: set[int] = set()
+        for i in range(100_000):
+            sku = f"{prefix}-{i}"
+            p = keys.partition_of(sku)
+            port = self.primary_for_slot(redis.cluster.key_slot(keys.tag(p).encode()), table).port
+            if p in partitions or len(chosen[port]) >= per_primary:
+                continue
+            partitions.add(p)
+            chosen[port].append(sku)
+            if all(len(skus) == per_primary for skus in chosen.values()):
+                return [chosen[port] for port in heads]
+        raise ClusterError(f"not {per_primary} partitions on every primary")
 
     # -- faults ----------------------------------------------------------------------------
 
