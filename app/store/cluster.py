@@ -59,6 +59,13 @@ CLUSTER_DOWN_ERRORS: tuple[type[Exception], ...] = (
 CLUSTER_BUGS: tuple[type[Exception], ...] = (CrossSlotTransactionError, InvalidPipelineStack)
 
 
+def _closed_transport(exc: RuntimeError) -> bool:
+    """uvloop's (and asyncio's) RuntimeError for a write on a connection whose peer died a
+    moment ago ("unable to perform operation on <TCPTransport closed=True ...>; the handler
+    is closed"): nothing was sent, redis-py has dropped the connection, the node is gone."""
+    return "handler is closed" in str(exc)
+
+
 def _unavailable(exc: Exception) -> StoreUnavailable:
     error = StoreUnavailable(f"cluster unavailable: {exc}")
     error.__cause__ = exc
@@ -129,6 +136,11 @@ class ClusterStore(RedisCluster):
             raise
         except CLUSTER_DOWN_ERRORS as exc:
             raise _unavailable(exc) from exc
+        except RuntimeError as exc:
+            if not _closed_transport(exc):
+                raise
+            self._initialize = True  # as redis-py does after a ConnectionError
+            raise _unavailable(exc) from exc
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
         if shard_hint:
@@ -155,6 +167,11 @@ class _Pipeline(ClusterPipeline):
             self.cluster_client._initialize = True
             if isinstance(exc, (ConnectionError, TimeoutError)):
                 raise
+            raise _unavailable(exc) from exc
+        except RuntimeError as exc:
+            if not _closed_transport(exc):
+                raise
+            self.cluster_client._initialize = True
             raise _unavailable(exc) from exc
 
 

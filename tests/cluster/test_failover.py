@@ -17,6 +17,7 @@ Each run prints its figures and adds them to `failover.json` in the session's te
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections import Counter
@@ -28,12 +29,16 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
+from app import keys
+from app.events.ids import EventId
 from app.settings import Settings
 from tests.cluster.conftest import serve_on_cluster
 from tests.cluster.support import LocalCluster, Node, omnistock_cli
 from tests.cluster.traffic import Request, Traffic
 from tests.conftest import ServiceProcess, seed
+from tests.events.helpers import event_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault, pytest.mark.cluster, pytest.mark.timeout(240)]
 
@@ -76,11 +81,12 @@ def report_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.getbasetemp() / "failover.json"
 
 
-def record(report_file: Path, name: str, report: Report) -> None:
+def record(report_file: Path, name: str, report: Report | dict[str, Any]) -> None:
+    row = asdict(report) if isinstance(report, Report) else report
     figures = json.loads(report_file.read_text()) if report_file.exists() else {}
-    figures[name] = asdict(report)
+    figures[name] = row
     report_file.write_text(json.dumps(figures, indent=2))
-    print(f"\n[failover] {name}: {json.dumps(asdict(report))}\n[failover] written to {report_file}")
+    print(f"\n[failover] {name}: {json.dumps(row)}\n[failover] written to {report_file}")
 
 
 @pytest.fixture
@@ -108,6 +114,7 @@ def wait_env(replicas: int) -> dict[str, str]:
 
 async def seeded(api: httpx.AsyncClient, by_primary: list[list[str]]) -> None:
     await seed(api, {(sku, "dc"): ON_HAND for skus in by_primary for sku in skus})
+    await asyncio.sleep(1.0)  # the other worker re-reads the locations (every 0.5 s)
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -227,9 +234,14 @@ async def examine(
 
     audit = await asyncio.to_thread(omnistock_cli, cluster.seeds, "audit", "--json", "--quiet")
     report.audit_exit = audit.returncode
-    if audit.stdout.strip():
-        findings = json.loads(audit.stdout)["audit"]["findings"]
-        report.audit_findings = dict(Counter(str(f.get("kind", f)) for f in findings))
+    findings = json.loads(audit.stdout)["audit"]["findings"] if audit.stdout.strip() else []
+    report.audit_findings = dict(Counter(str(f["kind"]) for f in findings))
+    # A cart read back whole may still miss a part's reservation (its record and units went
+    # with the killed primary): the audit names the hold.
+    short = {f["hold"] for f in findings if f.get("hold")}
+    report.partial_carts += sum(
+        r.is_cart and r.body is not None and r.body["id"] in short and r not in lost for r in acked
+    )
 
     # Exact retries: every acknowledged request sent again with its key.
     gate = asyncio.Semaphore(20)
@@ -296,7 +308,7 @@ async def test_without_wait_a_lagging_replica_promoted_loses_what_it_never_got_a
     report, traffic = await failover_run(cluster, tmp_path, 0)
     record(report_file, "without_wait", report)
     assert report.answers_500 == 0 and report.tracebacks == 0, report
-    assert set(traffic.statuses()) <= {0, 201, 503}, report
+    assert set(traffic.statuses()) <= {0, 201, 409, 503}, report
     assert report.acked > 0 and report.found + report.lost + report.partial_carts == report.acked
 
 
@@ -307,7 +319,7 @@ async def test_with_wait_1_a_failover_loses_no_acknowledged_hold(
     report, traffic = await failover_run(cluster, tmp_path, 1)
     record(report_file, "wait_1", report)
     assert report.answers_500 == 0 and report.tracebacks == 0, report
-    assert set(traffic.statuses()) <= {0, 201, 503}, report
+    assert set(traffic.statuses()) <= {0, 201, 409, 503}, report
     assert report.acked > 0 and report.acked_carts > 0, report
     assert report.lost == 0 and report.partial_carts == 0, report
     assert report.found == report.acked, report
@@ -315,3 +327,146 @@ async def test_with_wait_1_a_failover_loses_no_acknowledged_hold(
     assert report.unanswered == 0 and report.ids_differ == 0, report
     assert report.replays_exact == report.acked, report
     assert report.audit_exit == 0 and report.audit_findings == {}, report
+
+
+# -- the event feed across a failover ------------------------------------------------------
+
+
+def events_in_streams(cluster: LocalCluster) -> dict[str, str]:
+    """Every entry of every partition's stream: event id -> the hold it reports ("" if none),
+    by (ms, seq, partition) as the feed orders them."""
+    client = redis.RedisCluster.from_url(cluster.live()[0].url, decode_responses=True)
+    try:
+        found = {
+            EventId.of(sid, p): fields.get("hold", "")
+            for p in range(keys.PARTITIONS)
+            for sid, fields in client.xrange(keys.events(p))
+        }
+    finally:
+        client.close()
+    return {str(k): found[k] for k in sorted(found)}
+
+
+@dataclass
+class Consumer:
+    """Reads the feed from `after` on through every failure, resuming from the last id."""
+
+    api: httpx.AsyncClient
+    after: str
+    ids: list[str] = field(default_factory=list)
+    failures: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def cursor(self) -> str:
+        return self.ids[-1] if self.ids else self.after
+
+    async def poll_log(self, until: asyncio.Event) -> None:
+        cursor = self.after
+        while not until.is_set():
+            try:
+                r = await self.api.get("/v1/events/log", params={"after": cursor, "limit": 50})
+            except httpx.TransportError:
+                self.failures["no answer"] += 1
+                await asyncio.sleep(0.1)
+                continue
+            if r.status_code != 200:
+                self.failures[str(r.status_code)] += 1
+                await asyncio.sleep(0.1)
+                continue
+            body = r.json()
+            self.ids += [e["id"] for e in body["events"]]
+            cursor = body["next"]
+            if not body["events"]:
+                await asyncio.sleep(0.05)
+
+    async def follow_sse(self, until: asyncio.Event) -> None:
+        while not until.is_set():
+            try:
+                async with self.api.stream(
+                    "GET", "/v1/events", headers={"Last-Event-ID": self.cursor}, timeout=None
+                ) as r:
+                    if r.status_code != 200:
+                        self.failures[str(r.status_code)] += 1
+                        await asyncio.sleep(0.1)
+                        continue
+                    async for line in r.aiter_lines():
+                        if line.startswith("id:"):
+                            self.ids.append(line[3:].strip())
+                        if until.is_set():
+                            return
+                self.failures["stream ended"] += 1
+            except httpx.TransportError:
+                self.failures["no answer"] += 1
+                await asyncio.sleep(0.1)
+
+
+async def test_the_event_log_and_sse_across_a_failover_have_no_gap_and_no_duplicate(
+    cluster: LocalCluster, tmp_path: Path, report_file: Path
+) -> None:
+    """A log poller and an SSE client (each resuming from its last id after any failure)
+    read on while holds are made and a primary is killed and replaced: each receives every
+    event the streams hold afterwards exactly once, in the feed's order; an event received
+    but gone from the streams never reports an acknowledged hold."""
+    by_primary = cluster.skus_by_primary(2, prefix="ev")
+    victim = cluster.primary_nodes()[0]
+    env = wait_env(1) if WAIT_KNOWN else {}
+    async with service_and_api(cluster, tmp_path / "service.log", **env) as (service, api):
+        await seeded(api, by_primary)
+        before = list(events_in_streams(cluster))
+        done = asyncio.Event()
+        log, sse = Consumer(api, before[-1]), Consumer(api, before[-1])
+        readers = [
+            asyncio.create_task(log.poll_log(done)),
+            asyncio.create_task(sse.follow_sse(done)),
+        ]
+        traffic = Traffic(api, by_primary, clients=4)
+        traffic.start()
+        await asyncio.sleep(1.0)
+        killed = time.monotonic()
+        cluster.kill(victim)
+        await asyncio.to_thread(cluster.wait_for_failover, victim)
+        await asyncio.to_thread(cluster.restart, victim)
+        await asyncio.sleep(1.0)
+        await traffic.stop()
+        streams = events_in_streams(cluster)
+        last = next(reversed(streams))
+        for _ in range(200):  # both have read up to the streams' last event, within 20 s
+            if all(c.ids and event_key(c.ids[-1]) >= event_key(last) for c in (log, sse)):
+                break
+            await asyncio.sleep(0.1)
+        done.set()
+        await asyncio.sleep(1.0)  # the SSE keep-alive (0.5 s) lets its reader see `done`
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        tracebacks = service.log_path.read_text().count("Traceback")
+
+    wanted = [i for i in streams if event_key(i) > event_key(before[-1])]
+    acked_holds = {r.body["id"] for r in traffic.acked() if r.body}
+    figures = {
+        "wait_replicas": 1 if WAIT_KNOWN else 0,
+        "events_in_streams": len(wanted),
+        "seconds_of_run_after_kill": round(time.monotonic() - killed, 1),
+    }
+    for name, consumer in (("log", log), ("sse", sse)):
+        gone = [i for i in consumer.ids if i not in streams]
+        figures[name] = {
+            "received": len(consumer.ids),
+            "duplicates": len(consumer.ids) - len(set(consumer.ids)),
+            "out_of_order": sum(
+                event_key(a) >= event_key(b) for a, b in itertools.pairwise(consumer.ids)
+            ),
+            "gap": len(set(wanted) - set(consumer.ids)),
+            "received_then_gone": len(gone),
+            "gone_of_acked_holds": sum(streams.get(i, "") in acked_holds for i in gone),
+            "failures": dict(consumer.failures),
+        }
+    record(report_file, "events", figures)
+    assert tracebacks == 0
+    for name in ("log", "sse"):
+        got = figures[name]
+        assert got["duplicates"] == 0 and got["out_of_order"] == 0, figures  # type: ignore[index]
+        assert got["gap"] == 0, figures  # type: ignore[index]
+    if WAIT_KNOWN:
+        assert [i for i in log.ids if i in streams] == wanted
+        assert [i for i in sse.ids if i in streams] == wanted

@@ -78,8 +78,10 @@ class Traffic:
         await asyncio.gather(*self._tasks)
 
     def _next_lines(self, rnd: random.Random) -> list[dict[str, Any]]:
-        if rnd.random() < self.cart_share:
-            return [{"sku": rnd.choice(skus), "quantity": 1} for skus in self.by_primary]
+        if rnd.random() < self.cart_share:  # in a random order: the home part on any primary
+            cart = [{"sku": rnd.choice(skus), "quantity": 1} for skus in self.by_primary]
+            rnd.shuffle(cart)
+            return cart
         return [{"sku": rnd.choice(rnd.choice(self.by_primary)), "quantity": 1}]
 
     async def _client(self, n: int) -> None:
