@@ -12,6 +12,8 @@
   "Redis Cluster cannot be connected" when no seed answers). This client turns every one of
   them into StoreUnavailable, a ConnectionError: "the store is not reachable now", which the
   API answers 503 with Retry-After and the CLI exit code 3, exactly as a single server down.
+  So is a connection a dying node dropped under a command, which redis-py reports as a
+  RuntimeError or AttributeError (`_connection_dropped`; both seen as 500s under failover).
 """
 
 from __future__ import annotations
@@ -59,11 +61,20 @@ CLUSTER_DOWN_ERRORS: tuple[type[Exception], ...] = (
 CLUSTER_BUGS: tuple[type[Exception], ...] = (CrossSlotTransactionError, InvalidPipelineStack)
 
 
-def _closed_transport(exc: RuntimeError) -> bool:
-    """uvloop's (and asyncio's) RuntimeError for a write on a connection whose peer died a
-    moment ago ("unable to perform operation on <TCPTransport closed=True ...>; the handler
-    is closed"): nothing was sent, redis-py has dropped the connection, the node is gone."""
-    return "handler is closed" in str(exc)
+# Stream methods redis-py calls on a connection's reader/writer: an AttributeError on None for
+# one of them means another task (a slot-map refresh closing a dead node's connections) tore
+# the connection down under this command.
+_STREAM_METHODS = frozenset({"write", "writelines", "drain", "read", "readline", "readexactly"})
+
+
+def _connection_dropped(exc: Exception) -> bool:
+    """A connection to a node that just died, as redis-py reports it besides ConnectionError:
+    uvloop's RuntimeError for a write on a closed transport ("... the handler is closed"),
+    or an AttributeError on the reader/writer a concurrent disconnect set to None. Either way
+    the command's outcome is unknown, exactly as after a timeout: a 503."""
+    if isinstance(exc, RuntimeError):
+        return "handler is closed" in str(exc)
+    return isinstance(exc, AttributeError) and exc.obj is None and exc.name in _STREAM_METHODS
 
 
 def _unavailable(exc: Exception) -> StoreUnavailable:
@@ -136,8 +147,8 @@ class ClusterStore(RedisCluster):
             raise
         except CLUSTER_DOWN_ERRORS as exc:
             raise _unavailable(exc) from exc
-        except RuntimeError as exc:
-            if not _closed_transport(exc):
+        except (RuntimeError, AttributeError) as exc:
+            if not _connection_dropped(exc):
                 raise
             self._initialize = True  # as redis-py does after a ConnectionError
             raise _unavailable(exc) from exc
@@ -168,8 +179,8 @@ class _Pipeline(ClusterPipeline):
             if isinstance(exc, (ConnectionError, TimeoutError)):
                 raise
             raise _unavailable(exc) from exc
-        except RuntimeError as exc:
-            if not _closed_transport(exc):
+        except (RuntimeError, AttributeError) as exc:
+            if not _connection_dropped(exc):
                 raise
             self.cluster_client._initialize = True
             raise _unavailable(exc) from exc

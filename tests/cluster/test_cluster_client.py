@@ -292,3 +292,15 @@ def test_a_write_on_a_connection_whose_node_just_died_is_a_503_not_a_500(
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(scenario())
+
+
+def test_a_connection_torn_down_by_another_task_mid_command_counts_as_dropped() -> None:
+    """redis-py's disconnect from a slot-map refresh sets the reader/writer of a connection in
+    use to None: the command then fails with an AttributeError on None (a 500 before)."""
+    from app.store.cluster import _connection_dropped
+
+    assert _connection_dropped(AttributeError("x", name="writelines", obj=None))
+    assert _connection_dropped(RuntimeError("unable to perform operation; the handler is closed"))
+    assert not _connection_dropped(AttributeError("x", name="writelines", obj=object()))
+    assert not _connection_dropped(AttributeError("x", name="items", obj=None))
+    assert not _connection_dropped(RuntimeError("something else"))
