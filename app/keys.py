@@ -111,6 +111,13 @@ def op_marker(partition: int, digest: str) -> str:
     return f"{tag(partition)}:op:{digest}"
 
 
+def replication_mark(partition: int | None) -> str:
+    """String: written after each batch of changes a service waits for replicas to hold
+    (app/store/durable.py), so the WAIT covers them even when a replayed retry wrote
+    nothing; one per partition (and one for the configuration), in the changes' own slot."""
+    return f"{tag(partition) if partition is not None else CONFIG_TAG}:replicated"
+
+
 def idempotency(digest: str) -> str:
     """Hash: Idempotency-Key claim and stored response. Its own slot, keyed by the key."""
     return f"{PREFIX}:{{idem:{digest[:4]}}}:{digest}"

@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     redis_timeout_seconds: float = Field(default=1.0, gt=0)
     request_deadline_seconds: float = Field(default=1.25, gt=0)
     redis_max_connections: int = Field(default=256, ge=1)
+    # Durability beyond one store: a change is acknowledged only once this many replicas hold
+    # it (WAIT), or with wait_aof once the primary's and that many replicas' append-only files
+    # have it fsynced (WAITAOF); else 503 within the request deadline (app/store/durable.py).
+    wait_replicas: int = Field(default=0, ge=0)
+    wait_aof: bool = False
     # TLS to the store (a `rediss://` URL): the CA that signed the server's certificate, and
     # a client certificate and key when the server asks for one (`tls-auth-clients yes`).
     redis_ca_file: Path | None = None

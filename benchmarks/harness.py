@@ -46,6 +46,31 @@ def store(fsync: str = "always") -> Iterator[EmbeddedStore]:
             s.stop()
 
 
+def follow(replica: EmbeddedStore, primary: EmbeddedStore, timeout: float = 10) -> None:
+    """Make `replica` a replica of `primary` and wait until it has caught up."""
+    password = primary.url.split(":")[2].split("@")[0]
+    with redis.Redis.from_url(replica.url) as r, redis.Redis.from_url(primary.url) as p:
+        r.config_set("masterauth", password)
+        r.execute_command("REPLICAOF", "127.0.0.1", primary.port)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            link = r.info("replication")
+            if link.get("master_link_status") == "up" and link["slave_repl_offset"] >= int(
+                p.info("replication")["master_repl_offset"]
+            ):
+                return
+            time.sleep(0.02)
+    raise RuntimeError("the replica did not catch up")
+
+
+@contextmanager
+def replicated_store(fsync: str = "always") -> Iterator[tuple[EmbeddedStore, EmbeddedStore]]:
+    """A primary and one replica (two embedded stores, `fsync` on both)."""
+    with store(fsync) as primary, store(fsync) as replica:
+        follow(replica, primary)
+        yield primary, replica
+
+
 def client(s: EmbeddedStore) -> redis.Redis:
     return redis.Redis.from_url(s.url, socket_timeout=120)
 

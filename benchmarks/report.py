@@ -154,6 +154,18 @@ def table(results: dict[str, Any], targets: dict[str, float]) -> list[Row]:
         "plot",
         None,
     )
+    wait = results.get("replica_wait")
+    if wait:
+        no, yes = wait["0"], wait["1"]
+        add(
+            "7. 1-line holds, primary + 1 replica: OMNISTOCK_WAIT_REPLICAS=1 vs 0",
+            f"{_f(yes['holds_per_s'])} vs {_f(no['holds_per_s'])} holds/s; p50 "
+            f"{yes['p50_ms']:.1f} vs {no['p50_ms']:.1f} ms, p99 {yes['p99_ms']:.1f} vs "
+            f"{no['p99_ms']:.1f} ms",
+            f"{wait['ratio']:.2f}",
+            "",
+            None,
+        )
     return rows
 
 

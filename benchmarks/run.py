@@ -511,6 +511,34 @@ def measure_workers(store_url: str, scale: Scale, logs: Path) -> list[dict[str, 
     return points
 
 
+def measure_replica_wait(scale: Scale, work: Path) -> dict[str, Any]:
+    """1-line holds on a primary with one replica, through a service that does not wait and
+    one with OMNISTOCK_WAIT_REPLICAS=1 (both stores `appendfsync always`, one machine)."""
+    runs: dict[str, Any] = {}
+    with h.replicated_store() as (primary, _):
+        with h.client(primary) as r:
+            seed(primary, r, scale, work)
+        for n in (0, 1):
+            log(f"replica wait: 1-line holds with OMNISTOCK_WAIT_REPLICAS={n}")
+            with h.omnistock(primary.url, work, OMNISTOCK_WAIT_REPLICAS=str(n)) as svc:
+                h.loadgen(svc.base_url, "hold1", connections=8, duration=0.5, skus=scale.skus)
+                res = h.loadgen(
+                    svc.base_url,
+                    "hold1",
+                    connections=scale.connections,
+                    duration=scale.duration,
+                    skus=scale.skus,
+                )
+            runs[str(n)] = {
+                "holds_per_s": h.ok(res, "201") / res["elapsed"],
+                "p50_ms": res["latency_ms"]["p50"],
+                "p99_ms": res["latency_ms"]["p99"],
+                "errors": sum(res["errors"].values()),
+            }
+    runs["ratio"] = runs["1"]["holds_per_s"] / max(runs["0"]["holds_per_s"], 1e-9)
+    return runs
+
+
 def profile(svc: h.Server, scenario: str, scale: Scale, work: Path) -> dict[str, Any]:
     log(f"profile: py-spy on the service during {scenario}")
     profiler = h.Profiler(svc.proc.pid, scale.duration, work / f"profile-{scenario}.txt")
@@ -551,6 +579,7 @@ def run(scale: Scale, out_dir: Path, doc: Path | None) -> dict[str, Any]:
                     results["profiles"].append(profile(svc, "flash", scale, work))
             results["workers"] = measure_workers(s.url, scale, work)
             r.close()
+        results["replica_wait"] = measure_replica_wait(scale, work)
     results["machine"]["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     results["seconds"] = round(time.monotonic() - started, 1)
     results["table"] = report.table(results, TARGETS)

@@ -21,6 +21,7 @@ import logging
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import store_unavailable
+from app.store.durable import answer_by
 
 log = logging.getLogger("omnistock.api")
 
@@ -51,6 +52,9 @@ class DeadlineMiddleware:
 
         remaining = self.seconds
         timer = loop.call_later(remaining, expire)
+        # What a wait for replicas may spend (app/store/durable.py). Not moved when the clock
+        # stops for the body: that only leaves more time than the wait assumes.
+        answer_by.set(loop.time() + self.seconds)
 
         async def timed_send(message: Message) -> None:
             nonlocal started

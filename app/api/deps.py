@@ -17,6 +17,7 @@ from app.domain.stock import StockService
 from app.domain.stock_events import StockEventService
 from app.events.hub import EventHub
 from app.settings import Settings
+from app.store.durable import Writer
 from app.store.mux import Multiplexer
 from app.store.scripts import Scripts
 
@@ -26,6 +27,7 @@ class Services:
     settings: Settings
     redis: Redis
     mux: Multiplexer | None  # the hot path's pipelined connection; None in cluster mode
+    writer: Writer | None  # writes that wait for replicas (OMNISTOCK_WAIT_REPLICAS); or None
     scripts: Scripts
     config: ConfigService
     stock: StockService

@@ -38,6 +38,7 @@ from app.events.hub import EventHub
 from app.events.source import event_source
 from app.settings import Settings
 from app.store.connection import connect, multiplexer
+from app.store.durable import writer_for
 from app.store.scripts import Scripts
 
 log = logging.getLogger("omnistock")
@@ -47,7 +48,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or StoreClock()  # tests alone pass a ManualClock (app/domain/clock.py)
     redis = connect(settings)
     mux = multiplexer(settings)
-    scripts = Scripts.register(redis, script_timer, mux)
+    writer = writer_for(settings, redis)
+    scripts = Scripts.register(redis, script_timer, mux, writer)
     config = ConfigService(redis, scripts, settings.config_refresh_seconds)
     stock = StockService(redis, scripts, config, settings, clock, mux)
     holds = HoldService(redis, scripts, config, stock, settings, clock)
@@ -63,6 +65,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         settings=settings,
         redis=redis,
         mux=mux,
+        writer=writer,
         scripts=scripts,
         config=config,
         stock=stock,
@@ -111,6 +114,8 @@ def create_app(
             await services.redis.aclose()
             if services.mux is not None:
                 await services.mux.aclose()
+            if services.writer is not None:
+                await services.writer.aclose()
 
     app = FastAPI(
         title="Omnistock",

@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect
 
 from app.domain.errors import DomainError, Unauthorized
 from app.store.cluster import CLUSTER_BUGS, CLUSTER_DOWN_ERRORS
+from app.store.durable import ReplicasDidNotAcknowledge
 from app.store.embedded import is_embedded
 from app.store.persistence import refusal_detail
 
@@ -123,6 +124,10 @@ def install(app: FastAPI) -> None:
         log.warning("store unavailable: %s", exc)
         return store_unavailable("the stock store did not answer in time")
 
+    async def on_replicas_behind(request: Request, exc: Exception) -> Response:
+        log.warning("%s", exc)
+        return store_unavailable(f"{exc}; the change may or may not survive a failover")
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(
@@ -145,6 +150,7 @@ def install(app: FastAPI) -> None:
     down: tuple[type[Exception], ...] = (ConnectionError, TimeoutError, BusyLoadingError)
     for exc_type in (*down, *CLUSTER_DOWN_ERRORS):
         app.add_exception_handler(exc_type, on_store_down)
+    app.add_exception_handler(ReplicasDidNotAcknowledge, on_replicas_behind)
     app.add_exception_handler(ResponseError, on_store_error)  # a full disk, a replica, OOM
     for exc_type in (*CLUSTER_BUGS, Exception):
         app.add_exception_handler(exc_type, on_unexpected)

@@ -20,6 +20,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.server.timeouts import ReadTimeoutProtocol
+    from app.store.durable import configuration_error
     from app.store.embedded import EmbeddedStore, EmbeddedStoreError
 
     overrides = {
@@ -41,6 +42,10 @@ def serve(args: argparse.Namespace) -> int:
     refused = check_protected_mode(settings)
     if refused is not None:
         return refused
+    wait_error = configuration_error(settings)
+    if wait_error is not None:
+        log.error("omnistock: %s", wait_error)
+        return 2
     store: EmbeddedStore | None = None
     metrics_dir: str | None = None
     if not settings.redis_url:

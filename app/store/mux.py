@@ -208,12 +208,17 @@ class Multiplexer:
             raise reply
         return reply
 
+    async def pipeline(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
+        """The replies of `commands`, sent together in this order on this one connection
+        (errors among them as exception objects, not raised)."""
+        packed = b"".join([pack(c) for c in commands])
+        futures = (await self._connection()).send(packed, len(commands))
+        return [await f for f in futures]
+
     async def transaction(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
         """The replies of `commands` run as one MULTI/EXEC (errors among them as exception
         objects, not raised): the batch reads of app/store/batch.py."""
-        packed = pack(("MULTI",)) + b"".join(pack(c) for c in commands) + pack(("EXEC",))
-        futures = (await self._connection()).send(packed, len(commands) + 2)
-        replies = [await f for f in futures]
+        replies = await self.pipeline([("MULTI",), *commands, ("EXEC",)])
         for reply in replies[:-1]:  # +OK, +QUEUED...: a command the server refused to queue
             if isinstance(reply, Exception):
                 raise reply

@@ -22,6 +22,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 from redis.typing import EncodableT, KeyT
 
+from app.store.durable import Writer
 from app.store.mux import Multiplexer
 
 _INCLUDE = re.compile(r"^--!include (\S+)\s*$", re.MULTILINE)
@@ -73,14 +74,20 @@ class TimedScript(AsyncScript):
             try:
                 return await client.evalsha(*call)
             except NoScriptError:
-                if isinstance(client, RedisCluster) and keys:
-                    node = client.get_node_from_key(str(keys[0]))
-                    await client.execute_command("SCRIPT LOAD", self.script, target_nodes=node)
-                else:
-                    await client.script_load(self.script)
+                await load_where_missing(client, self.script, keys)
                 return await client.evalsha(*call)
         finally:
             self._observe(time.perf_counter() - start)
+
+
+async def load_where_missing(client: Any, source: Any, keys: Sequence[KeyT]) -> None:
+    """SCRIPT LOAD after a NOSCRIPT: on a cluster on the one node serving `keys` (redis-py's
+    script_load goes to every primary, which fails while any other one is down)."""
+    if isinstance(client, RedisCluster) and keys:
+        node = client.get_node_from_key(str(keys[0]))
+        await client.execute_command("SCRIPT LOAD", source, target_nodes=node)
+    else:
+        await client.script_load(source)
 
 
 class MuxScript(AsyncScript):
@@ -110,6 +117,49 @@ class MuxScript(AsyncScript):
                 return await self._mux.execute("EVALSHA", self.sha, len(keys), *keys, *args)
         finally:
             self._observe(time.perf_counter() - start)
+
+
+class WaitingScript(AsyncScript):
+    """A mutating script whose every call writes, then waits for replicas, through `writer`
+    (app/store/durable.py); on NOSCRIPT (it did not run) SCRIPT LOAD and once more."""
+
+    def __init__(
+        self, client: Redis, source: str, writer: Writer, observe: Callable[[float], None]
+    ) -> None:
+        super().__init__(client, source)
+        self._writer = writer
+        self._observe = observe
+
+    async def __call__(
+        self,
+        keys: Sequence[KeyT] | None = None,
+        args: Iterable[EncodableT] | None = None,
+        client: Any = None,
+    ) -> Any:
+        command = ("EVALSHA", self.sha, len(keys or ()), *(keys or ()), *(args or ()))
+        start = time.perf_counter()
+        try:
+            try:
+                return await self._writer.write(command)
+            except NoScriptError:
+                await load_where_missing(self.registered_client, self.script, list(keys or ()))
+                return await self._writer.write(command)
+        finally:
+            self._observe(time.perf_counter() - start)
+
+
+# Writes that never wait for replicas: the claims, whose loss in a failover the change's own
+# marker covers (a lost Idempotency-Key claim or stored response makes a retry run again and
+# meet the marker; a lost event identity claim is re-made, the partition's record decides).
+UNWAITED_WRITES = frozenset({"idempotency_claim", "idempotency_complete", "event_claim"})
+
+
+def waits(name: str) -> bool:
+    """Whether a call of script `name` waits for replicas (when a wait policy is set): every
+    script that changes something a client is told about; reads (`no-writes`) never do."""
+    return name not in UNWAITED_WRITES and not script_source(name).startswith(
+        "#!lua flags=no-writes"
+    )
 
 
 def _ignore(_: float) -> None:
@@ -145,18 +195,13 @@ class Scripts:
         redis: Redis,
         timer: Callable[[str], Callable[[float], None]] | None = None,
         mux: Multiplexer | None = None,
+        writer: Writer | None = None,
     ) -> Scripts:
         """`timer(name)`, if given, returns the function each call's duration goes to; with
-        `mux`, calls go through it instead of redis-py's pool."""
-        if mux is not None:
-            return cls(
-                **{
-                    f.name: MuxScript(
-                        redis, script_source(f.name), mux, timer(f.name) if timer else _ignore
-                    )
-                    for f in fields(cls)
-                }
-            )
+        `mux`, calls go through it instead of redis-py's pool; with `writer`, every call of a
+        script that `waits` goes through it (write, then wait for replicas)."""
+        if mux is not None or writer is not None:
+            return cls(**{f.name: _script(f.name, redis, timer, mux, writer) for f in fields(cls)})
         return cls(
             **{
                 f.name: TimedScript(
@@ -189,6 +234,21 @@ class Scripts:
     async def _load_on(self, redis: RedisCluster, node: Any) -> None:
         for script in self.all():
             await redis.execute_command("SCRIPT LOAD", script.script, target_nodes=node)
+
+
+def _script(
+    name: str,
+    redis: Redis,
+    timer: Callable[[str], Callable[[float], None]] | None,
+    mux: Multiplexer | None,
+    writer: Writer | None,
+) -> AsyncScript:
+    observe = timer(name) if timer else _ignore
+    if writer is not None and waits(name):
+        return WaitingScript(redis, script_source(name), writer, observe)
+    if mux is not None:
+        return MuxScript(redis, script_source(name), mux, observe)
+    return TimedScript(redis, script_source(name), observe)
 
 
 async def call(script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
