@@ -60,7 +60,7 @@ class Report:
     partial_carts: int = 0
     answers_500: int = 0
     tracebacks: int = 0
-    unanswered: int = 0  # still 503 / no answer when the bounded retries gave up
+    unanswered: int = 0  # no final answer yet when the bounded retries gave up
     statuses: dict[str, int] = field(default_factory=dict)
     held_missing: int = 0  # units of acknowledged holds not held
     held_orphaned: int = 0  # units held that no acknowledged hold explains
@@ -200,10 +200,18 @@ async def examine(
     report.requests = len(traffic.requests)
     report.acked = len(acked)
     report.acked_carts = sum(r.is_cart for r in acked)
-    report.statuses = {str(k): v for k, v in sorted(statuses.items())}
+    report.statuses = dict(sorted(traffic.answers().items()))
     report.answers_500 = sum(n for s, n in statuses.items() if s >= 500 and s != 503)
-    report.unanswered = sum(r.final in (0, 503) for r in traffic.requests)
+    report.unanswered = sum(r.unanswered for r in traffic.requests)
     report.ids_differ = len(traffic.ids_differ())
+
+    audit = await asyncio.to_thread(omnistock_cli, cluster.seeds, "audit", "--json", "--quiet")
+    report.audit_exit = audit.returncode
+    findings = json.loads(audit.stdout)["audit"]["findings"] if audit.stdout.strip() else []
+    report.audit_findings = dict(Counter(str(f["kind"]) for f in findings))
+    # A cart read back whole may still miss a part (its record and units went with the killed
+    # primary): the audit names the hold.
+    flagged = {f["hold"] for f in findings if f.get("hold")}
 
     reads = await read_holds(api, acked)
     expected: Counter[str] = Counter()
@@ -211,18 +219,17 @@ async def examine(
     for request in acked:
         r = reads[request.key]
         report.answers_500 += r.status_code >= 500
-        want = sorted((line["sku"], line["quantity"]) for line in request.lines)
-        if r.status_code == 200 and lines_of(r.json()) == want:
-            report.found += 1
-            for sku, quantity in want:
-                expected[sku] += quantity
-        elif r.status_code == 200:
-            report.partial_carts += 1
-            for sku, quantity in lines_of(r.json()):
-                expected[sku] += quantity
-        else:
-            assert r.status_code == 404, r.text
+        if r.status_code == 404:
             lost.append(request)
+            continue
+        assert r.status_code == 200, r.text
+        want = sorted((line["sku"], line["quantity"]) for line in request.lines)
+        if lines_of(r.json()) == want and r.json()["id"] not in flagged:
+            report.found += 1
+        else:
+            report.partial_carts += 1
+        for sku, quantity in lines_of(r.json()):
+            expected[sku] += quantity
     report.lost = len(lost)
     report.lost_carts = sum(r.is_cart for r in lost)
 
@@ -231,17 +238,6 @@ async def examine(
         diff = held[sku] - expected[sku]
         report.held_orphaned += max(diff, 0)
         report.held_missing += max(-diff, 0)
-
-    audit = await asyncio.to_thread(omnistock_cli, cluster.seeds, "audit", "--json", "--quiet")
-    report.audit_exit = audit.returncode
-    findings = json.loads(audit.stdout)["audit"]["findings"] if audit.stdout.strip() else []
-    report.audit_findings = dict(Counter(str(f["kind"]) for f in findings))
-    # A cart read back whole may still miss a part's reservation (its record and units went
-    # with the killed primary): the audit names the hold.
-    short = {f["hold"] for f in findings if f.get("hold")}
-    report.partial_carts += sum(
-        r.is_cart and r.body is not None and r.body["id"] in short and r not in lost for r in acked
-    )
 
     # Exact retries: every acknowledged request sent again with its key.
     gate = asyncio.Semaphore(20)

@@ -25,6 +25,7 @@ class Attempt:
     status: int  # 0: no answer (connection error or timeout)
     answered: float = 0.0
     hold_id: str | None = None
+    code: str | None = None  # a problem answer's `code`
 
 
 @dataclass
@@ -39,6 +40,13 @@ class Request:
     @property
     def final(self) -> int:
         return self.attempts[-1].status if self.attempts else 0
+
+    @property
+    def unanswered(self) -> bool:
+        """No final answer yet: nothing, a 503, or 409 `idempotency_key_in_use` (an earlier
+        attempt is still running on the server: ask again)."""
+        last = self.attempts[-1] if self.attempts else None
+        return last is None or last.status in (0, 503) or last.code == "idempotency_key_in_use"
 
     @property
     def acked(self) -> bool:
@@ -95,7 +103,7 @@ class Traffic:
     async def _until_answered(self, request: Request) -> None:
         while True:
             await self.send(request)
-            if request.final not in (0, 503):
+            if not request.unanswered:
                 return
             if self._stopping.is_set() and time.monotonic() - self._stopped_at > self.give_up:
                 return
@@ -118,9 +126,19 @@ class Traffic:
         if r.status_code == 201:
             attempt.hold_id = r.json()["id"]
             request.body = r.json()
+        elif r.headers.get("content-type", "").startswith("application/problem+json"):
+            attempt.code = r.json().get("code")
         return r
 
     # -- what happened -----------------------------------------------------------------------
+
+    def answers(self) -> Counter[str]:
+        """Every attempt's status and problem code, e.g. "503 store_unavailable"."""
+        return Counter(
+            f"{a.status} {a.code}" if a.code else str(a.status)
+            for r in self.requests
+            for a in r.attempts
+        )
 
     def statuses(self) -> Counter[int]:
         return Counter(a.status for r in self.requests for a in r.attempts)
