@@ -55,9 +55,13 @@ class Settings(BaseSettings):
     # Holds.
     default_hold_ttl_seconds: int = Field(default=900, ge=1, le=7 * 86400)
     max_lines_per_hold: int = Field(default=100, ge=1, le=1000)
-    # A multi-partition hold reserves every part as `pending` first; a crashed coordinator's
-    # pending parts stop counting after this long.
+    # A multi-partition hold reserves every part as `pending` first; its home part can be
+    # confirmed only this long after, and a part still pending then gets settled (confirmed
+    # or rolled back, as its home part decided: app/domain/hold_parts.py).
     pending_ttl_seconds: int = Field(default=30, ge=1)
+    # A pending part's lines keep counting this long past its deadline, so settling it never
+    # needs units given away meanwhile (the reaper settles it within seconds of the deadline).
+    pending_grace_seconds: int = Field(default=600, ge=0)
 
     # Finished holds (fulfilled, released, expired) stay readable this long.
     finished_hold_ttl_seconds: int = Field(default=7 * 86400, ge=1)

@@ -60,7 +60,9 @@ for id, h in pairs(S.holds) do
   if not audit_readable(h) then
     unreadable[id] = true
   elseif open then
-    if HELD[h.status] then want_expiry[id] = tonumber(h.count_until) end
+    if HELD[h.status] then  -- a pending part is due at its deadline (settled then)
+      want_expiry[id] = tonumber(h.status == 'pending' and h.deadline or h.count_until)
+    end
     for _, line in ipairs(h.lines_t) do
       local sku, loc, q = line.sku, line.location, tonumber(line.quantity)
       want[sku] = want[sku] or {}

@@ -18,7 +18,8 @@
 --
 -- Replies:
 --   {"ok", JSON {"holds": {id: {field: value}} (plus "lapsed": "1" for an active or pending
---                hold whose lines stopped counting by the store's clock), "expiry": [id, score, ...],
+--                hold whose lines stopped counting by the store's clock, "overdue": "1" for a
+--                pending part past its deadline), "expiry": [id, score, ...],
 --                "skus_set": [sku, ...], "positions": {sku: [location, value, ...]},
 --                "hx": {sku: [member, score, ...]}, "ho": {sku: [member, score, ...]},
 --                "events": {"sku|location": [entry id, field, value, ...]},
@@ -45,6 +46,10 @@ for id, h in pairs(S.holds) do
   local until_ms = tonumber(h.count_until)
   if (h.status == 'active' or h.status == 'pending') and until_ms and until_ms <= now then
     h.lapsed = '1'  -- by the store's clock; the reaper will mark it (not drift)
+  end
+  local deadline = tonumber(h.deadline or h.count_until)
+  if h.status == 'pending' and deadline and deadline <= now then
+    h.overdue = '1'  -- past its deadline: to be settled (app/domain/hold_parts.py)
   end
   out.holds[id] = h
 end

@@ -1,5 +1,8 @@
--- Confirm a pending part of a multi-partition hold once every part was reserved: it becomes
--- active and its lines count until the hold's expires_at.
+-- Confirm a pending part of a multi-partition hold: it becomes active and its lines count until
+-- the hold's expires_at. On the HOME part this is the hold's decision (its commit point): it
+-- succeeds only while the store's clock is before the part's deadline; past it, the home part
+-- is rolled back here (units returned, marked expired) and the whole hold with it. Any other
+-- part is confirmed only once its home part was (HoldService.settle), whatever its deadline.
 --
 -- KEYS and ARGV[1..7]: the transition layout (see hold_commit.lua and includes/transition.lua).
 --
@@ -17,6 +20,10 @@ local rcall = redis.call
 local h, keys = transition_begin()
 if not h then return keys end
 if h.status ~= 'pending' then return {'invalid', h.status} end
+if hold_is_home(h, hold_key) and hold_deadline(h) <= ctx.now then
+  hold_expire_now(ctx, hold_key, expiry_key, h, keys, terminal_ttl)
+  return {'expired'}
+end
 
 local expires_at = h.expires_at
 for _, line in ipairs(h.lines_t) do
@@ -24,5 +31,6 @@ for _, line in ipairs(h.lines_t) do
         line_member(ctx.hold_id, line.location, line.quantity))
 end
 rcall('HSET', hold_key, 'status', 'active', 'count_until', expires_at, 'updated_at', ctx.now)
+rcall('HDEL', hold_key, 'deadline')
 rcall('ZADD', expiry_key, 'XX', expires_at, ctx.hold_id)
 return transition_done('active')

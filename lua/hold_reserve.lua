@@ -15,8 +15,10 @@
 -- ARGV[2]  hold id
 -- ARGV[3]  status to create: "active", or "pending" for a part awaiting confirmation
 -- ARGV[4]  TTL, ms: expires_at = now + TTL
--- ARGV[5]  pending TTL, ms, for a "pending" part: its lines stop counting now + this (its
---          deadline) until confirmed; ignored for "active" (count_until = expires_at)
+-- ARGV[5]  pending TTL, ms, for a "pending" part: its deadline is now + this (written as the
+--          record's `deadline` and its expiry-index score: the home part can be confirmed
+--          only before it, and the reaper settles a part still pending after it); ignored for
+--          "active" (count_until = expires_at)
 -- ARGV[6]  channel ("" for none)
 -- ARGV[7]  reference ("" for none)
 -- ARGV[8]  parts: comma-separated partitions of the whole hold, its home partition first
@@ -28,6 +30,9 @@
 -- ARGV[14] unused (was created_at; kept so the positions stay stable)
 -- ARGV[15] channels JSON {id: [low_stock_threshold, [locations]]} that see the candidates
 -- ARGV[16] owner: the API key name that creates the hold ("" for the anonymous owner)
+-- ARGV[17] pending grace, ms (absent: 0): a pending part's lines count until its deadline +
+--          this (count_until), so settling it after the deadline never needs units that
+--          were given away (docs/architecture.md "Settling a multi-partition hold")
 --
 -- Replies:
 --   {"ok", lines JSON [{"sku","location","quantity"}], created_at, expires_at}   reserved
@@ -55,7 +60,8 @@ if existing then return {'exists', existing} end
 local now = clock_now(ARGV[1])
 local hold_id = ARGV[2]
 local expires_at = now + tonumber(ARGV[4])
-local count_until = ARGV[3] == 'pending' and now + tonumber(ARGV[5]) or expires_at
+local deadline = ARGV[3] == 'pending' and now + tonumber(ARGV[5]) or nil
+local count_until = deadline and deadline + (tonumber(ARGV[17]) or 0) or expires_at
 local allow_split = ARGV[9] == '1'
 local min_id = clock_min_id(now, ARGV[10])
 local lines = cjson.decode(ARGV[11])
@@ -309,5 +315,6 @@ rcall('HSET', hold_key, 'status', ARGV[3], 'channel', ARGV[6], 'reference', ARGV
       'created_at', now, 'updated_at', now, 'expires_at', expires_at,
       'count_until', count_until, 'lines', lines_json, 'parts', ARGV[8],
       'owner', ARGV[16])
-rcall('ZADD', expiry_key, count_until, hold_id)
+if deadline then rcall('HSET', hold_key, 'deadline', deadline) end
+rcall('ZADD', expiry_key, deadline or count_until, hold_id)
 return {'ok', lines_json, now, expires_at}

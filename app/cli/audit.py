@@ -27,7 +27,10 @@ from app.cli.common import (
     store_settings,
 )
 from app.domain.audit import Auditor, AuditReport
+from app.domain.clock import StoreClock
 from app.domain.config import ConfigService
+from app.domain.holds import HoldService
+from app.domain.stock import StockService
 from app.store.scripts import Scripts
 
 SHOWN_FINDINGS = 50
@@ -79,7 +82,11 @@ async def _audit(args: argparse.Namespace) -> int:
             else:
                 config = ConfigService(redis, scripts, settings.config_refresh_seconds)
                 await config.refresh(force=True)
-                changes = await auditor.repair(
+                clock = StoreClock()
+                stock = StockService(redis, scripts, config, settings, clock)
+                holds = HoldService(redis, scripts, config, stock, settings, clock)
+                changes = await auditor.settle_parts(report.findings, holds.settle)
+                changes += await auditor.repair(
                     sorted({f.partition for f in report.findings if f.fixable}),
                     settings.event_retention_seconds * 1000,
                     config.channels_arg(None),

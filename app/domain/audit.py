@@ -11,8 +11,10 @@ an index or the skus set the snapshot reads, and the script answers `stale` so t
 passes the new keys and reads again.
 
 `repair` (audit_repair.lua, per partition) recomputes counters and indexes from the hold records
-inside the script, so it cannot undo a change that raced it. Event mismatches, unreadable
-records and disagreeing parts are reported, never repaired: they need a person.
+inside the script, so it cannot undo a change that raced it. Parts of a multi-partition hold
+that do not follow their home part's decision (app/domain/hold_parts.py) are settled to it
+(`settle_parts`). Event mismatches, unreadable records and other disagreeing parts (a part
+missing, or one that cannot follow) are reported, never repaired: they need a person.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +38,7 @@ from app.domain.audit_rules import (
     check_partition,
 )
 from app.domain.clock import Clock, StoreClock
+from app.domain.hold_parts import unsettled
 from app.store.scripts import Scripts
 
 __all__ = ["AuditReport", "Auditor", "Finding", "Inventory", "Snapshot", "check_partition"]
@@ -203,7 +206,8 @@ class Auditor:
             problem = self._parts_problem(again, set(again), hold_id)
             if problem and again == first[hold_id]:
                 kind, message = problem
-                findings.append(Finding(min(again), kind, message, False, hold=hold_id))
+                fixable = kind == "hold_parts_unsettled"
+                findings.append(Finding(min(again), kind, message, fixable, hold=hold_id))
         return findings
 
     async def _read_parts(
@@ -234,8 +238,15 @@ class Auditor:
             return "expired" if record.get("lapsed") else record.get("status", "")
 
         statuses = {p: effective(r) for p, r in by_p.items()}
+        ordered = [int(x) for x in next(iter(by_p.values())).get("parts", "").split(",") if x]
+        if ordered and set(ordered) <= audited and unsettled([by_p.get(p, {}) for p in ordered]):
+            return (
+                "hold_parts_unsettled",
+                f"hold {hold_id}: parts {statuses} do not follow the home part's decision "
+                "(settled by the reaper, a read, or --fix)",
+            )
         if "pending" in statuses.values():
-            return None  # a reservation in flight: its deadline settles it
+            return None  # a reservation in flight: its home part decides it
         listed = {int(x) for x in next(iter(by_p.values())).get("parts", "").split(",") if x}
         missing = sorted((listed & audited) - set(by_p))
         if missing and set(statuses.values()) & OPEN:
@@ -247,6 +258,17 @@ class Auditor:
         if len(set(statuses.values())) > 1:
             return "hold_parts_disagree", f"hold {hold_id}: parts disagree: {statuses}"
         return None
+
+    async def settle_parts(
+        self, findings: list[Finding], settle: Callable[[str], Awaitable[Any]]
+    ) -> list[dict[str, Any]]:
+        """Settle every hold found `hold_parts_unsettled` to its home part's decision
+        (HoldService.settle): before `repair`, which then finds counters that agree."""
+        changes: list[dict[str, Any]] = []
+        for f in findings:
+            if f.kind == "hold_parts_unsettled" and f.hold:
+                changes.append({"kind": "settled", "hold": f.hold, "status": await settle(f.hold)})
+        return changes
 
     async def repair(
         self,

@@ -4,7 +4,8 @@ and event log agree with the hold records (which are the truth).
 - counters: each position's `held` equals the units of its active and pending hold lines, and
   `committed` the units of its committed lines (a lapsed hold the reaper has not reached yet
   still counts in `held`: that is by design, not drift);
-- indexes: the expiry index holds exactly the active and pending holds, `hx:<sku>` exactly
+- indexes: the expiry index holds exactly the active and pending holds (scored by count_until,
+  a pending part by its deadline), `hx:<sku>` exactly
   their lines, `ho:<sku>` exactly the active, pending and committed lines, each with the right
   score; index entries without a hold record are orphans;
 - the event log: the newest event of each position (where the stream still holds one) shows
@@ -175,8 +176,12 @@ def check_partition(p: int, snap: Snapshot) -> list[Finding]:
         status = record["status"]
         if status not in OPEN:
             continue
-        if status in HELD:
-            want_expiry[hold_id] = int(record["count_until"])
+        if status in HELD:  # a pending part is due at its deadline (settled then)
+            want_expiry[hold_id] = int(
+                record["deadline"]
+                if status == "pending" and is_int(record.get("deadline"))
+                else record["count_until"]
+            )
         for line in lines:
             want[(line.sku, line.location)][0 if status in HELD else 1] += line.quantity
             want_ho[line.sku].add(line.member(hold_id))

@@ -42,6 +42,13 @@ from app.domain.errors import (
     StoreUnavailable,
 )
 from app.domain.hold_ids import HoldIdSecret, home_partition, keyed_hold_id, random_hold_id
+from app.domain.hold_parts import (
+    DECIDED,
+    effective_status,
+    needs_home_decision,
+    settle_path,
+    unsettled,
+)
 from app.domain.models import Channel, HoldIn, HoldLineIn
 from app.domain.stock import StockService
 from app.settings import Settings
@@ -122,7 +129,14 @@ class HoldService:
             if reply.kind == "ok":  # render what the script wrote: no second round trip
                 return self._render(hold_id, [header.record(*reply.data)])
         else:
-            await self._create_multi(header, list(parts.values()), body.allow_split, candidates)
+            try:
+                await self._create_multi(header, list(parts.values()), body.allow_split, candidates)
+            except InsufficientStock:
+                # A retried create may be short of exactly the units its first attempt holds
+                # (planning reads them as taken): that attempt's home part decides instead.
+                if op_digest is None or not await self._redis.exists(keys.hold(home, hold_id)):
+                    raise
+                await self._resume(hold_id, list(parts.values()))
         return await self.get(hold_id, viewer=owner)
 
     async def _check_pinned_locations(
@@ -180,6 +194,7 @@ class HoldService:
                 "",
                 self._config.channels_arg(touched),
                 header.owner,
+                self._settings.pending_grace_seconds * 1000,  # pending lines count this longer
             ],
         )
         kind = result[0]
@@ -248,30 +263,17 @@ class HoldService:
     async def _try_parts(
         self, header: _Header, parts: list[Part], allow_split: bool, candidates: list[str]
     ) -> list[dict[str, Any]] | None:
-        """Reserve every part as pending, then confirm all; or abort those reserved.
-        Returns None on success, else the short lines."""
+        """Reserve every part as pending, then confirm the home part (the decision: the hold's
+        commit point) and then the others; or abort those reserved. Returns None on success
+        (or when a retried create found its hold), else the short lines."""
         replies = await asyncio.gather(
             *(self._reserve(header, part, "pending", allow_split, candidates) for part in parts)
         )
         if all(r.kind == "ok" for r in replies):
-            confirmed = await asyncio.gather(
-                *(
-                    self._transition_part(header.hold_id, part.partition, "hold_confirm", None)
-                    for part in parts
-                )
-            )
-            if all(r[0] in ("ok", "replayed") for r in confirmed):
-                return None
-            log.error("hold %s: confirm failed %s; releasing", header.hold_id, confirmed)
-            await asyncio.gather(
-                *(
-                    self._transition_part(header.hold_id, part.partition, "hold_release", None)
-                    for part in parts
-                )
-            )
-            raise StoreUnavailable("the hold could not be confirmed in time; retry")
+            await self._decide(header.hold_id, [part.partition for part in parts])
+            return None
         if any(r.kind == "exists" for r in replies):
-            await self._resume(header.hold_id, parts, replies)
+            await self._resume(header.hold_id, parts)
             return None
         await asyncio.gather(
             *(
@@ -286,54 +288,106 @@ class HoldService:
                 short += r.data
         return short
 
-    async def _resume(self, hold_id: str, parts: list[Part], replies: list[Reply]) -> None:
-        """A retried create (same Idempotency-Key, so the same hold id) found parts of its
-        earlier attempt, which was interrupted (its answer never reached the client). While
-        every part is still pending or active, finish it: confirm the pending ones. Otherwise
-        (a pending deadline passed) the earlier attempt is over and nothing of it was ever
-        acknowledged: abort what this attempt reserved and report the hold as it is."""
-        statuses = ["pending" if r.kind == "ok" else r.data for r in replies]
-        if all(status in ("pending", "active") for status in statuses):
-            confirmed = await asyncio.gather(
-                *(
-                    self._transition_part(hold_id, part.partition, "hold_confirm", None)
-                    for part, status in zip(parts, statuses, strict=True)
-                    if status == "pending"
-                )
+    async def _decide(self, hold_id: str, partitions: list[int]) -> None:
+        """Every part is reserved pending: confirm the home part (hold_confirm.lua refuses past
+        its deadline, by its own clock, and rolls it back), then bring the others to its
+        decision (app/domain/hold_parts.py)."""
+        home = await self._transition_part(hold_id, partitions[0], "hold_confirm", None)
+        if home[0] == "ok":
+            rest = await asyncio.gather(
+                *(self._transition_part(hold_id, p, "hold_confirm", None) for p in partitions[1:])
             )
-            if all(r[0] in ("ok", "replayed") or r[:2] == ["invalid", "active"] for r in confirmed):
+            if all(r[0] == "ok" for r in rest):
                 return
-        await asyncio.gather(
-            *(
-                self._transition_part(hold_id, part.partition, "hold_abort", None)
-                for part, r in zip(parts, replies, strict=True)
-                if r.kind == "ok"
-            )
-        )
+        log.warning("hold %s: home confirm gave %s; settling every part", hold_id, home)
+        if await self.settle(hold_id, partitions) != "active":
+            raise StoreUnavailable("the hold could not be confirmed in time; retry")
+
+    async def _resume(self, hold_id: str, parts: list[Part]) -> None:
+        """A retried create (same Idempotency-Key, so the same hold id) found parts of its
+        earlier attempt, which was interrupted (its answer never reached the client). The home
+        part decides, as for a first attempt: a pending home part is confirmed if its deadline
+        has not passed (rolled back if it has), and every part, old or just reserved, is then
+        settled to the home part's status. The create answers the hold as it then is."""
+        partitions = [part.partition for part in parts]
+        await self._transition_part(hold_id, partitions[0], "hold_confirm", None)
+        await self.settle(hold_id, partitions)
+
+    # -- settle (app/domain/hold_parts.py) -----------------------------------------------
+
+    async def settle(
+        self, hold_id: str, partitions: list[int] | None = None, seen_in: int | None = None
+    ) -> str | None:
+        """Bring every part of a multi-partition hold to its home part's decision; roll the
+        home part back first if it is pending past its deadline (or missing while another part
+        is pending past its own). Returns the home part's status after settling (None: no home
+        part, "pending": undecided yet, its coordinator may still confirm it). Safe to call
+        from anywhere at any time: every step re-checks inside its script. Without
+        `partitions`, they are read from the home part's record, else from the part in
+        partition `seen_in` (the reaper's due part)."""
+        home_p = home_partition(hold_id)
+        if home_p is None:
+            return None
+        if partitions is None:
+            partitions = await self._partitions_of(hold_id, [home_p, seen_in])
+        if len(partitions) < 2:
+            return None
+        records = await self._read_parts(hold_id, partitions)
+        home = records[0]
+        if needs_home_decision(home, records[1:]):
+            tomb = b"" if home else _tombstone(next(r for r in records[1:] if r.get("overdue")))
+            await self._transition_part(hold_id, home_p, "hold_rollback", None, [tomb], home)
+            home = await self._read_record(home_p, hold_id)
+        status = effective_status(home)
+        if status not in DECIDED:
+            return status or None
+        for p, record in zip(partitions[1:], records[1:], strict=True):
+            for script in settle_path(record, status):
+                reply = await self._transition_part(hold_id, p, script, None, None, record)
+                if reply[0] != "ok" and reply[:2] != ["invalid", _TARGET[script]]:
+                    log.error(
+                        "hold %s part %d: settling with %s gave %s", hold_id, p, script, reply
+                    )
+                    break
+        return status
+
+    async def _partitions_of(self, hold_id: str, where: list[int | None]) -> list[int]:
+        """The partitions of a hold, home first, from the first of `where` with a record."""
+        for p in where:
+            if p is not None:
+                parts = cast(str | None, await self._redis.hget(keys.hold(p, hold_id), "parts"))
+                if parts:
+                    return [int(x) for x in parts.split(",")]
+        return []
+
+    async def _read_parts(self, hold_id: str, partitions: list[int]) -> list[dict[str, str]]:
+        """Every part's record by the store's clock ({} where missing), in `partitions` order."""
+        return list(await asyncio.gather(*(self._read_record(p, hold_id) for p in partitions)))
 
     # -- read ----------------------------------------------------------------------------
 
     async def _records(self, hold_id: str, viewer: str | None) -> list[dict[str, str]]:
-        """Every part's record, home first, if `viewer` may see the hold (None: anyone may).
-        Another owner's hold is not found, with the same answer and the same store reads as a
-        hold that does not exist: nothing tells the two apart."""
+        """Every part's record, home first, if `viewer` may see the hold (None: anyone may),
+        settled first where its parts disagree (app/domain/hold_parts.py). Another owner's
+        hold is not found, with the same answer and the same store reads as a hold that does
+        not exist: nothing tells the two apart."""
         home = home_partition(hold_id)
         if home is None:
             raise HoldNotFound(f"no hold {hold_id!r}")
         record = await self._read_record(home, hold_id)
-        if (
-            not record
-            or record.get("status") == "pending"
-            or (viewer is not None and record.get("owner", ANONYMOUS_OWNER) != viewer)
-        ):
+        if not record or (viewer is not None and record.get("owner", ANONYMOUS_OWNER) != viewer):
             raise HoldNotFound(f"no hold {hold_id!r}")
         partitions = [int(p) for p in record["parts"].split(",")]
-        records = [record]
-        if len(partitions) > 1:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for p in partitions[1:]:
-                    pipe.hgetall(keys.hold(p, hold_id))
-                records += await pipe.execute()
+        if record.get("status") == "pending":  # undecided: in flight, or its coordinator died
+            if not record.get("overdue") or await self.settle(hold_id, partitions) == "pending":
+                raise HoldNotFound(f"no hold {hold_id!r}")
+            record = await self._read_record(home, hold_id)
+        if len(partitions) == 1:
+            return [record]
+        records = [record, *await self._read_parts(hold_id, partitions[1:])]
+        if unsettled(records):
+            await self.settle(hold_id, partitions)
+            records = await self._read_parts(hold_id, partitions)
         return records
 
     async def _read_record(self, p: int, hold_id: str) -> dict[str, str]:
@@ -348,13 +402,15 @@ class HoldService:
         return self._render(hold_id, await self._records(hold_id, viewer))
 
     def _render(self, hold_id: str, records: list[dict[str, str]]) -> dict[str, Any]:
+        """The hold as its parts are: the home part's status (by the store's clock: a lapsed
+        part is expired, whatever the reaper has marked yet), and the lines of the parts in
+        that status. After settling the parts agree; a part that could not follow (gone, or
+        lapsed past its grace) is not shown as reserved."""
         home = records[0]
-        status = home["status"]
-        if home.get("lapsed"):
-            status = "expired"  # lapsed by the store's clock; the reaper has not marked it yet
+        status = effective_status(home)
         lines: list[dict[str, Any]] = []
         for record in records:
-            if record:
+            if record and effective_status(record) == status:
                 lines += orjson.loads(record["lines"])
         return {
             "id": hold_id,
@@ -408,6 +464,10 @@ class HoldService:
         kind = first[0]
         if kind == "not_found":
             raise HoldNotFound(f"no hold {hold_id!r}")
+        if kind in ("expired", "invalid") and len(partitions) > 1:
+            # The home part decided otherwise (it lapsed, or moved on): the other parts follow
+            # it, so a release of a hold whose home part lapsed still returns every unit.
+            await self.settle(hold_id, partitions)
         if kind == "expired":
             raise InvalidTransition(
                 f"hold {hold_id} has expired", hold_status="expired", hold_id=hold_id
@@ -427,9 +487,13 @@ class HoldService:
                     for p, record in zip(partitions[1:], records[1:], strict=True)
                 )
             )
-            for p, r in zip(partitions[1:], rest, strict=True):
-                if not (r[0] in ("ok", "replayed") or (r[0] == "invalid" and r[1] == target)):
-                    log.error("hold %s part %d: %s gave %s", hold_id, p, script, r)
+            if not all(
+                r[0] in ("ok", "replayed") or (r[0] == "invalid" and r[1] == target) for r in rest
+            ):
+                log.warning(
+                    "hold %s: %s did not move every part %s; settling", hold_id, script, rest
+                )
+                await self.settle(hold_id, partitions)
         return await self.get(hold_id, viewer)
 
     async def _transition_part(
@@ -471,6 +535,22 @@ class HoldService:
             ],
         )
         return result
+
+
+# The status each settling script leaves a part in (a step that finds it there is a no-op).
+_TARGET = {
+    "hold_confirm": "active",
+    "hold_commit": "committed",
+    "hold_fulfil": "fulfilled",
+    "hold_release": "released",
+    "hold_rollback": "expired",
+}
+
+
+def _tombstone(part: dict[str, str]) -> bytes:
+    """What hold_rollback.lua writes for a home part that never arrived: another part's header."""
+    fields = ("channel", "reference", "created_at", "expires_at", "parts", "owner")
+    return orjson.dumps({k: part[k] for k in fields if k in part})
 
 
 @dataclass

@@ -6,7 +6,9 @@ Each pass reads the due holds, due by each partition's own store clock (`hold_du
 the calls of one store node sent together (one write on a single server), keeps at most
 `batch`, and expires each with `hold_expire.lua`, which re-checks the hold atomically, so two
 workers reaping the same hold expire it once. Nodes fail apart: a dead cluster primary costs
-only its own partitions' expiry, which resumes after its failover.
+only its own partitions' expiry, which resumes after its failover. A part of a multi-partition
+hold still pending past its deadline is not expired but settled to its home part's decision
+(`settle_pending`).
 """
 
 from __future__ import annotations
@@ -62,11 +64,15 @@ class Reaper:
             return_exceptions=True,
         )
         expired = 0
-        for reply in replies:
+        overdue: list[tuple[int, str]] = []
+        for due_part, reply in zip(due, replies, strict=True):
             if isinstance(reply, BaseException):
                 self._failed("expiring a hold", reply)
             elif reply[0] == "expired":
                 expired += 1
+            elif reply == ["not_due", "pending"]:
+                overdue.append(due_part)
+        await self.settle_pending(overdue)
         if expired:
             self._on_expired(expired)
         return expired
@@ -86,6 +92,19 @@ class Reaper:
         if not isinstance(exc, Exception):
             raise exc  # cancellation and the like are not a node's failure
         log.warning("reaper: %s failed: %s", what, exc)
+
+    async def settle_pending(self, due: list[tuple[int, str]]) -> None:
+        """Parts still pending past their deadline (partition, hold id): each hold is settled
+        to its home part's decision (HoldService.settle; app/domain/hold_parts.py). One hold's
+        failure (its home part's node down) does not stop the others."""
+        hold_ids = {hold_id: p for p, hold_id in due}
+        results = await asyncio.gather(
+            *(self._holds.settle(hold_id, seen_in=p) for hold_id, p in hold_ids.items()),
+            return_exceptions=True,
+        )
+        for hold_id, result in zip(hold_ids, results, strict=True):
+            if isinstance(result, Exception):
+                log.warning("settling hold %s failed: %s", hold_id, result)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="reaper")

@@ -181,6 +181,7 @@ class Scripts:
     hold_extend: AsyncScript
     hold_confirm: AsyncScript
     hold_abort: AsyncScript
+    hold_rollback: AsyncScript
     hold_expire: AsyncScript
     idempotency_claim: AsyncScript
     idempotency_complete: AsyncScript

@@ -1,7 +1,8 @@
 -- Hold-record helpers shared by the hold scripts.
 -- A hold record is a hash: status, channel, reference, created_at, updated_at, expires_at
 -- (ms), count_until (ms: when its lines stop counting; = expires_at, or the pending deadline
--- of a multi-partition part), lines (JSON [{sku, location, quantity}]), parts (partitions of
+-- of a multi-partition part + its grace), deadline (ms, pending parts only: the home part can
+-- be confirmed only before it; any part still pending after it gets settled), lines (JSON [{sku, location, quantity}]), parts (partitions of
 -- the whole hold, home first), owner (the API key name that created it, "" anonymous; absent
 -- on holds made before owners were recorded; checked by the service, never changed).
 -- Per sku, three keys come in KEYS as a triple: position hash, active lines by expiry (hx),
@@ -65,4 +66,15 @@ end
 
 local function is_lapsed(h, now)
   return (h.status == 'active' or h.status == 'pending') and tonumber(h.count_until) <= now
+end
+
+-- The deadline of a pending part (records made before `deadline` was written: count_until).
+local function hold_deadline(h)
+  return tonumber(h.deadline or h.count_until)
+end
+
+-- Is this record its hold's home part (the partition named first in `parts`, which the hold id
+-- names too)? Only the home part's status decides a multi-partition hold.
+local function hold_is_home(h, key)
+  return tonumber(string.match(key, '{(%d+)}')) == tonumber(string.match(h.parts or '', '^(%d+)'))
 end

@@ -2,10 +2,9 @@
 the connection that made the change (redis-py's cluster client would send a bare WAIT to a
 default node, where it proves nothing).
 
-TODO(lead): this cluster has no replicas (tests/cluster/test_cluster.py's fixture), so only
-the refusal is shown here. When the LocalCluster fixture with replicas (branch clclient,
-tests/cluster/support.py) lands, add there: with N=1 a hold's 201 comes when the slot's
-replica holds it, and killing that primary loses no acknowledged hold.
+This cluster has no replicas (the `cluster_url` fixture), so only the refusal and the routing
+are shown here; the failover tests on a cluster with replicas (tests/cluster/test_failover*.py)
+show that with N=1 killing a primary loses no acknowledged hold.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from app import keys
 from app.api.main import create_app
 from app.domain.clock import ManualClock
 from app.settings import Settings
-from tests.cluster.test_cluster import cluster_url  # noqa: F401  (the module's fixture)
 from tests.conftest import seed
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -39,7 +37,7 @@ async def service(url: str, **overrides: Any) -> AsyncIterator[httpx.AsyncClient
 
 
 async def test_on_a_cluster_the_wait_runs_on_the_primary_of_the_changes_slot(
-    cluster_url: str,  # noqa: F811
+    cluster_url: str,
 ) -> None:
     admin = redis.RedisCluster.from_url(cluster_url, decode_responses=True)
     try:

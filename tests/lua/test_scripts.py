@@ -129,6 +129,7 @@ async def test_availability_leaves_out_lines_of_lapsed_holds(scripts: Scripts) -
         "hold_extend",
         "hold_confirm",
         "hold_abort",
+        "hold_rollback",
         "hold_expire",
     ],
 )
