@@ -17,6 +17,7 @@ Each run prints its figures and adds them to `failover.json` in the session's te
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -32,10 +33,12 @@ import pytest
 import redis
 
 from app import keys
+from app.domain.errors import StoreUnavailable
+from app.domain.hold_ids import home_partition
 from app.events.ids import EventId
 from app.settings import Settings
 from tests.cluster.conftest import serve_on_cluster
-from tests.cluster.support import LocalCluster, Node, omnistock_cli
+from tests.cluster.support import LocalCluster, Node, omnistock_cli, serving
 from tests.cluster.traffic import Request, Traffic
 from tests.conftest import ServiceProcess, seed
 from tests.events.helpers import event_key
@@ -466,3 +469,91 @@ async def test_the_event_log_and_sse_across_a_failover_have_no_gap_and_no_duplic
     if WAIT_KNOWN:
         assert [i for i in log.ids if i in streams] == wanted
         assert [i for i in sse.ids if i in streams] == wanted
+
+
+# -- a primary killed between the phases of a multi-partition hold --------------------------
+
+PENDING_TTL = 2
+
+
+def hold_parts(cluster: LocalCluster, skus: list[str]) -> dict[str, dict[str, str | None]]:
+    """hold id -> sku -> its part's status (None: no part), for every hold on these skus."""
+    client = redis.RedisCluster.from_url(cluster.live()[0].url, decode_responses=True)
+    try:
+        ids = {
+            key.rsplit(":", 1)[1]
+            for sku in skus
+            for key in client.scan_iter(
+                match=f"os:{{{keys.partition_of(sku):03d}}}:hold:*",
+                target_nodes=redis.RedisCluster.PRIMARIES,
+            )
+        }
+        return {
+            hold_id: {
+                sku: client.hget(keys.hold(keys.partition_of(sku), hold_id), "status")
+                for sku in skus
+            }
+            for hold_id in ids
+        }
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("home_confirmed", [True, False], ids=["home-confirmed", "none-confirmed"])
+async def test_a_primary_killed_between_the_phases_of_a_cart_leaves_it_settled(
+    cluster: LocalCluster, home_confirmed: bool
+) -> None:
+    """A 3-partition cart (one part on each primary) whose coordinator dies between the
+    phases (after confirming the home part, or before any confirm); then the primary of a
+    non-home part is killed and replaced by its replica (WAIT=1: it has the pending part).
+    After the pending deadline the reaper settles the hold by its home part's decision: every
+    part active, or every part expired, and `held` and the audit agree."""
+    skus = [group[0] for group in cluster.skus_by_primary(1, prefix=f"mp{int(home_confirmed)}")]
+    async with serving(cluster.seeds, wait_replicas=1, pending_ttl_seconds=PENDING_TTL) as api:
+        await seed(api, {(sku, "dc"): 10 for sku in skus})
+        holds = api.app.state.services.holds  # type: ignore[attr-defined]
+        real = holds._transition_part
+
+        async def dies(hold_id: str, p: int, script: str, *args: Any, **kw: Any) -> Any:
+            home = p == home_partition(hold_id)
+            if script == "hold_confirm" and not (home_confirmed and home):
+                raise StoreUnavailable("the coordinator died")
+            return await real(hold_id, p, script, *args, **kw)
+
+        holds._transition_part = dies
+        lines = [{"sku": sku, "quantity": 2} for sku in skus]
+        r = await api.post("/v1/holds", json={"lines": lines}, headers={"Idempotency-Key": "mp"})
+        holds._transition_part = real
+        assert r.status_code == 503, r.text
+        ((hold_id, parts),) = hold_parts(cluster, skus).items()
+        home_sku = next(s for s in skus if keys.partition_of(s) == home_partition(hold_id))
+        assert parts[home_sku] == ("active" if home_confirmed else "pending"), parts
+        assert "pending" in parts.values(), parts
+
+        other = next(s for s in skus if s != home_sku)
+        victim = cluster.primary_for_slot(
+            redis.cluster.key_slot(keys.tag(keys.partition_of(other)).encode())
+        )
+        cluster.kill(victim)
+        await asyncio.to_thread(cluster.wait_for_failover, victim)
+        await asyncio.to_thread(cluster.restart, victim)
+        assert hold_parts(cluster, skus)[hold_id] == parts  # WAIT=1: nothing was lost
+
+        reaper = api.app.state.services.reaper  # type: ignore[attr-defined]
+        want = "active" if home_confirmed else "expired"
+        for _ in range(100):
+            await asyncio.sleep(0.2)
+            with contextlib.suppress(ConnectionError):
+                await reaper.run_once()
+            if set(hold_parts(cluster, skus)[hold_id].values()) <= {want, None}:
+                break
+        settled = hold_parts(cluster, skus)[hold_id]
+        positions = await held_by_sku(api, skus)
+    if home_confirmed:
+        assert settled == dict.fromkeys(skus, "active")
+        assert positions == dict.fromkeys(skus, 2)
+    else:
+        assert set(settled.values()) <= {"expired", None}, settled
+        assert positions == dict.fromkeys(skus, 0)
+    audit = await asyncio.to_thread(omnistock_cli, cluster.seeds, "audit", "--json", "--quiet")
+    assert audit.returncode == 0, audit.stdout + audit.stderr
