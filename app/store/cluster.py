@@ -12,6 +12,8 @@
   "Redis Cluster cannot be connected" when no seed answers). This client turns every one of
   them into StoreUnavailable, a ConnectionError: "the store is not reachable now", which the
   API answers 503 with Retry-After and the CLI exit code 3, exactly as a single server down.
+  So is a connection a dying node dropped under a command, which redis-py reports as a
+  RuntimeError or AttributeError (`_connection_dropped`; both seen as 500s under failover).
 """
 
 from __future__ import annotations
@@ -57,6 +59,22 @@ CLUSTER_DOWN_ERRORS: tuple[type[Exception], ...] = (
 )
 # Programming errors, not outages: never turned into a 503.
 CLUSTER_BUGS: tuple[type[Exception], ...] = (CrossSlotTransactionError, InvalidPipelineStack)
+
+
+# Stream methods redis-py calls on a connection's reader/writer: an AttributeError on None for
+# one of them means another task (a slot-map refresh closing a dead node's connections) tore
+# the connection down under this command.
+_STREAM_METHODS = frozenset({"write", "writelines", "drain", "read", "readline", "readexactly"})
+
+
+def _connection_dropped(exc: Exception) -> bool:
+    """A connection to a node that just died, as redis-py reports it besides ConnectionError:
+    uvloop's RuntimeError for a write on a closed transport ("... the handler is closed"),
+    or an AttributeError on the reader/writer a concurrent disconnect set to None. Either way
+    the command's outcome is unknown, exactly as after a timeout: a 503."""
+    if isinstance(exc, RuntimeError):
+        return "handler is closed" in str(exc)
+    return isinstance(exc, AttributeError) and exc.obj is None and exc.name in _STREAM_METHODS
 
 
 def _unavailable(exc: Exception) -> StoreUnavailable:
@@ -129,6 +147,11 @@ class ClusterStore(RedisCluster):
             raise
         except CLUSTER_DOWN_ERRORS as exc:
             raise _unavailable(exc) from exc
+        except (RuntimeError, AttributeError) as exc:
+            if not _connection_dropped(exc):
+                raise
+            self._initialize = True  # as redis-py does after a ConnectionError
+            raise _unavailable(exc) from exc
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
         if shard_hint:
@@ -155,6 +178,11 @@ class _Pipeline(ClusterPipeline):
             self.cluster_client._initialize = True
             if isinstance(exc, (ConnectionError, TimeoutError)):
                 raise
+            raise _unavailable(exc) from exc
+        except (RuntimeError, AttributeError) as exc:
+            if not _connection_dropped(exc):
+                raise
+            self.cluster_client._initialize = True
             raise _unavailable(exc) from exc
 
 

@@ -7,18 +7,35 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import httpx
+import redis
 
+from app import keys
 from app.api.main import create_app
 from app.settings import Settings
 from benchmarks import cluster as shared
 from benchmarks.cluster import SLOTS, ClusterError, Node, wait_until
 
 __all__ = ["SLOTS", "ClusterError", "LocalCluster", "Node", "serving", "wait_until"]
+
+
+def omnistock_cli(seeds: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`omnistock <args>` as a subprocess on the cluster whose nodes `seeds` names."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNISTOCK_")}
+    env.update(OMNISTOCK_REDIS_URL=seeds, OMNISTOCK_REDIS_CLUSTER="1")
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @asynccontextmanager
@@ -39,6 +56,25 @@ class LocalCluster(shared.LocalCluster):
     _first_slots: dict[int, int] = field(default_factory=dict)  # of killed primaries
 
     # -- faults ----------------------------------------------------------------------------
+
+    def skus_by_primary(self, per_primary: int, prefix: str = "sku") -> list[list[str]]:
+        """`per_primary` skus on each primary (in the order of primary_nodes()), every sku in
+        a partition of its own."""
+        table = self._slots()
+        heads = [node.port for node in self.primary_nodes()]
+        chosen: dict[int, list[str]] = {port: [] for port in heads}
+        partitions: set[int] = set()
+        for i in range(100_000):
+            sku = f"{prefix}-{i}"
+            p = keys.partition_of(sku)
+            port = self.primary_for_slot(redis.cluster.key_slot(keys.tag(p).encode()), table).port
+            if p in partitions or len(chosen[port]) >= per_primary:
+                continue
+            partitions.add(p)
+            chosen[port].append(sku)
+            if all(len(skus) == per_primary for skus in chosen.values()):
+                return [chosen[port] for port in heads]
+        raise ClusterError(f"not {per_primary} partitions on every primary")
 
     def kill(self, node: Node) -> None:
         """SIGKILL: no AOF flush, no goodbye to the cluster."""

@@ -10,22 +10,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.cluster.support import LocalCluster, serving
+from tests.cluster.support import LocalCluster, omnistock_cli, serving
 from tests.conftest import seed
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 
 def omnistock(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNISTOCK_")}
-    env.update(OMNISTOCK_REDIS_URL=cluster.seeds, OMNISTOCK_REDIS_CLUSTER="1")
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return omnistock_cli(cluster.seeds, *args)
 
 
 async def test_import_export_and_audit_round_trip_on_a_cluster(

@@ -263,3 +263,44 @@ def test_partition_groups_cover_every_partition_once(cluster: LocalCluster) -> N
     found = asyncio.run(groups())
     assert len(found) == 3
     assert sorted(p for group in found for p in group) == list(range(keys.PARTITIONS))
+
+
+def test_a_write_on_a_connection_whose_node_just_died_is_a_503_not_a_500(
+    cluster: LocalCluster,
+) -> None:
+    """Under uvloop (as `omnistock serve` runs), a command written on a pooled connection
+    whose transport has closed raises RuntimeError ("the handler is closed"), not a
+    ConnectionError: seen as a 500 when a primary was killed under traffic."""
+    import uvloop
+
+    from app.store.cluster import StoreUnavailable
+
+    async def scenario() -> None:
+        client = connect(Settings(redis_url=cluster.seeds, redis_cluster=True))
+        try:
+            key = "os:closed-probe"
+            await client.get(key)  # a pooled connection to the key's primary
+            node = client.get_node_from_key(key)
+            connection = node._free[0]  # type: ignore[attr-defined]
+            connection._writer.transport.abort()  # the peer is gone; redis-py does not know
+            await asyncio.sleep(0)
+            with pytest.raises(StoreUnavailable, match="handler is closed"):
+                await client.incr(key)
+            assert await client.incr(key) == 1  # a fresh connection serves the next command
+        finally:
+            await client.aclose()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
+
+
+def test_a_connection_torn_down_by_another_task_mid_command_counts_as_dropped() -> None:
+    """redis-py's disconnect from a slot-map refresh sets the reader/writer of a connection in
+    use to None: the command then fails with an AttributeError on None (a 500 before)."""
+    from app.store.cluster import _connection_dropped
+
+    assert _connection_dropped(AttributeError("x", name="writelines", obj=None))
+    assert _connection_dropped(RuntimeError("unable to perform operation; the handler is closed"))
+    assert not _connection_dropped(AttributeError("x", name="writelines", obj=object()))
+    assert not _connection_dropped(AttributeError("x", name="items", obj=None))
+    assert not _connection_dropped(RuntimeError("something else"))
