@@ -27,6 +27,7 @@ class Services:
     settings: Settings
     redis: Redis
     mux: Multiplexer | None  # the hot path's pipelined connection; None in cluster mode
+    write_mux: Multiplexer | None  # the scripts that write, on a connection of their own
     writer: Writer | None  # writes that wait for replicas (OMNISTOCK_WAIT_REPLICAS); or None
     scripts: Scripts
     config: ConfigService

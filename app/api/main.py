@@ -48,8 +48,11 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or StoreClock()  # tests alone pass a ManualClock (app/domain/clock.py)
     redis = connect(settings)
     mux = multiplexer(settings)
+    # Writes go on a connection of their own, so a read never queues behind a write the
+    # store holds back (CLIENT PAUSE WRITE, a failover, a full disk); waited writes already do.
     writer = writer_for(settings, redis)
-    scripts = Scripts.register(redis, script_timer, mux, writer)
+    write_mux = multiplexer(settings) if mux is not None and writer is None else None
+    scripts = Scripts.register(redis, script_timer, mux, writer, write_mux)
     config = ConfigService(redis, scripts, settings.config_refresh_seconds)
     stock = StockService(redis, scripts, config, settings, clock, mux)
     holds = HoldService(redis, scripts, config, stock, settings, clock)
@@ -65,6 +68,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         settings=settings,
         redis=redis,
         mux=mux,
+        write_mux=write_mux,
         writer=writer,
         scripts=scripts,
         config=config,
@@ -112,8 +116,9 @@ def create_app(
             await services.reaper.stop()
             await services.config.stop()
             await services.redis.aclose()
-            if services.mux is not None:
-                await services.mux.aclose()
+            for connection in (services.mux, services.write_mux):
+                if connection is not None:
+                    await connection.aclose()
             if services.writer is not None:
                 await services.writer.aclose()
 

@@ -154,12 +154,15 @@ class WaitingScript(AsyncScript):
 UNWAITED_WRITES = frozenset({"idempotency_claim", "idempotency_complete", "event_claim"})
 
 
+def writes(name: str) -> bool:
+    """Whether script `name` may write: every script not flagged `no-writes`."""
+    return not script_source(name).startswith("#!lua flags=no-writes")
+
+
 def waits(name: str) -> bool:
     """Whether a call of script `name` waits for replicas (when a wait policy is set): every
     script that changes something a client is told about; reads (`no-writes`) never do."""
-    return name not in UNWAITED_WRITES and not script_source(name).startswith(
-        "#!lua flags=no-writes"
-    )
+    return name not in UNWAITED_WRITES and writes(name)
 
 
 def _ignore(_: float) -> None:
@@ -197,12 +200,19 @@ class Scripts:
         timer: Callable[[str], Callable[[float], None]] | None = None,
         mux: Multiplexer | None = None,
         writer: Writer | None = None,
+        write_mux: Multiplexer | None = None,
     ) -> Scripts:
         """`timer(name)`, if given, returns the function each call's duration goes to; with
         `mux`, calls go through it instead of redis-py's pool; with `writer`, every call of a
-        script that `waits` goes through it (write, then wait for replicas)."""
+        script that `waits` goes through it (write, then wait for replicas); with `write_mux`,
+        the scripts that write go through that one and only the reads through `mux`."""
         if mux is not None or writer is not None:
-            return cls(**{f.name: _script(f.name, redis, timer, mux, writer) for f in fields(cls)})
+            return cls(
+                **{
+                    f.name: _script(f.name, redis, timer, mux, writer, write_mux)
+                    for f in fields(cls)
+                }
+            )
         return cls(
             **{
                 f.name: TimedScript(
@@ -243,10 +253,13 @@ def _script(
     timer: Callable[[str], Callable[[float], None]] | None,
     mux: Multiplexer | None,
     writer: Writer | None,
+    write_mux: Multiplexer | None = None,
 ) -> AsyncScript:
     observe = timer(name) if timer else _ignore
     if writer is not None and waits(name):
         return WaitingScript(redis, script_source(name), writer, observe)
+    if write_mux is not None and writes(name):
+        return MuxScript(redis, script_source(name), write_mux, observe)
     if mux is not None:
         return MuxScript(redis, script_source(name), mux, observe)
     return TimedScript(redis, script_source(name), observe)

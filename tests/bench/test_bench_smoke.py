@@ -83,7 +83,8 @@ def test_the_cluster_is_measured_against_one_server_keyed_and_unkeyed(
     for name in ("single", "single_keyed", "cluster", "cluster_keyed", "cluster_flash"):
         run_ = shard["runs"][name]
         assert run_["holds"] > 0 and run_["store_usec_per_hold"] > 0, (name, run_)
-    assert shard["runs"]["cluster_keyed"]["evalsha_per_hold"] >= 3  # claim, hold, completion
+    # The claim is taken by the hold script itself; the completion stores the response.
+    assert shard["runs"]["cluster_keyed"]["evalsha_per_hold"] == 2
     assert shard["paper"]["flash_share_on_busiest"] == 1.0  # one sku: one primary
     assert len(shard["runs"]["cluster"]["per_primary"]) == 3
 
