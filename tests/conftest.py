@@ -91,7 +91,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def store_kind() -> str:
-    """"single" unless pytest_generate_tests parametrises it."""
+    """ "single" unless pytest_generate_tests parametrises it."""
     return "single"
 
 
