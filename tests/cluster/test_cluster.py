@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from app.domain.clock import ManualClock
 from tests.cluster.conftest import skus_on_different_nodes
+from tests.cluster.support import serving
 from tests.conftest import seed
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -47,3 +50,16 @@ async def test_transitions_events_and_expiry_work_on_a_cluster(
     assert result["results"][0]["position"]["on_hand"] == 0
     positions = (await client.get(f"/v1/stock/{skus[1]}")).json()["positions"]
     assert positions[0]["committed"] == 1 and positions[0]["held"] == 0
+
+
+async def test_a_burst_beyond_the_connection_limit_queues_instead_of_answering_503(
+    store_url: str,
+) -> None:
+    # redis-py's cluster pool fails a call at once past max_connections; one server's pool
+    # makes it wait. 40 concurrent holds on one sku (one node) through 4 connections.
+    async with serving(store_url, redis_max_connections=4) as client:
+        await seed(client, {("burst", "dc"): 10})
+        body = {"channel": "web", "lines": [{"sku": "burst", "quantity": 1}]}
+        replies = await asyncio.gather(*(client.post("/v1/holds", json=body) for _ in range(40)))
+    statuses = sorted(r.status_code for r in replies)
+    assert statuses == [201] * 10 + [409] * 30
