@@ -12,14 +12,16 @@ store client) is chosen by `store_kind`:
 The contract suite's cluster leg: every test of the modules in CLUSTER_LEG runs twice, as
 `[single]` and `[cluster]`; the modules of tests/cluster run on the cluster only. A test in a
 leg module that is single-server by nature carries `@pytest.mark.single_server`. The leg is a
-chosen subset, to keep `make test` well under 15 minutes on 2 cores: the API contract of holds,
-idempotency, all-or-nothing carts, availability, stock and expiry, the stock events in, the
-event log, and the races (in process and against 2 `omnistock serve` workers) -- every path
-that touches a script, a partition or the events out. Left single-only: what does not depend on
-the store's topology (validation, hostile input, OpenAPI, auth, limits, problems), what is
-single-server by nature (the multiplexer, the MULTI/EXEC batch read, the embedded store,
-AOF/fsync faults), and the slow process tests (faults, system, security, CLI; import/export/
-audit on a cluster have their own test in tests/cluster). docs/reliability.md says the same.
+chosen subset, to keep `make test` well under 15 minutes on 2 cores (it adds ~60 s): the API
+contract of holds, idempotency, all-or-nothing carts, sourcing, availability, stock, expiry and
+config; the stock events in; the event log and its retention; the races (in process and
+against 2 `omnistock serve` workers); the reaper; the audit; hold ownership and idempotency
+scope -- every path that runs a script, spans partitions, reads the events out or checks the
+store directly. Left single-only: what the store's topology does not change (validation,
+hostile input, OpenAPI, auth, limits, problems), what is single-server by nature (the
+multiplexer, the MULTI/EXEC batch read, the embedded store, AOF/fsync and disk faults), and
+the slow process tests (faults, system, CLI, the SSE module; SSE, import/export/audit and
+failover on a cluster have their own tests in tests/cluster). docs/reliability.md says the same.
 """
 
 from __future__ import annotations
@@ -65,12 +67,18 @@ CLUSTER_LEG = (
     "tests/api/test_idempotency.py",
     "tests/api/test_locations_channels.py",
     "tests/api/test_sourcing.py",
+    "tests/api/test_smoke.py",
     "tests/api/test_stock.py",
+    "tests/audit/test_audit.py",
     "tests/domain/test_races.py",
+    "tests/domain/test_reaper.py",
     "tests/events/test_log.py",
+    "tests/events/test_retention.py",
     "tests/events_in/test_channel_figures.py",
     "tests/events_in/test_event_identity.py",
     "tests/events_in/test_stock_events.py",
+    "tests/security/test_hold_ownership.py",
+    "tests/security/test_idempotency_scope.py",
 )
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,13 +135,17 @@ def store_url(store_kind: str, request: pytest.FixtureRequest) -> str:
     return server.url
 
 
+def direct_client(url: str, **options: Any) -> Redis:
+    """A client of the store at `url`: a cluster client for the cluster's seed list."""
+    if is_cluster_url(url):
+        return cluster_client(url, **options)  # type: ignore[return-value]  # same commands
+    return Redis.from_url(url, **options)
+
+
 @pytest.fixture
 async def redis(store_url: str) -> AsyncIterator[Redis]:
     """A direct client of the test's store (a cluster client on the cluster)."""
-    if is_cluster_url(store_url):
-        client: Redis = cluster_client(store_url, decode_responses=True)  # type: ignore[assignment]
-    else:
-        client = Redis.from_url(store_url, decode_responses=True)
+    client = direct_client(store_url, decode_responses=True)
     yield client
     await client.aclose()
 

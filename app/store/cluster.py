@@ -169,6 +169,8 @@ _PIPELINE_FAILURES: tuple[type[Exception], ...] = (
 
 
 class _Pipeline(ClusterPipeline):
+    cluster_client: ClusterStore
+
     async def execute(self, *args: Any, **kwargs: Any) -> list[Any]:
         try:
             async with self.cluster_client._permit():
