@@ -4,7 +4,8 @@ LocalCluster.
 - The central fixtures (tests/conftest.py: `store_url`, `settings`, `app`, `client`, `redis`)
   run every test of this package on the session's cluster (`store_cluster`: 3 primaries + 3
   replicas, AOF), flushed before each test.
-- `cluster_with_replicas`: a cluster of the module's own, for tests that kill or pause nodes.
+- `cluster_with_replicas`: a cluster of the module's own, for tests that kill or pause nodes;
+  `no_replica_cluster` (and `cluster_url`, its first node): 3 primaries, no replica.
 - `serve_on_cluster`: a real `omnistock serve` on a cluster (SSE does not stream through
   httpx's ASGI transport)."""
 
@@ -73,6 +74,22 @@ def cluster_with_replicas(
     restore it."""
     with local_cluster(server_binary, tmp_path_factory.mktemp("cluster")) as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="module")
+def no_replica_cluster(
+    server_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalCluster]:
+    """3 primaries without replicas, one per test module: for tests that pause a primary
+    (which, with a replica, would fail over) or need no replica and want the speed."""
+    with local_cluster(server_binary, tmp_path_factory.mktemp("cluster"), replicas=0) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def cluster_url(no_replica_cluster: LocalCluster) -> str:
+    """The first node of `no_replica_cluster` (not flushed between tests)."""
+    return no_replica_cluster.nodes[0].url
 
 
 @contextlib.contextmanager

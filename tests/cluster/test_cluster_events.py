@@ -37,26 +37,11 @@ FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
 @pytest.fixture(scope="module")
-def events_cluster(
-    server_binary: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LocalCluster]:
-    """3 primaries of the module's own, no replicas: its tests pause a primary (which, with a
-    replica, would fail over) and read every stream of the cluster by brute force."""
-    with local_cluster(server_binary, tmp_path_factory.mktemp("cluster"), replicas=0) as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="module")
-def cluster_url(events_cluster: LocalCluster) -> str:
-    return events_cluster.nodes[0].url
-
-
-@pytest.fixture(scope="module")
 def cluster_service(
-    events_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+    no_replica_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
     log_path = tmp_path_factory.mktemp("svc") / "service.log"
-    service = serve_on_cluster(events_cluster.seeds, log_path)
+    service = serve_on_cluster(no_replica_cluster.seeds, log_path)
     yield service
     service.stop()
 
@@ -171,20 +156,20 @@ async def test_a_paused_node_makes_the_log_answer_503_and_streams_wait(
     api: httpx.AsyncClient,
     cluster_service: ServiceProcess,
     cluster_url: str,
-    events_cluster: LocalCluster,
+    no_replica_cluster: LocalCluster,
 ) -> None:
     await seed(api)
     skus = await write_on_every_node(api, rounds=1)
     ids = all_event_ids(cluster_url)
     log_size = cluster_service.log_path.stat().st_size
     async with open_sse(api, headers={"Last-Event-ID": ids[0]}) as stream:
-        events_cluster.pause(events_cluster.nodes[0])
+        no_replica_cluster.pause(no_replica_cluster.nodes[0])
         try:
             r = await api.get("/v1/events/log", params={"after": ids[0]})
             assert r.status_code == 503, r.text
             assert r.json()["code"] == "store_unavailable"
         finally:
-            events_cluster.resume(events_cluster.nodes[0])
+            no_replica_cluster.resume(no_replica_cluster.nodes[0])
         got = [e.id for e in await stream.take(len(ids) - 1, within=20)]
     assert got == ids[1:]
     assert skus
