@@ -1,5 +1,28 @@
 """Shared fixtures: real store servers started by the suite (never port 6379), the app
-through httpx, and a real `omnistock serve` process when a test needs one."""
+through httpx, and a real `omnistock serve` process when a test needs one.
+
+The store behind `store_url` -> `settings` -> `app` -> `client` (and `redis`, the direct
+store client) is chosen by `store_kind`:
+- "single": the session's one server (`store_server`), flushed before each test;
+- "cluster": the session's Valkey cluster (`store_cluster`: 3 primaries + 3 replicas, AOF
+  everysec, tests/cluster/support.py), every primary flushed before each test (replicas not
+  waited for: nothing reads them); `store_url` is then its seed list, which `make_settings`,
+  `redis` and `start_service` recognise (a comma).
+
+The contract suite's cluster leg: every test of the modules in CLUSTER_LEG runs twice, as
+`[single]` and `[cluster]`; the modules of tests/cluster run on the cluster only. A test in a
+leg module that is single-server by nature carries `@pytest.mark.single_server`. The leg is a
+chosen subset, to keep `make test` well under 15 minutes on 2 cores (it adds ~60 s): the API
+contract of holds, idempotency, all-or-nothing carts, sourcing, availability, stock, expiry and
+config; the stock events in; the event log and its retention; the races (in process and
+against 2 `omnistock serve` workers); the reaper; the audit; hold ownership and idempotency
+scope -- every path that runs a script, spans partitions, reads the events out or checks the
+store directly. Left single-only: what the store's topology does not change (validation,
+hostile input, OpenAPI, auth, limits, problems), what is single-server by nature (the
+multiplexer, the MULTI/EXEC batch read, the embedded store, AOF/fsync and disk faults), and
+the slow process tests (faults, system, CLI, the SSE module; SSE, import/export/audit and
+failover on a cluster have their own tests in tests/cluster). docs/reliability.md says the same.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +42,10 @@ from redis.asyncio import Redis
 from app.api.main import create_app
 from app.domain.clock import ManualClock
 from app.settings import Settings
+from app.store.cluster import cluster_client
 from app.store.embedded import EmbeddedStore, free_port
 from benchmarks.harness import Server
+from tests.cluster.support import LocalCluster
 
 
 @pytest.fixture(scope="session")
@@ -33,17 +58,94 @@ def store_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedS
     store.stop()
 
 
+# The modules whose every test also runs on the cluster (see the module docstring).
+CLUSTER_LEG = (
+    "tests/api/test_all_or_nothing.py",
+    "tests/api/test_availability.py",
+    "tests/api/test_expiry.py",
+    "tests/api/test_holds.py",
+    "tests/api/test_idempotency.py",
+    "tests/api/test_locations_channels.py",
+    "tests/api/test_sourcing.py",
+    "tests/api/test_smoke.py",
+    "tests/api/test_stock.py",
+    "tests/audit/test_audit.py",
+    "tests/domain/test_races.py",
+    "tests/domain/test_reaper.py",
+    "tests/events/test_log.py",
+    "tests/events/test_retention.py",
+    "tests/events_in/test_channel_figures.py",
+    "tests/events_in/test_event_identity.py",
+    "tests/events_in/test_stock_events.py",
+    "tests/security/test_hold_ownership.py",
+    "tests/security/test_idempotency_scope.py",
+)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def store_kinds(metafunc: pytest.Metafunc) -> list[str]:
+    module = Path(metafunc.definition.path).resolve().relative_to(ROOT).as_posix()
+    if module.startswith("tests/cluster/"):
+        return ["cluster"]
+    if module in CLUSTER_LEG and not metafunc.definition.get_closest_marker("single_server"):
+        return ["single", "cluster"]
+    return []
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store_kind" in metafunc.fixturenames and (kinds := store_kinds(metafunc)):
+        metafunc.parametrize("store_kind", kinds, ids=kinds)
+
+
 @pytest.fixture
-def store_url(store_server: EmbeddedStore) -> Iterator[str]:
-    client = SyncRedis.from_url(store_server.url)
+def store_kind() -> str:
+    """ "single" unless pytest_generate_tests parametrises it."""
+    return "single"
+
+
+@pytest.fixture(scope="session")
+def store_cluster(
+    server_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalCluster]:
+    """The session's Valkey cluster: 3 primaries with one replica each, AOF everysec. Tests
+    that kill or pause nodes start their own (tests/cluster/conftest.py)."""
+    cluster = LocalCluster(server_binary, tmp_path_factory.mktemp("cluster"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+def is_cluster_url(url: str) -> bool:
+    """The suite's cluster URL is its seed list: several nodes, comma-separated."""
+    return "," in url
+
+
+@pytest.fixture
+def store_url(store_kind: str, request: pytest.FixtureRequest) -> str:
+    """The test's store, emptied: the single server or the cluster's seed list."""
+    if store_kind == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("store_cluster")
+        cluster.flush()
+        return cluster.seeds
+    server: EmbeddedStore = request.getfixturevalue("store_server")
+    client = SyncRedis.from_url(server.url)
     client.flushall()
     client.close()
-    yield store_server.url
+    return server.url
+
+
+def direct_client(url: str, **options: Any) -> Redis:
+    """A client of the store at `url`: a cluster client for the cluster's seed list."""
+    if is_cluster_url(url):
+        return cluster_client(url, **options)  # type: ignore[return-value]  # same commands
+    return Redis.from_url(url, **options)
 
 
 @pytest.fixture
 async def redis(store_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(store_url, decode_responses=True)
+    """A direct client of the test's store (a cluster client on the cluster)."""
+    client = direct_client(store_url, decode_responses=True)
     yield client
     await client.aclose()
 
@@ -59,6 +161,7 @@ def make_settings(store_url: str, **overrides: Any) -> Settings:
     # would measure the machine, not the store. tests/faults checks them on real processes.
     values: dict[str, Any] = {
         "redis_url": store_url,
+        "redis_cluster": is_cluster_url(store_url),
         "reaper_enabled": False,
         "redis_timeout_seconds": 5.0,
         "request_deadline_seconds": 10.0,
@@ -129,6 +232,8 @@ def start_service(tmp_path: Path) -> Iterator[Any]:
     started: list[ServiceProcess] = []
 
     def start(**env_values: str) -> ServiceProcess:
+        if is_cluster_url(env_values.get("OMNISTOCK_REDIS_URL", "")):
+            env_values.setdefault("OMNISTOCK_REDIS_CLUSTER", "1")
         port = free_port()
         service = ServiceProcess(service_env(**env_values), port, tmp_path / f"service-{port}.log")
         started.append(service)

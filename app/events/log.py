@@ -31,6 +31,8 @@ TRIM_CHECK_MARGIN_MS = 3_600_000
 
 
 class Source(Protocol):
+    margin_ms: int  # t0's hold-back behind the slowest node's clock (0 on one server)
+
     async def ranges(
         self, starts: dict[int, str], count: int, with_time: bool
     ) -> tuple[int | None, Batch]: ...
@@ -55,6 +57,18 @@ async def read_page(
     count = _first_count(limit, len(partitions))
     t0, batch = await source.ranges(starts, count, with_time=True)
     assert t0 is not None
+    # Read your writes: on a cluster t0 trails the slowest node's clock by the hold-back
+    # margin, so the entries of changes acknowledged just before this request can sit at or
+    # above it. Read again once t0 has passed them (a wait of at most the margin, and only
+    # when such entries exist): a page then holds every change acknowledged before it was
+    # asked for, as on one server, as long as the nodes' clocks agree within the margin.
+    newest = max((parse_stream_id(e[-1][0])[0] for e in batch.values() if e), default=None)
+    if newest is not None and newest >= t0 and source.margin_ms > 0:
+        target = min(newest, t0 + source.margin_ms)
+        while t0 <= target:
+            await asyncio.sleep((target - t0 + 1) / 1000)
+            t0, batch = await source.ranges(starts, count, with_time=True)
+            assert t0 is not None
     if after is not None:
         reason = await _lost(source, after, partitions, t0, retention_ms)
         if reason:

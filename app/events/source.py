@@ -85,7 +85,7 @@ class StreamSource(ABC):
     """The read side's store access; see the module doc for the round and its `t0`."""
 
     def __init__(self, margin_ms: int = 0) -> None:
-        self._margin_ms = margin_ms
+        self.margin_ms = margin_ms
         self._frontier = 0  # the highest t0 handed out
 
     # -- what a node group is and how it is read: the two implementations ------------------
@@ -190,7 +190,7 @@ class StreamSource(ABC):
         if not with_time:
             return None, replies
         times = [(g.name, t) for g, (t, _) in done if t is not None]
-        t0 = min(t for _, t in times) - self._margin_ms
+        t0 = min(t for _, t in times) - self.margin_ms
         self._check_clocks(times, floor)
         self._frontier = max(self._frontier, t0)
         return t0, replies
@@ -205,7 +205,7 @@ class StreamSource(ABC):
                     "writes in that window may come out of order",
                     name,
                     floor - t,
-                    self._margin_ms,
+                    self.margin_ms,
                 )
 
 

@@ -14,13 +14,19 @@
   API answers 503 with Retry-After and the CLI exit code 3, exactly as a single server down.
   So is a connection a dying node dropped under a command, which redis-py reports as a
   RuntimeError or AttributeError (`_connection_dropped`; both seen as 500s under failover).
+- Pool limit: redis-py's cluster pool fails a call at once when a node's `max_connections`
+  are all in use (MaxConnectionsError, a 503); a single server's blocking pool makes it wait.
+  So a burst of concurrent requests on one sku (one node) got 503s on a cluster only. Here a
+  call first waits (up to the socket timeout) for one of `max_connections` permits shared by
+  every node: no node ever has more calls in flight, and a burst queues as on one server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -84,7 +90,25 @@ def _unavailable(exc: Exception) -> StoreUnavailable:
 
 
 class ClusterStore(RedisCluster):
-    """RedisCluster that re-sends nothing and reports every outage as StoreUnavailable."""
+    """RedisCluster that re-sends nothing, reports every outage as StoreUnavailable and
+    queues calls beyond the pool limit (module doc)."""
+
+    def __init__(self, *args: Any, queue_timeout: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._queue_timeout = queue_timeout
+        self._in_flight = asyncio.Semaphore(kwargs.get("max_connections", 100))
+
+    @contextlib.asynccontextmanager
+    async def _permit(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self._queue_timeout):
+                await self._in_flight.acquire()
+        except builtins.TimeoutError as exc:  # asyncio's, not redis-py's
+            raise StoreUnavailable("no free store connection within the timeout") from exc
+        try:
+            yield
+        finally:
+            self._in_flight.release()
 
     async def initialize(self, *args: Any, **kwargs: Any) -> ClusterStore:
         """redis-py's initialize, but it asks a live primary for the command table (once):
@@ -142,7 +166,8 @@ class ClusterStore(RedisCluster):
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await super().execute_command(*args, **kwargs)
+            async with self._permit():
+                return await super().execute_command(*args, **kwargs)
         except CLUSTER_BUGS:
             raise
         except CLUSTER_DOWN_ERRORS as exc:
@@ -167,9 +192,12 @@ _PIPELINE_FAILURES: tuple[type[Exception], ...] = (
 
 
 class _Pipeline(ClusterPipeline):
+    cluster_client: ClusterStore
+
     async def execute(self, *args: Any, **kwargs: Any) -> list[Any]:
         try:
-            return await super().execute(*args, **kwargs)
+            async with self.cluster_client._permit():
+                return await super().execute(*args, **kwargs)
         except CLUSTER_BUGS:
             raise
         except _PIPELINE_FAILURES as exc:
@@ -220,6 +248,7 @@ def cluster_client(url: str, **options: Any) -> ClusterStore:
         retry=Retry(NoBackoff(), 0),
         # Slots of a dead primary may be uncovered for a moment: serve the others.
         require_full_coverage=False,
+        queue_timeout=options.get("socket_timeout"),
         **{**params, **options},
     )
 

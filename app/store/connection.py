@@ -56,8 +56,7 @@ def connect(settings: Settings, url: str | None = None) -> Redis:
     timeout = settings.redis_timeout_seconds
     tls = tls_options(settings, url)
     if settings.redis_cluster:
-        # The same bounds as one server's pool, per node; but redis-py's cluster pool does not
-        # wait for a free connection: beyond max_connections a call fails at once (503).
+        # The same bounds as one server's pool; calls past max_connections wait (cluster.py).
         cluster = cluster_client(
             url,
             decode_responses=True,

@@ -21,10 +21,10 @@ def omnistock(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[
 
 
 async def test_import_export_and_audit_round_trip_on_a_cluster(
-    cluster_with_replicas: LocalCluster, tmp_path: Path
+    store_cluster: LocalCluster, tmp_path: Path
 ) -> None:
-    cluster_with_replicas.flushall()
-    async with serving(cluster_with_replicas.seeds) as client:
+    store_cluster.flushall()
+    async with serving(store_cluster.seeds) as client:
         await seed(client)  # the locations the rows name
     rows = [(f"sku-{i}", loc, i % 17, i % 3) for i in range(600) for loc in ("dc", "store-a")]
     source = tmp_path / "stock.csv"
@@ -32,10 +32,10 @@ async def test_import_export_and_audit_round_trip_on_a_cluster(
         "sku,location,on_hand,safety_stock\n"
         + "".join(f"{s},{loc},{n},{k}\n" for s, loc, n, k in rows)
     )
-    imported = omnistock(cluster_with_replicas, "import", str(source), "--no-checkpoint")
+    imported = omnistock(store_cluster, "import", str(source), "--no-checkpoint")
     assert imported.returncode == 0, imported.stderr
 
-    exported = omnistock(cluster_with_replicas, "export", "--for-import", "--quiet")
+    exported = omnistock(store_cluster, "export", "--for-import", "--quiet")
     assert exported.returncode == 0, exported.stderr
     got = {
         (r["sku"], r["location"], r["on_hand"], r["safety_stock"])
@@ -43,11 +43,11 @@ async def test_import_export_and_audit_round_trip_on_a_cluster(
     }
     assert got == set(rows)
 
-    audit = omnistock(cluster_with_replicas, "audit", "--json", "--quiet")
+    audit = omnistock(store_cluster, "audit", "--json", "--quiet")
     assert audit.returncode == 0, audit.stdout + audit.stderr
     assert orjson.loads(audit.stdout)["audit"]["findings"] == []
 
-    again = omnistock(cluster_with_replicas, "import", str(source), "--no-checkpoint")
+    again = omnistock(store_cluster, "import", str(source), "--no-checkpoint")
     assert again.returncode == 0, again.stderr  # absolute rows: a re-import changes nothing
 
 

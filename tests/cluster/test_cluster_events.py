@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,11 +22,12 @@ import redis
 from app import keys
 from app.events.ids import EventId
 from tests.cluster.conftest import (
+    local_cluster,
     node_of_partition,
-    running_cluster,
     serve_on_cluster,
     skus_on_different_nodes,
 )
+from tests.cluster.support import LocalCluster
 from tests.conftest import ServiceProcess, seed
 from tests.events.helpers import event_key, open_sse, read_log
 
@@ -39,9 +38,10 @@ FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 @pytest.fixture(scope="module")
 def cluster_service(
-    cluster_url: str, tmp_path_factory: pytest.TempPathFactory
+    no_replica_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
-    service = serve_on_cluster(cluster_url, tmp_path_factory.mktemp("svc") / "service.log")
+    log_path = tmp_path_factory.mktemp("svc") / "service.log"
+    service = serve_on_cluster(no_replica_cluster.seeds, log_path)
     yield service
     service.stop()
 
@@ -153,22 +153,23 @@ def test_events_tail_reads_and_follows_the_cluster(
 
 
 async def test_a_paused_node_makes_the_log_answer_503_and_streams_wait(
-    api: httpx.AsyncClient, cluster_service: ServiceProcess, cluster_url: str
+    api: httpx.AsyncClient,
+    cluster_service: ServiceProcess,
+    cluster_url: str,
+    no_replica_cluster: LocalCluster,
 ) -> None:
     await seed(api)
     skus = await write_on_every_node(api, rounds=1)
     ids = all_event_ids(cluster_url)
-    port = int(cluster_url.rsplit(":", 1)[1].split("/")[0])
-    pid = int(redis.Redis(port=port).info("server")["process_id"])
     log_size = cluster_service.log_path.stat().st_size
     async with open_sse(api, headers={"Last-Event-ID": ids[0]}) as stream:
-        os.kill(pid, signal.SIGSTOP)
+        no_replica_cluster.pause(no_replica_cluster.nodes[0])
         try:
             r = await api.get("/v1/events/log", params={"after": ids[0]})
             assert r.status_code == 503, r.text
             assert r.json()["code"] == "store_unavailable"
         finally:
-            os.kill(pid, signal.SIGCONT)
+            no_replica_cluster.resume(no_replica_cluster.nodes[0])
         got = [e.id for e in await stream.take(len(ids) - 1, within=20)]
     assert got == ids[1:]
     assert skus
@@ -189,11 +190,10 @@ def skewed_cluster(
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
     }
     base = tmp_path_factory.mktemp("skewed")
-    with running_cluster(server_binary, base, node_env={2: ahead}) as ports:
-        url = f"redis://127.0.0.1:{ports[0]}/0"
-        service = serve_on_cluster(url, base / "service.log")
+    with local_cluster(server_binary, base, replicas=0, node_env={2: ahead}) as cluster:
+        service = serve_on_cluster(cluster.seeds, base / "service.log")
         try:
-            yield url, service
+            yield cluster.nodes[0].url, service
         finally:
             service.stop()
 

@@ -20,6 +20,8 @@ LOCATIONS = ["dc", "store-a", "store-b"]
 
 
 class FakeSource:
+    margin_ms = 0
+
     def __init__(self, streams: dict[int, list[tuple[str, dict[str, str]]]]) -> None:
         self.streams = streams
         self.ids = {p: [parse_stream_id(sid) for sid, _ in e] for p, e in streams.items()}

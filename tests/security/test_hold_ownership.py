@@ -22,7 +22,7 @@ from app.api.main import create_app
 from app.credentials import append
 from app.domain.hold_ids import HoldIdSecret, home_partition
 from tests.api.helpers import assert_problem, available, skus_in_distinct_partitions
-from tests.conftest import make_settings, seed
+from tests.conftest import direct_client, make_settings, seed
 from tests.security.conftest import bearer
 
 HOLD = {"channel": "web", "lines": [{"sku": "sku-1", "quantity": 2}]}
@@ -195,7 +195,7 @@ async def test_every_process_of_one_store_reads_the_same_secret(
     store_url: str, redis: Redis
 ) -> None:
     first = await HoldIdSecret(redis).get()
-    other = Redis.from_url(store_url)  # another process's connection, bytes replies
+    other = direct_client(store_url)  # another process's connection, bytes replies
     try:
         assert await HoldIdSecret(other).get() == first
     finally:
