@@ -89,7 +89,13 @@ async def test_every_acknowledged_hold_survives_a_store_kill_and_retries_apply_e
         )
         assert traffic.acknowledged and traffic.unacknowledged  # the kill hit live traffic
         assert not lost, lost[:10]
-        assert report.clean, summary(report)
+        # A cart whose coordinator died between confirming its home part and the others is
+        # reported unsettled (fixable; a read, a retry or the reaper settles it): only carts
+        # no client was told about may be so, and nothing else may be off.
+        assert all(
+            f.kind == "hold_parts_unsettled" and f.hold not in traffic.acknowledged
+            for f in report.findings
+        ), summary(report)
         assert retries == ({"201": len(traffic.unacknowledged)} if traffic.unacknowledged else {})
         assert not lost_after, lost_after[:10]
         assert len(after) == len(traffic.acknowledged) + len(traffic.retried)  # nothing twice
