@@ -32,7 +32,7 @@ from app.domain.clock import ManualClock
 from app.domain.errors import StoreUnavailable
 from app.domain.hold_ids import home_partition
 from app.domain.holds import HoldService
-from app.store.calls import Reply, Transition
+from app.store.calls import HoldStatus, Reply, Transition
 from app.store.scripts import Scripts
 from tests.api.helpers import act, hold, position, skus_in_distinct_partitions
 from tests.conftest import seed
@@ -220,7 +220,7 @@ async def test_a_late_home_reservation_meets_a_tombstone_and_the_hold_stays_rele
     for s, q in zip(skus[1:], [2, 3], strict=True):
         line = _line(s, q)
         reply = await service._reserve(
-            header, Part(keys.partition_of(s), [line]), "pending", False, ["dc"]
+            header, Part(keys.partition_of(s), [line]), HoldStatus.PENDING, False, ["dc"]
         )
         assert reply.kind == "ok"
     clock.advance(PENDING + 1)
@@ -228,7 +228,11 @@ async def test_a_late_home_reservation_meets_a_tombstone_and_the_hold_stays_rele
     assert await statuses(redis, hold_id, skus) == ["expired"] * 3
     assert await held(client, skus) == [0, 0, 0]
     late = await service._reserve(
-        header, Part(keys.partition_of(skus[0]), [_line(skus[0], 1)]), "pending", False, ["dc"]
+        header,
+        Part(keys.partition_of(skus[0]), [_line(skus[0], 1)]),
+        HoldStatus.PENDING,
+        False,
+        ["dc"],
     )
     assert (late.kind, late.data) == ("exists", "expired")
 
