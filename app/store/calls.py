@@ -416,3 +416,34 @@ def config_put(
         [hash_key, keys.CONFIG_VERSION, *_idem_keys(idem)],
         [item_id, doc, offset_ms, *_idem_args(idem)],
     )
+
+
+# -- audit ---------------------------------------------------------------------------------
+
+
+def _audit_keys_args(p: int, hold_ids: list[str], skus: list[str]) -> tuple[list[str], list[Any]]:
+    """The layout both audit scripts share: KEYS[1..3], a hold key per id, then the sku keys;
+    ARGV[1..2] the ids and skus as JSON."""
+    ks = [keys.expiry_index(p), keys.skus(p), keys.events(p)]
+    ks += [keys.hold(p, hold_id) for hold_id in hold_ids]
+    return ks + _sku_keys(p, skus), [orjson.dumps(hold_ids), orjson.dumps(skus)]
+
+
+def audit_snapshot(
+    partition: int, hold_ids: list[str], skus: list[str], max_events: int, offset_ms: int = 0
+) -> Call:
+    ks, args = _audit_keys_args(partition, hold_ids, skus)
+    return Call(Script.AUDIT_SNAPSHOT, ks, [*args, max_events, offset_ms])
+
+
+def audit_repair(
+    partition: int,
+    hold_ids: list[str],
+    skus: list[str],
+    *,
+    retention_ms: int,
+    channels: bytes,
+    offset_ms: int = 0,
+) -> Call:
+    ks, args = _audit_keys_args(partition, hold_ids, skus)
+    return Call(Script.AUDIT_REPAIR, ks, [*args, offset_ms, retention_ms, channels])
