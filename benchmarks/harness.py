@@ -21,6 +21,8 @@ import orjson
 import redis
 
 from app import keys
+from app.store import calls
+from app.store.calls import Call, HoldStatus
 from app.store.embedded import EmbeddedStore, free_port
 from app.store.scripts import script_source
 
@@ -470,3 +472,26 @@ def machine() -> dict[str, str]:
         "uvicorn": uvicorn.__version__,
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
+
+
+def bench_hold(sku: str, hold_id: str, owner: str) -> Call:
+    """The bench's 1-line hold (benchmarks/run.py measure_scripts, hold_profile.py): channel
+    `web` seeing the 4 locations, no pinned location, the store's clock."""
+    return calls.hold_reserve(
+        partition=keys.partition_of(sku),
+        hold_id=hold_id,
+        status=HoldStatus.ACTIVE,
+        ttl_ms=900_000,
+        pending_ttl_ms=0,
+        channel="web",
+        reference="-",
+        parts=str(keys.partition_of(sku)),
+        allow_split=False,
+        retention_ms=86_400_000,
+        lines=[{"s": 1, "q": 1}],
+        skus=[sku],
+        candidates=LOCATIONS,
+        channels=orjson.dumps({"web": [5, LOCATIONS]}),
+        owner=owner,
+        pending_grace_ms=0,
+    )

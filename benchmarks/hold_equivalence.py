@@ -20,6 +20,8 @@ from typing import Any
 import orjson
 
 from app import keys
+from app.store import calls
+from app.store.calls import HoldStatus
 from benchmarks import harness as h
 from benchmarks.lua_micro import variant_sources
 
@@ -98,27 +100,26 @@ def main() -> None:
             hold_id = rnd.choice(ids) if ids and rnd.random() < 0.05 else f"h{step}"
             ids.append(hold_id)
             ttl = rnd.choice([-5_000, 0, 2_500, 900_000])
-            ks = [keys.hold(P, hold_id), keys.expiry_index(P), keys.events(P)]
-            for sku in skus:
-                ks += keys.sku_keys(P, sku)
-            argv = [
-                now,
-                hold_id,
-                rnd.choice(["active", "pending"]),
-                ttl,
-                30_000,
-                rnd.choice(["web", ""]),
-                rnd.choice(["", "ref-1"]),
-                str(P),
-                rnd.choice(["0", "1"]),
-                86_400_000,
-                orjson.dumps(lines),
-                orjson.dumps(skus),
-                orjson.dumps(candidates),
-                "",
-                orjson.dumps(channels),
-                "web-shop",
-            ]
+            call = calls.hold_reserve(
+                partition=P,
+                hold_id=hold_id,
+                status=rnd.choice([HoldStatus.ACTIVE, HoldStatus.PENDING]),
+                ttl_ms=ttl,
+                pending_ttl_ms=30_000,
+                channel=rnd.choice(["web", ""]),
+                reference=rnd.choice(["", "ref-1"]),
+                parts=str(P),
+                allow_split=rnd.choice([False, True]),
+                retention_ms=86_400_000,
+                lines=lines,
+                skus=skus,
+                candidates=candidates,
+                channels=orjson.dumps(channels),
+                owner="web-shop",
+                pending_grace_ms=0,
+                offset_ms=now,
+            )
+            ks, argv = call.keys, call.args
             replies = {}
             for v, r in stores.items():
                 try:

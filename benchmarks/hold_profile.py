@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from pathlib import Path
-
-import orjson
 
 from app import keys
 from app.store.scripts import lua_dir
@@ -36,32 +33,8 @@ def source_of(variant: str) -> str:
     return _INCLUDE.sub(lambda m: (lua_dir() / "includes" / m.group(1)).read_text(), text)
 
 
-def hold_argv(sha: str, sku: str, hold_id: str, now: int) -> list[str]:
-    p = keys.partition_of(sku)
-    return [
-        sha,
-        "6",
-        f"{keys.tag(p)}:hold:{hold_id}",
-        keys.expiry_index(p),
-        keys.events(p),
-        *keys.sku_keys(p, sku),
-        "0",  # clock offset: the script reads the store's TIME
-        hold_id,
-        "active",
-        "900000",
-        "0",
-        "web",
-        "-",
-        str(p),
-        "0",
-        "86400000",
-        '[{"s":1,"q":1}]',
-        f'["{sku}"]',
-        orjson.dumps(h.LOCATIONS).decode(),
-        "",
-        orjson.dumps({"web": [5, h.LOCATIONS]}).decode(),
-        "web-shop",
-    ]
+def hold_argv(sha: str, sku: str, hold_id: str) -> list[str]:
+    return h.bench_hold(sku, hold_id, "web-shop").argv(sha)
 
 
 def main() -> None:
@@ -85,13 +58,12 @@ def main() -> None:
             mapping = {loc: f"1000000000:0:0:{j % 2}" for j, loc in enumerate(h.LOCATIONS)}
             r.hset(keys.position(p, sku), mapping=mapping)
         figures: dict[str, list[float]] = {v: [] for v in variants}
-        now = int(time.time() * 1000)
         for rnd in range(args.rounds):
             for v in variants if rnd % 2 == 0 else reversed(variants):
                 r.config_resetstat()
                 pipe = r.pipeline(transaction=False)
                 for i in range(args.n):
-                    argv = hold_argv(shas[v], skus[v], f"hp{rnd}-{i}", now)
+                    argv = hold_argv(shas[v], skus[v], f"hp{rnd}-{i}")
                     if args.depth == 1:
                         reply = r.execute_command("EVALSHA", *argv)
                         assert reply[0] == b"ok", reply

@@ -89,6 +89,7 @@ class Bench:
         self.tag = f"{seed}-{time.monotonic_ns()}"
         self.n_event = 0
         self.services: dict[str, tuple[HoldService, StockService, StockEventService]] = {}
+        self.configs: dict[str, ConfigService] = {}
         for variant in variants:
             sources = variant_sources(variant)
             scripts = Scripts(
@@ -99,10 +100,10 @@ class Bench:
             holds = HoldService(self.redis, scripts, config, stock, self.settings, self.clock)
             events = StockEventService(scripts, config, stock, self.settings, self.clock)
             self.services[variant] = (holds, stock, events)
-        self.config_services = [s[1]._config for s in self.services.values()]
+            self.configs[variant] = config
 
     async def start(self) -> None:
-        for config in self.config_services:
+        for config in self.configs.values():
             await config.refresh(force=True)
 
     def sku(self) -> str:
@@ -110,7 +111,7 @@ class Bench:
 
     def call(self, variant: str, scenario: str) -> Callable[[], Awaitable[Any]]:
         holds, stock, events = self.services[variant]
-        web = stock._config.channels["web"]
+        web = self.configs[variant].channels["web"]
         if scenario == "hold1":
             return lambda: holds.create(
                 HoldIn.model_validate(

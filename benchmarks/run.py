@@ -325,41 +325,8 @@ def measure_scripts(s: Any, r: Any, svc: h.Server, scale: Scale) -> dict[str, An
     sku = "SKU-0000001"
     hold_sha = r.script_load(script_source("hold_reserve"))
     avail_sha = r.script_load(script_source("availability"))
-    channels = orjson.dumps({"web": [5, h.LOCATIONS]}).decode()
-    hold_argv = [
-        "EVALSHA",
-        hold_sha,
-        "6",
-        f"{keys.tag(p)}:hold:hb__rand_int__",
-        keys.expiry_index(p),
-        keys.events(p),
-        *keys.sku_keys(p, sku),
-        "0",  # clock offset: the script reads the store's TIME
-        "hb__rand_int__",
-        "active",
-        "900000",
-        "0",
-        "web",
-        "-",
-        str(p),
-        "0",
-        "86400000",
-        '[{"s":1,"q":1}]',
-        f'["{sku}"]',
-        orjson.dumps(h.LOCATIONS).decode(),
-        "",
-        channels,
-        "bench",  # owner
-    ]
-    avail_argv = [
-        "EVALSHA",
-        avail_sha,
-        "2",
-        keys.position(p, sku),
-        keys.hold_expiry_by_sku(p, sku),
-        "0",
-        *h.LOCATIONS,
-    ]
+    hold_argv = ["EVALSHA", *h.bench_hold(sku, "hb__rand_int__", "bench").argv(hold_sha)]
+    avail_argv = ["EVALSHA", *calls.availability(p, [sku], h.LOCATIONS).argv(avail_sha)]
     out["hold1_floor"] = measure_hold_floor(r, hold_argv, scale.script_requests)
     bench_hold = h.redis_benchmark(s, hold_argv, scale.benchmark_requests)
     bench_avail = h.redis_benchmark(s, avail_argv, scale.benchmark_requests)

@@ -38,6 +38,7 @@ from app.domain.errors import (
 )
 from app.domain.idempotency import Claim, StoredResponse, take
 from app.settings import Settings
+from app.store import calls
 from app.store.scripts import Scripts
 
 HEADER = "Idempotency-Key"
@@ -112,9 +113,7 @@ class Idempotency:
 
         async def complete(status: str, body: bytes) -> None:
             if claim.taken:
-                await self.scripts.idempotency_complete(
-                    keys=[claim.record()], args=[status, body, *claim.args()]
-                )
+                await self.scripts.run(calls.idempotency_complete(claim.idem(), status, body))
 
         try:
             status, body = await operation(claim)

@@ -59,7 +59,6 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     reaper = Reaper(
         redis,
         holds,
-        clock,
         settings.reaper_interval_seconds,
         settings.reaper_batch,
         on_expired=HOLD_EXPIRIES.inc,

@@ -24,6 +24,7 @@ import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -39,6 +40,8 @@ from app.domain.audit_rules import (
 )
 from app.domain.clock import Clock, StoreClock
 from app.domain.hold_parts import unsettled
+from app.store import calls
+from app.store.calls import Call, Reply
 from app.store.scripts import Scripts
 
 __all__ = ["AuditReport", "Auditor", "Finding", "Inventory", "Snapshot", "check_partition"]
@@ -124,20 +127,14 @@ class Auditor:
                 inv.skus.add(match.group(3))
         return found
 
-    def _keys_args(self, p: int, inv: Inventory) -> tuple[list[str], list[bytes]]:
-        hold_ids, skus = sorted(inv.holds), sorted(inv.skus)
-        ks = [keys.expiry_index(p), keys.skus(p), keys.events(p)]
-        ks += [keys.hold(p, hold_id) for hold_id in hold_ids]
-        for sku in skus:
-            ks += keys.sku_keys(p, sku)
-        return ks, [orjson.dumps(hold_ids), orjson.dumps(skus)]
-
-    async def _call(self, script: Any, p: int, inv: Inventory, extra: list[Any]) -> Any:
-        """Call an audit script, widening the inventory while it answers `stale`."""
+    async def _call(
+        self, p: int, build: Callable[[list[str], list[str]], Call], inv: Inventory
+    ) -> Any:
+        """Call an audit script (`build(hold_ids, skus)`), widening the inventory while it
+        answers `stale`."""
         for _ in range(MAX_STALE_RETRIES):
-            ks, args = self._keys_args(p, inv)
-            reply = await script(keys=ks, args=[*args, *extra])
-            if reply[0] != "stale":
+            reply = await self._scripts.run(build(sorted(inv.holds), sorted(inv.skus)))
+            if reply[0] != Reply.STALE:
                 return reply[1]
             missing = orjson.loads(reply[1])
             inv.holds.update(as_list(missing["holds"]))
@@ -145,8 +142,9 @@ class Auditor:
         raise RuntimeError(f"partition {p} kept changing under the audit; try again")
 
     async def snapshot(self, p: int, inv: Inventory) -> Snapshot:
+        offset = self._clock.offset_ms()
         raw = await self._call(
-            self._scripts.audit_snapshot, p, inv, [self._max_events, self._clock.offset_ms()]
+            p, lambda ids, skus: calls.audit_snapshot(p, ids, skus, self._max_events, offset), inv
         )
         return Snapshot.parse(raw)
 
@@ -215,12 +213,9 @@ class Auditor:
     ) -> dict[int, dict[str, str]]:
         """Every part of the hold as it is now: partition -> record ({} when missing)."""
         partitions = [int(x) for x in next(iter(known.values()))["parts"].split(",")]
-        read = self._scripts.hold_read  # "lapsed" by each part's store clock
+        offset = self._clock.offset_ms()  # "lapsed" by each part's store clock
         flats = await asyncio.gather(
-            *(
-                read(keys=[keys.hold(p, hold_id)], args=[self._clock.offset_ms()])
-                for p in partitions
-            )
+            *(self._scripts.run(calls.hold_read(p, hold_id, offset)) for p in partitions)
         )
         records = [dict(zip(flat[::2], flat[1::2], strict=True)) for flat in flats]
         return dict(zip(partitions, records, strict=True))
@@ -282,12 +277,14 @@ class Auditor:
         inventories = await self.discover(chosen)
         changes: list[dict[str, Any]] = []
         for done, p in enumerate(chosen, 1):
-            raw = await self._call(
-                self._scripts.audit_repair,
+            repair = partial(
+                calls.audit_repair,
                 p,
-                inventories[p],
-                [self._clock.offset_ms(), retention_ms, channels_arg],
+                retention_ms=retention_ms,
+                channels=channels_arg,
+                offset_ms=self._clock.offset_ms(),
             )
+            raw = await self._call(p, repair, inventories[p])
             changes += [{"partition": p, **c} for c in as_list(orjson.loads(raw))]
             if progress:
                 progress(done, len(chosen), len(changes))

@@ -17,9 +17,10 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.domain.errors import ChannelNotFound, InvalidRequest, LocationNotFound
-from app.domain.idempotency import Claim, checked, record_keys_args
+from app.domain.idempotency import Claim, checked, idem_for
 from app.domain.models import Channel, ChannelIn, Location, LocationIn
 from app.domain.tasks import cancel_and_wait
+from app.store import calls
 from app.store.scripts import Scripts
 
 log = logging.getLogger("omnistock.config")
@@ -144,11 +145,6 @@ class ConfigService:
 
     async def _put(self, hash_key: str, item_id: str, doc: bytes, claim: Claim | None) -> None:
         """config_put.lua, which takes a keyed request's claim in `{cfg}` first."""
-        record_keys, claim_args = record_keys_args(claim, keys.CONFIG_TAG)
-        checked(
-            claim,
-            await self._scripts.config_put(
-                keys=[hash_key, keys.CONFIG_VERSION, *record_keys],
-                args=[item_id, doc, 0, *claim_args],  # 0: the store's clock runs the lease
-            ),
-        )
+        idem = idem_for(claim, keys.CONFIG_TAG)
+        # offset 0: the store's clock runs the lease
+        checked(claim, await self._scripts.run(calls.config_put(hash_key, item_id, doc, 0, idem)))

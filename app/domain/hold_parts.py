@@ -20,22 +20,25 @@ Pure: no store. HoldService.settle applies it; the audit uses it to tell what it
 
 from __future__ import annotations
 
-# (part status, home status) -> the transition scripts that bring the part to home's status.
-_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("pending", "active"): ("hold_confirm",),
-    ("pending", "committed"): ("hold_confirm", "hold_commit"),
-    ("pending", "fulfilled"): ("hold_confirm", "hold_commit", "hold_fulfil"),
-    ("pending", "released"): ("hold_confirm", "hold_release"),
-    ("pending", "expired"): ("hold_rollback",),
-    ("active", "committed"): ("hold_commit",),
-    ("active", "fulfilled"): ("hold_commit", "hold_fulfil"),
-    ("active", "released"): ("hold_release",),
-    ("active", "expired"): ("hold_rollback",),
-    ("committed", "fulfilled"): ("hold_fulfil",),
-    ("committed", "released"): ("hold_release",),
+from app.store.calls import HoldStatus as S
+from app.store.calls import Transition as T
+
+# (part status, home status) -> the transitions that bring the part to home's status.
+_PATHS: dict[tuple[str, str], tuple[T, ...]] = {
+    (S.PENDING, S.ACTIVE): (T.CONFIRM,),
+    (S.PENDING, S.COMMITTED): (T.CONFIRM, T.COMMIT),
+    (S.PENDING, S.FULFILLED): (T.CONFIRM, T.COMMIT, T.FULFIL),
+    (S.PENDING, S.RELEASED): (T.CONFIRM, T.RELEASE),
+    (S.PENDING, S.EXPIRED): (T.ROLLBACK,),
+    (S.ACTIVE, S.COMMITTED): (T.COMMIT,),
+    (S.ACTIVE, S.FULFILLED): (T.COMMIT, T.FULFIL),
+    (S.ACTIVE, S.RELEASED): (T.RELEASE,),
+    (S.ACTIVE, S.EXPIRED): (T.ROLLBACK,),
+    (S.COMMITTED, S.FULFILLED): (T.FULFIL,),
+    (S.COMMITTED, S.RELEASED): (T.RELEASE,),
 }
 
-DECIDED = frozenset({"active", "committed", "fulfilled", "released", "expired"})
+DECIDED = frozenset({S.ACTIVE, S.COMMITTED, S.FULFILLED, S.RELEASED, S.EXPIRED})
 
 
 def effective_status(record: dict[str, str]) -> str:
@@ -44,11 +47,11 @@ def effective_status(record: dict[str, str]) -> str:
     has marked yet."""
     if not record:
         return ""
-    return "expired" if record.get("lapsed") else record.get("status", "")
+    return S.EXPIRED if record.get("lapsed") else record.get("status", "")
 
 
-def settle_path(part: dict[str, str], home_status: str) -> tuple[str, ...]:
-    """The scripts that move `part` to `home_status` (empty: nothing to do, or nothing that
+def settle_path(part: dict[str, str], home_status: str) -> tuple[T, ...]:
+    """The transitions that move `part` to `home_status` (empty: nothing to do, or nothing that
     can be done, e.g. a missing part or a committed part of an expired home)."""
     return _PATHS.get((effective_status(part), home_status), ())
 
@@ -57,8 +60,8 @@ def needs_home_decision(home: dict[str, str], parts: list[dict[str, str]]) -> bo
     """Should the home part be rolled back now? When it is still pending past its deadline, or
     it does not exist while some other part is pending past its own."""
     if home:
-        return home.get("status") == "pending" and bool(home.get("overdue"))
-    return any(p.get("status") == "pending" and p.get("overdue") for p in parts)
+        return home.get("status") == S.PENDING and bool(home.get("overdue"))
+    return any(p.get("status") == S.PENDING and p.get("overdue") for p in parts)
 
 
 def unsettled(records: list[dict[str, str]]) -> bool:

@@ -49,10 +49,12 @@ from app.domain.hold_parts import (
     settle_path,
     unsettled,
 )
-from app.domain.idempotency import Claim, checked, record_keys_args, take
+from app.domain.idempotency import Claim, checked, idem_for, take
 from app.domain.models import Channel, HoldIn, HoldLineIn
 from app.domain.stock import StockService
 from app.settings import Settings
+from app.store import calls
+from app.store.calls import HoldStatus, Reply, Transition
 from app.store.scripts import Scripts
 
 log = logging.getLogger("omnistock.holds")
@@ -70,8 +72,10 @@ class Part:
 
 
 @dataclass
-class Reply:
-    kind: str
+class Reserved:
+    """hold_reserve.lua's reply: its kind, and its data decoded."""
+
+    kind: Reply
     data: Any = None
 
 
@@ -129,11 +133,11 @@ class HoldService:
         )
         if len(parts) == 1:
             reply = await self._reserve(
-                header, parts[home], "active", body.allow_split, candidates, claim
+                header, parts[home], HoldStatus.ACTIVE, body.allow_split, candidates, claim
             )
-            if reply.kind == "insufficient":
+            if reply.kind == Reply.INSUFFICIENT:
                 raise InsufficientStock("not enough stock for every line", lines=reply.data)
-            if reply.kind == "ok":  # render what the script wrote: no second round trip
+            if reply.kind == Reply.OK:  # render what the script wrote: no second round trip
                 return self._render(hold_id, [header.record(*reply.data)])
         else:
             # Claimed before any part runs, so a concurrent duplicate reserves nothing anywhere.
@@ -165,56 +169,49 @@ class HoldService:
         self,
         header: _Header,
         part: Part,
-        status: str,
+        status: HoldStatus,
         allow_split: bool,
         candidates: list[str],
         claim: Claim | None = None,
-    ) -> Reply:
+    ) -> Reserved:
         p = part.partition
-        record_keys, claim_args = record_keys_args(claim, keys.tag(p))
         skus = part.skus()
         index = {sku: i + 1 for i, sku in enumerate(skus)}
-        ks = [keys.hold(p, header.hold_id), keys.expiry_index(p), keys.events(p)]
-        for sku in skus:
-            ks += keys.sku_keys(p, sku)
         touched = candidates + [line.location for line in part.lines if line.location]
-        lines = [
-            {
-                "s": index[line.sku],
-                "q": line.quantity,
-                **({"l": line.location} if line.location else {}),
-            }
-            for line in part.lines
-        ]
-        result = await self._scripts.hold_reserve(
-            keys=[*ks, *record_keys],
-            args=[
-                self._clock.offset_ms(),
-                header.hold_id,
-                status,
-                header.ttl_ms,
-                self._settings.pending_ttl_seconds * 1000,  # a pending part's deadline
-                header.channel,
-                header.reference,
-                header.parts,
-                "1" if allow_split else "0",
-                self._stock.event_retention_ms,
-                orjson.dumps(lines),
-                orjson.dumps(skus),
-                orjson.dumps(candidates),
-                "",
-                self._config.channels_arg(touched),
-                header.owner,
-                self._settings.pending_grace_seconds * 1000,  # pending lines count this longer
-                *claim_args,
+        call = calls.hold_reserve(
+            partition=p,
+            hold_id=header.hold_id,
+            status=status,
+            ttl_ms=header.ttl_ms,
+            pending_ttl_ms=self._settings.pending_ttl_seconds * 1000,  # a pending part's deadline
+            channel=header.channel,
+            reference=header.reference,
+            parts=header.parts,
+            allow_split=allow_split,
+            retention_ms=self._stock.event_retention_ms,
+            lines=[
+                {
+                    "s": index[line.sku],
+                    "q": line.quantity,
+                    **({"l": line.location} if line.location else {}),
+                }
+                for line in part.lines
             ],
+            skus=skus,
+            candidates=candidates,
+            channels=self._config.channels_arg(touched),
+            owner=header.owner,
+            pending_grace_ms=self._settings.pending_grace_seconds * 1000,  # pending lines count
+            offset_ms=self._clock.offset_ms(),
+            idem=idem_for(claim, keys.tag(p)),
         )
-        kind = checked(claim, result)[0]
-        if kind == "insufficient":
-            return Reply(kind, orjson.loads(result[1]))
-        if kind == "ok":  # lines, created_at, expires_at
-            return Reply(kind, (result[1], int(result[2]), int(result[3])))
-        return Reply(kind, result[1])
+        result = await self._scripts.run(call)
+        kind = Reply(checked(claim, result)[0])
+        if kind == Reply.INSUFFICIENT:
+            return Reserved(kind, orjson.loads(result[1]))
+        if kind == Reply.OK:  # lines, created_at, expires_at
+            return Reserved(kind, (result[1], int(result[2]), int(result[3])))
+        return Reserved(kind, result[1])
 
     async def _create_multi(
         self, header: _Header, parts: list[Part], allow_split: bool, candidates: list[str]
@@ -230,7 +227,7 @@ class HoldService:
         for line in unpinned:
             need[line.sku] += line.quantity
         skus = list(need)
-        snapshot = await self._stock._read(skus, candidates)
+        snapshot = await self._stock.read_rows(skus, candidates)
         free = {
             sku: {row[i]: row[i + 5] for i in range(0, len(row), 6)}
             for sku, row in zip(skus, snapshot, strict=True)
@@ -279,24 +276,27 @@ class HoldService:
         commit point) and then the others; or abort those reserved. Returns None on success
         (or when a retried create found its hold), else the short lines."""
         replies = await asyncio.gather(
-            *(self._reserve(header, part, "pending", allow_split, candidates) for part in parts)
+            *(
+                self._reserve(header, part, HoldStatus.PENDING, allow_split, candidates)
+                for part in parts
+            )
         )
-        if all(r.kind == "ok" for r in replies):
+        if all(r.kind == Reply.OK for r in replies):
             await self._decide(header.hold_id, [part.partition for part in parts])
             return None
-        if any(r.kind == "exists" for r in replies):
+        if any(r.kind == Reply.EXISTS for r in replies):
             await self._resume(header.hold_id, parts)
             return None
         await asyncio.gather(
             *(
-                self._transition_part(header.hold_id, part.partition, "hold_abort", None)
+                self.transition_part(header.hold_id, part.partition, Transition.ABORT)
                 for part, r in zip(parts, replies, strict=True)
-                if r.kind == "ok"
+                if r.kind == Reply.OK
             )
         )
         short: list[dict[str, Any]] = []
         for r in replies:
-            if r.kind == "insufficient":
+            if r.kind == Reply.INSUFFICIENT:
                 short += r.data
         return short
 
@@ -304,15 +304,15 @@ class HoldService:
         """Every part is reserved pending: confirm the home part (hold_confirm.lua refuses past
         its deadline, by its own clock, and rolls it back), then bring the others to its
         decision (app/domain/hold_parts.py)."""
-        home = await self._transition_part(hold_id, partitions[0], "hold_confirm", None)
-        if home[0] == "ok":
+        home = await self.transition_part(hold_id, partitions[0], Transition.CONFIRM)
+        if home[0] == Reply.OK:
             rest = await asyncio.gather(
-                *(self._transition_part(hold_id, p, "hold_confirm", None) for p in partitions[1:])
+                *(self.transition_part(hold_id, p, Transition.CONFIRM) for p in partitions[1:])
             )
-            if all(r[0] == "ok" for r in rest):
+            if all(r[0] == Reply.OK for r in rest):
                 return
         log.warning("hold %s: home confirm gave %s; settling every part", hold_id, home)
-        if await self.settle(hold_id, partitions) != "active":
+        if await self.settle(hold_id, partitions) != HoldStatus.ACTIVE:
             raise StoreUnavailable("the hold could not be confirmed in time; retry")
 
     async def _resume(self, hold_id: str, parts: list[Part]) -> None:
@@ -322,7 +322,7 @@ class HoldService:
         has not passed (rolled back if it has), and every part, old or just reserved, is then
         settled to the home part's status. The create answers the hold as it then is."""
         partitions = [part.partition for part in parts]
-        await self._transition_part(hold_id, partitions[0], "hold_confirm", None)
+        await self.transition_part(hold_id, partitions[0], Transition.CONFIRM)
         await self.settle(hold_id, partitions)
 
     # -- settle (app/domain/hold_parts.py) -----------------------------------------------
@@ -348,18 +348,18 @@ class HoldService:
         home = records[0]
         if needs_home_decision(home, records[1:]):
             tomb = b"" if home else _tombstone(next(r for r in records[1:] if r.get("overdue")))
-            await self._transition_part(hold_id, home_p, "hold_rollback", None, [tomb], home)
+            await self.transition_part(
+                hold_id, home_p, Transition.ROLLBACK, tombstone=tomb, record=home
+            )
             home = await self._read_record(home_p, hold_id)
         status = effective_status(home)
         if status not in DECIDED:
             return status or None
         for p, record in zip(partitions[1:], records[1:], strict=True):
-            for script in settle_path(record, status):
-                reply = await self._transition_part(hold_id, p, script, None, None, record)
-                if reply[0] != "ok" and reply[:2] != ["invalid", _TARGET[script]]:
-                    log.error(
-                        "hold %s part %d: settling with %s gave %s", hold_id, p, script, reply
-                    )
+            for step in settle_path(record, status):
+                reply = await self.transition_part(hold_id, p, step, record=record)
+                if reply[0] != Reply.OK and reply[:2] != [Reply.INVALID, step.target]:
+                    log.error("hold %s part %d: settling with %s gave %s", hold_id, p, step, reply)
                     break
         return status
 
@@ -390,8 +390,9 @@ class HoldService:
         if not record or (viewer is not None and record.get("owner", ANONYMOUS_OWNER) != viewer):
             raise HoldNotFound(f"no hold {hold_id!r}")
         partitions = [int(p) for p in record["parts"].split(",")]
-        if record.get("status") == "pending":  # undecided: in flight, or its coordinator died
-            if not record.get("overdue") or await self.settle(hold_id, partitions) == "pending":
+        if record.get("status") == HoldStatus.PENDING:  # in flight, or its coordinator died
+            undecided = not record.get("overdue")
+            if undecided or await self.settle(hold_id, partitions) == HoldStatus.PENDING:
                 raise HoldNotFound(f"no hold {hold_id!r}")
             record = await self._read_record(home, hold_id)
         if len(partitions) == 1:
@@ -405,9 +406,7 @@ class HoldService:
     async def _read_record(self, p: int, hold_id: str) -> dict[str, str]:
         """A hold record, with "lapsed": "1" if its lines stopped counting by the store's
         clock (hold_read.lua): the service never compares count_until with its own clock."""
-        flat = await self._scripts.hold_read(
-            keys=[keys.hold(p, hold_id)], args=[self._clock.offset_ms()]
-        )
+        flat = await self._scripts.run(calls.hold_read(p, hold_id, self._clock.offset_ms()))
         return dict(zip(flat[::2], flat[1::2], strict=True))
 
     async def get(self, hold_id: str, viewer: str | None) -> dict[str, Any]:
@@ -437,32 +436,31 @@ class HoldService:
     # -- transitions ---------------------------------------------------------------------
 
     async def commit(self, hold_id: str, viewer: str | None, claim: Claim | None) -> dict[str, Any]:
-        return await self._transition(hold_id, viewer, "hold_commit", "committed", claim)
+        return await self._transition(hold_id, viewer, Transition.COMMIT, claim)
 
     async def fulfil(self, hold_id: str, viewer: str | None, claim: Claim | None) -> dict[str, Any]:
-        return await self._transition(hold_id, viewer, "hold_fulfil", "fulfilled", claim)
+        return await self._transition(hold_id, viewer, Transition.FULFIL, claim)
 
     async def release(
         self, hold_id: str, viewer: str | None, claim: Claim | None
     ) -> dict[str, Any]:
-        return await self._transition(hold_id, viewer, "hold_release", "released", claim)
+        return await self._transition(hold_id, viewer, Transition.RELEASE, claim)
 
     async def extend(
         self, hold_id: str, viewer: str | None, ttl_seconds: int, claim: Claim | None
     ) -> dict[str, Any]:
         # The script sets expires_at = its store time + the TTL.
         return await self._transition(
-            hold_id, viewer, "hold_extend", "active", claim, [ttl_seconds * 1000]
+            hold_id, viewer, Transition.EXTEND, claim, ttl_ms=ttl_seconds * 1000
         )
 
     async def _transition(
         self,
         hold_id: str,
         viewer: str | None,
-        script: str,
-        target: str,
+        script: Transition,
         claim: Claim | None,
-        extra: list[Any] | None = None,
+        ttl_ms: int | None = None,
     ) -> dict[str, Any]:
         """The home part's script takes the claim (in the hold's home slot); the other parts
         are guarded by their operation markers."""
@@ -472,37 +470,40 @@ class HoldService:
         op_digest = claim.digest if claim else None
         records = await self._records(hold_id, viewer)
         partitions = [int(p) for p in records[0]["parts"].split(",")]
-        first = await self._transition_part(
-            hold_id, partitions[0], script, op_digest, extra, records[0], claim
+        first = await self.transition_part(
+            hold_id, partitions[0], script, op_digest, ttl_ms=ttl_ms, record=records[0], claim=claim
         )
-        kind = checked(claim, first)[0]
-        if kind == "not_found":
+        kind = Reply(checked(claim, first)[0])
+        if kind == Reply.NOT_FOUND:
             raise HoldNotFound(f"no hold {hold_id!r}")
-        if kind in ("expired", "invalid") and len(partitions) > 1:
+        if kind in (Reply.EXPIRED, Reply.INVALID) and len(partitions) > 1:
             # The home part decided otherwise (it lapsed, or moved on): the other parts follow
             # it, so a release of a hold whose home part lapsed still returns every unit.
             await self.settle(hold_id, partitions)
-        if kind == "expired":
+        if kind == Reply.EXPIRED:
             raise InvalidTransition(
                 f"hold {hold_id} has expired", hold_status="expired", hold_id=hold_id
             )
-        if kind == "invalid":
+        if kind == Reply.INVALID:
             raise InvalidTransition(
-                f"hold {hold_id} is {first[1]}; cannot move it to {target}",
+                f"hold {hold_id} is {first[1]}; cannot move it to {script.target}",
                 hold_status=first[1],
                 hold_id=hold_id,
             )
-        if kind == "keys_mismatch":  # lines never change after creation: a bug, not a race
+        if kind == Reply.KEYS_MISMATCH:  # lines never change after creation: a bug, not a race
             raise AssertionError(f"hold {hold_id}: keys do not cover its lines")
         if len(partitions) > 1:
             rest = await asyncio.gather(
                 *(
-                    self._transition_part(hold_id, p, script, op_digest, extra, record)
+                    self.transition_part(
+                        hold_id, p, script, op_digest, ttl_ms=ttl_ms, record=record
+                    )
                     for p, record in zip(partitions[1:], records[1:], strict=True)
                 )
             )
+            moved = (Reply.OK, Reply.REPLAYED)
             if not all(
-                r[0] in ("ok", "replayed") or (r[0] == "invalid" and r[1] == target) for r in rest
+                r[0] in moved or (r[0] == Reply.INVALID and r[1] == script.target) for r in rest
             ):
                 log.warning(
                     "hold %s: %s did not move every part %s; settling", hold_id, script, rest
@@ -510,16 +511,21 @@ class HoldService:
                 await self.settle(hold_id, partitions)
         return await self.get(hold_id, viewer)
 
-    async def _transition_part(
+    async def transition_part(
         self,
         hold_id: str,
         p: int,
-        script: str,
-        op_digest: str | None,
-        extra: list[Any] | None = None,
+        script: Transition,
+        op_digest: str | None = None,
+        *,
+        ttl_ms: int | None = None,
+        tombstone: bytes | None = None,
         record: dict[str, str] | None = None,
         claim: Claim | None = None,
     ) -> list[Any]:
+        """Run one transition script on the part of `hold_id` in partition `p` (its record,
+        if the caller has read it, names the sku keys; else they are read). The reply as the
+        script gives it: its first element a `Reply`."""
         if record:
             lines_json = record.get("lines")
         else:
@@ -527,41 +533,33 @@ class HoldService:
         # A missing record still goes through the script: it answers not_found atomically
         # (and the reaper's copy drops the stale expiry-index entry).
         lines = orjson.loads(lines_json or "[]")
-        skus = list(dict.fromkeys(line["sku"] for line in lines))
-        ks = [
-            keys.hold(p, hold_id),
-            keys.expiry_index(p),
-            keys.events(p),
-            keys.op_marker(p, op_digest or "-"),
-        ]
-        for sku in skus:
-            ks += keys.sku_keys(p, sku)
-        record_keys, claim_args = record_keys_args(claim, keys.tag(p))
-        result: list[Any] = await getattr(self._scripts, script)(
-            keys=[*ks, *record_keys],
-            args=[
-                self._clock.offset_ms(),
-                hold_id,
-                self._stock.event_retention_ms,
-                self._settings.finished_hold_ttl_seconds,
-                orjson.dumps(skus),
-                self._settings.idempotency_ttl_seconds if op_digest else 0,
-                self._config.channels_arg([line["location"] for line in lines]),
-                *(extra or []),
-                *claim_args,
-            ],
+        call = calls.transition(
+            script,
+            partition=p,
+            hold_id=hold_id,
+            skus=list(dict.fromkeys(line["sku"] for line in lines)),
+            retention_ms=self._stock.event_retention_ms,
+            finished_ttl_seconds=self._settings.finished_hold_ttl_seconds,
+            channels=self._config.channels_arg([line["location"] for line in lines]),
+            op_digest=op_digest,
+            marker_ttl_seconds=self._settings.idempotency_ttl_seconds,
+            offset_ms=self._clock.offset_ms(),
+            ttl_ms=ttl_ms,
+            tombstone=tombstone,
+            idem=idem_for(claim, keys.tag(p)),
         )
+        result: list[Any] = await self._scripts.run(call)
         return result
 
+    async def expire_part(self, hold_id: str, p: int) -> list[Any]:
+        """The reaper's step: hold_expire.lua on one due part (it re-checks atomically)."""
+        return await self.transition_part(hold_id, p, Transition.EXPIRE)
 
-# The status each settling script leaves a part in (a step that finds it there is a no-op).
-_TARGET = {
-    "hold_confirm": "active",
-    "hold_commit": "committed",
-    "hold_fulfil": "fulfilled",
-    "hold_release": "released",
-    "hold_rollback": "expired",
-}
+    async def due(self, p: int, limit: int) -> list[str]:
+        """The due holds of partition `p` by its store clock, the longest lapsed first
+        (hold_due.lua)."""
+        ids: list[str] = await self._scripts.run(calls.hold_due(p, limit, self._clock.offset_ms()))
+        return ids
 
 
 def _tombstone(part: dict[str, str]) -> bytes:

@@ -7,7 +7,7 @@ write, and replication of one slot is one ordered stream, so a failover that los
 loses its claim, and one that keeps a stored response kept the change.
 
 This module is the one Python place that builds the record's key and ARGV
-(`record_keys_args`) and reads the claim's replies (`checked`).
+(`idem_for`, through app/store/calls.Idem) and reads the claim's replies (`checked`).
 
 Slots: a hold create's home partition (its first line's), a hold's home partition for its
 transitions, the sku's partition for a stock PUT, `{cfg}` for locations and channels, and the
@@ -23,6 +23,8 @@ from typing import Any
 
 from app import keys
 from app.domain.errors import IdempotencyKeyInUse, IdempotencyKeyReused
+from app.store import calls
+from app.store.calls import Idem, IdemReply, Reply
 from app.store.scripts import Scripts
 
 
@@ -55,33 +57,34 @@ class Claim:
             raise ValueError("the claim's slot is not known yet")
         return keys.idempotency(self.slot, self.digest)
 
-    def args(self) -> list[Any]:
-        return [self.fingerprint, self.lease_ms, self.ttl_seconds]
+    def idem(self) -> Idem:
+        """The record and claim ARGV a script takes (the slot must be known)."""
+        return Idem(self.record(), self.fingerprint, self.lease_ms, self.ttl_seconds)
 
 
-def record_keys_args(claim: Claim | None, slot: str) -> tuple[list[str], list[Any]]:
+def idem_for(claim: Claim | None, slot: str) -> Idem | None:
     """The last key and the last three ARGV of every script that takes a keyed request
     (lua/includes/idempotency.lua), for a change in `slot`. Passing them marks the claim
     taken: from here on the request's record may exist in that slot. No claim: nothing."""
     if claim is None:
-        return [], []
+        return None
     claim.lives_in(slot)
     claim.taken = True
-    return [claim.record()], claim.args()
+    return claim.idem()
 
 
 def checked(claim: Claim | None, reply: Any) -> Any:
     """A script's reply, unless it is the claim's answer: then raise it (and the claim was
     not taken by this request)."""
-    if not (isinstance(reply, list) and reply and reply[0] == "idem"):
+    if not (isinstance(reply, list) and reply and reply[0] == Reply.IDEM):
         return reply
     assert claim is not None, "a script answered a claim nobody passed"
     claim.taken = False
-    if reply[1] == "reused":
+    if reply[1] == IdemReply.REUSED:
         raise IdempotencyKeyReused(
             f"Idempotency-Key {claim.key!r} was used for a different request"
         )
-    if reply[1] == "in_use":
+    if reply[1] == IdemReply.IN_USE:
         raise IdempotencyKeyInUse(f"a request with Idempotency-Key {claim.key!r} is still running")
     raise StoredResponse(int(reply[2]), reply[3])
 
@@ -94,5 +97,6 @@ async def take(
     if claim is None:
         return
     status, body = response if response is not None else ("", b"")
-    ks, args = record_keys_args(claim, slot)
-    checked(claim, await scripts.idempotency_claim(keys=ks, args=[offset_ms, status, body, *args]))
+    idem = idem_for(claim, slot)
+    assert idem is not None
+    checked(claim, await scripts.run(calls.idempotency_claim(idem, offset_ms, status, body)))

@@ -19,10 +19,9 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-from app import keys
-from app.domain.clock import Clock
 from app.domain.holds import HoldService
 from app.domain.tasks import cancel_and_wait
+from app.store.calls import HoldStatus, Reply
 from app.store.cluster import partitions_by_node
 
 log = logging.getLogger("omnistock.reaper")
@@ -33,14 +32,12 @@ class Reaper:
         self,
         redis: Redis,
         holds: HoldService,
-        clock: Clock,
         interval_seconds: float,
         batch: int,
         on_expired: Callable[[int], None] = lambda n: None,
     ) -> None:
         self._redis = redis
         self._holds = holds
-        self._clock = clock
         self._interval = interval_seconds
         self._batch = batch
         self._on_expired = on_expired
@@ -60,7 +57,7 @@ class Reaper:
                 due.extend(scan)
         due = due[: self._batch]
         replies = await asyncio.gather(
-            *(self._holds._transition_part(hold_id, p, "hold_expire", None) for p, hold_id in due),
+            *(self._holds.expire_part(hold_id, p) for p, hold_id in due),
             return_exceptions=True,
         )
         expired = 0
@@ -68,9 +65,9 @@ class Reaper:
         for due_part, reply in zip(due, replies, strict=True):
             if isinstance(reply, BaseException):
                 self._failed("expiring a hold", reply)
-            elif reply[0] == "expired":
+            elif reply[0] == Reply.EXPIRED:
                 expired += 1
-            elif reply == ["not_due", "pending"]:
+            elif reply == [Reply.NOT_DUE, HoldStatus.PENDING]:
                 overdue.append(due_part)
         await self.settle_pending(overdue)
         if expired:
@@ -81,10 +78,7 @@ class Reaper:
         """The due holds of `partitions` (all on one node), by that node's clock: the calls go
         out together (the multiplexer sends them in one write; a cluster routes each to its
         primary), and a failure fails this node's group only."""
-        offset, scan = self._clock.offset_ms(), self._holds._scripts.hold_due
-        replies = await asyncio.gather(
-            *(scan(keys=[keys.expiry_index(p)], args=[offset, self._batch]) for p in partitions)
-        )
+        replies = await asyncio.gather(*(self._holds.due(p, self._batch) for p in partitions))
         return [(p, hold_id) for p, ids in zip(partitions, replies, strict=True) for hold_id in ids]
 
     @staticmethod

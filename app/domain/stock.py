@@ -11,10 +11,10 @@ from redis.asyncio import Redis
 from app import keys
 from app.domain.clock import Clock, store_ms
 from app.domain.config import ConfigService
-from app.domain.idempotency import Claim, checked, record_keys_args
+from app.domain.idempotency import Claim, checked, idem_for
 from app.domain.models import Channel
 from app.settings import Settings
-from app.store import batch
+from app.store import batch, calls
 from app.store.mux import Multiplexer
 from app.store.scripts import Scripts
 
@@ -60,7 +60,7 @@ def _scored(reply: Any) -> list[tuple[str, float]]:
     return [(member, float(score)) for member, score in zip(reply[::2], reply[1::2], strict=True)]
 
 
-def _rows_to_positions(row: list[Any]) -> list[PositionDict]:
+def rows_to_positions(row: list[Any]) -> list[PositionDict]:
     return [
         {
             "location": row[i],
@@ -109,49 +109,38 @@ class StockService:
         if claim is not None:
             claim.lives_in(keys.tag(p))  # a 404 below is stored there
         await self._config.location(location)
-        op_digest = claim.digest if claim else None
-        record_keys, claim_args = record_keys_args(claim, keys.tag(p))
-        reply = await self._scripts.stock_set(
-            keys=[
-                *keys.sku_keys(p, sku),
-                keys.events(p),
-                keys.skus(p),
-                keys.op_marker(p, op_digest or "-"),
-                *record_keys,
-            ],
-            args=[
-                self._clock.offset_ms(),
-                sku,
-                location,
-                on_hand,
-                "" if safety_stock is None else safety_stock,
-                self.event_retention_ms,
-                self._settings.idempotency_ttl_seconds if op_digest else 0,
-                self._config.channels_arg([location]),
-                *claim_args,
-            ],
+        call = calls.stock_set(
+            sku=sku,
+            location=location,
+            on_hand=on_hand,
+            safety_stock=safety_stock,
+            retention_ms=self.event_retention_ms,
+            channels=self._config.channels_arg([location]),
+            op_digest=claim.digest if claim else None,
+            marker_ttl_seconds=self._settings.idempotency_ttl_seconds,
+            offset_ms=self._clock.offset_ms(),
+            idem=idem_for(claim, keys.tag(p)),
         )
-        return _rows_to_positions([location, *checked(claim, reply)[1:]])[0]
+        reply = await self._scripts.run(call)
+        return rows_to_positions([location, *checked(claim, reply)[1:]])[0]
 
     async def positions(self, sku: str) -> list[PositionDict]:
-        (row,) = await self._read([sku], [])
-        return sorted(_rows_to_positions(row), key=lambda r: r["location"])
+        (row,) = await self.read_rows([sku], [])
+        return sorted(rows_to_positions(row), key=lambda r: r["location"])
 
     async def positions_of(self, skus: list[str]) -> list[list[PositionDict]]:
         """Every position of each sku, in the order asked, in one round trip (export)."""
-        rows = await self._read(skus, [])
-        return [sorted(_rows_to_positions(row), key=lambda r: r["location"]) for row in rows]
+        rows = await self.read_rows(skus, [])
+        return [sorted(rows_to_positions(row), key=lambda r: r["location"]) for row in rows]
 
-    async def _read(self, skus: list[str], locations: list[str]) -> list[list[Any]]:
+    async def read_rows(self, skus: list[str], locations: list[str]) -> list[list[Any]]:
         """Rows of the availability script for each sku, in one round trip to the store:
         one script call per partition, pipelined."""
         offset = self._clock.offset_ms()
         if len(skus) == 1:  # a product page: one script call, nothing to group
             (sku,) = skus
             p = keys.partition_of(sku)
-            result = await self._scripts.availability(
-                keys=self._availability_keys(p, skus), args=[offset, *locations]
-            )
+            result = await self._scripts.run(calls.availability(p, skus, locations, offset))
             return [result[0]]
         by_partition: dict[int, list[str]] = defaultdict(list)
         for sku in dict.fromkeys(skus):
@@ -159,32 +148,23 @@ class StockService:
         rows: dict[str, list[Any]] = {}
         if len(by_partition) == 1:
             ((p, group),) = by_partition.items()
-            result = await self._scripts.availability(
-                keys=self._availability_keys(p, group), args=[offset, *locations]
-            )
+            result = await self._scripts.run(calls.availability(p, group, locations, offset))
             rows.update(zip(group, result, strict=True))
         else:
             for p_groups, results in await self._pipelined(by_partition, offset, locations):
                 rows.update(zip(p_groups, results, strict=True))
         return [rows[sku] for sku in skus]
 
-    @staticmethod
-    def _availability_keys(p: int, group: list[str]) -> list[str]:
-        out: list[str] = []
-        for sku in group:
-            out += [keys.position(p, sku), keys.hold_expiry_by_sku(p, sku)]
-        return out
-
     async def _pipelined(
         self, by_partition: dict[int, list[str]], offset: int, locations: list[str]
     ) -> list[tuple[list[str], list[Any]]]:
-        script = self._scripts.availability
+        run = self._scripts.run
         if self._settings.redis_cluster:
             # A cluster client refuses EVALSHA in pipelines: one concurrent call per partition
             # (redis-py routes each to its node), still one network wait in total.
             results = await asyncio.gather(
                 *(
-                    script(keys=self._availability_keys(p, group), args=[offset, *locations])
+                    run(calls.availability(p, group, locations, offset))
                     for p, group in by_partition.items()
                 )
             )
@@ -192,12 +172,7 @@ class StockService:
         out, unsure = await self._transaction(by_partition, offset, locations)
         if unsure:  # a sku with a page of lapsed lines: the script reads them all
             redone = await asyncio.gather(
-                *(
-                    script(
-                        keys=self._availability_keys(p, by_partition[p]), args=[offset, *locations]
-                    )
-                    for p in unsure
-                )
+                *(run(calls.availability(p, by_partition[p], locations, offset)) for p in unsure)
             )
             for p, rows in zip(unsure, redone, strict=True):
                 out[p] = (by_partition[p], rows)
@@ -269,7 +244,7 @@ class StockService:
         if listed and not wanted:
             rows: list[list[Any]] = [[] for _ in skus]
         else:
-            rows = await self._read(skus, wanted)
+            rows = await self.read_rows(skus, wanted)
         results = []
         for sku, row in zip(skus, rows, strict=True):
             found = {row[i]: row[i + 5] for i in range(0, len(row), 6)}

@@ -25,15 +25,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from app import keys
 from app.domain.clock import Clock
 from app.domain.config import ConfigService
 from app.domain.idempotency import Claim, take
 from app.domain.models import ID_PATTERN, MAX_UNITS
-from app.domain.stock import StockService, _rows_to_positions
+from app.domain.stock import StockService, rows_to_positions
 from app.settings import Settings
+from app.store import calls
+from app.store.calls import EventStatus, StockEvent
 from app.store.scripts import Scripts
 
 EVENT_TYPES = (
@@ -55,7 +55,7 @@ _RFC3339 = re.compile(
 _FIELDS = {"id", "type", "sku", "location", "quantity", "occurred_at"}
 
 
-ID_REUSED = "id_reused"
+ID_REUSED = EventStatus.ID_REUSED
 
 
 def fingerprint(kind: str, sku: str, quantity: int) -> str:
@@ -216,7 +216,7 @@ class StockEventService:
                 results[a.index] = {
                     "id": a.event_id,
                     "status": row[0],
-                    "position": _rows_to_positions([a.location, *row[1:]])[0],
+                    "position": rows_to_positions([a.location, *row[1:]])[0],
                 }
         return [r for r in results if r is not None]
 
@@ -229,9 +229,8 @@ class StockEventService:
             first.setdefault(a.identity, a.fingerprint)
         replies = await asyncio.gather(
             *(
-                self._scripts.event_claim(
-                    keys=[keys.event_claim(*identity)],
-                    args=[fp, self._settings.event_dedupe_seconds],
+                self._scripts.run(
+                    calls.event_claim(*identity, fp, self._settings.event_dedupe_seconds)
                 )
                 for identity, fp in first.items()
             )
@@ -239,33 +238,16 @@ class StockEventService:
         return dict(zip(first, replies, strict=True))
 
     async def _apply_partition(self, p: int, group: list[Accepted]) -> list[list[Any]]:
-        skus = list(dict.fromkeys(a.sku for a in group))
-        index = {sku: i + 1 for i, sku in enumerate(skus)}
-        ks = [keys.events(p), keys.skus(p)]
-        for sku in skus:
-            ks += keys.sku_keys(p, sku)
-        for a in group:
-            ks += keys.event_seen_keys(p, a.location, a.event_id)
-        payload = [
-            {
-                "i": a.event_id,
-                "t": a.type,
-                "s": index[a.sku],
-                "l": a.location,
-                "q": a.quantity,
-                "f": a.fingerprint,
-            }
-            for a in group
-        ]
-        reply: list[list[Any]] = await self._scripts.stock_events(
-            keys=ks,
-            args=[
-                self._clock.offset_ms(),
-                self._stock.event_retention_ms,
-                self._settings.event_dedupe_seconds,
-                self._config.channels_arg(list({a.location for a in group})),
-                orjson.dumps(skus),
-                orjson.dumps(payload),
+        call = calls.stock_events(
+            p,
+            [
+                StockEvent(a.event_id, a.type, a.sku, a.location, a.quantity, a.fingerprint)
+                for a in group
             ],
+            retention_ms=self._stock.event_retention_ms,
+            dedupe_seconds=self._settings.event_dedupe_seconds,
+            channels=self._config.channels_arg(list({a.location for a in group})),
+            offset_ms=self._clock.offset_ms(),
         )
+        reply: list[list[Any]] = await self._scripts.run(call)
         return reply

@@ -22,6 +22,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 from redis.typing import EncodableT, KeyT
 
+from app.store.calls import Call, Script
 from app.store.durable import Writer
 from app.store.mux import Multiplexer
 
@@ -151,7 +152,9 @@ class WaitingScript(AsyncScript):
 # Writes that never wait for replicas: the claims, whose loss in a failover the change's own
 # marker covers (a lost Idempotency-Key claim or stored response makes a retry run again and
 # meet the marker; a lost event identity claim is re-made, the partition's record decides).
-UNWAITED_WRITES = frozenset({"idempotency_claim", "idempotency_complete", "event_claim"})
+UNWAITED_WRITES = frozenset(
+    {Script.IDEMPOTENCY_CLAIM, Script.IDEMPOTENCY_COMPLETE, Script.EVENT_CLAIM}
+)
 
 
 def writes(name: str) -> bool:
@@ -221,6 +224,14 @@ class Scripts:
                 for f in fields(cls)
             }
         )
+
+    def of(self, script: Script) -> AsyncScript:
+        s: AsyncScript = getattr(self, script.value)
+        return s
+
+    async def run(self, call: Call) -> Any:
+        """Send a call built by app/store/calls.py."""
+        return await self.of(call.script)(keys=call.keys, args=call.args)
 
     def all(self) -> list[AsyncScript]:
         return [getattr(self, f.name) for f in fields(self)]

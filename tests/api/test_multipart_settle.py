@@ -32,6 +32,7 @@ from app.domain.clock import ManualClock
 from app.domain.errors import StoreUnavailable
 from app.domain.hold_ids import home_partition
 from app.domain.holds import HoldService
+from app.store.calls import HoldStatus, Reply, Transition
 from app.store.scripts import Scripts
 from tests.api.helpers import act, hold, position, skus_in_distinct_partitions
 from tests.conftest import seed
@@ -57,7 +58,7 @@ def crash(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..
     """crash(when): the coordinator dies at the first confirm call `when(hold_id, partition)`
     answers True for (that call and every later one of the same create fail)."""
     service = holds_of(app)
-    real = service._transition_part
+    real = service.transition_part
 
     def arm(when: Callable[[str, int], bool]) -> None:
         dead: set[str] = set()
@@ -68,10 +69,10 @@ def crash(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..
                 raise StoreUnavailable("coordinator died")
             return await real(hold_id, p, script, *args, **kw)
 
-        monkeypatch.setattr(service, "_transition_part", step)
+        monkeypatch.setattr(service, "transition_part", step)
 
     yield arm
-    monkeypatch.setattr(service, "_transition_part", real)
+    monkeypatch.setattr(service, "transition_part", real)
 
 
 async def the_hold_id(redis: Redis, skus: list[str]) -> str:
@@ -192,7 +193,7 @@ async def test_a_part_confirmed_before_its_home_part_is_rolled_back_with_it(
     hold_id = await the_hold_id(redis, skus)
     service = holds_of(app)
     p1 = keys.partition_of(skus[1])
-    assert (await service._transition_part(hold_id, p1, "hold_confirm", None))[0] == "ok"
+    assert (await service.transition_part(hold_id, p1, Transition.CONFIRM))[0] == Reply.OK
     clock.advance(PENDING + 1)
     await app.state.services.reaper.run_once()
     assert await statuses(redis, hold_id, skus) == ["expired"] * 3
@@ -219,7 +220,7 @@ async def test_a_late_home_reservation_meets_a_tombstone_and_the_hold_stays_rele
     for s, q in zip(skus[1:], [2, 3], strict=True):
         line = _line(s, q)
         reply = await service._reserve(
-            header, Part(keys.partition_of(s), [line]), "pending", False, ["dc"]
+            header, Part(keys.partition_of(s), [line]), HoldStatus.PENDING, False, ["dc"]
         )
         assert reply.kind == "ok"
     clock.advance(PENDING + 1)
@@ -227,7 +228,11 @@ async def test_a_late_home_reservation_meets_a_tombstone_and_the_hold_stays_rele
     assert await statuses(redis, hold_id, skus) == ["expired"] * 3
     assert await held(client, skus) == [0, 0, 0]
     late = await service._reserve(
-        header, Part(keys.partition_of(skus[0]), [_line(skus[0], 1)]), "pending", False, ["dc"]
+        header,
+        Part(keys.partition_of(skus[0]), [_line(skus[0], 1)]),
+        HoldStatus.PENDING,
+        False,
+        ["dc"],
     )
     assert (late.kind, late.data) == ("exists", "expired")
 
@@ -260,10 +265,10 @@ async def test_a_release_of_a_hold_whose_home_part_lapsed_returns_every_part_s_u
     hold_id = (await hold(client, cart(skus), ttl_seconds=60))["id"]
     service = holds_of(app)
     for s in skus[1:]:
-        reply = await service._transition_part(
-            hold_id, keys.partition_of(s), "hold_extend", None, [600_000]
+        reply = await service.transition_part(
+            hold_id, keys.partition_of(s), Transition.EXTEND, ttl_ms=600_000
         )
-        assert reply[0] == "ok"
+        assert reply[0] == Reply.OK
     clock.advance(120)
     r = await act(client, hold_id, "release")
     assert r.status_code == 409

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from redis.asyncio import Redis
 
 from app import keys
 from app.domain.audit import Auditor, AuditReport
 from app.domain.clock import ManualClock, store_now_ms
+from app.store import calls
+from app.store.calls import HoldStatus
 from app.store.scripts import Scripts
 from tests.api.helpers import act, hold, skus_in_distinct_partitions
 from tests.conftest import seed
@@ -211,15 +212,26 @@ async def test_parts_of_a_reservation_still_in_flight_are_not_drift(
     scripts = Scripts.register(redis)
     now = await store_now_ms(redis, clock)
     for p, sku in ((PA, A), (PB, B)):  # both parts reserved, neither confirmed yet
-        await scripts.hold_reserve(
-            keys=[
-                keys.hold(p, "hflight-00"), keys.expiry_index(p), keys.events(p),
-                *keys.sku_keys(p, sku),
-            ],
-            args=[clock.offset_ms(), "hflight-00", "pending", 900_000, 30_000, "", "",
-                  f"{PA},{PB}", "0", 86_400_000, orjson.dumps([{"s": 1, "q": 1, "l": "dc"}]),
-                  orjson.dumps([sku]), b"[]", "", b"{}", "client-a"],
-        )  # fmt: skip
+        call = calls.hold_reserve(
+            partition=p,
+            hold_id="hflight-00",
+            status=HoldStatus.PENDING,
+            ttl_ms=900_000,
+            pending_ttl_ms=30_000,
+            channel="",
+            reference="",
+            parts=f"{PA},{PB}",
+            allow_split=False,
+            retention_ms=86_400_000,
+            lines=[{"s": 1, "q": 1, "l": "dc"}],
+            skus=[sku],
+            candidates=[],
+            channels=b"{}",
+            owner="client-a",
+            pending_grace_ms=0,
+            offset_ms=clock.offset_ms(),
+        )
+        await scripts.run(call)
     await redis.hset(keys.hold(PB, "hflight-00"), "status", "active")  # B confirmed, A not yet
     await redis.zadd(keys.expiry_index(PB), {"hflight-00": now + 900_000})
     await redis.zadd(keys.hold_expiry_by_sku(PB, B), {"hflight-00|dc|1": now + 900_000})

@@ -512,7 +512,7 @@ async def test_a_primary_killed_between_the_phases_of_a_cart_leaves_it_settled(
     async with serving(cluster.seeds, wait_replicas=1, pending_ttl_seconds=PENDING_TTL) as api:
         await seed(api, {(sku, "dc"): 10 for sku in skus})
         holds = api.app.state.services.holds  # type: ignore[attr-defined]
-        real = holds._transition_part
+        real = holds.transition_part
 
         async def dies(hold_id: str, p: int, script: str, *args: Any, **kw: Any) -> Any:
             home = p == home_partition(hold_id)
@@ -520,10 +520,10 @@ async def test_a_primary_killed_between_the_phases_of_a_cart_leaves_it_settled(
                 raise StoreUnavailable("the coordinator died")
             return await real(hold_id, p, script, *args, **kw)
 
-        holds._transition_part = dies
+        holds.transition_part = dies
         lines = [{"sku": sku, "quantity": 2} for sku in skus]
         r = await api.post("/v1/holds", json={"lines": lines}, headers={"Idempotency-Key": "mp"})
-        holds._transition_part = real
+        holds.transition_part = real
         assert r.status_code == 503, r.text
         ((hold_id, parts),) = hold_parts(cluster, skus).items()
         home_sku = next(s for s in skus if keys.partition_of(s) == home_partition(hold_id))

@@ -12,19 +12,19 @@ from fastapi import FastAPI
 from app import keys
 from app.domain.clock import ManualClock
 from app.domain.stock import _LAPSED_PAGE
+from app.store import calls
 from tests.api.helpers import skus_in_distinct_partitions, skus_in_one_partition
 from tests.conftest import seed
 
 
-async def script_rows(app: FastAPI, skus: list[str], locations: list[str]) -> list[Any]:
-    services = app.state.services
-    offset = services.stock._clock.offset_ms()
+async def script_rows(
+    app: FastAPI, clock: ManualClock, skus: list[str], locations: list[str]
+) -> list[Any]:
+    scripts = app.state.services.scripts
     rows = []
     for sku in skus:
-        p = keys.partition_of(sku)
-        (row,) = await services.scripts.availability(
-            keys=[keys.position(p, sku), keys.hold_expiry_by_sku(p, sku)], args=[offset, *locations]
-        )
+        call = calls.availability(keys.partition_of(sku), [sku], locations, clock.offset_ms())
+        (row,) = await scripts.run(call)
         rows.append(row)
     return rows
 
@@ -49,9 +49,9 @@ async def test_a_batch_read_matches_the_availability_script(
     assert r.status_code == 201, r.text
     clock.advance(15)  # the first four holds have lapsed (no reaper runs), the last has not
 
-    rows = await app.state.services.stock._read(skus, locations)
+    rows = await app.state.services.stock.read_rows(skus, locations)
 
-    assert rows == await script_rows(app, skus, locations)
+    assert rows == await script_rows(app, clock, skus, locations)
     assert rows[-1] == []  # no position at all
 
 
@@ -67,7 +67,7 @@ async def test_a_batch_read_with_more_lapsed_lines_than_its_page_matches_the_scr
         assert r.status_code == 201, r.text
     clock.advance(31)
 
-    rows = await app.state.services.stock._read(skus, [])
+    rows = await app.state.services.stock.read_rows(skus, [])
 
-    assert rows == await script_rows(app, skus, [])
+    assert rows == await script_rows(app, clock, skus, [])
     assert rows[0] == ["dc", 40, 0, 0, 0, 40]  # every lapsed line left out, by the store's clock

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import orjson
 from redis.asyncio import Redis
 
 from app import keys
+from app.store import calls
 from app.store.scripts import Scripts
 from tests.api.helpers import hold
 from tests.conftest import seed
@@ -17,12 +16,12 @@ SKU = "lua-audit"
 P = keys.partition_of(SKU)
 
 
-def layout(hold_ids: list[str], skus: list[str]) -> tuple[list[str], list[Any]]:
-    ks = [keys.expiry_index(P), keys.skus(P), keys.events(P)]
-    ks += [keys.hold(P, h) for h in hold_ids]
-    for sku in skus:
-        ks += keys.sku_keys(P, sku)
-    return ks, [orjson.dumps(hold_ids), orjson.dumps(skus)]
+def snapshot(hold_ids: list[str], skus: list[str]) -> calls.Call:
+    return calls.audit_snapshot(P, hold_ids, skus, 100)
+
+
+def repair(hold_ids: list[str], skus: list[str]) -> calls.Call:
+    return calls.audit_repair(P, hold_ids, skus, retention_ms=0, channels=b"{}", offset_ms=1)
 
 
 async def test_snapshot_replies_ok_with_the_partition_as_it_is(
@@ -30,8 +29,7 @@ async def test_snapshot_replies_ok_with_the_partition_as_it_is(
 ) -> None:
     await seed(client, {(SKU, "dc"): 5})
     h = await hold(client, [{"sku": SKU, "quantity": 2}])
-    ks, args = layout([h["id"]], [SKU])
-    kind, raw = await Scripts.register(redis).audit_snapshot(keys=ks, args=[*args, 100])
+    kind, raw = await Scripts.register(redis).run(snapshot([h["id"]], [SKU]))
     snap = orjson.loads(raw)
     assert kind == "ok"
     assert snap["holds"][h["id"]]["status"] == "active"
@@ -46,8 +44,7 @@ async def test_snapshot_replies_stale_naming_holds_and_skus_the_caller_did_not_p
 ) -> None:
     await seed(client, {(SKU, "dc"): 5})
     h = await hold(client, [{"sku": SKU, "quantity": 2}])
-    ks, args = layout([], [])
-    kind, raw = await Scripts.register(redis).audit_snapshot(keys=ks, args=[*args, 100])
+    kind, raw = await Scripts.register(redis).run(snapshot([], []))
     assert kind == "stale"
     assert orjson.loads(raw) == {"holds": [h["id"]], "skus": [SKU]}
 
@@ -58,8 +55,7 @@ async def test_repair_replies_ok_with_every_change_it_made(
     await seed(client, {(SKU, "dc"): 5})
     h = await hold(client, [{"sku": SKU, "quantity": 2}])
     await redis.hset(keys.position(P, SKU), "dc", "5:4:0:0")
-    ks, args = layout([h["id"]], [SKU])
-    kind, raw = await Scripts.register(redis).audit_repair(keys=ks, args=[*args, 1, 0, b"{}"])
+    kind, raw = await Scripts.register(redis).run(repair([h["id"]], [SKU]))
     assert kind == "ok"
     assert orjson.loads(raw) == [
         {"kind": "counters", "sku": SKU, "location": "dc", "before": "5:4:0:0", "after": "5:2:0:0"}
@@ -70,8 +66,7 @@ async def test_repair_replies_ok_with_no_changes_as_an_empty_table(
     client: httpx.AsyncClient, redis: Redis
 ) -> None:
     await seed(client, {(SKU, "dc"): 5})
-    ks, args = layout([], [SKU])
-    kind, raw = await Scripts.register(redis).audit_repair(keys=ks, args=[*args, 1, 0, b"{}"])
+    kind, raw = await Scripts.register(redis).run(repair([], [SKU]))
     assert (kind, orjson.loads(raw)) == ("ok", {})
 
 
@@ -81,8 +76,8 @@ async def test_repair_replies_stale_and_changes_nothing_when_its_view_is_incompl
     await seed(client, {(SKU, "dc"): 5})
     h = await hold(client, [{"sku": SKU, "quantity": 2}])
     await redis.hset(keys.position(P, SKU), "dc", "5:4:0:0")
-    ks, args = layout([], [SKU])  # the hold appeared after the caller looked
-    kind, raw = await Scripts.register(redis).audit_repair(keys=ks, args=[*args, 1, 0, b"{}"])
+    # the hold appeared after the caller looked
+    kind, raw = await Scripts.register(redis).run(repair([], [SKU]))
     assert kind == "stale"
     assert orjson.loads(raw) == {"holds": [h["id"]], "skus": {}}
     assert await redis.hget(keys.position(P, SKU), "dc") == "5:4:0:0"

@@ -13,6 +13,8 @@ import pytest
 from redis.asyncio import Redis
 
 from app import keys
+from app.store import calls
+from app.store.calls import HoldStatus, StockEvent
 from app.store.scripts import Scripts
 
 SKU = "chain-sku"
@@ -53,27 +55,26 @@ async def test_a_split_hold_chains_the_channel_figures_of_its_events(
 ) -> None:
     await stock(redis, {"dc": "3:0:0:0", "store-a": "4:0:0:1"})
     hold_id = "hchain"
-    reply = await scripts.hold_reserve(
-        keys=[keys.hold(P, hold_id), keys.expiry_index(P), keys.events(P), *keys.sku_keys(P, SKU)],
-        args=[
-            NOW,
-            hold_id,
-            "active",
-            60_000,
-            0,
-            "web",
-            "",
-            str(P),
-            "1",
-            RETENTION_MS,
-            orjson.dumps([{"s": 1, "q": 5}]),
-            orjson.dumps([SKU]),
-            orjson.dumps(["dc", "store-a"]),
-            "",
-            orjson.dumps(CHANNELS),
-            "client-a",
-        ],
+    call = calls.hold_reserve(
+        partition=P,
+        hold_id=hold_id,
+        status=HoldStatus.ACTIVE,
+        ttl_ms=60_000,
+        pending_ttl_ms=0,
+        channel="web",
+        reference="",
+        parts=str(P),
+        allow_split=True,
+        retention_ms=RETENTION_MS,
+        lines=[{"s": 1, "q": 5}],
+        skus=[SKU],
+        candidates=["dc", "store-a"],
+        channels=orjson.dumps(CHANNELS),
+        owner="client-a",
+        pending_grace_ms=0,
+        offset_ms=NOW,
     )
+    reply = await scripts.run(call)
 
     assert reply[0] == "ok"
     events = await channel_events(redis)
@@ -86,27 +87,20 @@ async def test_stock_events_on_one_sku_chain_the_channel_figures_of_their_events
     scripts: Scripts, redis: Redis
 ) -> None:
     await stock(redis, {"dc": "3:0:0:0", "store-a": "4:0:0:1"})
-    events_in: list[dict[str, Any]] = [
-        {"i": "e-1", "t": "sale", "s": 1, "l": "store-a", "q": 2, "f": "1"},
-        {"i": "e-2", "t": "receipt", "s": 1, "l": "dc", "q": 5, "f": "2"},
-        {"i": "e-3", "t": "count", "s": 1, "l": "store-a", "q": 0, "f": "3"},
+    events_in = [
+        StockEvent("e-1", "sale", SKU, "store-a", 2, "1"),
+        StockEvent("e-2", "receipt", SKU, "dc", 5, "2"),
+        StockEvent("e-3", "count", SKU, "store-a", 0, "3"),
     ]
-    await scripts.stock_events(
-        keys=[
-            keys.events(P),
-            keys.skus(P),
-            *keys.sku_keys(P, SKU),
-            *(k for e in events_in for k in keys.event_seen_keys(P, e["l"], e["i"])),
-        ],
-        args=[
-            NOW,
-            RETENTION_MS,
-            60,
-            orjson.dumps(CHANNELS),
-            orjson.dumps([SKU]),
-            orjson.dumps(events_in),
-        ],
+    call = calls.stock_events(
+        P,
+        events_in,
+        retention_ms=RETENTION_MS,
+        dedupe_seconds=60,
+        channels=orjson.dumps(CHANNELS),
+        offset_ms=NOW,
     )
+    await scripts.run(call)
 
     events = await channel_events(redis)
     assert len(events) == 3

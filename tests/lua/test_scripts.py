@@ -10,6 +10,8 @@ import pytest
 from redis.asyncio import Redis
 
 from app import keys
+from app.store import calls
+from app.store.calls import HoldStatus, Idem, StockEvent, Transition
 from app.store.scripts import Scripts
 
 SKU = "lua-sku"
@@ -25,50 +27,65 @@ async def scripts(redis: Redis) -> AsyncIterator[Scripts]:
 
 
 async def set_stock(scripts: Scripts, on_hand: int, marker: str = "-", marker_ttl: int = 0) -> Any:
-    return await scripts.stock_set(
-        keys=[*keys.sku_keys(P, SKU), keys.events(P), keys.skus(P), keys.op_marker(P, marker)],
-        args=[NOW, SKU, "dc", on_hand, "", RETENTION_MS, marker_ttl, NO_CHANNELS],
+    call = calls.stock_set(
+        sku=SKU,
+        location="dc",
+        on_hand=on_hand,
+        safety_stock=None,
+        retention_ms=RETENTION_MS,
+        channels=NO_CHANNELS,
+        op_digest=marker,
+        marker_ttl_seconds=marker_ttl,
+        offset_ms=NOW,
     )
+    return await scripts.run(call)
 
 
 async def reserve(scripts: Scripts, hold_id: str, qty: int, ttl_ms: int = 60_000) -> Any:
-    return await scripts.hold_reserve(
-        keys=[keys.hold(P, hold_id), keys.expiry_index(P), keys.events(P), *keys.sku_keys(P, SKU)],
-        args=[
-            NOW,
-            hold_id,
-            "active",
-            ttl_ms,
-            0,
-            "",
-            "",
-            str(P),
-            "0",
-            RETENTION_MS,
-            orjson.dumps([{"s": 1, "q": qty, "l": "dc"}]),
-            orjson.dumps([SKU]),
-            orjson.dumps([]),
-            "",
-            NO_CHANNELS,
-            "client-a",
-        ],
+    call = calls.hold_reserve(
+        partition=P,
+        hold_id=hold_id,
+        status=HoldStatus.ACTIVE,
+        ttl_ms=ttl_ms,
+        pending_ttl_ms=0,
+        channel="",
+        reference="",
+        parts=str(P),
+        allow_split=False,
+        retention_ms=RETENTION_MS,
+        lines=[{"s": 1, "q": qty, "l": "dc"}],
+        skus=[SKU],
+        candidates=[],
+        channels=NO_CHANNELS,
+        owner="client-a",
+        pending_grace_ms=0,
+        offset_ms=NOW,
     )
+    return await scripts.run(call)
 
 
 async def transition(
-    scripts: Scripts, name: str, hold_id: str, now: int = NOW, marker_ttl: int = 0, *extra: Any
+    scripts: Scripts,
+    script: Transition,
+    hold_id: str,
+    now: int = NOW,
+    marker_ttl: int = 0,
+    skus: tuple[str, ...] = (SKU,),
 ) -> Any:
-    script = getattr(scripts, name)
-    return await script(
-        keys=[
-            keys.hold(P, hold_id),
-            keys.expiry_index(P),
-            keys.events(P),
-            keys.op_marker(P, "m-" + name),
-            *keys.sku_keys(P, SKU),
-        ],
-        args=[now, hold_id, RETENTION_MS, 60, orjson.dumps([SKU]), marker_ttl, NO_CHANNELS, *extra],
+    call = calls.transition(
+        script,
+        partition=P,
+        hold_id=hold_id,
+        skus=list(skus),
+        retention_ms=RETENTION_MS,
+        finished_ttl_seconds=60,
+        channels=NO_CHANNELS,
+        op_digest="m-" + script,
+        marker_ttl_seconds=marker_ttl,
+        offset_ms=now,
+        ttl_ms=NOW if script is Transition.EXTEND else None,
     )
+    return await scripts.run(call)
 
 
 async def test_stock_set_replies_ok_with_the_position(scripts: Scripts) -> None:
@@ -110,45 +127,34 @@ async def test_hold_reserve_replies_insufficient_and_writes_nothing(
 async def test_availability_leaves_out_lines_of_lapsed_holds(scripts: Scripts) -> None:
     await set_stock(scripts, 5)
     await reserve(scripts, "h1", 2, ttl_ms=10_000)
-    (row,) = await scripts.availability(
-        keys=[keys.position(P, SKU), keys.hold_expiry_by_sku(P, SKU)], args=[NOW + 5_000]
-    )
+    (row,) = await scripts.run(calls.availability(P, [SKU], offset_ms=NOW + 5_000))
     assert row == ["dc", 5, 2, 0, 0, 3]
-    (row,) = await scripts.availability(
-        keys=[keys.position(P, SKU), keys.hold_expiry_by_sku(P, SKU)], args=[NOW + 10_000]
-    )
+    (row,) = await scripts.run(calls.availability(P, [SKU], offset_ms=NOW + 10_000))
     assert row == ["dc", 5, 0, 0, 0, 5]
 
 
 @pytest.mark.parametrize(
     "name",
-    [
-        "hold_commit",
-        "hold_fulfil",
-        "hold_release",
-        "hold_extend",
-        "hold_confirm",
-        "hold_abort",
-        "hold_rollback",
-        "hold_expire",
-    ],
+    list(Transition),
 )
-async def test_transitions_reply_not_found_for_an_unknown_hold(scripts: Scripts, name: str) -> None:
-    assert await transition(scripts, name, "nope", NOW, 0, NOW) == ["not_found"]
+async def test_transitions_reply_not_found_for_an_unknown_hold(
+    scripts: Scripts, name: Transition
+) -> None:
+    assert await transition(scripts, name, "nope") == ["not_found"]
 
 
 async def test_commit_replies_ok_then_invalid_on_a_second_commit(scripts: Scripts) -> None:
     await set_stock(scripts, 5)
     await reserve(scripts, "h1", 2)
-    assert await transition(scripts, "hold_commit", "h1") == ["ok", "committed"]
-    assert await transition(scripts, "hold_commit", "h1") == ["invalid", "committed"]
+    assert await transition(scripts, Transition.COMMIT, "h1") == ["ok", "committed"]
+    assert await transition(scripts, Transition.COMMIT, "h1") == ["invalid", "committed"]
 
 
 async def test_commit_replies_replayed_when_its_marker_exists(scripts: Scripts) -> None:
     await set_stock(scripts, 5)
     await reserve(scripts, "h1", 2)
-    assert await transition(scripts, "hold_commit", "h1", NOW, 60) == ["ok", "committed"]
-    assert await transition(scripts, "hold_commit", "h1", NOW, 60) == ["replayed", "committed"]
+    assert await transition(scripts, Transition.COMMIT, "h1", NOW, 60) == ["ok", "committed"]
+    assert await transition(scripts, Transition.COMMIT, "h1", NOW, 60) == ["replayed", "committed"]
 
 
 async def test_commit_of_a_lapsed_hold_replies_expired_and_returns_its_units(
@@ -156,7 +162,7 @@ async def test_commit_of_a_lapsed_hold_replies_expired_and_returns_its_units(
 ) -> None:
     await set_stock(scripts, 5)
     await reserve(scripts, "h1", 2, ttl_ms=10)
-    assert await transition(scripts, "hold_commit", "h1", NOW + 10) == ["expired"]
+    assert await transition(scripts, Transition.COMMIT, "h1", NOW + 10) == ["expired"]
     assert await redis.hget(keys.hold(P, "h1"), "status") == "expired"
     assert await redis.hget(keys.position(P, SKU), "dc") == "5:0:0:0"
 
@@ -166,24 +172,21 @@ async def test_transition_replies_keys_mismatch_when_a_skus_keys_are_missing(
 ) -> None:
     await set_stock(scripts, 5)
     await reserve(scripts, "h1", 2)
-    reply = await scripts.hold_commit(
-        keys=[keys.hold(P, "h1"), keys.expiry_index(P), keys.events(P), keys.op_marker(P, "-")],
-        args=[NOW, "h1", RETENTION_MS, 60, orjson.dumps([]), 0, NO_CHANNELS],
-    )
+    reply = await transition(scripts, Transition.COMMIT, "h1", skus=())
     assert reply == ["keys_mismatch"]
 
 
 async def test_expire_replies_not_due_for_a_hold_that_still_counts(scripts: Scripts) -> None:
     await set_stock(scripts, 5)
     await reserve(scripts, "h1", 2)
-    assert await transition(scripts, "hold_expire", "h1") == ["not_due", "active"]
+    assert await transition(scripts, Transition.EXPIRE, "h1") == ["not_due", "active"]
 
 
 async def test_expire_twice_expires_once(scripts: Scripts, redis: Redis) -> None:
     await set_stock(scripts, 5)
     await reserve(scripts, "h1", 2, ttl_ms=10)
-    assert await transition(scripts, "hold_expire", "h1", NOW + 20) == ["expired"]
-    assert await transition(scripts, "hold_expire", "h1", NOW + 20) == ["not_due", "expired"]
+    assert await transition(scripts, Transition.EXPIRE, "h1", NOW + 20) == ["expired"]
+    assert await transition(scripts, Transition.EXPIRE, "h1", NOW + 20) == ["not_due", "expired"]
     assert await redis.hget(keys.position(P, SKU), "dc") == "5:0:0:0"
 
 
@@ -191,39 +194,38 @@ async def test_idempotency_claim_replies_claimed_in_use_done_and_reused(scripts:
     record = keys.idempotency(keys.tag(P), "d" * 64)
 
     async def claim(fingerprint: str, now: int) -> Any:
-        return await scripts.idempotency_claim(
-            keys=[record], args=[now, "", "", fingerprint, 1000, 60]
-        )
+        return await scripts.run(calls.idempotency_claim(Idem(record, fingerprint, 1000, 60), now))
 
     assert await claim("f1", NOW) == ["claimed"]
     assert await claim("f1", NOW + 1) == ["idem", "in_use"]
     assert await claim("f2", NOW + 1) == ["idem", "reused"]
     assert await claim("f1", NOW + 1001) == ["claimed"]  # the lease ran out: taken over
-    complete = scripts.idempotency_complete
-    assert await complete(keys=[record], args=["201", "{}", "f1", 1000, 60]) == ["stored"]
+    complete = calls.idempotency_complete(Idem(record, "f1", 1000, 60), "201", "{}")
+    assert await scripts.run(complete) == ["stored"]
     assert await claim("f1", NOW + 2) == ["idem", "done", "201", "{}"]
 
 
 async def test_idempotency_claim_with_a_response_claims_and_stores_it(scripts: Scripts) -> None:
     record = keys.idempotency(keys.tag(P), "c" * 64)
-    args = ["f1", 1000, 60]
-    stored = await scripts.idempotency_claim(keys=[record], args=[NOW, "404", "{}", *args])
+    idem = Idem(record, "f1", 1000, 60)
+    stored = await scripts.run(calls.idempotency_claim(idem, NOW, "404", "{}"))
     assert stored == ["stored"]
-    again = await scripts.idempotency_claim(keys=[record], args=[NOW, "", "", *args])
+    again = await scripts.run(calls.idempotency_claim(idem, NOW))
     assert again == ["idem", "done", "404", "{}"]
 
 
 async def test_idempotency_complete_replies_released_and_not_claimed(scripts: Scripts) -> None:
     record = keys.idempotency(keys.tag(P), "e" * 64)
-    await scripts.idempotency_claim(keys=[record], args=[NOW, "", "", "f1", 1000, 60])
-    complete = scripts.idempotency_complete
-    assert await complete(keys=[record], args=["200", "{}", "f2", 1000, 60]) == ["not_claimed"]
-    assert await complete(keys=[record], args=["", "", "f1", 1000, 60]) == ["released"]
+    await scripts.run(calls.idempotency_claim(Idem(record, "f1", 1000, 60), NOW))
+    other = calls.idempotency_complete(Idem(record, "f2", 1000, 60), "200", "{}")
+    assert await scripts.run(other) == ["not_claimed"]
+    give_up = calls.idempotency_complete(Idem(record, "f1", 1000, 60), "", "")
+    assert await scripts.run(give_up) == ["released"]
 
 
 async def test_config_put_replies_the_new_version(scripts: Scripts) -> None:
-    first = await scripts.config_put(keys=[keys.LOCATIONS, keys.CONFIG_VERSION], args=["a", "{}"])
-    second = await scripts.config_put(keys=[keys.LOCATIONS, keys.CONFIG_VERSION], args=["b", "{}"])
+    first = await scripts.run(calls.config_put(keys.LOCATIONS, "a", "{}"))
+    second = await scripts.run(calls.config_put(keys.LOCATIONS, "b", "{}"))
     assert second == first + 1
 
 
@@ -231,22 +233,11 @@ async def test_stock_events_reply_applied_then_duplicate(scripts: Scripts) -> No
     await set_stock(scripts, 5)
 
     async def send(q: int = 2) -> Any:
-        return await scripts.stock_events(
-            keys=[
-                keys.events(P),
-                keys.skus(P),
-                *keys.sku_keys(P, SKU),
-                *keys.event_seen_keys(P, "dc", "e1"),
-            ],
-            args=[
-                NOW,
-                RETENTION_MS,
-                60,
-                NO_CHANNELS,
-                orjson.dumps([SKU]),
-                orjson.dumps([{"i": "e1", "t": "sale", "s": 1, "l": "dc", "q": q, "f": f"q{q}"}]),
-            ],
+        event = StockEvent("e1", "sale", SKU, "dc", q, f"q{q}")
+        call = calls.stock_events(
+            P, [event], retention_ms=RETENTION_MS, dedupe_seconds=60, channels=NO_CHANNELS
         )
+        return await scripts.run(call)
 
     assert await send() == [["applied", 3, 0, 0, 0, 3]]
     assert await send() == [["duplicate", 3, 0, 0, 0, 3]]
@@ -254,7 +245,6 @@ async def test_stock_events_reply_applied_then_duplicate(scripts: Scripts) -> No
 
 
 async def test_event_claim_replies_the_first_content_claimed(scripts: Scripts) -> None:
-    claim = keys.event_claim("dc", "e1")
-    assert await scripts.event_claim(keys=[claim], args=["sale|A|1", 60]) == "sale|A|1"
-    assert await scripts.event_claim(keys=[claim], args=["sale|A|1", 60]) == "sale|A|1"
-    assert await scripts.event_claim(keys=[claim], args=["sale|B|1", 60]) == "sale|A|1"
+    for fingerprint in ("sale|A|1", "sale|A|1", "sale|B|1"):
+        claimed = await scripts.run(calls.event_claim("dc", "e1", fingerprint, 60))
+        assert claimed == "sale|A|1"

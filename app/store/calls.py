@@ -1,0 +1,449 @@
+"""Typed store calls: one builder per script, the one Python place that lays out its KEYS and
+ARGV as the header of its `lua/` file documents them, and the reply kinds as enums.
+
+A builder returns a `Call` (script, keys, args); `Scripts.run(call)` sends it. Benchmarks
+that send raw EVALSHA (or feed redis-benchmark) use `Call.argv()`. Replies compare equal to
+the strings the scripts send (StrEnum), so a decoded reply's first element is checked
+against `Reply.OK`, never against a literal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from app import keys
+
+
+class Script(StrEnum):
+    """Every script of `lua/` the service calls (the fields of app/store/scripts.Scripts)."""
+
+    STOCK_SET = "stock_set"
+    STOCK_EVENTS = "stock_events"
+    EVENT_CLAIM = "event_claim"
+    AVAILABILITY = "availability"
+    HOLD_READ = "hold_read"
+    HOLD_DUE = "hold_due"
+    HOLD_RESERVE = "hold_reserve"
+    HOLD_COMMIT = "hold_commit"
+    HOLD_FULFIL = "hold_fulfil"
+    HOLD_RELEASE = "hold_release"
+    HOLD_EXTEND = "hold_extend"
+    HOLD_CONFIRM = "hold_confirm"
+    HOLD_ABORT = "hold_abort"
+    HOLD_ROLLBACK = "hold_rollback"
+    HOLD_EXPIRE = "hold_expire"
+    IDEMPOTENCY_CLAIM = "idempotency_claim"
+    IDEMPOTENCY_COMPLETE = "idempotency_complete"
+    CONFIG_PUT = "config_put"
+    STOCK_IMPORT = "stock_import"
+    AUDIT_SNAPSHOT = "audit_snapshot"
+    AUDIT_REPAIR = "audit_repair"
+
+
+class Reply(StrEnum):
+    """The first element of a script's reply (each script's header lists its own)."""
+
+    OK = "ok"
+    INSUFFICIENT = "insufficient"
+    EXISTS = "exists"
+    NOT_FOUND = "not_found"
+    INVALID = "invalid"
+    EXPIRED = "expired"
+    REPLAYED = "replayed"
+    KEYS_MISMATCH = "keys_mismatch"
+    NOT_DUE = "not_due"
+    UNDECIDED = "undecided"
+    STALE = "stale"
+    IDEM = "idem"  # the Idempotency-Key claim's answer (lua/includes/idempotency.lua)
+    CLAIMED = "claimed"
+    STORED = "stored"
+    RELEASED = "released"
+    NOT_CLAIMED = "not_claimed"
+
+
+class IdemReply(StrEnum):
+    """The second element of an {"idem", ...} reply."""
+
+    DONE = "done"
+    REUSED = "reused"
+    IN_USE = "in_use"
+
+
+class EventStatus(StrEnum):
+    """stock_events.lua's status of each event."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    ID_REUSED = "id_reused"
+
+
+class HoldStatus(StrEnum):
+    """A hold record's `status` (and what a transition moves it to)."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    COMMITTED = "committed"
+    FULFILLED = "fulfilled"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+class Transition(StrEnum):
+    """The scripts with the transition layout (lua/includes/transition.lua)."""
+
+    CONFIRM = Script.HOLD_CONFIRM.value
+    COMMIT = Script.HOLD_COMMIT.value
+    FULFIL = Script.HOLD_FULFIL.value
+    RELEASE = Script.HOLD_RELEASE.value
+    EXTEND = Script.HOLD_EXTEND.value
+    ABORT = Script.HOLD_ABORT.value
+    ROLLBACK = Script.HOLD_ROLLBACK.value
+    EXPIRE = Script.HOLD_EXPIRE.value
+
+    @property
+    def script(self) -> Script:
+        return Script(self.value)
+
+    @property
+    def target(self) -> HoldStatus | None:
+        """The status this transition leaves a part in (a step that finds it there is a
+        no-op); None for abort (the record is deleted)."""
+        return _TARGETS.get(self)
+
+
+_TARGETS = {
+    Transition.CONFIRM: HoldStatus.ACTIVE,
+    Transition.COMMIT: HoldStatus.COMMITTED,
+    Transition.FULFIL: HoldStatus.FULFILLED,
+    Transition.RELEASE: HoldStatus.RELEASED,
+    Transition.EXTEND: HoldStatus.ACTIVE,
+    Transition.ROLLBACK: HoldStatus.EXPIRED,
+    Transition.EXPIRE: HoldStatus.EXPIRED,
+}
+
+
+@dataclass(frozen=True)
+class Idem:
+    """The Idempotency-Key claim a keyed script takes first: its record is the last key, and
+    (fingerprint, lease ms, retention s) the last three ARGV (lua/includes/idempotency.lua)."""
+
+    record: str
+    fingerprint: str
+    lease_ms: int
+    ttl_seconds: int
+
+    def args(self) -> list[Any]:
+        return [self.fingerprint, self.lease_ms, self.ttl_seconds]
+
+
+def _idem_keys(idem: Idem | None) -> list[str]:
+    return [] if idem is None else [idem.record]
+
+
+def _idem_args(idem: Idem | None) -> list[Any]:
+    return [] if idem is None else idem.args()
+
+
+@dataclass(frozen=True)
+class Call:
+    script: Script
+    keys: list[str]
+    args: list[Any] = field(default_factory=list)
+
+    def argv(self, sha: str) -> list[str]:
+        """EVALSHA's arguments after the command name, as strings (redis-benchmark, raw
+        pipelines)."""
+        args = [a.decode() if isinstance(a, bytes) else str(a) for a in self.args]
+        return [sha, str(len(self.keys)), *self.keys, *args]
+
+
+def _sku_keys(p: int, skus: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for sku in skus:
+        out += keys.sku_keys(p, sku)
+    return out
+
+
+# -- holds ---------------------------------------------------------------------------------
+
+
+def hold_reserve(
+    *,
+    partition: int,
+    hold_id: str,
+    status: HoldStatus,
+    ttl_ms: int,
+    pending_ttl_ms: int,
+    channel: str,
+    reference: str,
+    parts: str,
+    allow_split: bool,
+    retention_ms: int,
+    lines: list[dict[str, Any]],
+    skus: list[str],
+    candidates: list[str],
+    channels: bytes,
+    owner: str,
+    pending_grace_ms: int,
+    offset_ms: int = 0,
+    idem: Idem | None = None,
+) -> Call:
+    """hold_reserve.lua. `lines`: [{"s": sku index (1-based), "q": quantity, "l"?}]."""
+    p = partition
+    return Call(
+        Script.HOLD_RESERVE,
+        [
+            keys.hold(p, hold_id),
+            keys.expiry_index(p),
+            keys.events(p),
+            *_sku_keys(p, skus),
+            *_idem_keys(idem),
+        ],
+        [
+            offset_ms,
+            hold_id,
+            status.value,
+            ttl_ms,
+            pending_ttl_ms,
+            channel,
+            reference,
+            parts,
+            "1" if allow_split else "0",
+            retention_ms,
+            orjson.dumps(lines),
+            orjson.dumps(skus),
+            orjson.dumps(candidates),
+            "",  # ARGV[14] unused
+            channels,
+            owner,
+            pending_grace_ms,
+            *_idem_args(idem),
+        ],
+    )
+
+
+def transition(
+    script: Transition,
+    *,
+    partition: int,
+    hold_id: str,
+    skus: list[str],
+    retention_ms: int,
+    finished_ttl_seconds: int,
+    channels: bytes,
+    op_digest: str | None = None,
+    marker_ttl_seconds: int = 0,
+    offset_ms: int = 0,
+    ttl_ms: int | None = None,
+    tombstone: bytes | None = None,
+    idem: Idem | None = None,
+) -> Call:
+    """The transition layout (lua/includes/transition.lua) of `script`; `ttl_ms` is
+    hold_extend.lua's ARGV[8], `tombstone` hold_rollback.lua's."""
+    if (ttl_ms is not None) != (script is Transition.EXTEND):
+        raise ValueError("ttl_ms goes with hold_extend, and only with it")
+    if tombstone is not None and script is not Transition.ROLLBACK:
+        raise ValueError("a tombstone goes with hold_rollback only")
+    p = partition
+    extra: list[Any] = [ttl_ms] if ttl_ms is not None else []
+    if tombstone is not None:
+        extra = [tombstone]
+    return Call(
+        script.script,
+        [
+            keys.hold(p, hold_id),
+            keys.expiry_index(p),
+            keys.events(p),
+            keys.op_marker(p, op_digest or "-"),
+            *_sku_keys(p, skus),
+            *_idem_keys(idem),
+        ],
+        [
+            offset_ms,
+            hold_id,
+            retention_ms,
+            finished_ttl_seconds,
+            orjson.dumps(skus),
+            marker_ttl_seconds if op_digest else 0,
+            channels,
+            *extra,
+            *_idem_args(idem),
+        ],
+    )
+
+
+def hold_read(partition: int, hold_id: str, offset_ms: int = 0) -> Call:
+    return Call(Script.HOLD_READ, [keys.hold(partition, hold_id)], [offset_ms])
+
+
+def hold_due(partition: int, limit: int, offset_ms: int = 0) -> Call:
+    return Call(Script.HOLD_DUE, [keys.expiry_index(partition)], [offset_ms, limit])
+
+
+# -- stock ---------------------------------------------------------------------------------
+
+
+def availability(
+    partition: int, skus: Sequence[str], locations: Sequence[str] = (), offset_ms: int = 0
+) -> Call:
+    """availability.lua: `skus` all of `partition`; no `locations`: every location."""
+    ks: list[str] = []
+    for sku in skus:
+        ks += [keys.position(partition, sku), keys.hold_expiry_by_sku(partition, sku)]
+    return Call(Script.AVAILABILITY, ks, [offset_ms, *locations])
+
+
+def stock_set(
+    *,
+    sku: str,
+    location: str,
+    on_hand: int,
+    safety_stock: int | None,
+    retention_ms: int,
+    channels: bytes,
+    op_digest: str | None = None,
+    marker_ttl_seconds: int = 0,
+    offset_ms: int = 0,
+    idem: Idem | None = None,
+) -> Call:
+    p = keys.partition_of(sku)
+    return Call(
+        Script.STOCK_SET,
+        [
+            *keys.sku_keys(p, sku),
+            keys.events(p),
+            keys.skus(p),
+            keys.op_marker(p, op_digest or "-"),
+            *_idem_keys(idem),
+        ],
+        [
+            offset_ms,
+            sku,
+            location,
+            on_hand,
+            "" if safety_stock is None else safety_stock,
+            retention_ms,
+            marker_ttl_seconds if op_digest else 0,
+            channels,
+            *_idem_args(idem),
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class StockEvent:
+    """One event of a stock_events.lua call (validated by the caller)."""
+
+    event_id: str
+    type: str
+    sku: str
+    location: str
+    quantity: int
+    fingerprint: str
+
+
+def stock_events(
+    partition: int,
+    events: Sequence[StockEvent],
+    *,
+    retention_ms: int,
+    dedupe_seconds: int,
+    channels: bytes,
+    offset_ms: int = 0,
+) -> Call:
+    p = partition
+    skus = list(dict.fromkeys(e.sku for e in events))
+    index = {sku: i + 1 for i, sku in enumerate(skus)}
+    ks = [keys.events(p), keys.skus(p), *_sku_keys(p, skus)]
+    for e in events:
+        ks += keys.event_seen_keys(p, e.location, e.event_id)
+    payload = [
+        {
+            "i": e.event_id,
+            "t": e.type,
+            "s": index[e.sku],
+            "l": e.location,
+            "q": e.quantity,
+            "f": e.fingerprint,
+        }
+        for e in events
+    ]
+    return Call(
+        Script.STOCK_EVENTS,
+        ks,
+        [
+            offset_ms,
+            retention_ms,
+            dedupe_seconds,
+            channels,
+            orjson.dumps(skus),
+            orjson.dumps(payload),
+        ],
+    )
+
+
+def event_claim(location: str, event_id: str, fingerprint: str, keep_seconds: int) -> Call:
+    return Call(
+        Script.EVENT_CLAIM, [keys.event_claim(location, event_id)], [fingerprint, keep_seconds]
+    )
+
+
+# -- idempotency and configuration ---------------------------------------------------------
+
+
+def idempotency_claim(
+    idem: Idem, offset_ms: int = 0, status: int | str = "", body: str | bytes = b""
+) -> Call:
+    """Claim by itself; with `status` (and `body`), claim and store that response at once."""
+    return Call(Script.IDEMPOTENCY_CLAIM, [idem.record], [offset_ms, status, body, *idem.args()])
+
+
+def idempotency_complete(idem: Idem, status: int | str, body: str | bytes) -> Call:
+    """Store the response (`status` "": give the claim up)."""
+    return Call(Script.IDEMPOTENCY_COMPLETE, [idem.record], [status, body, *idem.args()])
+
+
+def config_put(
+    hash_key: str, item_id: str, doc: bytes | str, offset_ms: int = 0, idem: Idem | None = None
+) -> Call:
+    return Call(
+        Script.CONFIG_PUT,
+        [hash_key, keys.CONFIG_VERSION, *_idem_keys(idem)],
+        [item_id, doc, offset_ms, *_idem_args(idem)],
+    )
+
+
+# -- audit ---------------------------------------------------------------------------------
+
+
+def _audit_keys_args(p: int, hold_ids: list[str], skus: list[str]) -> tuple[list[str], list[Any]]:
+    """The layout both audit scripts share: KEYS[1..3], a hold key per id, then the sku keys;
+    ARGV[1..2] the ids and skus as JSON."""
+    ks = [keys.expiry_index(p), keys.skus(p), keys.events(p)]
+    ks += [keys.hold(p, hold_id) for hold_id in hold_ids]
+    return ks + _sku_keys(p, skus), [orjson.dumps(hold_ids), orjson.dumps(skus)]
+
+
+def audit_snapshot(
+    partition: int, hold_ids: list[str], skus: list[str], max_events: int, offset_ms: int = 0
+) -> Call:
+    ks, args = _audit_keys_args(partition, hold_ids, skus)
+    return Call(Script.AUDIT_SNAPSHOT, ks, [*args, max_events, offset_ms])
+
+
+def audit_repair(
+    partition: int,
+    hold_ids: list[str],
+    skus: list[str],
+    *,
+    retention_ms: int,
+    channels: bytes,
+    offset_ms: int = 0,
+) -> Call:
+    ks, args = _audit_keys_args(partition, hold_ids, skus)
+    return Call(Script.AUDIT_REPAIR, ks, [*args, offset_ms, retention_ms, channels])
