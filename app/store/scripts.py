@@ -1,6 +1,8 @@
 """Loads every Lua script once per process and calls it through a typed registry.
 
-`--!include name.lua` lines are replaced by `lua/includes/name.lua` at load time. redis-py's
+`--!include name.lua` lines are replaced by `lua/includes/name.lua` at load time (`expand`:
+includes nest and are expanded once per script); a Lua error's `user_script:N` is followed by
+the `lua/` file and line it came from (`translate_error`). redis-py's
 Script objects send EVALSHA and, on NOSCRIPT (a restarted server, SCRIPT FLUSH), load the
 script and retry, so a flushed script cache never reaches a client.
 """
@@ -19,13 +21,13 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.typing import EncodableT, KeyT
 
 from app.store.durable import Writer
 from app.store.mux import Multiplexer
 
-_INCLUDE = re.compile(r"^--!include (\S+)\s*$", re.MULTILINE)
+_INCLUDE = re.compile(r"^--!include (\S+)\s*$")
 
 
 def lua_dir() -> Path:
@@ -37,15 +39,75 @@ def lua_dir() -> Path:
     raise FileNotFoundError("lua/ scripts not found next to the app package")
 
 
+@dataclass(frozen=True)
+class Expanded:
+    """A script with its includes expanded, and where each of its lines came from."""
+
+    text: str
+    origins: tuple[tuple[str, int], ...]  # line n (1-based) -> origins[n - 1]: (file, line)
+
+    def origin(self, line: int) -> tuple[str, int] | None:
+        return self.origins[line - 1] if 0 < line <= len(self.origins) else None
+
+
+def expand(name: str, read: Callable[[str], str]) -> Expanded:
+    """`name`.lua with every `--!include x.lua` line replaced by `includes/x.lua`, itself
+    expanded: includes nest, and each is expanded once per script (where it is first reached;
+    a later `--!include` of it becomes a comment line). `read(path)` reads a path relative to
+    `lua/`. Each expanded line keeps its origin, so errors can name the `lua/` file and line."""
+    lines: list[str] = []
+    origins: list[tuple[str, int]] = []
+    done: set[str] = set()
+
+    def emit(path: str) -> None:
+        for number, line in enumerate(read(path).splitlines(), start=1):
+            match = _INCLUDE.match(line)
+            if match is None:
+                lines.append(line)
+            elif match.group(1) in done:
+                lines.append(f"-- {match.group(1)}: included above")
+            else:
+                done.add(match.group(1))
+                emit(f"includes/{match.group(1)}")
+                continue
+            origins.append((f"lua/{path}", number))
+
+    emit(f"{name}.lua")
+    return Expanded("\n".join(lines) + "\n", tuple(origins))
+
+
 @cache
-def script_source(name: str) -> str:
+def expanded(name: str) -> Expanded:
     base = lua_dir()
-    text = (base / f"{name}.lua").read_text()
+    return expand(name, lambda path: (base / path).read_text())
 
-    def expand(match: re.Match[str]) -> str:
-        return (base / "includes" / match.group(1)).read_text()
 
-    return _INCLUDE.sub(expand, text)
+def script_source(name: str) -> str:
+    return expanded(name).text
+
+
+_SCRIPT_LINE = re.compile(r"user_script:(\d+)")
+
+
+def translate_error(name: str, message: str) -> str:
+    """A Lua error of script `name` with each `user_script:N` (a line of the expanded text)
+    followed by the `lua/` file and line it came from."""
+    source = expanded(name)
+
+    def where(match: re.Match[str]) -> str:
+        origin = source.origin(int(match.group(1)))
+        if origin is None:
+            return match.group(0)
+        return f"{match.group(0)} ({origin[0]}:{origin[1]})"
+
+    return _SCRIPT_LINE.sub(where, message)
+
+
+def located(name: str, error: ResponseError) -> ResponseError:
+    """`error` (a Lua error of script `name`) naming the `lua/` file and line it came from."""
+    if not name or "user_script:" not in str(error):
+        return error
+    return type(error)(translate_error(name, str(error)))
 
 
 class TimedScript(AsyncScript):
@@ -56,9 +118,12 @@ class TimedScript(AsyncScript):
     cluster that is the one node serving the keys, not every primary as redis-py's Script
     does, which fails while any other primary is down."""
 
-    def __init__(self, client: Redis, source: str, observe: Callable[[float], None]) -> None:
+    def __init__(
+        self, client: Redis, source: str, observe: Callable[[float], None], name: str = ""
+    ) -> None:
         super().__init__(client, source)
         self._observe = observe
+        self._name = name
 
     async def __call__(
         self,
@@ -76,6 +141,8 @@ class TimedScript(AsyncScript):
             except NoScriptError:
                 await load_where_missing(client, self.script, keys)
                 return await client.evalsha(*call)
+        except ResponseError as error:
+            raise located(self._name, error) from error
         finally:
             self._observe(time.perf_counter() - start)
 
@@ -95,11 +162,17 @@ class MuxScript(AsyncScript):
     NOSCRIPT (the script cache was flushed; the script did not run) SCRIPT LOAD and once more."""
 
     def __init__(
-        self, client: Redis, source: str, mux: Multiplexer, observe: Callable[[float], None]
+        self,
+        client: Redis,
+        source: str,
+        mux: Multiplexer,
+        observe: Callable[[float], None],
+        name: str = "",
     ) -> None:
         super().__init__(client, source)
         self._mux = mux
         self._observe = observe
+        self._name = name
 
     async def __call__(
         self,
@@ -115,6 +188,8 @@ class MuxScript(AsyncScript):
             except NoScriptError:
                 await self._mux.execute("SCRIPT", "LOAD", self.script)
                 return await self._mux.execute("EVALSHA", self.sha, len(keys), *keys, *args)
+        except ResponseError as error:
+            raise located(self._name, error) from error
         finally:
             self._observe(time.perf_counter() - start)
 
@@ -124,11 +199,17 @@ class WaitingScript(AsyncScript):
     (app/store/durable.py); on NOSCRIPT (it did not run) SCRIPT LOAD and once more."""
 
     def __init__(
-        self, client: Redis, source: str, writer: Writer, observe: Callable[[float], None]
+        self,
+        client: Redis,
+        source: str,
+        writer: Writer,
+        observe: Callable[[float], None],
+        name: str = "",
     ) -> None:
         super().__init__(client, source)
         self._writer = writer
         self._observe = observe
+        self._name = name
 
     async def __call__(
         self,
@@ -144,6 +225,8 @@ class WaitingScript(AsyncScript):
             except NoScriptError:
                 await load_where_missing(self.registered_client, self.script, list(keys or ()))
                 return await self._writer.write(command)
+        except ResponseError as error:
+            raise located(self._name, error) from error
         finally:
             self._observe(time.perf_counter() - start)
 
@@ -216,7 +299,7 @@ class Scripts:
         return cls(
             **{
                 f.name: TimedScript(
-                    redis, script_source(f.name), timer(f.name) if timer else _ignore
+                    redis, script_source(f.name), timer(f.name) if timer else _ignore, f.name
                 )
                 for f in fields(cls)
             }
@@ -257,12 +340,12 @@ def _script(
 ) -> AsyncScript:
     observe = timer(name) if timer else _ignore
     if writer is not None and waits(name):
-        return WaitingScript(redis, script_source(name), writer, observe)
+        return WaitingScript(redis, script_source(name), writer, observe, name)
     if write_mux is not None and writes(name):
-        return MuxScript(redis, script_source(name), write_mux, observe)
+        return MuxScript(redis, script_source(name), write_mux, observe, name)
     if mux is not None:
-        return MuxScript(redis, script_source(name), mux, observe)
-    return TimedScript(redis, script_source(name), observe)
+        return MuxScript(redis, script_source(name), mux, observe, name)
+    return TimedScript(redis, script_source(name), observe, name)
 
 
 async def call(script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
