@@ -28,6 +28,7 @@ from app.store.durable import Writer
 from app.store.mux import Multiplexer
 
 _INCLUDE = re.compile(r"^--!include (\S+)\s*$")
+_SCRIPT_LINE = re.compile(r"user_script:(\d+)")
 
 
 def lua_dir() -> Path:
@@ -48,6 +49,18 @@ class Expanded:
 
     def origin(self, line: int) -> tuple[str, int] | None:
         return self.origins[line - 1] if 0 < line <= len(self.origins) else None
+
+    def translate(self, message: str) -> str:
+        """`message` (a Lua error) with each `user_script:N` (a line of the expanded text)
+        followed by the `lua/` file and line it came from."""
+
+        def where(match: re.Match[str]) -> str:
+            origin = self.origin(int(match.group(1)))
+            if origin is None:
+                return match.group(0)
+            return f"{match.group(0)} ({origin[0]}:{origin[1]})"
+
+        return _SCRIPT_LINE.sub(where, message)
 
 
 def expand(name: str, read: Callable[[str], str]) -> Expanded:
@@ -86,28 +99,17 @@ def script_source(name: str) -> str:
     return expanded(name).text
 
 
-_SCRIPT_LINE = re.compile(r"user_script:(\d+)")
-
-
 def translate_error(name: str, message: str) -> str:
-    """A Lua error of script `name` with each `user_script:N` (a line of the expanded text)
-    followed by the `lua/` file and line it came from."""
-    source = expanded(name)
-
-    def where(match: re.Match[str]) -> str:
-        origin = source.origin(int(match.group(1)))
-        if origin is None:
-            return match.group(0)
-        return f"{match.group(0)} ({origin[0]}:{origin[1]})"
-
-    return _SCRIPT_LINE.sub(where, message)
+    """A Lua error of script `name`, naming the `lua/` file and line (Expanded.translate)."""
+    return expanded(name).translate(message)
 
 
-def located(name: str, error: ResponseError) -> ResponseError:
-    """`error` (a Lua error of script `name`) naming the `lua/` file and line it came from."""
-    if not name or "user_script:" not in str(error):
+def located(lines: Expanded | None, error: ResponseError) -> ResponseError:
+    """`error` (a Lua error of the script expanded as `lines`) naming the `lua/` file and line
+    it came from."""
+    if lines is None or "user_script:" not in str(error):
         return error
-    return type(error)(translate_error(name, str(error)))
+    return type(error)(lines.translate(str(error)))
 
 
 class TimedScript(AsyncScript):
@@ -119,11 +121,15 @@ class TimedScript(AsyncScript):
     does, which fails while any other primary is down."""
 
     def __init__(
-        self, client: Redis, source: str, observe: Callable[[float], None], name: str = ""
+        self,
+        client: Redis,
+        source: str,
+        observe: Callable[[float], None],
+        lines: Expanded | None = None,
     ) -> None:
         super().__init__(client, source)
         self._observe = observe
-        self._name = name
+        self._lines = lines
 
     async def __call__(
         self,
@@ -142,7 +148,7 @@ class TimedScript(AsyncScript):
                 await load_where_missing(client, self.script, keys)
                 return await client.evalsha(*call)
         except ResponseError as error:
-            raise located(self._name, error) from error
+            raise located(self._lines, error) from error
         finally:
             self._observe(time.perf_counter() - start)
 
@@ -167,12 +173,12 @@ class MuxScript(AsyncScript):
         source: str,
         mux: Multiplexer,
         observe: Callable[[float], None],
-        name: str = "",
+        lines: Expanded | None = None,
     ) -> None:
         super().__init__(client, source)
         self._mux = mux
         self._observe = observe
-        self._name = name
+        self._lines = lines
 
     async def __call__(
         self,
@@ -189,7 +195,7 @@ class MuxScript(AsyncScript):
                 await self._mux.execute("SCRIPT", "LOAD", self.script)
                 return await self._mux.execute("EVALSHA", self.sha, len(keys), *keys, *args)
         except ResponseError as error:
-            raise located(self._name, error) from error
+            raise located(self._lines, error) from error
         finally:
             self._observe(time.perf_counter() - start)
 
@@ -204,12 +210,12 @@ class WaitingScript(AsyncScript):
         source: str,
         writer: Writer,
         observe: Callable[[float], None],
-        name: str = "",
+        lines: Expanded | None = None,
     ) -> None:
         super().__init__(client, source)
         self._writer = writer
         self._observe = observe
-        self._name = name
+        self._lines = lines
 
     async def __call__(
         self,
@@ -226,7 +232,7 @@ class WaitingScript(AsyncScript):
                 await load_where_missing(self.registered_client, self.script, list(keys or ()))
                 return await self._writer.write(command)
         except ResponseError as error:
-            raise located(self._name, error) from error
+            raise located(self._lines, error) from error
         finally:
             self._observe(time.perf_counter() - start)
 
@@ -299,7 +305,10 @@ class Scripts:
         return cls(
             **{
                 f.name: TimedScript(
-                    redis, script_source(f.name), timer(f.name) if timer else _ignore, f.name
+                    redis,
+                    script_source(f.name),
+                    timer(f.name) if timer else _ignore,
+                    expanded(f.name),
                 )
                 for f in fields(cls)
             }
@@ -340,12 +349,12 @@ def _script(
 ) -> AsyncScript:
     observe = timer(name) if timer else _ignore
     if writer is not None and waits(name):
-        return WaitingScript(redis, script_source(name), writer, observe, name)
+        return WaitingScript(redis, script_source(name), writer, observe, expanded(name))
     if write_mux is not None and writes(name):
-        return MuxScript(redis, script_source(name), write_mux, observe, name)
+        return MuxScript(redis, script_source(name), write_mux, observe, expanded(name))
     if mux is not None:
-        return MuxScript(redis, script_source(name), mux, observe, name)
-    return TimedScript(redis, script_source(name), observe, name)
+        return MuxScript(redis, script_source(name), mux, observe, expanded(name))
+    return TimedScript(redis, script_source(name), observe, expanded(name))
 
 
 async def call(script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
