@@ -30,7 +30,7 @@ P = 7
 
 # Instants the script takes from its store's TIME (lua/includes/clock.lua): two stores never
 # agree on them to the ms, so they are left out of the comparison.
-CLOCK_FIELDS = {b"created_at", b"updated_at", b"expires_at", b"count_until", b"at"}
+CLOCK_FIELDS = {b"created_at", b"updated_at", b"expires_at", b"count_until", b"deadline", b"at"}
 
 
 def dump(r: Any) -> dict[bytes, Any]:
@@ -132,7 +132,7 @@ def main() -> None:
                 a, b = dump(stores["head"]), dump(stores["work"])
                 if a != b:
                     diff = [k for k in set(a) | set(b) if a.get(k) != b.get(k)]
-                    sys.exit(f"step {step}: stores differ at {diff[:5]}")
+                    sys.exit(f"step {step}: stores differ at {[(k, a.get(k), b.get(k)) for k in diff[:2]]}")
         print(f"{args.ops} steps, same replies and stores; replies by kind: {kinds}")
 
 

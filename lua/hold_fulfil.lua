@@ -10,11 +10,6 @@
 --          | {"expired"} | {"invalid", status}
 
 local rcall = redis.call
---!include clock.lua
---!include position.lua
---!include channels.lua
---!include emit.lua
---!include hold.lua
 --!include transition.lua
 --!include idempotency.lua
 

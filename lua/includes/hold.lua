@@ -7,6 +7,7 @@
 -- on holds made before owners were recorded; checked by the service, never changed).
 -- Per sku, three keys come in KEYS as a triple: position hash, active lines by expiry (hx),
 -- open lines by creation time (ho, for naming holds in a shortfall, newest first).
+--!include emit.lua
 local function hold_load(hold_key)
   local flat = rcall('HGETALL', hold_key)
   if #flat == 0 then return nil end
@@ -52,7 +53,7 @@ local function hold_apply(ctx, h, keys, ev_type, drop_hx, drop_ho, change)
     if drop_hx then rcall('ZREM', k[2], member) end
     if drop_ho then rcall('ZREM', k[3], member) end
     emit_change(ctx.stream_key, ctx.min_id, ctx.now, ctx.channels, ev_type, line.sku,
-                line.location, k[1], k[2], before, {hold = ctx.hold_id})
+                line.location, k[1], k[2], before, 'hold', ctx.hold_id)
   end
 end
 

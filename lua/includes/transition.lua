@@ -10,6 +10,9 @@
 -- (MINID trimming), ARGV[4] seconds to
 -- keep a finished hold, ARGV[5] skus JSON, ARGV[6] seconds to keep the operation marker
 -- (0: no marker), ARGV[7] channels JSON {id: [low_stock_threshold, [locations]]}.
+--!include clock.lua
+--!include hold.lua
+
 local hold_key, expiry_key, marker_key = KEYS[1], KEYS[2], KEYS[4]
 local terminal_ttl = ARGV[4]
 local marker_ttl = tonumber(ARGV[6])
