@@ -1,0 +1,92 @@
+"""The stock rules Python shares with Lua, checked on the same generated data: the batch read's
+available (app/domain/stock.py `_view_row`, run by the MULTI/EXEC path) against
+availability.lua (position.lua's pos_available), and `stock_status` against channels.lua's."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from app import keys
+from app.domain.clock import StoreClock
+from app.domain.config import ConfigService
+from app.domain.stock import StockService, stock_status
+from app.settings import Settings
+from app.store.scripts import Scripts, expand, lua_dir
+
+SKUS = [f"rule-sku-{i}" for i in range(60)]
+LOCATIONS = ["dc", "store-1", "store-2"]
+LAPSED, COUNTING = 1_000, 2**52  # hold line scores: long past, far future (ms)
+
+
+async def seed(redis: Redis, rnd: random.Random) -> dict[str, int]:
+    """Random positions (negative available included) and hold lines, some lapsed; returns
+    how often the cases that make the rule more than a subtraction occur."""
+    cases = {"clamped": 0, "lapsed": 0, "positive": 0}
+    for sku in SKUS:
+        p = keys.partition_of(sku)
+        await redis.delete(keys.position(p, sku), keys.hold_expiry_by_sku(p, sku))
+        lapsed: dict[str, int] = defaultdict(int)
+        for n in range(rnd.randint(0, 4)):  # fewer than a batch page (_LAPSED_PAGE)
+            loc, qty = rnd.choice(LOCATIONS), rnd.randint(1, 6)
+            score = rnd.choice([LAPSED, COUNTING])
+            await redis.zadd(keys.hold_expiry_by_sku(p, sku), {f"h{n}|{loc}|{qty}": score})
+            if score == LAPSED:
+                lapsed[loc] += qty
+        for loc in LOCATIONS:
+            if rnd.random() < 0.8:
+                o, h, c, s = (rnd.randint(-5, 30), rnd.randint(0, 20), rnd.randint(0, 6),
+                              rnd.randint(0, 5))  # fmt: skip
+                h += lapsed[loc]
+                await redis.hset(keys.position(p, sku), loc, f"{o}:{h}:{c}:{s}")
+                raw = o - (h - lapsed[loc]) - c - s
+                cases["clamped"] += raw < 0
+                cases["positive"] += raw > 0
+                cases["lapsed"] += lapsed[loc] > 0 and raw + lapsed[loc] > 0
+    return cases
+
+
+@pytest.mark.parametrize("locations", [[], [*LOCATIONS, "nowhere"]])
+async def test_batch_read_available_matches_availability_script(
+    redis: Redis, locations: list[str]
+) -> None:
+    cases = await seed(redis, random.Random(12))
+    assert all(n > 5 for n in cases.values()), cases  # the data exercises every branch
+    scripts = Scripts.register(redis)
+    stock = StockService(
+        redis, scripts, ConfigService(redis, scripts, 60.0), Settings(), StoreClock()
+    )
+    by_partition: dict[int, list[str]] = defaultdict(list)
+    for sku in SKUS:
+        by_partition[keys.partition_of(sku)].append(sku)
+    python, unsure = await stock._transaction(by_partition, 0, locations)
+    assert unsure == []  # every row was computed in Python, none handed to the script
+    compared = 0
+    for p, group in by_partition.items():
+        lua = await scripts.availability(
+            keys=StockService._availability_keys(p, group), args=[0, *locations]
+        )
+        assert python[p] == (group, lua), group
+        compared += sum(len(row) // 6 for row in lua)
+    assert compared > 100
+
+
+async def test_python_stock_status_is_channels_lua_rule(redis: Redis) -> None:
+    main = (
+        "local rcall = redis.call\n--!include channels.lua\n"
+        "local out = {}\n"
+        "for i, pair in ipairs(cjson.decode(ARGV[1])) do\n"
+        "  out[i] = stock_status(pair[1], pair[2])\nend\nreturn out\n"
+    )
+
+    def read(path: str) -> str:
+        return main if path == "probe.lua" else (lua_dir() / path).read_text()
+
+    pairs = [[a, t] for a in range(-3, 14) for t in range(0, 12)]
+    lua = await redis.eval(expand("probe", read).text, 0, orjson.dumps(pairs))
+    assert lua == [stock_status(a, t) for a, t in pairs]
+    assert set(lua) == {"out_of_stock", "low_stock", "in_stock"}
