@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
@@ -112,13 +112,10 @@ def located(lines: Expanded | None, error: ResponseError) -> ResponseError:
     return type(error)(lines.translate(str(error)))
 
 
-class TimedScript(AsyncScript):
-    """A registered script that reports each call's round trip to `observe` (seconds).
-
-    On NOSCRIPT (a restarted server, SCRIPT FLUSH, a promoted cluster replica: replicas do not
-    get SCRIPT LOAD) the script is loaded where it was missing and called once more. On a
-    cluster that is the one node serving the keys, not every primary as redis-py's Script
-    does, which fails while any other primary is down."""
+class _Registered(AsyncScript):
+    """A registered script: each call's round trip goes to `observe` (seconds), a Lua error
+    names the `lua/` file and line (`lines`), and on NOSCRIPT (the script did not run) it is
+    loaded and called once more."""
 
     def __init__(
         self,
@@ -131,6 +128,33 @@ class TimedScript(AsyncScript):
         self._observe = observe
         self._lines = lines
 
+    async def _run(
+        self, send: Callable[[], Awaitable[Any]], load: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        start = time.perf_counter()
+        try:
+            try:
+                return await send()
+            except NoScriptError:
+                await load()
+                return await send()
+        except ResponseError as error:
+            moved = located(self._lines, error)
+            if moved is error:
+                raise
+            raise moved from error
+        finally:
+            self._observe(time.perf_counter() - start)
+
+
+class TimedScript(_Registered):
+    """A registered script called through redis-py's client (EVALSHA).
+
+    On NOSCRIPT (a restarted server, SCRIPT FLUSH, a promoted cluster replica: replicas do not
+    get SCRIPT LOAD) the script is loaded where it was missing and called once more. On a
+    cluster that is the one node serving the keys, not every primary as redis-py's Script
+    does, which fails while any other primary is down."""
+
     async def __call__(
         self,
         keys: Sequence[KeyT] | None = None,
@@ -140,17 +164,9 @@ class TimedScript(AsyncScript):
         client = client or self.registered_client
         keys = list(keys or ())
         call = (self.sha, len(keys), *keys, *(args or ()))
-        start = time.perf_counter()
-        try:
-            try:
-                return await client.evalsha(*call)
-            except NoScriptError:
-                await load_where_missing(client, self.script, keys)
-                return await client.evalsha(*call)
-        except ResponseError as error:
-            raise located(self._lines, error) from error
-        finally:
-            self._observe(time.perf_counter() - start)
+        return await self._run(
+            lambda: client.evalsha(*call), lambda: load_where_missing(client, self.script, keys)
+        )
 
 
 async def load_where_missing(client: Any, source: Any, keys: Sequence[KeyT]) -> None:
@@ -163,7 +179,7 @@ async def load_where_missing(client: Any, source: Any, keys: Sequence[KeyT]) -> 
         await client.script_load(source)
 
 
-class MuxScript(AsyncScript):
+class MuxScript(_Registered):
     """A registered script called through the multiplexer (app/store/mux.py): EVALSHA, and on
     NOSCRIPT (the script cache was flushed; the script did not run) SCRIPT LOAD and once more."""
 
@@ -175,10 +191,8 @@ class MuxScript(AsyncScript):
         observe: Callable[[float], None],
         lines: Expanded | None = None,
     ) -> None:
-        super().__init__(client, source)
+        super().__init__(client, source, observe, lines)
         self._mux = mux
-        self._observe = observe
-        self._lines = lines
 
     async def __call__(
         self,
@@ -186,21 +200,14 @@ class MuxScript(AsyncScript):
         args: Iterable[EncodableT] | None = None,
         client: Any = None,
     ) -> Any:
-        keys, args = keys or (), args or ()
-        start = time.perf_counter()
-        try:
-            try:
-                return await self._mux.execute("EVALSHA", self.sha, len(keys), *keys, *args)
-            except NoScriptError:
-                await self._mux.execute("SCRIPT", "LOAD", self.script)
-                return await self._mux.execute("EVALSHA", self.sha, len(keys), *keys, *args)
-        except ResponseError as error:
-            raise located(self._lines, error) from error
-        finally:
-            self._observe(time.perf_counter() - start)
+        command = ("EVALSHA", self.sha, len(keys or ()), *(keys or ()), *(args or ()))
+        return await self._run(
+            lambda: self._mux.execute(*command),
+            lambda: self._mux.execute("SCRIPT", "LOAD", self.script),
+        )
 
 
-class WaitingScript(AsyncScript):
+class WaitingScript(_Registered):
     """A mutating script whose every call writes, then waits for replicas, through `writer`
     (app/store/durable.py); on NOSCRIPT (it did not run) SCRIPT LOAD and once more."""
 
@@ -212,10 +219,8 @@ class WaitingScript(AsyncScript):
         observe: Callable[[float], None],
         lines: Expanded | None = None,
     ) -> None:
-        super().__init__(client, source)
+        super().__init__(client, source, observe, lines)
         self._writer = writer
-        self._observe = observe
-        self._lines = lines
 
     async def __call__(
         self,
@@ -224,17 +229,10 @@ class WaitingScript(AsyncScript):
         client: Any = None,
     ) -> Any:
         command = ("EVALSHA", self.sha, len(keys or ()), *(keys or ()), *(args or ()))
-        start = time.perf_counter()
-        try:
-            try:
-                return await self._writer.write(command)
-            except NoScriptError:
-                await load_where_missing(self.registered_client, self.script, list(keys or ()))
-                return await self._writer.write(command)
-        except ResponseError as error:
-            raise located(self._lines, error) from error
-        finally:
-            self._observe(time.perf_counter() - start)
+        return await self._run(
+            lambda: self._writer.write(command),
+            lambda: load_where_missing(self.registered_client, self.script, list(keys or ())),
+        )
 
 
 # Writes that never wait for replicas: the claims, whose loss in a failover the change's own
