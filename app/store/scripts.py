@@ -113,9 +113,9 @@ def located(lines: Expanded | None, error: ResponseError) -> ResponseError:
 
 
 class _Registered(AsyncScript):
-    """A registered script: each call's round trip goes to `observe` (seconds), a Lua error
-    names the `lua/` file and line (`lines`), and on NOSCRIPT (the script did not run) it is
-    loaded and called once more."""
+    """A registered script: each call (EVALSHA, sent by `_send`) reports its round trip to
+    `observe` (seconds), a Lua error names the `lua/` file and line (`lines`), and on NOSCRIPT
+    (the script did not run) it is loaded (`_load`) and called once more."""
 
     def __init__(
         self,
@@ -123,21 +123,28 @@ class _Registered(AsyncScript):
         source: str,
         observe: Callable[[float], None],
         lines: Expanded | None = None,
+        via: Any = None,
     ) -> None:
         super().__init__(client, source)
         self._observe = observe
         self._lines = lines
+        self._via = via
 
-    async def _run(
-        self, send: Callable[[], Awaitable[Any]], load: Callable[[], Awaitable[Any]]
+    async def __call__(
+        self,
+        keys: Sequence[KeyT] | None = None,
+        args: Iterable[EncodableT] | None = None,
+        client: Any = None,
     ) -> Any:
+        keys = list(keys or ())
+        command = ("EVALSHA", self.sha, len(keys), *keys, *(args or ()))
         start = time.perf_counter()
         try:
             try:
-                return await send()
+                return await self._send(command, client)
             except NoScriptError:
-                await load()
-                return await send()
+                await self._load(keys, client)
+                return await self._send(command, client)
         except ResponseError as error:
             moved = located(self._lines, error)
             if moved is error:
@@ -146,27 +153,27 @@ class _Registered(AsyncScript):
         finally:
             self._observe(time.perf_counter() - start)
 
+    def _send(self, command: tuple[Any, ...], client: Any) -> Awaitable[Any]:
+        raise NotImplementedError
+
+    def _load(self, keys: list[KeyT], client: Any) -> Awaitable[Any]:
+        raise NotImplementedError
+
 
 class TimedScript(_Registered):
-    """A registered script called through redis-py's client (EVALSHA).
+    """A registered script called through redis-py's client (`client`, or the one it was
+    registered with).
 
     On NOSCRIPT (a restarted server, SCRIPT FLUSH, a promoted cluster replica: replicas do not
     get SCRIPT LOAD) the script is loaded where it was missing and called once more. On a
     cluster that is the one node serving the keys, not every primary as redis-py's Script
     does, which fails while any other primary is down."""
 
-    async def __call__(
-        self,
-        keys: Sequence[KeyT] | None = None,
-        args: Iterable[EncodableT] | None = None,
-        client: Any = None,
-    ) -> Any:
-        client = client or self.registered_client
-        keys = list(keys or ())
-        call = (self.sha, len(keys), *keys, *(args or ()))
-        return await self._run(
-            lambda: client.evalsha(*call), lambda: load_where_missing(client, self.script, keys)
-        )
+    def _send(self, command: tuple[Any, ...], client: Any) -> Awaitable[Any]:
+        return (client or self.registered_client).evalsha(*command[1:])
+
+    def _load(self, keys: list[KeyT], client: Any) -> Awaitable[Any]:
+        return load_where_missing(client or self.registered_client, self.script, keys)
 
 
 async def load_where_missing(client: Any, source: Any, keys: Sequence[KeyT]) -> None:
@@ -180,59 +187,25 @@ async def load_where_missing(client: Any, source: Any, keys: Sequence[KeyT]) -> 
 
 
 class MuxScript(_Registered):
-    """A registered script called through the multiplexer (app/store/mux.py): EVALSHA, and on
-    NOSCRIPT (the script cache was flushed; the script did not run) SCRIPT LOAD and once more."""
+    """A registered script called through the multiplexer `via` (app/store/mux.py): EVALSHA,
+    and on NOSCRIPT (the script cache was flushed) SCRIPT LOAD and once more."""
 
-    def __init__(
-        self,
-        client: Redis,
-        source: str,
-        mux: Multiplexer,
-        observe: Callable[[float], None],
-        lines: Expanded | None = None,
-    ) -> None:
-        super().__init__(client, source, observe, lines)
-        self._mux = mux
+    def _send(self, command: tuple[Any, ...], client: Any) -> Awaitable[Any]:
+        return self._via.execute(*command)  # type: ignore[no-any-return]
 
-    async def __call__(
-        self,
-        keys: Sequence[KeyT] | None = None,
-        args: Iterable[EncodableT] | None = None,
-        client: Any = None,
-    ) -> Any:
-        command = ("EVALSHA", self.sha, len(keys or ()), *(keys or ()), *(args or ()))
-        return await self._run(
-            lambda: self._mux.execute(*command),
-            lambda: self._mux.execute("SCRIPT", "LOAD", self.script),
-        )
+    def _load(self, keys: list[KeyT], client: Any) -> Awaitable[Any]:
+        return self._via.execute("SCRIPT", "LOAD", self.script)  # type: ignore[no-any-return]
 
 
 class WaitingScript(_Registered):
-    """A mutating script whose every call writes, then waits for replicas, through `writer`
-    (app/store/durable.py); on NOSCRIPT (it did not run) SCRIPT LOAD and once more."""
+    """A mutating script whose every call writes, then waits for replicas, through the writer
+    `via` (app/store/durable.py); on NOSCRIPT (it did not run) SCRIPT LOAD and once more."""
 
-    def __init__(
-        self,
-        client: Redis,
-        source: str,
-        writer: Writer,
-        observe: Callable[[float], None],
-        lines: Expanded | None = None,
-    ) -> None:
-        super().__init__(client, source, observe, lines)
-        self._writer = writer
+    def _send(self, command: tuple[Any, ...], client: Any) -> Awaitable[Any]:
+        return self._via.write(command)  # type: ignore[no-any-return]
 
-    async def __call__(
-        self,
-        keys: Sequence[KeyT] | None = None,
-        args: Iterable[EncodableT] | None = None,
-        client: Any = None,
-    ) -> Any:
-        command = ("EVALSHA", self.sha, len(keys or ()), *(keys or ()), *(args or ()))
-        return await self._run(
-            lambda: self._writer.write(command),
-            lambda: load_where_missing(self.registered_client, self.script, list(keys or ())),
-        )
+    def _load(self, keys: list[KeyT], client: Any) -> Awaitable[Any]:
+        return load_where_missing(self.registered_client, self.script, keys)
 
 
 # Writes that never wait for replicas: the claims, whose loss in a failover the change's own
@@ -347,11 +320,11 @@ def _script(
 ) -> AsyncScript:
     observe = timer(name) if timer else _ignore
     if writer is not None and waits(name):
-        return WaitingScript(redis, script_source(name), writer, observe, expanded(name))
+        return WaitingScript(redis, script_source(name), observe, expanded(name), writer)
     if write_mux is not None and writes(name):
-        return MuxScript(redis, script_source(name), write_mux, observe, expanded(name))
+        return MuxScript(redis, script_source(name), observe, expanded(name), write_mux)
     if mux is not None:
-        return MuxScript(redis, script_source(name), mux, observe, expanded(name))
+        return MuxScript(redis, script_source(name), observe, expanded(name), mux)
     return TimedScript(redis, script_source(name), observe, expanded(name))
 
 
