@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from app import keys
+from app.domain import sourcing
 from app.domain.clock import StoreClock
 from app.domain.config import ConfigService
 from app.domain.stock import StockService, stock_status
@@ -90,3 +91,83 @@ async def test_python_stock_status_is_channels_lua_rule(redis: Redis) -> None:
     lua = await redis.eval(expand("probe", read).text, 0, orjson.dumps(pairs))
     assert lua == [stock_status(a, t) for a, t in pairs]
     assert set(lua) == {"out_of_stock", "low_stock", "in_stock"}
+
+
+def same_partition_skus(n: int) -> tuple[int, list[str]]:
+    by_partition: dict[int, list[str]] = defaultdict(list)
+    for i in range(2000):
+        sku = f"src-{i}"
+        group = by_partition[keys.partition_of(sku)]
+        group.append(sku)
+        if len(group) == n:
+            return keys.partition_of(sku), group
+    raise AssertionError("no partition with enough skus")
+
+
+async def test_multi_partition_plan_sources_as_hold_reserve(redis: Redis) -> None:
+    """app/domain/sourcing.py (the plan of a multi-partition hold) against hold_reserve.lua
+    without a split, on the same positions: the same single location, or the same shortage."""
+    p, skus = same_partition_skus(3)
+    scripts = Scripts.register(redis)
+    stock = StockService(
+        redis, scripts, ConfigService(redis, scripts, 60.0), Settings(), StoreClock()
+    )
+    rnd = random.Random(5)
+    outcomes: dict[str, int] = defaultdict(int)
+    for case in range(150):
+        chosen = rnd.sample(skus, rnd.randint(1, 3))
+        for sku in chosen:
+            await redis.delete(*keys.sku_keys(p, sku))
+            for loc in LOCATIONS:
+                if rnd.random() < 0.8:
+                    o, h = rnd.randint(0, 12), rnd.randint(0, 4)
+                    await redis.hset(keys.position(p, sku), loc, f"{o}:{h}:0:0")
+        need = {sku: rnd.randint(1, 8) for sku in chosen}
+        candidates = rnd.sample(LOCATIONS, rnd.randint(1, len(LOCATIONS)))
+
+        snapshot = await stock._read(chosen, candidates)
+        free = {
+            sku: {row[i]: row[i + 5] for i in range(0, len(row), 6)}
+            for sku, row in zip(chosen, snapshot, strict=True)
+        }
+        singles = sourcing.single_locations(free, need, candidates)
+
+        hold_id = f"src-hold-{case}"
+        lines = [{"s": i + 1, "q": need[sku]} for i, sku in enumerate(chosen)]
+        reply = await scripts.hold_reserve(
+            keys=[
+                keys.hold(p, hold_id),
+                keys.expiry_index(p),
+                keys.events(p),
+                *(k for sku in chosen for k in keys.sku_keys(p, sku)),
+            ],
+            args=[
+                0,
+                hold_id,
+                "active",
+                60_000,
+                0,
+                "",
+                "",
+                str(p),
+                "0",
+                86_400_000,
+                orjson.dumps(lines),
+                orjson.dumps(chosen),
+                orjson.dumps(candidates),
+                "",
+                "{}",
+                "owner",
+            ],
+        )
+        if singles:
+            assert reply[0] == "ok", (case, reply, free, need, candidates)
+            assert {line["location"] for line in orjson.loads(reply[1])} == {singles[0]}
+            outcomes["single"] += 1
+        else:
+            assert reply[0] == "insufficient", (case, reply, free, need, candidates)
+            expected = sourcing.shortage(free, need)
+            assert orjson.loads(reply[1]) == expected, (case, free, need, candidates)
+            fits = all(e["available"] >= e["requested"] for e in expected)
+            outcomes["no single location" if fits else "short"] += 1
+    assert all(outcomes[k] > 10 for k in ("single", "no single location", "short")), outcomes
