@@ -20,8 +20,9 @@ local transition_now = clock_now(ARGV[1])
 local ctx = {now = transition_now, hold_id = ARGV[2], stream_key = KEYS[3],
              min_id = clock_min_id(transition_now, ARGV[3]), channels = cjson.decode(ARGV[7])}
 
--- Returns (hold, keys) or (nil, reply).
-local function transition_begin()
+-- Returns (hold, keys) or (nil, reply); with `status`, a hold in any other status answers
+-- {"invalid", its status}.
+local function transition_begin(status)
   if marker_ttl > 0 and rcall('EXISTS', marker_key) == 1 then
     return nil, {'replayed', rcall('HGET', hold_key, 'status') or ''}
   end
@@ -33,6 +34,7 @@ local function transition_begin()
     hold_expire_now(ctx, hold_key, expiry_key, h, keys, terminal_ttl)
     return nil, {'expired'}
   end
+  if status and h.status ~= status then return nil, {'invalid', h.status} end
   return h, keys
 end
 

@@ -4,6 +4,7 @@ script, and a Lua error names the `lua/` file and line it came from."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -60,14 +61,21 @@ async def test_a_real_script_error_points_into_lua(redis: Redis) -> None:
     assert "cjson.decode" in (lua_dir().parent / path).read_text().splitlines()[line - 1]
 
 
-def test_scripts_list_no_include_twice() -> None:
+def listed(path: Path) -> list[str]:
+    return re.findall(r"^--!include (\S+)", path.read_text(), re.MULTILINE)
+
+
+def reached(name: str) -> set[str]:
+    """Every include that `includes/name` brings, directly or through others."""
+    out: set[str] = set()
+    for inner in listed(lua_dir() / "includes" / name):
+        out |= {inner} | reached(inner)
+    return out
+
+
+def test_scripts_list_only_what_no_include_brings() -> None:
     """Includes name what they need; a script does not repeat what its includes bring."""
     for path in lua_dir().glob("*.lua"):
-        listed = re.findall(r"^--!include (\S+)", path.read_text(), re.MULTILINE)
-        reached = set()
-        for name in listed:
-            nested = re.findall(
-                r"^--!include (\S+)", (lua_dir() / "includes" / name).read_text(), re.MULTILINE
-            )
-            reached |= set(nested)
-        assert not reached & set(listed), (path.name, reached & set(listed))
+        names = listed(path)
+        brought = set().union(*(reached(name) for name in names))
+        assert not brought & set(names), (path.name, brought & set(names))
