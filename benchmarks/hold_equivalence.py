@@ -1,5 +1,5 @@
 """The hold scripts of git HEAD vs lua/ as they are now, on the same random operations:
-`python -m benchmarks.hold_equivalence [--ops N] [--seed S]`.
+`python -m benchmarks.hold_equivalence [--ops N] [--seed S] [--old DIR]`.
 
 Two private stores, one per variant; each step runs on both and their replies and every key's
 contents must match: positions, hold records, expiry indexes, the streams' entries (fields
@@ -9,6 +9,8 @@ negative availability), and holds of 1..4 lines over 3 skus, pinned or not, with
 split, over random candidates and 0..3 channels with random thresholds and locations, some
 counting until the past (lapsed at once), some reusing a hold id; and, on recent holds, the
 transitions (commit, fulfil, release, extend, expire, confirm, abort, rollback) and stock_set.
+An event's `channels` compare as JSON: the same entries in the same order, their keys in any
+order (before event.lua, emit_change() wrote them in cjson's table order).
 """
 
 from __future__ import annotations
@@ -44,7 +46,11 @@ def dump(r: Any) -> dict[bytes, Any]:
             out[k] = sorted(m for m in r.zrange(k, 0, -1))  # scores are instants
         elif t == b"stream":
             out[k] = [
-                {f: v for f, v in fields.items() if f not in CLOCK_FIELDS}
+                {
+                    f: orjson.loads(v) if f == b"channels" else v
+                    for f, v in fields.items()
+                    if f not in CLOCK_FIELDS
+                }
                 for _, fields in r.xrange(k)
             ]
         elif t == b"string":
@@ -100,9 +106,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ops", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--old", default="head", help="head (git HEAD's lua/) or a directory laid out like lua/"
+    )
     args = parser.parse_args()
     rnd = random.Random(args.seed)
-    sources = {v: variant_sources(v) for v in ("head", "work")}
+    sources = {"head": variant_sources(args.old), "work": variant_sources("work")}
     with h.store(fsync="no") as s1, h.store(fsync="no") as s2:
         stores = {"head": h.client(s1), "work": h.client(s2)}
         shas = {v: {n: stores[v].script_load(sources[v][n]) for n in SCRIPTS} for v in stores}

@@ -66,7 +66,7 @@ for id, h in pairs(S.holds) do
       want[sku] = want[sku] or {}
       local w = want[sku][loc] or {held = 0, committed = 0}
       want[sku][loc] = w
-      local member = id .. '|' .. loc .. '|' .. q
+      local member = line_member(id, loc, q)
       want_ho[sku] = want_ho[sku] or {}
       want_ho[sku][member] = tonumber(h.created_at or 0) * 1000
       if HELD[h.status] then

@@ -98,20 +98,12 @@ for _, ch in pairs(channels) do
 end
 
 -- Per sku index: raw[si] its HMGET reply, avail[si][loc] its available (excluding lapsed
--- lines, at least 0), lapsed[si][loc] its lapsed units (false: none), and taken[si][loc] the
+-- lines, at least 0), lapsed[si][loc] its lapsed units, and taken[si][loc] the
 -- units this hold has sourced there so far.
 local nskus = #skus
 local raw, avail, lapsed, taken = {}, {}, {}, {}
 for si = 1, nskus do
-  local members = rcall('ZRANGEBYSCORE', KEYS[3 * si + 2], '-inf', now)
-  local ex = false
-  if #members > 0 then
-    ex = {}
-    for i = 1, #members do
-      local _, loc, qty = line_parse(members[i])
-      ex[loc] = (ex[loc] or 0) + qty
-    end
-  end
+  local ex = expired_by_location(KEYS[3 * si + 2], now)
   local a = {}
   if nw > 0 then
     local values = rcall('HMGET', KEYS[3 * si + 1], unpack(wanted))
@@ -121,7 +113,7 @@ for si = 1, nskus do
       local n = 0
       if v then
         local o, h, c, s = match(v, POS)
-        n = pos_available(o, h, ex and ex[loc] or 0, c, s)
+        n = pos_available(o, h, ex[loc] or 0, c, s)
       end
       a[loc] = n
     end
@@ -262,13 +254,12 @@ for k = 1, norder do
   local o, h, c, s = match(raw[si][at[loc]], POS)
   o, h, c, s = o + 0, h + q, c + 0, s + 0
   rcall('HSET', KEYS[3 * si + 1], loc, format('%d:%d:%d:%d', o, h, c, s))
-  local member = hold_id .. '|' .. loc .. '|' .. q
+  local member = line_member(hold_id, loc, q)
   rcall('ZADD', KEYS[3 * si + 2], count_until, member)
   local ex = lapsed[si]
-  local gone = ex and ex[loc] or 0
+  local gone = ex[loc] or 0
   if lapsed_at_once then
     gone = gone + q
-    if not ex then ex = {} lapsed[si] = ex end
     ex[loc] = gone
   end
   local available = pos_available(o, h, gone, c, s)

@@ -28,10 +28,6 @@ local function sku_keys(first, skus_json)
   return map
 end
 
-local function line_member(hold_id, location, qty)
-  return hold_id .. '|' .. location .. '|' .. qty
-end
-
 local function keys_cover(h, keys)
   for _, line in ipairs(h.lines_t) do
     if not keys[line.sku] then return false end

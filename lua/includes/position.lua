@@ -33,8 +33,12 @@ local function pos_write(pos_key, location, p)
         string.format('%d:%d:%d:%d', p.on_hand, p.held, p.committed, p.safety))
 end
 
--- A hold line's member of the hx and ho indexes, "<hold id>|<location>|<quantity>": its parts
--- (the quantity as a number).
+-- A hold line's member of the hx and ho indexes: "<hold id>|<location>|<quantity>".
+local function line_member(hold_id, location, qty)
+  return hold_id .. '|' .. location .. '|' .. qty
+end
+
+-- A member's parts (the quantity as a number).
 local function line_parse(member)
   local hold, loc, qty = string.match(member, '^(.*)|(.*)|(%d+)$')
   return hold, loc, tonumber(qty)
