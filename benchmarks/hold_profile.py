@@ -21,16 +21,20 @@ import statistics
 from pathlib import Path
 
 from app import keys
-from app.store.scripts import lua_dir
+from app.store.scripts import expand, lua_dir
 from benchmarks import harness as h
-from benchmarks.lua_micro import _INCLUDE, _git_lua, variant_sources
+from benchmarks.lua_micro import _git_lua, variant_sources
 
 
 def source_of(variant: str) -> str:
     if variant in ("head", "work"):
         return variant_sources(variant)["hold_reserve"]
-    text = Path(variant).read_text()
-    return _INCLUDE.sub(lambda m: (lua_dir() / "includes" / m.group(1)).read_text(), text)
+    path = Path(variant)
+
+    def read(name: str) -> str:  # the script from `variant`, its includes from lua/
+        return path.read_text() if name == path.name else (lua_dir() / name).read_text()
+
+    return expand(path.stem, read).text
 
 
 def hold_argv(sha: str, sku: str, hold_id: str) -> list[str]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import re
 import statistics
 import subprocess
 import time
@@ -43,11 +42,10 @@ from app.domain.models import HoldIn
 from app.domain.stock import StockService
 from app.domain.stock_events import StockEventService
 from app.settings import Settings
-from app.store.scripts import Scripts, lua_dir
+from app.store.scripts import Scripts, expand, lua_dir
 from benchmarks import harness as h
 from benchmarks.loadgen import _groups_of
 
-_INCLUDE = re.compile(r"^--!include (\S+)\s*$", re.MULTILINE)
 SCENARIOS = ("hold1", "hold5", "availability", "batch100", "event")
 
 
@@ -71,11 +69,7 @@ def variant_sources(variant: str) -> dict[str, str]:
         def read(name: str) -> str:
             return (base / name).read_text()
 
-    out = {}
-    for f in fields(Scripts):
-        text = read(f"{f.name}.lua")
-        out[f.name] = _INCLUDE.sub(lambda m: read(f"includes/{m.group(1)}"), text)
-    return out
+    return {f.name: expand(f.name, read).text for f in fields(Scripts)}
 
 
 class Bench:

@@ -32,8 +32,6 @@
 
 local rcall = redis.call
 --!include clock.lua
---!include position.lua
---!include channels.lua
 --!include emit.lua
 --!include audit.lua
 
@@ -68,7 +66,7 @@ for id, h in pairs(S.holds) do
       want[sku] = want[sku] or {}
       local w = want[sku][loc] or {held = 0, committed = 0}
       want[sku][loc] = w
-      local member = id .. '|' .. loc .. '|' .. q
+      local member = line_member(id, loc, q)
       want_ho[sku] = want_ho[sku] or {}
       want_ho[sku][member] = tonumber(h.created_at or 0) * 1000
       if HELD[h.status] then
@@ -87,7 +85,7 @@ local function fix_index(name, key, flat, wanted, sku, check_score)
   local have = {}
   for i = 1, #flat, 2 do
     local member, score = flat[i], tonumber(flat[i + 1])
-    local hold = audit_member(member)
+    local hold = line_parse(member)
     if name == 'expiry' then hold = member end
     have[member] = true
     local expected = wanted[member]
@@ -144,7 +142,7 @@ for _, sku in ipairs(L.skus) do
     p.held, p.committed = t.w.held, t.w.committed
     pos_write(pos_key, t.loc, p)
     emit_change(L.stream, min_id, now, channels, 'audit.repaired', sku, t.loc, pos_key, hx_key,
-                t.before, {previous = previous or ''})
+                t.before, 'previous', previous or '')
     note({kind = 'counters', sku = sku, location = t.loc, before = previous or false,
           after = p.on_hand .. ':' .. p.held .. ':' .. p.committed .. ':' .. p.safety})
   end

@@ -43,17 +43,14 @@ for i = 1, #KEYS, 2 do
     local v = values[j]
     if v then
       if expired == nil then expired = expired_by_location(hx_key, now) end
-      local o, h, c, s = string.match(v, '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$')
-      o, c, s = tonumber(o), tonumber(c), tonumber(s)
-      h = tonumber(h) - (expired[locs[j]] or 0)
-      local available = o - h - c - s
-      if available < 0 then available = 0 end
+      local o, h, c, s = string.match(v, POS_PATTERN)
+      local lapsed = expired[locs[j]] or 0
       row[#row + 1] = locs[j]
-      row[#row + 1] = o
-      row[#row + 1] = h
-      row[#row + 1] = c
-      row[#row + 1] = s
-      row[#row + 1] = available
+      row[#row + 1] = tonumber(o)
+      row[#row + 1] = h - lapsed
+      row[#row + 1] = tonumber(c)
+      row[#row + 1] = tonumber(s)
+      row[#row + 1] = pos_available(o, h, lapsed, c, s)
     end
   end
   out[#out + 1] = row

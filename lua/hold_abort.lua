@@ -7,16 +7,10 @@
 --          | {"expired"} | {"invalid", status}
 
 local rcall = redis.call
---!include clock.lua
---!include position.lua
---!include channels.lua
---!include emit.lua
---!include hold.lua
 --!include transition.lua
 
-local h, keys = transition_begin()
+local h, keys = transition_begin('pending')
 if not h then return keys end
-if h.status ~= 'pending' then return {'invalid', h.status} end
 
 hold_apply(ctx, h, keys, 'hold.aborted', true, true,
            function(p, q) p.held = p.held - q end)

@@ -10,16 +10,10 @@
 --          | {"expired"} (the pending deadline passed) | {"invalid", status}
 
 local rcall = redis.call
---!include clock.lua
---!include position.lua
---!include channels.lua
---!include emit.lua
---!include hold.lua
 --!include transition.lua
 
-local h, keys = transition_begin()
+local h, keys = transition_begin('pending')
 if not h then return keys end
-if h.status ~= 'pending' then return {'invalid', h.status} end
 if hold_is_home(h, hold_key) and hold_deadline(h) <= ctx.now then
   hold_expire_now(ctx, hold_key, expiry_key, h, keys, terminal_ttl)
   return {'expired'}

@@ -8,11 +8,6 @@
 --          finished: dropped from the expiry index) | {"not_found"} | {"keys_mismatch"}
 
 local rcall = redis.call
---!include clock.lua
---!include position.lua
---!include channels.lua
---!include emit.lua
---!include hold.lua
 --!include transition.lua
 
 local h, keys = transition_begin()

@@ -10,19 +10,10 @@
 --          | {"expired"} | {"invalid", status}
 
 local rcall = redis.call
---!include clock.lua
---!include position.lua
---!include channels.lua
---!include emit.lua
---!include hold.lua
---!include transition.lua
---!include idempotency.lua
+--!include keyed.lua
 
-local stop = idem_claim(ctx.now)  -- the Idempotency-Key record, in the hold's home slot
-if stop then return stop end
-local h, keys = transition_begin()
+local h, keys = keyed_begin('active')
 if not h then return keys end
-if h.status ~= 'active' then return {'invalid', h.status} end
 
 local expires_at = ctx.now + tonumber(ARGV[8])
 for _, line in ipairs(h.lines_t) do

@@ -10,19 +10,10 @@
 --          | {"expired"} | {"invalid", status}
 
 local rcall = redis.call
---!include clock.lua
---!include position.lua
---!include channels.lua
---!include emit.lua
---!include hold.lua
---!include transition.lua
---!include idempotency.lua
+--!include keyed.lua
 
-local stop = idem_claim(ctx.now)  -- the Idempotency-Key record, in the hold's home slot
-if stop then return stop end
-local h, keys = transition_begin()
+local h, keys = keyed_begin('committed')
 if not h then return keys end
-if h.status ~= 'committed' then return {'invalid', h.status} end
 
 hold_apply(ctx, h, keys, 'hold.fulfilled', false, true,
            function(p, q) p.on_hand = p.on_hand - q; p.committed = p.committed - q end)

@@ -9,17 +9,9 @@
 --          | {"expired"} | {"invalid", status}
 
 local rcall = redis.call
---!include clock.lua
---!include position.lua
---!include channels.lua
---!include emit.lua
---!include hold.lua
---!include transition.lua
---!include idempotency.lua
+--!include keyed.lua
 
-local stop = idem_claim(ctx.now)  -- the Idempotency-Key record, in the hold's home slot
-if stop then return stop end
-local h, keys = transition_begin()
+local h, keys = keyed_begin()
 if not h then return keys end
 if h.status == 'active' then
   hold_apply(ctx, h, keys, 'hold.released', true, true,

@@ -48,15 +48,15 @@
 -- benchmarks/hold_profile.py), so this script keeps its own flat state instead of
 -- includes/state.lua's — a sku's HMGET reply, available by location, units taken, lapsed units
 -- — parses a position only into its available (and fully only where it writes), and walks the
--- decoded channels directly. What it writes and emits is exactly what state.lua's
--- state_write() / state_emit() would (the fields and order of emit_change() in emit.lua).
+-- decoded channels directly. Its rules are the shared ones: pos_available (position.lua),
+-- the event record (event.lua); what it writes and emits is what state.lua's state_write() /
+-- state_emit() would.
 
 local rcall, tonumber, match, format = redis.call, tonumber, string.match, string.format
 --!include clock.lua
---!include channels.lua
-local POS = '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$'
-
+--!include event.lua
 --!include idempotency.lua
+local POS = POS_PATTERN
 
 local hold_key, expiry_key, stream_key = KEYS[1], KEYS[2], KEYS[3]
 local now = clock_now(ARGV[1])
@@ -98,20 +98,12 @@ for _, ch in pairs(channels) do
 end
 
 -- Per sku index: raw[si] its HMGET reply, avail[si][loc] its available (excluding lapsed
--- lines, at least 0), lapsed[si][loc] its lapsed units (false: none), and taken[si][loc] the
+-- lines, at least 0), lapsed[si][loc] its lapsed units, and taken[si][loc] the
 -- units this hold has sourced there so far.
 local nskus = #skus
 local raw, avail, lapsed, taken = {}, {}, {}, {}
 for si = 1, nskus do
-  local members = rcall('ZRANGEBYSCORE', KEYS[3 * si + 2], '-inf', now)
-  local ex = false
-  if #members > 0 then
-    ex = {}
-    for i = 1, #members do
-      local _, loc, qty = match(members[i], '^(.*)|(.*)|(%d+)$')
-      ex[loc] = (ex[loc] or 0) + tonumber(qty)
-    end
-  end
+  local ex = expired_by_location(KEYS[3 * si + 2], now)
   local a = {}
   if nw > 0 then
     local values = rcall('HMGET', KEYS[3 * si + 1], unpack(wanted))
@@ -121,8 +113,7 @@ for si = 1, nskus do
       local n = 0
       if v then
         local o, h, c, s = match(v, POS)
-        n = o - (h - (ex and ex[loc] or 0)) - c - s
-        if n < 0 then n = 0 end
+        n = pos_available(o, h, ex[loc] or 0, c, s)
       end
       a[loc] = n
     end
@@ -243,10 +234,6 @@ if #short > 0 then return {'insufficient', cjson.encode(short)} end
 -- The writes. Each channel's total of a sku is taken before the sku's first write and then
 -- moved by each change it sees (what includes/state.lua does); channels are walked in the
 -- order of pairs(channels), once per location they list, as state_seers() orders them.
--- One entry of an event's `channels`, as cjson.encode writes it; channel ids are identifiers
--- ([A-Za-z0-9._:-]), so nothing needs escaping.
-local CHANNEL_JSON =
-  '{"channel":"%s","available_before":%d,"available_after":%d,"status_before":"%s","status_after":"%s"}'
 local totals = {}
 local lapsed_at_once = count_until <= now
 local out = {}
@@ -267,18 +254,15 @@ for k = 1, norder do
   local o, h, c, s = match(raw[si][at[loc]], POS)
   o, h, c, s = o + 0, h + q, c + 0, s + 0
   rcall('HSET', KEYS[3 * si + 1], loc, format('%d:%d:%d:%d', o, h, c, s))
-  local member = hold_id .. '|' .. loc .. '|' .. q
+  local member = line_member(hold_id, loc, q)
   rcall('ZADD', KEYS[3 * si + 2], count_until, member)
   local ex = lapsed[si]
-  local gone = ex and ex[loc] or 0
+  local gone = ex[loc] or 0
   if lapsed_at_once then
     gone = gone + q
-    if not ex then ex = {} lapsed[si] = ex end
     ex[loc] = gone
   end
-  local held = h - gone
-  local available = o - held - c - s
-  if available < 0 then available = 0 end
+  local available = pos_available(o, h, gone, c, s)
   local delta = available - a[loc]
   a[loc] = available
   local moved = nil
@@ -287,28 +271,13 @@ for k = 1, norder do
     for i = 1, #locs do
       if locs[i] == loc then
         local b = t[id]
-        local after = b + delta
-        t[id] = after
-        local threshold = ch[1]
-        local sb, sa = stock_status(b, threshold), stock_status(after, threshold)
-        if after ~= b or sa ~= sb then
-          moved = (moved and moved .. ',' or '[') .. format(CHANNEL_JSON, id, b, after, sb, sa)
-        end
+        t[id] = b + delta
+        moved = event_channel(moved, id, b, b + delta, ch[1])
       end
     end
   end
-  local event_id
-  if moved then
-    event_id = rcall('XADD', stream_key, 'MINID', '~', min_id, '*', 'type', 'hold.reserved',
-                     'sku', skus[si], 'location', loc, 'at', now, 'on_hand', o, 'held', held,
-                     'committed', c, 'safety_stock', s, 'available', available,
-                     'channels', moved .. ']', 'hold', hold_id)
-  else
-    event_id = rcall('XADD', stream_key, 'MINID', '~', min_id, '*', 'type', 'hold.reserved',
-                     'sku', skus[si], 'location', loc, 'at', now, 'on_hand', o, 'held', held,
-                     'committed', c, 'safety_stock', s, 'available', available,
-                     'hold', hold_id)
-  end
+  local event_id = event_add(stream_key, min_id, 'hold.reserved', skus[si], loc, now, o,
+                             h - gone, c, s, available, moved, 'hold', hold_id)
   -- Ordered by the partition's own event order (ms * 1000 + seq), so "newest first" holds
   -- even within one ms.
   local ms, seq = match(event_id, '^(%d+)-(%d+)$')

@@ -17,11 +17,6 @@
 --          | {"expired"} (it had lapsed; now marked expired) | {"invalid", status}
 
 local rcall = redis.call
---!include clock.lua
---!include position.lua
---!include channels.lua
---!include emit.lua
---!include hold.lua
 --!include transition.lua
 
 local h, keys = transition_begin()

@@ -33,8 +33,6 @@
 
 local rcall = redis.call
 --!include clock.lua
---!include position.lua
---!include channels.lua
 --!include shortfall.lua
 --!include state.lua
 

@@ -25,8 +25,6 @@
 
 local rcall = redis.call
 --!include clock.lua
---!include position.lua
---!include channels.lua
 --!include shortfall.lua
 
 local stream_key, skus_key = KEYS[1], KEYS[2]
@@ -41,11 +39,11 @@ local channels = cjson.decode(ARGV[3])
 -- and only the call's first XADD trims the stream, so a changed row costs one short XADD
 -- (redis.call and its arguments, not the command, are what cost in a script). Figures travel
 -- as the text they came in (ARGV, the hash) where they are unchanged: Lua turns a number into
--- text with sprintf. The event has exactly the fields emit_change() (includes/emit.lua)
--- writes for `stock.set`; tests/importer compare the two.
+-- text with sprintf. The event is event.lua's record, as emit_change() (includes/emit.lua)
+-- writes it for `stock.set`; tests/importer compare the two.
 local argv, tonumber, match = ARGV, tonumber, string.match
 local seen_by = {}  -- location -> ids of the channels that see it
-local head, locs_of, threshold_of = {}, {}, {}  -- by channel id
+local locs_of, threshold_of = {}, {}  -- by channel id
 for id, ch in pairs(channels) do
   threshold_of[id], locs_of[id] = ch[1], ch[2]
   for _, loc in ipairs(ch[2]) do
@@ -53,30 +51,12 @@ for id, ch in pairs(channels) do
     if not list then list = {} seen_by[loc] = list end
     list[#list + 1] = id
   end
-  head[id] = '{"channel":"' .. id .. '","available_before":'
 end
 local NONE = {}
 local MAX_UNPACK = 200  -- field/value pairs or members per HSET/SADD, well inside unpack()
-local text = setmetatable({}, {__index = function(t, n)  -- number -> text, each once
-  local s = tostring(n)
-  t[n] = s
-  return s
-end})
--- Appends an event; the first of the call also trims the stream by age (once per call is
--- enough, and it keeps MINID's three arguments off every other XADD).
-local trim = true
-local function xadd(...)
-  if trim then
-    trim = false
-    return rcall('XADD', stream_key, 'MINID', '~', min_id, '*', ...)
-  end
-  return rcall('XADD', stream_key, '*', ...)
-end
-local function status(available, threshold)
-  if available <= 0 then return 'out_of_stock' end
-  if available <= threshold then return 'low_stock' end
-  return 'in_stock'
-end
+-- The first event of the call also trims the stream by age (once per call is enough, and it
+-- keeps MINID's three arguments off every other XADD).
+local trim_to = min_id
 
 local changed, unchanged = 0, 0
 local new_skus, n_new = {}, 0
@@ -92,7 +72,7 @@ while j <= nargs do
   -- location -> {on_hand, held, committed, safety, held text, committed text, safety text}
   local pos = {}
   for i = 1, #flat, 2 do
-    local o, h, c, sf = match(flat[i + 1], '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$')
+    local o, h, c, sf = match(flat[i + 1], POS_PATTERN)
     pos[flat[i]] = {tonumber(o), tonumber(h), tonumber(c), tonumber(sf), h, c, sf}
   end
   local fresh = #flat == 0
@@ -125,10 +105,7 @@ while j <= nargs do
           for m = 1, #locs do
             local loc = locs[m]
             local q = pos[loc]
-            if q then
-              local a = q[1] - (q[2] - (expired[loc] or 0)) - q[3] - q[4]
-              if a > 0 then total = total + a end
-            end
+            if q then total = total + pos_available(q[1], q[2], expired[loc] or 0, q[3], q[4]) end
           end
         end
         before[k] = total
@@ -137,8 +114,7 @@ while j <= nargs do
       local owed, old = 0, 0
       if p then
         owed = p[2] + p[3]
-        old = p[1] - (p[2] - lapsed) - p[3] - p[4]
-        if old < 0 then old = 0 end
+        old = pos_available(p[1], p[2], lapsed, p[3], p[4])
       else
         p = {0, 0, 0, 0, '0', '0', '0'}
         pos[location] = p
@@ -148,32 +124,17 @@ while j <= nargs do
       writes[nw + 2] = on_hand_text .. ':' .. p[5] .. ':' .. p[6] .. ':' .. safety_text
       nw = nw + 2
       local held = lapsed == 0 and p[5] or p[2] - lapsed
-      local available = on_hand - (p[2] - lapsed) - p[3] - safety
-      if available < 0 then available = 0 end
+      local available = pos_available(on_hand, p[2], lapsed, p[3], safety)
       local delta = available - old
       local moved = nil
       for k = 1, #seers do
         local id, b = seers[k], before[k]
-        local a = b + delta
-        totals[id] = a
-        local threshold = threshold_of[id]
-        local sb, sa = status(b, threshold), status(a, threshold)
-        if a ~= b or sa ~= sb then
-          moved = (moved and moved .. ',' or '[') .. head[id] .. text[b] ..
-            ',"available_after":' .. text[a] .. ',"status_before":"' .. sb ..
-            '","status_after":"' .. sa .. '"}'
-        end
+        totals[id] = b + delta
+        moved = event_channel(moved, id, b, b + delta, threshold_of[id])
       end
-      if moved then
-        xadd('type', 'stock.imported', 'sku', sku,
-              'location', location, 'at', at, 'on_hand', on_hand_text, 'held', held,
-              'committed', p[6], 'safety_stock', safety_text, 'available', available,
-              'channels', moved .. ']')
-      else
-        xadd('type', 'stock.imported', 'sku', sku,
-              'location', location, 'at', at, 'on_hand', on_hand_text, 'held', held,
-              'committed', p[6], 'safety_stock', safety_text, 'available', available)
-      end
+      event_add(stream_key, trim_to, 'stock.imported', sku, location, at, on_hand_text, held,
+                p[6], safety_text, available, moved)
+      trim_to = nil
       -- Only then can on_hand be below held + committed (as check_shortfall itself decides);
       -- it reads the position, so the pending writes go first.
       if owed > 0 or on_hand < 0 or nw >= 2 * MAX_UNPACK then

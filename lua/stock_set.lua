@@ -26,8 +26,6 @@
 
 local rcall = redis.call
 --!include clock.lua
---!include position.lua
---!include channels.lua
 --!include emit.lua
 --!include shortfall.lua
 --!include idempotency.lua
@@ -57,7 +55,7 @@ if ARGV[5] ~= '' then p.safety = tonumber(ARGV[5]) end
 pos_write(pos_key, location, p)
 rcall('SADD', skus_key, sku)
 local view = emit_change(stream_key, min_id, now, channels, 'stock.set', sku, location,
-                         pos_key, hx_key, before, {})
+                         pos_key, hx_key, before)
 check_shortfall(stream_key, min_id, now, sku, location, pos_key, hx_key, ho_key, {})
 if marker_ttl > 0 then rcall('SET', marker_key, '1', 'EX', marker_ttl) end
 return reply('ok', view)

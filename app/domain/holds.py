@@ -32,6 +32,7 @@ import orjson
 from redis.asyncio import Redis
 
 from app import keys
+from app.domain import sourcing
 from app.domain.clock import Clock, iso
 from app.domain.config import ConfigService
 from app.domain.errors import (
@@ -232,9 +233,7 @@ class HoldService:
             sku: {row[i]: row[i + 5] for i in range(0, len(row), 6)}
             for sku, row in zip(skus, snapshot, strict=True)
         }
-        singles = [
-            loc for loc in candidates if all(free[s].get(loc, 0) >= n for s, n in need.items())
-        ]
+        singles = sourcing.single_locations(free, need, candidates)
         shortage = None
         for loc in singles[:3]:
             pinned = [
@@ -255,18 +254,7 @@ class HoldService:
             if shortage is None:
                 return
         if shortage is None:
-            best = {s: max(free[s].values(), default=0) for s in need}
-            shortage = [
-                {"sku": s, "requested": n, "available": best[s]}
-                for s, n in need.items()
-                if best[s] < n
-            ]
-            if not shortage:
-                # Every sku fits somewhere, but no one location serves the whole hold (as
-                # hold_reserve.lua answers): name every sourced line with its best location.
-                shortage = [
-                    {"sku": s, "requested": n, "available": best[s]} for s, n in need.items()
-                ]
+            shortage = sourcing.shortage(free, need)
         raise InsufficientStock("not enough stock for every line", lines=shortage)
 
     async def _try_parts(

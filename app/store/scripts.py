@@ -1,6 +1,8 @@
 """Loads every Lua script once per process and calls it through a typed registry.
 
-`--!include name.lua` lines are replaced by `lua/includes/name.lua` at load time. redis-py's
+`--!include name.lua` lines are replaced by `lua/includes/name.lua` at load time (`expand`:
+includes nest and are expanded once per script); a Lua error's `user_script:N` is followed by
+the `lua/` file and line it came from (`translate_error`). redis-py's
 Script objects send EVALSHA and, on NOSCRIPT (a restarted server, SCRIPT FLUSH), load the
 script and retry, so a flushed script cache never reaches a client.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
@@ -19,14 +21,15 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.typing import EncodableT, KeyT
 
 from app.store.calls import Call, Script
 from app.store.durable import Writer
 from app.store.mux import Multiplexer
 
-_INCLUDE = re.compile(r"^--!include (\S+)\s*$", re.MULTILINE)
+_INCLUDE = re.compile(r"^--!include (\S+)\s*$")
+_SCRIPT_LINE = re.compile(r"user_script:(\d+)")
 
 
 def lua_dir() -> Path:
@@ -38,28 +41,95 @@ def lua_dir() -> Path:
     raise FileNotFoundError("lua/ scripts not found next to the app package")
 
 
+@dataclass(frozen=True)
+class Expanded:
+    """A script with its includes expanded, and where each of its lines came from."""
+
+    text: str
+    origins: tuple[tuple[str, int], ...]  # line n (1-based) -> origins[n - 1]: (file, line)
+
+    def origin(self, line: int) -> tuple[str, int] | None:
+        return self.origins[line - 1] if 0 < line <= len(self.origins) else None
+
+    def translate(self, message: str) -> str:
+        """`message` (a Lua error) with each `user_script:N` (a line of the expanded text)
+        followed by the `lua/` file and line it came from."""
+
+        def where(match: re.Match[str]) -> str:
+            origin = self.origin(int(match.group(1)))
+            if origin is None:
+                return match.group(0)
+            return f"{match.group(0)} ({origin[0]}:{origin[1]})"
+
+        return _SCRIPT_LINE.sub(where, message)
+
+
+def expand(name: str, read: Callable[[str], str]) -> Expanded:
+    """`name`.lua with every `--!include x.lua` line replaced by `includes/x.lua`, itself
+    expanded: includes nest, and each is expanded once per script (where it is first reached;
+    a later `--!include` of it becomes a comment line). `read(path)` reads a path relative to
+    `lua/`. Each expanded line keeps its origin, so errors can name the `lua/` file and line."""
+    lines: list[str] = []
+    origins: list[tuple[str, int]] = []
+    done: set[str] = set()
+
+    def emit(path: str) -> None:
+        for number, line in enumerate(read(path).splitlines(), start=1):
+            match = _INCLUDE.match(line)
+            if match is None:
+                lines.append(line)
+            elif match.group(1) in done:
+                lines.append(f"-- {match.group(1)}: included above")
+            else:
+                done.add(match.group(1))
+                emit(f"includes/{match.group(1)}")
+                continue
+            origins.append((f"lua/{path}", number))
+
+    emit(f"{name}.lua")
+    return Expanded("\n".join(lines) + "\n", tuple(origins))
+
+
 @cache
-def script_source(name: str) -> str:
+def expanded(name: str) -> Expanded:
     base = lua_dir()
-    text = (base / f"{name}.lua").read_text()
-
-    def expand(match: re.Match[str]) -> str:
-        return (base / "includes" / match.group(1)).read_text()
-
-    return _INCLUDE.sub(expand, text)
+    return expand(name, lambda path: (base / path).read_text())
 
 
-class TimedScript(AsyncScript):
-    """A registered script that reports each call's round trip to `observe` (seconds).
+def script_source(name: str) -> str:
+    return expanded(name).text
 
-    On NOSCRIPT (a restarted server, SCRIPT FLUSH, a promoted cluster replica: replicas do not
-    get SCRIPT LOAD) the script is loaded where it was missing and called once more. On a
-    cluster that is the one node serving the keys, not every primary as redis-py's Script
-    does, which fails while any other primary is down."""
 
-    def __init__(self, client: Redis, source: str, observe: Callable[[float], None]) -> None:
+def translate_error(name: str, message: str) -> str:
+    """A Lua error of script `name`, naming the `lua/` file and line (Expanded.translate)."""
+    return expanded(name).translate(message)
+
+
+def located(lines: Expanded | None, error: ResponseError) -> ResponseError:
+    """`error` (a Lua error of the script expanded as `lines`) naming the `lua/` file and line
+    it came from."""
+    if lines is None or "user_script:" not in str(error):
+        return error
+    return type(error)(lines.translate(str(error)))
+
+
+class _Registered(AsyncScript):
+    """A registered script: each call (EVALSHA, sent by `_send`) reports its round trip to
+    `observe` (seconds), a Lua error names the `lua/` file and line (`lines`), and on NOSCRIPT
+    (the script did not run) it is loaded (`_load`) and called once more."""
+
+    def __init__(
+        self,
+        client: Redis,
+        source: str,
+        observe: Callable[[float], None],
+        lines: Expanded | None = None,
+        via: Any = None,
+    ) -> None:
         super().__init__(client, source)
         self._observe = observe
+        self._lines = lines
+        self._via = via
 
     async def __call__(
         self,
@@ -67,18 +137,44 @@ class TimedScript(AsyncScript):
         args: Iterable[EncodableT] | None = None,
         client: Any = None,
     ) -> Any:
-        client = client or self.registered_client
         keys = list(keys or ())
-        call = (self.sha, len(keys), *keys, *(args or ()))
+        command = ("EVALSHA", self.sha, len(keys), *keys, *(args or ()))
         start = time.perf_counter()
         try:
             try:
-                return await client.evalsha(*call)
+                return await self._send(command, client)
             except NoScriptError:
-                await load_where_missing(client, self.script, keys)
-                return await client.evalsha(*call)
+                await self._load(keys, client)
+                return await self._send(command, client)
+        except ResponseError as error:
+            moved = located(self._lines, error)
+            if moved is error:
+                raise
+            raise moved from error
         finally:
             self._observe(time.perf_counter() - start)
+
+    def _send(self, command: tuple[Any, ...], client: Any) -> Awaitable[Any]:
+        raise NotImplementedError
+
+    def _load(self, keys: list[KeyT], client: Any) -> Awaitable[Any]:
+        raise NotImplementedError
+
+
+class TimedScript(_Registered):
+    """A registered script called through redis-py's client (`client`, or the one it was
+    registered with).
+
+    On NOSCRIPT (a restarted server, SCRIPT FLUSH, a promoted cluster replica: replicas do not
+    get SCRIPT LOAD) the script is loaded where it was missing and called once more. On a
+    cluster that is the one node serving the keys, not every primary as redis-py's Script
+    does, which fails while any other primary is down."""
+
+    def _send(self, command: tuple[Any, ...], client: Any) -> Awaitable[Any]:
+        return (client or self.registered_client).evalsha(*command[1:])
+
+    def _load(self, keys: list[KeyT], client: Any) -> Awaitable[Any]:
+        return load_where_missing(client or self.registered_client, self.script, keys)
 
 
 async def load_where_missing(client: Any, source: Any, keys: Sequence[KeyT]) -> None:
@@ -91,62 +187,26 @@ async def load_where_missing(client: Any, source: Any, keys: Sequence[KeyT]) -> 
         await client.script_load(source)
 
 
-class MuxScript(AsyncScript):
-    """A registered script called through the multiplexer (app/store/mux.py): EVALSHA, and on
-    NOSCRIPT (the script cache was flushed; the script did not run) SCRIPT LOAD and once more."""
+class MuxScript(_Registered):
+    """A registered script called through the multiplexer `via` (app/store/mux.py): EVALSHA,
+    and on NOSCRIPT (the script cache was flushed) SCRIPT LOAD and once more."""
 
-    def __init__(
-        self, client: Redis, source: str, mux: Multiplexer, observe: Callable[[float], None]
-    ) -> None:
-        super().__init__(client, source)
-        self._mux = mux
-        self._observe = observe
+    def _send(self, command: tuple[Any, ...], client: Any) -> Awaitable[Any]:
+        return self._via.execute(*command)  # type: ignore[no-any-return]
 
-    async def __call__(
-        self,
-        keys: Sequence[KeyT] | None = None,
-        args: Iterable[EncodableT] | None = None,
-        client: Any = None,
-    ) -> Any:
-        keys, args = keys or (), args or ()
-        start = time.perf_counter()
-        try:
-            try:
-                return await self._mux.execute("EVALSHA", self.sha, len(keys), *keys, *args)
-            except NoScriptError:
-                await self._mux.execute("SCRIPT", "LOAD", self.script)
-                return await self._mux.execute("EVALSHA", self.sha, len(keys), *keys, *args)
-        finally:
-            self._observe(time.perf_counter() - start)
+    def _load(self, keys: list[KeyT], client: Any) -> Awaitable[Any]:
+        return self._via.execute("SCRIPT", "LOAD", self.script)  # type: ignore[no-any-return]
 
 
-class WaitingScript(AsyncScript):
-    """A mutating script whose every call writes, then waits for replicas, through `writer`
-    (app/store/durable.py); on NOSCRIPT (it did not run) SCRIPT LOAD and once more."""
+class WaitingScript(_Registered):
+    """A mutating script whose every call writes, then waits for replicas, through the writer
+    `via` (app/store/durable.py); on NOSCRIPT (it did not run) SCRIPT LOAD and once more."""
 
-    def __init__(
-        self, client: Redis, source: str, writer: Writer, observe: Callable[[float], None]
-    ) -> None:
-        super().__init__(client, source)
-        self._writer = writer
-        self._observe = observe
+    def _send(self, command: tuple[Any, ...], client: Any) -> Awaitable[Any]:
+        return self._via.write(command)  # type: ignore[no-any-return]
 
-    async def __call__(
-        self,
-        keys: Sequence[KeyT] | None = None,
-        args: Iterable[EncodableT] | None = None,
-        client: Any = None,
-    ) -> Any:
-        command = ("EVALSHA", self.sha, len(keys or ()), *(keys or ()), *(args or ()))
-        start = time.perf_counter()
-        try:
-            try:
-                return await self._writer.write(command)
-            except NoScriptError:
-                await load_where_missing(self.registered_client, self.script, list(keys or ()))
-                return await self._writer.write(command)
-        finally:
-            self._observe(time.perf_counter() - start)
+    def _load(self, keys: list[KeyT], client: Any) -> Awaitable[Any]:
+        return load_where_missing(self.registered_client, self.script, keys)
 
 
 # Writes that never wait for replicas: the claims, whose loss in a failover the change's own
@@ -219,7 +279,10 @@ class Scripts:
         return cls(
             **{
                 f.name: TimedScript(
-                    redis, script_source(f.name), timer(f.name) if timer else _ignore
+                    redis,
+                    script_source(f.name),
+                    timer(f.name) if timer else _ignore,
+                    expanded(f.name),
                 )
                 for f in fields(cls)
             }
@@ -268,12 +331,12 @@ def _script(
 ) -> AsyncScript:
     observe = timer(name) if timer else _ignore
     if writer is not None and waits(name):
-        return WaitingScript(redis, script_source(name), writer, observe)
+        return WaitingScript(redis, script_source(name), observe, expanded(name), writer)
     if write_mux is not None and writes(name):
-        return MuxScript(redis, script_source(name), write_mux, observe)
+        return MuxScript(redis, script_source(name), observe, expanded(name), write_mux)
     if mux is not None:
-        return MuxScript(redis, script_source(name), mux, observe)
-    return TimedScript(redis, script_source(name), observe)
+        return MuxScript(redis, script_source(name), observe, expanded(name), mux)
+    return TimedScript(redis, script_source(name), observe, expanded(name))
 
 
 async def call(script: AsyncScript, keys: list[str], args: list[Any]) -> Any:

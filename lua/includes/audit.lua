@@ -20,10 +20,7 @@ local function audit_layout(hold_ids_json, skus_json)
   return L
 end
 
-local function audit_member(member)
-  local hold, loc, qty = string.match(member, '^(.*)|(.*)|(%d+)$')
-  return hold, loc, tonumber(qty)
-end
+--!include position.lua
 
 -- Reads the hold records and indexes. Returns {holds = {id = fields (+ lines_t when the lines
 -- decode)}, expiry = flat ZRANGE WITHSCORES, idx = {sku = {hx = flat, ho = flat}},
@@ -66,7 +63,7 @@ local function audit_load(L)
     local entry = {hx = rcall('ZRANGE', k[2], 0, -1, 'WITHSCORES'),
                    ho = rcall('ZRANGE', k[3], 0, -1, 'WITHSCORES')}
     for _, flat in pairs(entry) do
-      for i = 1, #flat, 2 do need_hold((audit_member(flat[i]))) end
+      for i = 1, #flat, 2 do need_hold((line_parse(flat[i]))) end
     end
     S.idx[sku] = entry
   end

@@ -1,6 +1,10 @@
 -- Channel availability of one sku, for the before/after figures of outgoing events.
 -- `channels` is ARGV-decoded configuration: {channel id = {low_stock_threshold, {locations}}},
 -- restricted by the caller to channels that can see the locations this script may touch.
+--!include position.lua
+
+-- THE status rule of a channel's total (app/domain/stock.py's stock_status is checked against
+-- it by tests/lua/test_rules.py).
 local function stock_status(available, threshold)
   if available <= 0 then return 'out_of_stock' end
   if available <= threshold then return 'low_stock' end
@@ -22,10 +26,8 @@ local function channel_totals(channels, pos_key, expired, location)
       for i = 1, #locs do
         local v = values[i]
         if v then
-          local o, h, c, s = string.match(v, '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$')
-          local available = tonumber(o) - (tonumber(h) - (expired[locs[i]] or 0))
-                            - tonumber(c) - tonumber(s)
-          if available > 0 then total = total + available end
+          local o, h, c, s = string.match(v, POS_PATTERN)
+          total = total + pos_available(o, h, expired[locs[i]] or 0, c, s)
         end
       end
       out[id] = total

@@ -7,6 +7,7 @@
 -- on holds made before owners were recorded; checked by the service, never changed).
 -- Per sku, three keys come in KEYS as a triple: position hash, active lines by expiry (hx),
 -- open lines by creation time (ho, for naming holds in a shortfall, newest first).
+--!include emit.lua
 local function hold_load(hold_key)
   local flat = rcall('HGETALL', hold_key)
   if #flat == 0 then return nil end
@@ -25,10 +26,6 @@ local function sku_keys(first, skus_json)
     map[names[i]] = {KEYS[k], KEYS[k + 1], KEYS[k + 2]}
   end
   return map
-end
-
-local function line_member(hold_id, location, qty)
-  return hold_id .. '|' .. location .. '|' .. qty
 end
 
 local function keys_cover(h, keys)
@@ -52,7 +49,7 @@ local function hold_apply(ctx, h, keys, ev_type, drop_hx, drop_ho, change)
     if drop_hx then rcall('ZREM', k[2], member) end
     if drop_ho then rcall('ZREM', k[3], member) end
     emit_change(ctx.stream_key, ctx.min_id, ctx.now, ctx.channels, ev_type, line.sku,
-                line.location, k[1], k[2], before, {hold = ctx.hold_id})
+                line.location, k[1], k[2], before, 'hold', ctx.hold_id)
   end
 end
 

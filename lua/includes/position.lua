@@ -3,8 +3,20 @@
 -- released, committed, or reaped — including lines whose hold has expired but that the
 -- reaper has not reached yet. Readers subtract those with expired_by_location(), so an expired
 -- hold never counts against availability, whether or not the reaper has run.
+local POS_PATTERN = '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$'
+
+-- THE availability rule: what a position can still promise. `lapsed`: units of its hold lines
+-- whose hold expired (still in `held` until the reaper returns them). The arguments may be the
+-- position's text fields (Lua coerces them). app/domain/stock.py follows the same rule
+-- (tests/lua/test_rules.py checks both on the same positions).
+local function pos_available(on_hand, held, lapsed, committed, safety)
+  local available = on_hand - (held - lapsed) - committed - safety
+  if available < 0 then return 0 end
+  return available
+end
+
 local function pos_parse(v)
-  local o, h, c, s = string.match(v, '^(%-?%d+):(%-?%d+):(%-?%d+):(%-?%d+)$')
+  local o, h, c, s = string.match(v, POS_PATTERN)
   return {on_hand = tonumber(o), held = tonumber(h), committed = tonumber(c), safety = tonumber(s)}
 end
 
@@ -21,22 +33,32 @@ local function pos_write(pos_key, location, p)
         string.format('%d:%d:%d:%d', p.on_hand, p.held, p.committed, p.safety))
 end
 
--- Units of hold lines on this sku whose hold expired at or before `now`, by location.
+-- A hold line's member of the hx and ho indexes: "<hold id>|<location>|<quantity>".
+local function line_member(hold_id, location, qty)
+  return hold_id .. '|' .. location .. '|' .. qty
+end
+
+-- A member's parts (the quantity as a number).
+local function line_parse(member)
+  local hold, loc, qty = string.match(member, '^(.*)|(.*)|(%d+)$')
+  return hold, loc, tonumber(qty)
+end
+
+-- Units of hold lines on this sku whose hold expired at or before `now` (lapsed), by location.
 local function expired_by_location(hx_key, now)
   local by_loc = {}
   local members = rcall('ZRANGEBYSCORE', hx_key, '-inf', now)
   for i = 1, #members do
-    local _, loc, qty = string.match(members[i], '^(.*)|(.*)|(%d+)$')
-    by_loc[loc] = (by_loc[loc] or 0) + tonumber(qty)
+    local _, loc, qty = line_parse(members[i])
+    by_loc[loc] = (by_loc[loc] or 0) + qty
   end
   return by_loc
 end
 
--- What clients see: held without expired lines, and available = max(0, ...).
+-- What clients see: held without expired lines, and available (pos_available).
 local function pos_view(p, expired)
-  local held = p.held - (expired or 0)
-  local available = p.on_hand - held - p.committed - p.safety
-  if available < 0 then available = 0 end
-  return {on_hand = p.on_hand, held = held, committed = p.committed, safety = p.safety,
-          available = available}
+  local lapsed = expired or 0
+  return {on_hand = p.on_hand, held = p.held - lapsed, committed = p.committed,
+          safety = p.safety,
+          available = pos_available(p.on_hand, p.held, lapsed, p.committed, p.safety)}
 end

@@ -2,6 +2,8 @@
 -- served from it. Emit a `shortfall` event naming them, newest first, until their units cover
 -- the missing ones, so an OMS can re-route them. Lapsed (expired) lines are not counted.
 -- `view`: the position (pos_view) as it is now.
+--!include position.lua
+--!include event.lua
 local function emit_shortfall(stream_key, min_id, now, sku, location, view, hx_key, ho_key,
                               extra)
   local owed = view.held + view.committed
@@ -11,24 +13,21 @@ local function emit_shortfall(stream_key, min_id, now, sku, location, view, hx_k
   local members = rcall('ZREVRANGE', ho_key, 0, -1)
   for i = 1, #members do
     if covered >= missing then break end
-    local hold, loc, qty = string.match(members[i], '^(.*)|(.*)|(%d+)$')
+    local hold, loc, qty = line_parse(members[i])
     if loc == location then
       local score = rcall('ZSCORE', hx_key, members[i])
       if not score or tonumber(score) > now then  -- committed, or active and not lapsed
         named[#named + 1] = hold
-        covered = covered + tonumber(qty)
+        covered = covered + qty
       end
     end
   end
-  local fields = {'type', 'shortfall', 'sku', sku, 'location', location, 'at', now,
-                  'on_hand', view.on_hand, 'held', view.held, 'committed', view.committed,
-                  'safety_stock', view.safety, 'available', view.available,
-                  'shortfall', missing, 'holds', #named > 0 and cjson.encode(named) or '[]'}
-  for k, v in pairs(extra or {}) do
-    fields[#fields + 1] = k
-    fields[#fields + 1] = v
-  end
-  rcall('XADD', stream_key, 'MINID', '~', min_id, '*', unpack(fields))
+  local n = event_head('shortfall', sku, location, now, view.on_hand, view.held,
+                       view.committed, view.safety, view.available)
+  n = event_put(n, 'shortfall', missing)
+  n = event_put(n, 'holds', #named > 0 and cjson.encode(named) or '[]')
+  for k, v in pairs(extra or {}) do n = event_put(n, k, v) end
+  event_xadd(stream_key, min_id, n)
 end
 
 local function check_shortfall(stream_key, min_id, now, sku, location, pos_key, hx_key, ho_key,

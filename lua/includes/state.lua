@@ -2,16 +2,14 @@
 -- ZRANGEBYSCORE) and kept current by the script's own writes, with each channel's total
 -- computed once and then moved by every change: a change costs its HSET and XADD instead of
 -- re-reading everything around it (each redis.call, and each table or string made, costs more
--- than the read it does; benchmarks/lua_micro.py). Needs position.lua and channels.lua.
+-- than the read it does; benchmarks/lua_micro.py).
 --
 -- Every change of a position must go through state_write(), or the state goes stale.
+--!include position.lua
+--!include event.lua
 
 local STATE_NONE = {}
 local STATE_ZERO = {on_hand = 0, held = 0, committed = 0, safety = 0}
--- One entry of an event's `channels`, as cjson.encode writes it, without building a table to
--- encode; channel ids are identifiers ([A-Za-z0-9._:-]), so nothing needs escaping.
-local STATE_CHANNEL_JSON = '{"channel":"%s","available_before":%d,"available_after":%d,' ..
-                           '"status_before":"%s","status_after":"%s"}'
 
 -- location -> ids of the channels that see it, from the ARGV-decoded channels.
 local function state_seers(channels)
@@ -70,9 +68,7 @@ end
 local function state_available(s, loc)
   local p = state_pos(s, loc)
   if not p then return 0 end
-  local a = p.on_hand - (p.held - (s.expired[loc] or 0)) - p.committed - p.safety
-  if a < 0 then return 0 end
-  return a
+  return pos_available(p.on_hand, p.held, s.expired[loc] or 0, p.committed, p.safety)
 end
 
 local function state_total(s, channels, id)
@@ -99,40 +95,23 @@ local function state_write(s, loc, p)
   pos_write(s.pos_key, loc, p)
 end
 
--- Append the event of `loc`'s change since state_before() answered `before` (the fields and
--- order of emit_change() in emit.lua, with one cause field `cause_k` = `cause_v`), and move
--- the totals of the channels that see `loc` by its change. Returns the entry id.
+-- Append the event of `loc`'s change since state_before() answered `before` (event.lua's
+-- event_add(), with one cause field `cause_k` = `cause_v`), and move the totals of the
+-- channels that see `loc` by its change. Returns the entry id.
 local function state_emit(stream_key, min_id, now, channels, seers, ev_type, sku, loc, s,
                           before, cause_k, cause_v)
   local p = state_pos(s, loc) or STATE_ZERO
-  local held = p.held - (s.expired[loc] or 0)
-  local available = p.on_hand - held - p.committed - p.safety
-  if available < 0 then available = 0 end
+  local lapsed = s.expired[loc] or 0
+  local available = pos_available(p.on_hand, p.held, lapsed, p.committed, p.safety)
   local delta = available - before
   local moved = nil
   local ids, totals = seers[loc] or STATE_NONE, s.totals
   for k = 1, #ids do
     local id = ids[k]
     local b = totals[id]
-    local a = b + delta
-    totals[id] = a
-    local threshold = channels[id][1]
-    local sb, sa = stock_status(b, threshold), stock_status(a, threshold)
-    if a ~= b or sa ~= sb then
-      moved = (moved and moved .. ',' or '[') .. string.format(STATE_CHANNEL_JSON, id, b, a, sb, sa)
-    end
+    totals[id] = b + delta
+    moved = event_channel(moved, id, b, b + delta, channels[id][1])
   end
-  local id
-  if moved then
-    id = rcall('XADD', stream_key, 'MINID', '~', min_id, '*', 'type', ev_type, 'sku', sku,
-               'location', loc, 'at', now, 'on_hand', p.on_hand, 'held', held,
-               'committed', p.committed, 'safety_stock', p.safety, 'available', available,
-               'channels', moved .. ']', cause_k, cause_v)
-  else
-    id = rcall('XADD', stream_key, 'MINID', '~', min_id, '*', 'type', ev_type, 'sku', sku,
-               'location', loc, 'at', now, 'on_hand', p.on_hand, 'held', held,
-               'committed', p.committed, 'safety_stock', p.safety, 'available', available,
-               cause_k, cause_v)
-  end
-  return id
+  return event_add(stream_key, min_id, ev_type, sku, loc, now, p.on_hand, p.held - lapsed,
+                   p.committed, p.safety, available, moved, cause_k, cause_v)
 end

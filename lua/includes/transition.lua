@@ -10,6 +10,9 @@
 -- (MINID trimming), ARGV[4] seconds to
 -- keep a finished hold, ARGV[5] skus JSON, ARGV[6] seconds to keep the operation marker
 -- (0: no marker), ARGV[7] channels JSON {id: [low_stock_threshold, [locations]]}.
+--!include clock.lua
+--!include hold.lua
+
 local hold_key, expiry_key, marker_key = KEYS[1], KEYS[2], KEYS[4]
 local terminal_ttl = ARGV[4]
 local marker_ttl = tonumber(ARGV[6])
@@ -17,8 +20,9 @@ local transition_now = clock_now(ARGV[1])
 local ctx = {now = transition_now, hold_id = ARGV[2], stream_key = KEYS[3],
              min_id = clock_min_id(transition_now, ARGV[3]), channels = cjson.decode(ARGV[7])}
 
--- Returns (hold, keys) or (nil, reply).
-local function transition_begin()
+-- Returns (hold, keys) or (nil, reply); with `status`, a hold in any other status answers
+-- {"invalid", its status}.
+local function transition_begin(status)
   if marker_ttl > 0 and rcall('EXISTS', marker_key) == 1 then
     return nil, {'replayed', rcall('HGET', hold_key, 'status') or ''}
   end
@@ -30,6 +34,7 @@ local function transition_begin()
     hold_expire_now(ctx, hold_key, expiry_key, h, keys, terminal_ttl)
     return nil, {'expired'}
   end
+  if status and h.status ~= status then return nil, {'invalid', h.status} end
   return h, keys
 end
 

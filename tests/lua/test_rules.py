@@ -1,0 +1,173 @@
+"""The stock rules Python shares with Lua, checked on the same generated data: the batch read's
+available (app/domain/stock.py `_view_row`, run by the MULTI/EXEC path) against
+availability.lua (position.lua's pos_available), and `stock_status` against channels.lua's."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from app import keys
+from app.domain import sourcing
+from app.domain.clock import StoreClock
+from app.domain.config import ConfigService
+from app.domain.stock import StockService, stock_status
+from app.settings import Settings
+from app.store.scripts import Scripts, expand, lua_dir
+
+SKUS = [f"rule-sku-{i}" for i in range(60)]
+LOCATIONS = ["dc", "store-1", "store-2"]
+LAPSED, COUNTING = 1_000, 2**52  # hold line scores: long past, far future (ms)
+
+
+async def seed(redis: Redis, rnd: random.Random) -> dict[str, int]:
+    """Random positions (negative available included) and hold lines, some lapsed; returns
+    how often the cases that make the rule more than a subtraction occur."""
+    cases = {"clamped": 0, "lapsed": 0, "positive": 0}
+    for sku in SKUS:
+        p = keys.partition_of(sku)
+        await redis.delete(keys.position(p, sku), keys.hold_expiry_by_sku(p, sku))
+        lapsed: dict[str, int] = defaultdict(int)
+        for n in range(rnd.randint(0, 4)):  # fewer than a batch page (_LAPSED_PAGE)
+            loc, qty = rnd.choice(LOCATIONS), rnd.randint(1, 6)
+            score = rnd.choice([LAPSED, COUNTING])
+            await redis.zadd(keys.hold_expiry_by_sku(p, sku), {f"h{n}|{loc}|{qty}": score})
+            if score == LAPSED:
+                lapsed[loc] += qty
+        for loc in LOCATIONS:
+            if rnd.random() < 0.8:
+                o, h, c, s = (rnd.randint(-5, 30), rnd.randint(0, 20), rnd.randint(0, 6),
+                              rnd.randint(0, 5))  # fmt: skip
+                h += lapsed[loc]
+                await redis.hset(keys.position(p, sku), loc, f"{o}:{h}:{c}:{s}")
+                raw = o - (h - lapsed[loc]) - c - s
+                cases["clamped"] += raw < 0
+                cases["positive"] += raw > 0
+                cases["lapsed"] += lapsed[loc] > 0 and raw + lapsed[loc] > 0
+    return cases
+
+
+@pytest.mark.parametrize("locations", [[], [*LOCATIONS, "nowhere"]])
+async def test_batch_read_available_matches_availability_script(
+    redis: Redis, locations: list[str]
+) -> None:
+    cases = await seed(redis, random.Random(12))
+    assert all(n > 5 for n in cases.values()), cases  # the data exercises every branch
+    scripts = Scripts.register(redis)
+    stock = StockService(
+        redis, scripts, ConfigService(redis, scripts, 60.0), Settings(), StoreClock()
+    )
+    by_partition: dict[int, list[str]] = defaultdict(list)
+    for sku in SKUS:
+        by_partition[keys.partition_of(sku)].append(sku)
+    python, unsure = await stock._transaction(by_partition, 0, locations)
+    assert unsure == []  # every row was computed in Python, none handed to the script
+    compared = 0
+    for p, group in by_partition.items():
+        lua = await scripts.availability(
+            keys=StockService._availability_keys(p, group), args=[0, *locations]
+        )
+        assert python[p] == (group, lua), group
+        compared += sum(len(row) // 6 for row in lua)
+    assert compared > 100
+
+
+async def test_python_stock_status_is_channels_lua_rule(redis: Redis) -> None:
+    main = (
+        "local rcall = redis.call\n--!include channels.lua\n"
+        "local out = {}\n"
+        "for i, pair in ipairs(cjson.decode(ARGV[1])) do\n"
+        "  out[i] = stock_status(pair[1], pair[2])\nend\nreturn out\n"
+    )
+
+    def read(path: str) -> str:
+        return main if path == "probe.lua" else (lua_dir() / path).read_text()
+
+    pairs = [[a, t] for a in range(-3, 14) for t in range(0, 12)]
+    lua = await redis.eval(expand("probe", read).text, 0, orjson.dumps(pairs))
+    assert lua == [stock_status(a, t) for a, t in pairs]
+    assert set(lua) == {"out_of_stock", "low_stock", "in_stock"}
+
+
+def same_partition_skus(n: int) -> tuple[int, list[str]]:
+    by_partition: dict[int, list[str]] = defaultdict(list)
+    for i in range(2000):
+        sku = f"src-{i}"
+        group = by_partition[keys.partition_of(sku)]
+        group.append(sku)
+        if len(group) == n:
+            return keys.partition_of(sku), group
+    raise AssertionError("no partition with enough skus")
+
+
+async def test_multi_partition_plan_sources_as_hold_reserve(redis: Redis) -> None:
+    """app/domain/sourcing.py (the plan of a multi-partition hold) against hold_reserve.lua
+    without a split, on the same positions: the same single location, or the same shortage."""
+    p, skus = same_partition_skus(3)
+    scripts = Scripts.register(redis)
+    stock = StockService(
+        redis, scripts, ConfigService(redis, scripts, 60.0), Settings(), StoreClock()
+    )
+    rnd = random.Random(5)
+    outcomes: dict[str, int] = defaultdict(int)
+    for case in range(150):
+        chosen = rnd.sample(skus, rnd.randint(1, 3))
+        for sku in chosen:
+            await redis.delete(*keys.sku_keys(p, sku))
+            for loc in LOCATIONS:
+                if rnd.random() < 0.8:
+                    o, h = rnd.randint(0, 12), rnd.randint(0, 4)
+                    await redis.hset(keys.position(p, sku), loc, f"{o}:{h}:0:0")
+        need = {sku: rnd.randint(1, 8) for sku in chosen}
+        candidates = rnd.sample(LOCATIONS, rnd.randint(1, len(LOCATIONS)))
+
+        snapshot = await stock._read(chosen, candidates)
+        free = {
+            sku: {row[i]: row[i + 5] for i in range(0, len(row), 6)}
+            for sku, row in zip(chosen, snapshot, strict=True)
+        }
+        singles = sourcing.single_locations(free, need, candidates)
+
+        hold_id = f"src-hold-{case}"
+        lines = [{"s": i + 1, "q": need[sku]} for i, sku in enumerate(chosen)]
+        reply = await scripts.hold_reserve(
+            keys=[
+                keys.hold(p, hold_id),
+                keys.expiry_index(p),
+                keys.events(p),
+                *(k for sku in chosen for k in keys.sku_keys(p, sku)),
+            ],
+            args=[
+                0,
+                hold_id,
+                "active",
+                60_000,
+                0,
+                "",
+                "",
+                str(p),
+                "0",
+                86_400_000,
+                orjson.dumps(lines),
+                orjson.dumps(chosen),
+                orjson.dumps(candidates),
+                "",
+                "{}",
+                "owner",
+            ],
+        )
+        if singles:
+            assert reply[0] == "ok", (case, reply, free, need, candidates)
+            assert {line["location"] for line in orjson.loads(reply[1])} == {singles[0]}
+            outcomes["single"] += 1
+        else:
+            assert reply[0] == "insufficient", (case, reply, free, need, candidates)
+            expected = sourcing.shortage(free, need)
+            assert orjson.loads(reply[1]) == expected, (case, free, need, candidates)
+            fits = all(e["available"] >= e["requested"] for e in expected)
+            outcomes["no single location" if fits else "short"] += 1
+    assert all(outcomes[k] > 10 for k in ("single", "no single location", "short")), outcomes
