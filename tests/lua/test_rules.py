@@ -17,6 +17,8 @@ from app.domain.clock import StoreClock
 from app.domain.config import ConfigService
 from app.domain.stock import StockService, stock_status
 from app.settings import Settings
+from app.store import calls
+from app.store.calls import HoldStatus
 from app.store.scripts import Scripts, expand, lua_dir
 
 SKUS = [f"rule-sku-{i}" for i in range(60)]
@@ -68,9 +70,7 @@ async def test_batch_read_available_matches_availability_script(
     assert unsure == []  # every row was computed in Python, none handed to the script
     compared = 0
     for p, group in by_partition.items():
-        lua = await scripts.availability(
-            keys=StockService._availability_keys(p, group), args=[0, *locations]
-        )
+        lua = await scripts.run(calls.availability(p, group, locations))
         assert python[p] == (group, lua), group
         compared += sum(len(row) // 6 for row in lua)
     assert compared > 100
@@ -125,7 +125,7 @@ async def test_multi_partition_plan_sources_as_hold_reserve(redis: Redis) -> Non
         need = {sku: rnd.randint(1, 8) for sku in chosen}
         candidates = rnd.sample(LOCATIONS, rnd.randint(1, len(LOCATIONS)))
 
-        snapshot = await stock._read(chosen, candidates)
+        snapshot = await stock.read_rows(chosen, candidates)
         free = {
             sku: {row[i]: row[i + 5] for i in range(0, len(row), 6)}
             for sku, row in zip(chosen, snapshot, strict=True)
@@ -134,31 +134,25 @@ async def test_multi_partition_plan_sources_as_hold_reserve(redis: Redis) -> Non
 
         hold_id = f"src-hold-{case}"
         lines = [{"s": i + 1, "q": need[sku]} for i, sku in enumerate(chosen)]
-        reply = await scripts.hold_reserve(
-            keys=[
-                keys.hold(p, hold_id),
-                keys.expiry_index(p),
-                keys.events(p),
-                *(k for sku in chosen for k in keys.sku_keys(p, sku)),
-            ],
-            args=[
-                0,
-                hold_id,
-                "active",
-                60_000,
-                0,
-                "",
-                "",
-                str(p),
-                "0",
-                86_400_000,
-                orjson.dumps(lines),
-                orjson.dumps(chosen),
-                orjson.dumps(candidates),
-                "",
-                "{}",
-                "owner",
-            ],
+        reply = await scripts.run(
+            calls.hold_reserve(
+                partition=p,
+                hold_id=hold_id,
+                status=HoldStatus.ACTIVE,
+                ttl_ms=60_000,
+                pending_ttl_ms=0,
+                channel="",
+                reference="",
+                parts=str(p),
+                allow_split=False,
+                retention_ms=86_400_000,
+                lines=lines,
+                skus=chosen,
+                candidates=candidates,
+                channels=b"{}",
+                owner="owner",
+                pending_grace_ms=0,
+            )
         )
         if singles:
             assert reply[0] == "ok", (case, reply, free, need, candidates)
