@@ -6,10 +6,22 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint fmt clean bench loadtest browser faketime fuzz
 
-$(STAMP): pyproject.toml
+# Two stamps: `make run` installs only what the service needs (RUN_STAMP); the tests, lint and
+# formatting install the dev tools too (STAMP). The dev install includes the service's.
+RUN_STAMP := $(VENV)/.installed-run
+
+define venv
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '$(1)'
+endef
+
+$(RUN_STAMP): pyproject.toml
+	$(call venv,.)
+	@touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml
+	$(call venv,.[dev])
 	@touch $(STAMP)
 
 BENCH_STAMP := $(VENV)/.installed-bench
@@ -24,7 +36,7 @@ bench: $(BENCH_STAMP) ## the six measurements side by side -> docs/benchmarks.md
 loadtest: $(BENCH_STAMP) ## Locust scenarios against a private service -> loadtests/results/<time>/
 	$(BIN)/python -m loadtests.run $(LOADTEST_ARGS)
 
-run: $(STAMP) ## start the service (embedded store under ./data unless OMNISTOCK_REDIS_URL is set)
+run: $(RUN_STAMP) ## start the service (embedded store under ./data unless OMNISTOCK_REDIS_URL is set)
 	$(BIN)/omnistock serve
 
 test: $(STAMP) browser faketime ## the whole test suite against real servers the suite starts itself
