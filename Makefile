@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 BENCH_STAMP := $(VENV)/.installed-bench
+SPELL_PATHS := app lua docs README.md tests benchmarks loadtests deploy Makefile pyproject.toml
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
@@ -51,6 +52,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check app tests benchmarks loadtests
 	$(BIN)/ruff format --check app tests benchmarks loadtests
 	$(BIN)/mypy
+	$(BIN)/mypy tests benchmarks
+	$(BIN)/codespell $(SPELL_PATHS)
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 

@@ -122,7 +122,7 @@ def main() -> None:
             replies = {}
             for v, r in stores.items():
                 try:
-                    replies[v] = r.evalsha(shas[v], len(ks), *ks, *argv)
+                    replies[v] = r.evalsha(shas[v], len(ks), *ks, *argv)  # type: ignore[arg-type]
                 except Exception as e:  # compared, not handled
                     replies[v] = ("error", type(e).__name__)
             kinds[str(replies["head"][0])] = kinds.get(str(replies["head"][0]), 0) + 1

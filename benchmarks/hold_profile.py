@@ -20,6 +20,7 @@ import argparse
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -82,7 +83,9 @@ def main() -> None:
             sku = f"SKU-PROFILE-{k}"
             skus[v] = sku
             p = keys.partition_of(sku)
-            mapping = {loc: f"1000000000:0:0:{j % 2}" for j, loc in enumerate(h.LOCATIONS)}
+            mapping: dict[Any, Any] = {
+                loc: f"1000000000:0:0:{j % 2}" for j, loc in enumerate(h.LOCATIONS)
+            }
             r.hset(keys.position(p, sku), mapping=mapping)
         figures: dict[str, list[float]] = {v: [] for v in variants}
         now = int(time.time() * 1000)

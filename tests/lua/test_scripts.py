@@ -206,7 +206,7 @@ async def test_idempotency_claim_replies_claimed_in_use_done_and_reused(scripts:
 
 async def test_idempotency_claim_with_a_response_claims_and_stores_it(scripts: Scripts) -> None:
     record = keys.idempotency(keys.tag(P), "c" * 64)
-    args = ["f1", 1000, 60]
+    args: list[Any] = ["f1", 1000, 60]
     stored = await scripts.idempotency_claim(keys=[record], args=[NOW, "404", "{}", *args])
     assert stored == ["stored"]
     again = await scripts.idempotency_claim(keys=[record], args=[NOW, "", "", *args])
