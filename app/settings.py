@@ -79,7 +79,6 @@ class Settings(BaseSettings):
     # Incoming stock event ids are remembered this long (a POS replaying an older offline
     # batch than this would apply it again).
     event_dedupe_seconds: int = Field(default=7 * 86400, ge=60)
-    max_events_per_batch: int = Field(default=1000, ge=1)
 
     # Outgoing event streams keep roughly this long (XADD MINID trimming).
     event_retention_seconds: int = Field(default=86400, ge=60)
@@ -96,8 +95,6 @@ class Settings(BaseSettings):
 
     # How often a worker re-reads locations/channels written by another worker.
     config_refresh_seconds: float = Field(default=0.5, gt=0)
-
-    max_batch_skus: int = Field(default=1000, ge=1)
 
 
 class SettingsError(ValueError):

@@ -17,8 +17,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import redis
+from redis.crc import key_slot
 
 from app import keys
 from app.store.embedded import free_port
@@ -96,7 +98,7 @@ class LocalCluster:
 
     # -- life cycle ------------------------------------------------------------------------
 
-    def start(self, timeout: float = 30.0) -> LocalCluster:
+    def start(self, timeout: float = 30.0) -> Self:
         count = self.primaries * (1 + self.replicas)
         for i in range(count):
             port = free_port()
@@ -241,7 +243,7 @@ class LocalCluster:
         table = self._slots()
         for i in range(100_000):
             sku = f"{prefix}-{i}"
-            slot = redis.cluster.key_slot(keys.tag(keys.partition_of(sku)).encode())
+            slot = key_slot(keys.tag(keys.partition_of(sku)).encode())
             if self.primary_for_slot(slot, table).port == primary.port:
                 return sku
         raise ClusterError(f"no sku found on {primary.port}")

@@ -173,7 +173,7 @@ def main() -> None:
                     line["l"] = rnd.choice(LOCS)
                 lines.append(line)
             candidates = rnd.sample(LOCS, rnd.randint(0, len(LOCS)))
-            channels = random_channels(rnd)
+            hold_channels = random_channels(rnd)
             hold_id = rnd.choice(ids) if ids and rnd.random() < 0.05 else f"h{step}"
             ids.append(hold_id)
             ttl = rnd.choice([-5_000, 0, 2_500, 900_000])
@@ -191,7 +191,7 @@ def main() -> None:
                 lines=lines,
                 skus=skus,
                 candidates=candidates,
-                channels=orjson.dumps(channels),
+                channels=orjson.dumps(hold_channels),
                 owner="web-shop",
                 pending_grace_ms=0,
                 offset_ms=now,

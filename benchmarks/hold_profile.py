@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 from pathlib import Path
+from typing import Any
 
 from app import keys
 from app.store.scripts import expand, lua_dir
@@ -59,7 +60,9 @@ def main() -> None:
             sku = f"SKU-PROFILE-{k}"
             skus[v] = sku
             p = keys.partition_of(sku)
-            mapping = {loc: f"1000000000:0:0:{j % 2}" for j, loc in enumerate(h.LOCATIONS)}
+            mapping: dict[Any, Any] = {
+                loc: f"1000000000:0:0:{j % 2}" for j, loc in enumerate(h.LOCATIONS)
+            }
             r.hset(keys.position(p, sku), mapping=mapping)
         figures: dict[str, list[float]] = {v: [] for v in variants}
         for rnd in range(args.rounds):

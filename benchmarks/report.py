@@ -234,7 +234,7 @@ def plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
     labels = list(runs)
     omni = [runs[c]["omnistock"]["holds_per_s"] for c in labels]
     pg = [runs[c]["pg"]["holds_per_s"] if "pg" in runs[c] else 0 for c in labels]
-    xs = range(len(labels))
+    xs = list(range(len(labels)))
     ax.bar([x - 0.2 for x in xs], omni, width=0.4, label="Omnistock (Lua script)")
     ax.bar([x + 0.2 for x in xs], pg, width=0.4, label="PostgreSQL (SELECT … FOR UPDATE)")
     ax.set_xticks(

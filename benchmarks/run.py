@@ -26,6 +26,7 @@ import httpx
 import orjson
 
 from app import keys
+from app.store import calls
 from app.store.scripts import script_source
 from benchmarks import harness as h
 from benchmarks import report, sharding
@@ -308,15 +309,15 @@ def measure_scripts(s: Any, r: Any, svc: h.Server, scale: Scale) -> dict[str, An
             max_requests=scale.script_requests,
             skus=scale.skus,
         )
-        calls, script_usec, usec = h.store_stats(r)
+        evalsha_calls, script_usec, usec = h.store_stats(r)
         done = sum(res["statuses"].values())
         good = sum(v for k, v in res["statuses"].items() if k.startswith("2"))
         out[name] = {
             "requests": done,
             "ok": good,
-            "evalsha_calls": calls,
+            "evalsha_calls": evalsha_calls,
             "usec_per_request": usec / max(done, 1),
-            "usec_per_call": script_usec / max(calls, 1),
+            "usec_per_call": script_usec / max(evalsha_calls, 1),
         }
     # The Python tier's share of the store's capacity: the service's closed-loop throughput vs
     # redis-benchmark (50 clients) running the same script with the same arguments.

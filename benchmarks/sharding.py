@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import redis
+from redis.crc import key_slot
 
 from app import keys
 from app.settings import Settings
@@ -139,7 +140,7 @@ def measure(skus: int, connections: int, duration: float, work: Path) -> dict[st
         "wait_available": wait,
         "runs": {},
     }
-    cluster_env = {"OMNISTOCK_REDIS_CLUSTER": "1"}
+    cluster_env: dict[str, Any] = {"OMNISTOCK_REDIS_CLUSTER": "1"}
     with contextlib.ExitStack() as stack:
         log("8: one server (AOF everysec) and a 3-primary cluster with replicas (AOF everysec)")
         single = stack.enter_context(h.store(fsync="everysec"))
@@ -151,7 +152,7 @@ def measure(skus: int, connections: int, duration: float, work: Path) -> dict[st
         heads = [stack.enter_context(n.client(timeout=30)) for n in nodes.primary_nodes()]
         # The reaper off on every service: its per-partition sweep (256 EVALSHAs a second per
         # service, nothing to expire here) would land in the store time of whichever side runs.
-        quiet = {"OMNISTOCK_REAPER_ENABLED": "false"}
+        quiet: dict[str, Any] = {"OMNISTOCK_REAPER_ENABLED": "false"}
         on_cluster = {**cluster_env, **quiet}
         services = {
             "single": (stack.enter_context(h.omnistock(single.url, work, **quiet)), [single_r]),
@@ -192,7 +193,7 @@ def partitions_per_primary(n: int) -> list[int]:
     share = SLOTS // n
     counts = [0] * n
     for p in range(keys.PARTITIONS):
-        slot = redis.cluster.key_slot(keys.tag(p).encode())
+        slot = key_slot(keys.tag(p).encode())
         counts[min(slot // share, n - 1)] += 1
     return counts
 

@@ -15,16 +15,9 @@ import redis
 from redis.exceptions import RedisError
 
 from app.cli.common import CliError, add_store_flags, store_settings
-from app.domain.importer import (
-    Checkpoint,
-    Importer,
-    Rejected,
-    SnapshotError,
-    SnapshotReader,
-    detect_format,
-    fingerprint,
-    registered_locations,
-)
+from app.domain.checkpoint import Checkpoint, fingerprint
+from app.domain.importer import Importer, registered_locations
+from app.domain.snapshot import Rejected, SnapshotError, SnapshotReader, detect_format
 from app.logs import redact
 from app.settings import Settings
 

@@ -138,11 +138,3 @@ class Hold(BaseModel):
     created_at: str
     expires_at: str
     lines: list[HoldLine]
-
-
-class Problem(BaseModel):
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str
-    code: str

@@ -26,10 +26,6 @@ class EventFilter:
         self._channel_seen: Channel | None = None
         self._channel_locations: frozenset[str] = frozenset()
 
-    @property
-    def is_empty(self) -> bool:
-        return self.sku is None and self.location is None and self.channel is None
-
     def partitions(self) -> list[int]:
         """The streams that can hold a matching event: one when filtering by sku."""
         if self.sku is not None:

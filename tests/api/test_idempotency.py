@@ -170,7 +170,7 @@ async def test_malformed_idempotency_key_is_422_and_changes_nothing(
     r = await client.post(
         "/v1/holds",
         json={"channel": "web", "lines": [{"sku": "sku-1", "quantity": 1}]},
-        headers={"Idempotency-Key": bad.encode("utf-8")},  # type: ignore[dict-item]
+        headers={"Idempotency-Key": bad.encode("utf-8")},  # type: ignore[dict-item,arg-type]
     )
     assert_problem(r, 422, "invalid_request")
     assert await available(client, "sku-1") == 5

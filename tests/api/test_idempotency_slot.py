@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from redis.asyncio import Redis
-from redis.cluster import key_slot
+from redis.crc import key_slot
 
 from app import keys
 from app.domain.hold_ids import home_partition
@@ -124,7 +124,7 @@ async def raw(store_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-async def _slot_dump(raw: Redis, p: int) -> dict[bytes, bytes]:
+async def _slot_dump(raw: Redis, p: int) -> dict[bytes, Any]:
     return {name: await raw.dump(name) async for name in raw.scan_iter(match=f"{keys.tag(p)}:*")}
 
 

@@ -63,7 +63,7 @@ def crash(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..
     def arm(when: Callable[[str, int], bool]) -> None:
         dead: set[str] = set()
 
-        async def step(hold_id: str, p: int, script: str, *args: Any, **kw: Any) -> list[Any]:
+        async def step(hold_id: str, p: int, script: Any, *args: Any, **kw: Any) -> list[Any]:
             if script == "hold_confirm" and (hold_id in dead or when(hold_id, p)):
                 dead.add(hold_id)
                 raise StoreUnavailable("coordinator died")
@@ -86,7 +86,7 @@ async def the_hold_id(redis: Redis, skus: list[str]) -> str:
     return hold_id
 
 
-async def statuses(redis: Redis, hold_id: str, skus: list[str]) -> list[str | None]:
+async def statuses(redis: Redis, hold_id: str, skus: list[str]) -> list[Any]:
     return [await redis.hget(keys.hold(keys.partition_of(s), hold_id), "status") for s in skus]
 
 
@@ -109,7 +109,7 @@ async def create_dies(
 
 
 async def events_of(redis: Redis, hold_id: str, skus: list[str]) -> list[str]:
-    out = []
+    out: list[Any] = []
     for s in skus:
         for _, f in await redis.xrange(keys.events(keys.partition_of(s))):
             if f.get("hold") == hold_id:
@@ -343,7 +343,7 @@ async def test_many_coordinators_dying_at_random_points_oversell_nothing_and_hol
     units: dict[str, int] = dict.fromkeys(skus, 0)
     for s in skus:
         async for key in redis.scan_iter(match=f"os:{{{keys.partition_of(s):03d}}}:hold:*"):
-            record = await redis.hgetall(key)
+            record: Any = await redis.hgetall(key)
             by_hold.setdefault(key.rsplit(":", 1)[1], set()).add(record["status"])
             if record["status"] == "active":
                 for line in orjson.loads(record["lines"]):

@@ -180,7 +180,7 @@ async def test_an_unreadable_hold_record_is_reported_and_its_index_entries_left_
     report = await auditor.audit()
     assert kinds(report) == ["counter_drift", "hold_unreadable"]  # its 2 held have no record
     assert not next(f for f in report.findings if f.kind == "hold_unreadable").fixable
-    await auditor.repair(range(keys.PARTITIONS), "0", b"{}")
+    await auditor.repair(range(keys.PARTITIONS), 0, b"{}")
     assert await redis.zscore(keys.expiry_index(PA), world.active["id"]) is not None
     assert await redis.zcard(keys.hold_expiry_by_sku(PA, A)) == 1
 
@@ -251,7 +251,7 @@ async def test_repair_makes_a_drifted_store_clean_and_keeps_on_hand_and_safety_s
     before = await auditor.audit()
     assert kinds(before) == ["counter_drift", "index_missing", "index_orphan", "sku_unlisted"]
 
-    changes = await auditor.repair(range(keys.PARTITIONS), "0", b"{}")
+    changes = await auditor.repair(range(keys.PARTITIONS), 0, b"{}")
 
     assert {c["kind"] for c in changes} == {"counters", "index_add", "index_remove", "sku_listed"}
     after = await auditor.audit()
@@ -264,8 +264,9 @@ async def test_repair_writes_an_audit_repaired_event_with_the_counters_before(
     world: World, auditor: Auditor, redis: Redis
 ) -> None:
     await redis.hset(keys.position(PA, A), "dc", "19:5:1:0")
-    await auditor.repair([PA], "0", b"{}")
-    [(_, event)] = await redis.xrevrange(keys.events(PA), count=1)
+    await auditor.repair([PA], 0, b"{}")
+    last: Any = await redis.xrevrange(keys.events(PA), count=1)
+    [(_, event)] = last
     assert event["type"] == "audit.repaired"
     assert (event["sku"], event["location"], event["previous"]) == (A, "dc", "19:5:1:0")
     assert (event["held"], event["committed"]) == ("2", "1")
@@ -275,7 +276,7 @@ async def test_repair_of_a_clean_store_changes_nothing(
     world: World, auditor: Auditor, redis: Redis
 ) -> None:
     events = await redis.xlen(keys.events(PA))
-    assert await auditor.repair(range(keys.PARTITIONS), "0", b"{}") == []
+    assert await auditor.repair(range(keys.PARTITIONS), 0, b"{}") == []
     assert await redis.xlen(keys.events(PA)) == events
 
 
@@ -299,10 +300,11 @@ async def test_audit_and_repair_racing_live_traffic_find_nothing_and_change_noth
                 assert (await act(client, r.json()["id"], action)).status_code == 200
 
     tasks = [asyncio.create_task(traffic(n)) for n in range(6)]
-    reports, changes = [], []
+    reports: list[Any] = []
+    changes: list[Any] = []
     while done[0] < 200 or len(reports) < 5:
         reports.append(await auditor.audit([PA, PB]))
-        changes += await auditor.repair([PA, PB], "0", b"{}")
+        changes += await auditor.repair([PA, PB], 0, b"{}")
     stop.set()
     await asyncio.gather(*tasks)
     assert all(r.clean for r in reports), [r.findings for r in reports if not r.clean]

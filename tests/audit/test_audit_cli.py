@@ -43,7 +43,7 @@ async def drifted(client: httpx.AsyncClient, redis: Redis) -> None:
 
 
 async def stored(redis: Redis) -> str | None:
-    value: str | None = await redis.hget(keys.position(P, SKU), "dc")
+    value: Any = await redis.hget(keys.position(P, SKU), "dc")
     return value
 
 

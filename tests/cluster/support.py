@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import httpx
-import redis
+from redis.crc import key_slot
 
 from app import keys
 from app.api.main import create_app
@@ -67,7 +67,7 @@ class LocalCluster(shared.LocalCluster):
         for i in range(100_000):
             sku = f"{prefix}-{i}"
             p = keys.partition_of(sku)
-            port = self.primary_for_slot(redis.cluster.key_slot(keys.tag(p).encode()), table).port
+            port = self.primary_for_slot(key_slot(keys.tag(p).encode()), table).port
             if p in partitions or len(chosen[port]) >= per_primary:
                 continue
             partitions.add(p)

@@ -9,11 +9,13 @@ import gc
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import redis
 from fastapi import FastAPI
+from redis.crc import key_slot
 
 from app import keys
 from app.settings import Settings
@@ -79,7 +81,7 @@ async def test_a_command_that_timed_out_is_not_sent_again(cluster: LocalCluster)
     """redis-py's default cluster client re-sends a timed-out command (up to 10 times): a
     script that ran would run again. This one sends it once and reports the timeout."""
     key = "os:resend-probe"
-    primary = cluster.primary_for_slot(redis.cluster.key_slot(key.encode()))
+    primary = cluster.primary_for_slot(key_slot(key.encode()))
     other = next(node for node in cluster.live() if node is not primary)
     client = connect(Settings(redis_url=other.url, redis_cluster=True, redis_timeout_seconds=0.2))
     assert client.retry.get_retries() == 0  # type: ignore[attr-defined]  # default: 10
@@ -254,7 +256,7 @@ def test_partition_groups_cover_every_partition_once(cluster: LocalCluster) -> N
     from app.store.cluster import partitions_by_node
 
     async def groups() -> list[list[int]]:
-        client = connect(Settings(redis_url=cluster.seeds, redis_cluster=True))
+        client: Any = connect(Settings(redis_url=cluster.seeds, redis_cluster=True))
         try:
             return await partitions_by_node(client)
         finally:
@@ -276,7 +278,7 @@ def test_a_write_on_a_connection_whose_node_just_died_is_a_503_not_a_500(
     from app.store.cluster import StoreUnavailable
 
     async def scenario() -> None:
-        client = connect(Settings(redis_url=cluster.seeds, redis_cluster=True))
+        client: Any = connect(Settings(redis_url=cluster.seeds, redis_cluster=True))
         try:
             key = "os:closed-probe"
             await client.get(key)  # a pooled connection to the key's primary

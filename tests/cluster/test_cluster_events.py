@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -58,7 +59,7 @@ async def api(cluster_service: ServiceProcess) -> AsyncIterator[httpx.AsyncClien
 def all_event_ids(url: str) -> list[str]:
     """Every entry of every partition's stream, sorted by (ms, seq, partition): the order a
     single server's feed gives, computed by brute force."""
-    client = redis.RedisCluster.from_url(url, decode_responses=True)
+    client: Any = redis.RedisCluster.from_url(url, decode_responses=True)
     try:
         found = [
             EventId.of(sid, p)

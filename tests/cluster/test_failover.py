@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from redis.crc import key_slot
 
 from app import keys
 from app.domain.errors import StoreUnavailable
@@ -334,7 +335,7 @@ async def test_with_wait_1_a_failover_loses_no_acknowledged_hold(
 def events_in_streams(cluster: LocalCluster) -> dict[str, str]:
     """Every entry of every partition's stream: event id -> the hold it reports ("" if none),
     by (ms, seq, partition) as the feed orders them."""
-    client = redis.RedisCluster.from_url(cluster.live()[0].url, decode_responses=True)
+    client: Any = redis.RedisCluster.from_url(cluster.live()[0].url, decode_responses=True)
     try:
         found = {
             EventId.of(sid, p): fields.get("hold", "")
@@ -442,7 +443,7 @@ async def test_the_event_log_and_sse_across_a_failover_have_no_gap_and_no_duplic
 
     wanted = [i for i in streams if event_key(i) > event_key(before[-1])]
     acked_holds = {r.body["id"] for r in traffic.acked() if r.body}
-    figures = {
+    figures: dict[str, Any] = {
         "wait_replicas": 1 if WAIT_KNOWN else 0,
         "events_in_streams": len(wanted),
         "seconds_of_run_after_kill": round(time.monotonic() - killed, 1),
@@ -478,7 +479,7 @@ PENDING_TTL = 2
 
 def hold_parts(cluster: LocalCluster, skus: list[str]) -> dict[str, dict[str, str | None]]:
     """hold id -> sku -> its part's status (None: no part), for every hold on these skus."""
-    client = redis.RedisCluster.from_url(cluster.live()[0].url, decode_responses=True)
+    client: Any = redis.RedisCluster.from_url(cluster.live()[0].url, decode_responses=True)
     try:
         ids = {
             key.rsplit(":", 1)[1]
@@ -531,9 +532,7 @@ async def test_a_primary_killed_between_the_phases_of_a_cart_leaves_it_settled(
         assert "pending" in parts.values(), parts
 
         other = next(s for s in skus if s != home_sku)
-        victim = cluster.primary_for_slot(
-            redis.cluster.key_slot(keys.tag(keys.partition_of(other)).encode())
-        )
+        victim = cluster.primary_for_slot(key_slot(keys.tag(keys.partition_of(other)).encode()))
         cluster.kill(victim)
         await asyncio.to_thread(cluster.wait_for_failover, victim)
         await asyncio.to_thread(cluster.restart, victim)

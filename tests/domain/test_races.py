@@ -27,7 +27,7 @@ async def open_hold_units(redis: Redis) -> dict[tuple[str, str], dict[str, int]]
     """held and committed per (sku, location), summed over the hold records themselves."""
     totals: dict[tuple[str, str], dict[str, int]] = {}
     async for key in redis.scan_iter(match="os:{*}:hold:*", count=1000):
-        record = await redis.hgetall(key)
+        record: Any = await redis.hgetall(key)
         field = {"active": "held", "pending": "held", "committed": "committed"}.get(
             record.get("status", "")
         )
@@ -40,7 +40,7 @@ async def open_hold_units(redis: Redis) -> dict[tuple[str, str], dict[str, int]]
 
 
 async def stored_counters(redis: Redis, sku: str) -> dict[str, dict[str, int]]:
-    raw = await redis.hgetall(keys.position(keys.partition_of(sku), sku))
+    raw: Any = await redis.hgetall(keys.position(keys.partition_of(sku), sku))
     out = {}
     for loc, value in raw.items():
         on_hand, held, committed, _safety = (int(x) for x in value.split(":"))

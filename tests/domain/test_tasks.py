@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from app.domain.tasks import cancel_and_wait
 
 
 async def test_a_loop_that_lost_its_first_cancel_still_stops() -> None:
-    lost = []
+    lost: list[Any] = []
 
     async def loop() -> None:
         while True:

@@ -81,7 +81,7 @@ async def test_event_channel_figures_match_the_api_before_and_after_each_change(
     assert lapsing.status_code == 201
     for step in steps:
         before = await channel_figures(client)
-        last = (await redis.xrevrange(stream, count=1) or [("0-0", {})])[0][0]
+        last: Any = (await redis.xrevrange(stream, count=1) or [("0-0", {})])[0][0]
         await step()
         after = await channel_figures(client)
         new = [f for _, f in await redis.xrange(stream, min=f"({last}") if f["type"] != "shortfall"]

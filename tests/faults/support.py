@@ -157,7 +157,8 @@ async def wait_ready(base_url: str, within: float = 20) -> float:
 
 async def hold_records(redis: Redis) -> dict[str, dict[int, dict[str, str]]]:
     """Every hold record in the store: hold id -> partition -> record."""
-    out: dict[str, dict[int, dict[str, str]]] = {}
+    out: dict[str, dict[int, Any]] = {}
+    key: Any
     async for key in redis.scan_iter(match=f"{keys.PREFIX}:{{*}}:hold:*", count=1000):
         p = int(key.split("{", 1)[1][:3])
         hold_id = key.split(":hold:", 1)[1]

@@ -31,7 +31,7 @@ async def position(client: httpx.AsyncClient, sku: str, location: str) -> dict[s
 
 
 async def events_of(redis: Redis, sku: str) -> list[dict[str, str]]:
-    entries = await redis.xrange(keys.events(keys.partition_of(sku)))
+    entries: Any = await redis.xrange(keys.events(keys.partition_of(sku)))
     return [fields for _, fields in entries if fields["sku"] == sku]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from redis.cluster import key_slot
+from redis.crc import key_slot
 
 from app import keys
 from app.store.scripts import lua_dir, script_source

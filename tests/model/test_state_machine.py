@@ -573,7 +573,7 @@ class ServiceVersusModel(RuleBasedStateMachine):
     def units_are_created_and_destroyed_only_by_stock_writes_and_fulfils(self) -> None:
         total = 0
         for sku in SKUS:
-            raw_positions = self.raw.hgetall(keys.position(keys.partition_of(sku), sku))
+            raw_positions: Any = self.raw.hgetall(keys.position(keys.partition_of(sku), sku))
             total += sum(int(v.split(":")[0]) for v in raw_positions.values())
         assert total == sum(delta for _, delta in self.model.ledger), self.model.ledger
 

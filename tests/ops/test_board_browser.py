@@ -88,12 +88,12 @@ def seed(http: httpx.Client) -> None:
         "/v1/channels/pickup",
         json={"locations": ["store-12", "store-7"], "low_stock_threshold": 2},
     ).raise_for_status()
-    for loc, body in {
+    for loc, stock in {
         "dc-north": {"on_hand": 10, "safety_stock": 2},
         "store-12": {"on_hand": 4},
         "store-7": {"on_hand": 3},
     }.items():
-        http.put(f"/v1/stock/SKU-1/{loc}", json=body).raise_for_status()
+        http.put(f"/v1/stock/SKU-1/{loc}", json=stock).raise_for_status()
 
 
 def available_cell(page: Any, location: str) -> Any:

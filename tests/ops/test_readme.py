@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,6 @@ def test_every_python_snippet_is_valid_python(block: str) -> None:
 
 def test_every_command_in_the_cli_table_exists() -> None:
     parser = build_parser()
-    commands = next(a for a in parser._actions if hasattr(a, "choices") and a.choices).choices
+    commands: Any = next(a for a in parser._actions if hasattr(a, "choices") and a.choices).choices
     for name in re.findall(r"^\| `omnistock ([a-z]+)", README, re.MULTILINE):
         assert name in commands, name

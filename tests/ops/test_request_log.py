@@ -45,7 +45,7 @@ async def test_a_request_without_x_request_id_gets_a_new_one_each_time(
 async def test_an_unusable_x_request_id_is_replaced_by_a_generated_one(
     client: httpx.AsyncClient, bad: str
 ) -> None:
-    r = await client.get("/healthz", headers={"X-Request-ID": bad.encode()})
+    r = await client.get("/healthz", headers={"X-Request-ID": bad.encode()})  # type: ignore[dict-item,arg-type]
     assert re.fullmatch(r"[0-9a-f]{32}", r.headers["x-request-id"])
 
 

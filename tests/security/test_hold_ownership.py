@@ -15,6 +15,7 @@ import fastapi
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.dependencies.utils import solve_dependencies
 from redis.asyncio import Redis
 
 from app import keys
@@ -244,7 +245,7 @@ async def test_both_paths_of_a_hold_create_record_its_owner(
     serves every request through FastAPI; the calls of FastAPI's dependency solving are
     counted to show which path answered."""
     solved: list[str] = []
-    solve = fastapi.routing.solve_dependencies
+    solve = solve_dependencies
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
         solved.append("dep")

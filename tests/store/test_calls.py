@@ -119,4 +119,5 @@ def test_argv_is_evalsha_arguments_as_text() -> None:
 
 
 def test_replies_compare_equal_to_what_the_scripts_send() -> None:
-    assert Reply.OK == "ok" and Reply("insufficient") is Reply.INSUFFICIENT
+    sent: str = "ok"  # what a script's reply decodes to
+    assert sent == Reply.OK and Reply("insufficient") is Reply.INSUFFICIENT
