@@ -91,7 +91,10 @@ def test_cors_origins_must_be_bare_origins(value: str) -> None:
     [
         ("", ()),
         ("*", ("*",)),
-        ("https://a.example, http://127.0.0.1:8081", ("https://a.example", "http://127.0.0.1:8081")),
+        (
+            "https://a.example, http://127.0.0.1:8081",
+            ("https://a.example", "http://127.0.0.1:8081"),
+        ),
     ],
 )
 def test_cors_origins_are_comma_separated(

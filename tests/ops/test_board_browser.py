@@ -258,8 +258,7 @@ class QuietFiles(http.server.SimpleHTTPRequestHandler):
 
 def widget_page(page_origin: str, service: Any, channel: str = "pickup") -> str:
     return (
-        f"{page_origin}/widget-example.html?sku=SKU-1&channel={channel}"
-        f"&service={service.base_url}/"
+        f"{page_origin}/widget-example.html?sku=SKU-1&channel={channel}&service={service.base_url}/"
     )
 
 
