@@ -34,11 +34,12 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "errors": {"type": "array", "items": {"$ref": "#/components/schemas/ValidationIssue"}},
     },
 }
-# One entry of an invalid_request problem's `errors` (pydantic's error, without its input).
+# One entry of an invalid_request problem's `errors`: where and what; `type` is pydantic's
+# error type when pydantic found it (checks of the service's own give loc and msg only).
 VALIDATION_ISSUE_SCHEMA: dict[str, Any] = {
     "title": "ValidationIssue",
     "type": "object",
-    "required": ["loc", "msg", "type"],
+    "required": ["loc", "msg"],
     "properties": {
         "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
         "msg": {"type": "string"},
