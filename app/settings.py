@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.logs import redact
+
+_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?"
+)
 
 
 class Settings(BaseSettings):
@@ -95,6 +100,31 @@ class Settings(BaseSettings):
 
     # How often a worker re-reads locations/channels written by another worker.
     config_refresh_seconds: float = Field(default=0.5, gt=0)
+
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="browsers on these origins may call the API (CORS): comma-separated "
+        "`scheme://host[:port]`, or `*` alone for any origin; empty: no CORS headers at all",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(o.strip() for o in value.split(",") if o.strip())
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        if "*" in origins and len(origins) > 1:
+            raise ValueError("`*` (any origin) stands alone")
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                # A browser sends exactly scheme://host[:port]: a path or a trailing slash
+                # would never match, silently.
+                raise ValueError(f"{origin!r} is not an origin like https://shop.example.com")
+        return origins
 
 
 class SettingsError(ValueError):

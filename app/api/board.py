@@ -16,11 +16,11 @@ from starlette.types import Receive, Scope, Send
 BOARD_DIR = Path(__file__).resolve().parent.parent / "board"
 
 
-class _BoardFiles(StaticFiles):
+class _Files(StaticFiles):
     """StaticFiles that tells the metrics and request log which route served the request."""
 
-    def __init__(self) -> None:
-        super().__init__(directory=BOARD_DIR, html=True)
+    def __init__(self, directory: Path, html: bool) -> None:
+        super().__init__(directory=directory, html=html)
         self.mount: Mount | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -28,7 +28,12 @@ class _BoardFiles(StaticFiles):
         await super().__call__(scope, receive, send)
 
 
-def install(app: FastAPI, path: str = "/board") -> None:
-    files = _BoardFiles()
-    files.mount = Mount(path, app=files, name="board")
+def mount_files(app: FastAPI, path: str, directory: Path, name: str, html: bool = False) -> None:
+    """Serve the files of `directory` under `path`."""
+    files = _Files(directory, html)
+    files.mount = Mount(path, app=files, name=name)
     app.router.routes.append(files.mount)
+
+
+def install(app: FastAPI, path: str = "/board") -> None:
+    mount_files(app, path, BOARD_DIR, "board", html=True)

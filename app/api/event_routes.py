@@ -13,6 +13,7 @@ from app.api.responses import JSONResponse
 from app.events.filters import EventFilter
 from app.events.ids import parse_event_id
 from app.events.log import read_page
+from app.events.schema import EventPage
 from app.events.sse import event_stream
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -44,7 +45,7 @@ async def _filter(
     return EventFilter(services.config, sku=sku, location=location, channel=channel)
 
 
-@router.get("/events/log", responses=_ERRORS, dependencies=[auth.READ])
+@router.get("/events/log", response_model=EventPage, responses=_ERRORS, dependencies=[auth.READ])
 async def events_log(
     services: ServicesDep,
     after: Cursor = None,

@@ -13,6 +13,8 @@ from app.api import (
     auth,
     board,
     config_routes,
+    cors,
+    docs,
     event_routes,
     hold_routes,
     limits,
@@ -126,6 +128,8 @@ def create_app(
         version=__version__,
         summary="Real-time inventory availability and reservations for omnichannel retail.",
         lifespan=lifespan,
+        docs_url=None,  # served by app/api/docs.py with assets of our own, not a CDN's
+        redoc_url=None,
     )
     app.state.services = services
     app.state.keyring = keyring
@@ -135,6 +139,9 @@ def create_app(
     limits.install(app, settings.max_body_bytes)
     app.add_middleware(DeadlineMiddleware, seconds=settings.request_deadline_seconds)
     app.add_middleware(MetricsMiddleware)
+    # Outside every other middleware but the request log: their answers (413, 503) carry the
+    # CORS headers too, and a preflight is logged with its request id.
+    cors.install(app, settings.cors_origins)
     app.add_middleware(RequestLogMiddleware)  # outermost: its id is set for every log line
     # Matched in this order: the cheap probes, then the hot routes before the rare admin ones.
     for router in (
@@ -146,6 +153,7 @@ def create_app(
     ):
         app.include_router(router)
     board.install(app)
+    docs.install(app)
     fast_paths.install(app, enabled=fast_path)  # last: builds every route's handler
     return app
 

@@ -14,8 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from app.api.problems import PROBLEM_JSON
+from app.domain.models import StockEventIn
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
@@ -29,9 +31,24 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "status": {"type": "integer"},
         "detail": {"type": "string"},
         "code": {"type": "string"},
-        "errors": {"type": "array", "items": {"type": "object"}},
+        "errors": {"type": "array", "items": {"$ref": "#/components/schemas/ValidationIssue"}},
     },
 }
+# One entry of an invalid_request problem's `errors`: where and what; `type` is pydantic's
+# error type when pydantic found it (checks of the service's own give loc and msg only).
+VALIDATION_ISSUE_SCHEMA: dict[str, Any] = {
+    "title": "ValidationIssue",
+    "type": "object",
+    "required": ["loc", "msg"],
+    "properties": {
+        "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+        "msg": {"type": "string"},
+        "type": {"type": "string"},
+    },
+}
+# Models a route validates by hand and the document still names (`WithJsonSchema` refs).
+REFERENCED_MODELS: tuple[type[BaseModel], ...] = (StockEventIn,)
+_REF_TEMPLATE = "#/components/schemas/{model}"
 _PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 _FASTAPI_ERROR_SCHEMAS = ("HTTPValidationError", "ValidationError")
 _METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
@@ -53,6 +70,11 @@ def problem_document(document: dict[str, Any]) -> dict[str, Any]:
             )
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas["Problem"] = PROBLEM_SCHEMA
+    schemas["ValidationIssue"] = VALIDATION_ISSUE_SCHEMA
+    for model in REFERENCED_MODELS:
+        schema = model.model_json_schema(ref_template=_REF_TEMPLATE)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
     for name in _FASTAPI_ERROR_SCHEMAS:
         schemas.pop(name, None)
     return document

@@ -412,10 +412,15 @@ def _document_operation(method: str, path: str, op: dict[str, Any], doc: Doc) ->
         content.pop("application/json", None)
         content[media] = {"schema": {"type": "string"}}
     content.setdefault(media, {})["examples"] = {"default": {"value": doc.response}}
+    schema = content.get("application/json", {}).get("schema")
     for status, (description, example) in doc.other.items():
+        # Another status of the same shape as the success (503 of /readyz).
+        media_type: dict[str, Any] = {"examples": {"default": {"value": example}}}
+        if schema is not None:
+            media_type["schema"] = schema
         responses[str(status)] = {
             "description": description,
-            "content": {"application/json": {"examples": {"default": {"value": example}}}},
+            "content": {"application/json": media_type},
         }
     by_status: dict[int, list[str]] = {}
     for code in codes_for(method, path, op, doc):

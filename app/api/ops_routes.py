@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from app.api import auth
@@ -18,14 +20,29 @@ from app.store.persistence import write_refusal
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """`ok`; `degraded` (200: the store refuses writes, reads go on); `unavailable` (503)."""
+
+    status: Literal["ok", "degraded", "unavailable"]
+    store: Literal["ok", "read-only", "unreachable"]
+    scripts: Literal["loaded"] | None = None
+    reads: Literal["ok"] | None = None
+    writes: Literal["refused"] | None = None
+    detail: str | None = None
+
+
+@router.get("/healthz", response_model=Health)
 async def healthz() -> Response:
     """Liveness: the process answers. Touches no store (it is the framework floor in
     benchmarks)."""
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=Readiness)
 async def readyz(request: Request, services: ServicesDep) -> Response:
     """Readiness: the store answers and every script is loaded (within one store timeout, so
     a paused store turns it red as fast as it fails requests). A store that refuses writes

@@ -135,6 +135,16 @@ function renderChannels() {
     row.insertCell().append(badge);
     flash(row, `channel:${id}`);
   }
+  if (board.channels.size === 0) {
+    // Availability is per channel: without one there is nothing to show here (nor in a widget).
+    const row = body.insertRow();
+    row.id = "no-channels";
+    const note = row.insertCell();
+    note.colSpan = 3;
+    note.textContent =
+      "No channels yet: create one with PUT /v1/channels/{id}, e.g. " +
+      '{"locations": ["store-12"]} (see the README, "Try it").';
+  }
 }
 
 function renderEvents() {

@@ -6,8 +6,12 @@
 //
 // data-omnistock-channel (optional) limits the count to that channel's locations;
 // data-omnistock-noun (optional, default "store") names what is counted.
+// When it cannot show availability the element gets data-error (`channel_not_found`,
+// `unreachable`, `unauthorized`, ...) and the reason goes to the browser console.
 // It calls GET /v1/availability/{sku} once and then follows GET /v1/events?sku=…, so it
-// needs a service (or a proxy in front of it) that answers these without an API key.
+// needs a service (or a proxy in front of it) that answers these without an API key, and
+// on another origin than the page's, a service that lists the page's origin in
+// OMNISTOCK_CORS_ORIGINS.
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -51,16 +55,54 @@
       el.replaceChildren(dot, text);
     }
 
+    // What went wrong goes to the developer (data-error and the console); the shopper gets
+    // a neutral line.
+    function fail(code, why) {
+      el.setAttribute("data-error", code);
+      el.classList.remove("in");
+      el.textContent = "Store stock can't be shown right now";
+      console.error("omnistock widget (sku " + sku + "): " + why);
+    }
+
+    function problem(r) {
+      return r.json().catch(function () { return {}; }).then(function (p) {
+        var code = p.code || "http_" + r.status;
+        var why = (p.detail || "HTTP " + r.status) + " [" + code + "]";
+        if (code === "channel_not_found") {
+          why += ": create it (PUT " + new URL("v1/channels/" + enc(channel), base) +
+            ") or change data-omnistock-channel";
+        } else if (code === "unauthorized" || code === "forbidden") {
+          why += ": the widget sends no API key; serve GET /v1/availability and /v1/events " +
+            "to the public (a proxy in front of the service)";
+        }
+        var error = new Error(why);
+        error.code = code;
+        throw error;
+      });
+    }
+
     function refresh() {
       var url = new URL("v1/availability/" + enc(sku) + (channel ? "?channel=" + enc(channel) : ""), base);
       return fetch(url, { headers: { Accept: "application/json" } })
-        .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
+        .catch(function () {
+          var error = new Error(
+            "cannot reach " + url + ": the service is down, or it does not allow this page's " +
+            "origin " + location.origin + " (OMNISTOCK_CORS_ORIGINS)");
+          error.code = "unreachable";
+          throw error;
+        })
+        .then(function (r) { return r.ok ? r.json() : problem(r); })
         .then(function (a) {
+          el.removeAttribute("data-error");
           available.clear();
           a.locations.forEach(function (l) { available.set(l.location, l.available); });
           show();
+          return true;
         })
-        .catch(function () { el.textContent = "Availability unavailable"; });
+        .catch(function (error) {
+          fail(error.code || "error", error.message);
+          return false;
+        });
     }
 
     function onEvent(message) {
@@ -70,7 +112,8 @@
       show();
     }
 
-    refresh().then(function () {
+    refresh().then(function (ok) {
+      if (!ok) return; // the console says why; a reload tries again
       var source = new EventSource(new URL("v1/events?sku=" + enc(sku) + filter, base));
       EVENT_TYPES.forEach(function (type) { source.addEventListener(type, onEvent); });
       source.addEventListener("reset", refresh); // resumed past retention: read again

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 # With Python's re, use .fullmatch(): its `$` also matches before a trailing "\n".
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
@@ -89,10 +89,46 @@ class AvailabilityResults(BaseModel):
     results: list[Availability]
 
 
+StockEventType = Literal[
+    "sale",
+    "return",
+    "receipt",
+    "adjustment",
+    "count",
+    "damage",
+    "transfer_out",
+    "transfer_in",
+]
+
+
+class StockEventIn(BaseModel):
+    """One incoming stock event, identified by (location, id). Documentation only: each event
+    of a batch is checked on its own (app/domain/stock_events.py), so a bad one is `rejected`
+    with a reason in its result instead of failing the batch with 422."""
+
+    id: Identifier
+    type: StockEventType
+    sku: Identifier
+    location: Identifier
+    quantity: int = Field(
+        description="Units: >= 1 for most types; adjustment: non-zero (may be negative); "
+        "count: >= 0, the units counted"
+    )
+    occurred_at: str | None = Field(
+        default=None, description="RFC 3339 date-time with a zone, e.g. 2025-11-24T10:14:58Z"
+    )
+
+
+# Parsed as any JSON value (see StockEventIn), documented as a StockEventIn.
+_StockEventItem = Annotated[
+    Any, WithJsonSchema({"$ref": "#/components/schemas/StockEventIn"}, mode="validation")
+]
+
+
 class StockEventsIn(Request):
     """Each event is checked on its own: a bad one is `rejected` with a reason, the rest apply."""
 
-    events: Annotated[list[Any], Field(min_length=1, max_length=1000)]
+    events: Annotated[list[_StockEventItem], Field(min_length=1, max_length=1000)]
 
 
 class StockEventResult(BaseModel):

@@ -23,29 +23,20 @@ import asyncio
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from app import keys
 from app.domain.clock import Clock
 from app.domain.config import ConfigService
 from app.domain.idempotency import Claim, take
-from app.domain.models import ID_PATTERN, MAX_UNITS
+from app.domain.models import ID_PATTERN, MAX_UNITS, StockEventType
 from app.domain.stock import StockService, rows_to_positions
 from app.settings import Settings
 from app.store import calls
 from app.store.calls import EventStatus, StockEvent
 from app.store.scripts import Scripts
 
-EVENT_TYPES = (
-    "sale",
-    "return",
-    "receipt",
-    "adjustment",
-    "count",
-    "damage",
-    "transfer_out",
-    "transfer_in",
-)
+EVENT_TYPES: tuple[str, ...] = get_args(StockEventType)
 _ID = re.compile(ID_PATTERN)
 # RFC 3339 date-time: full date, full time, a zone. ASCII digits only (`\d` is Unicode).
 _RFC3339 = re.compile(

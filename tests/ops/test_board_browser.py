@@ -8,8 +8,11 @@ test-artifacts/; with OMNISTOCK_UPDATE_SCREENSHOT=1 the board's also replaces do
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -233,3 +236,92 @@ def test_widget_counts_the_stores_with_stock_and_follows_a_sell_out(
         screenshot(page, "widget.png")
         http.put("/v1/stock/SKU-1/store-12", json={"on_hand": 0}).raise_for_status()
         expect(widget).to_have_text("Out of stock in stores", timeout=LIVE_TIMEOUT_MS)
+
+
+@pytest.fixture
+def other_origin() -> Iterator[str]:
+    """The board's files (the real widget example) served by a plain http.server on another
+    port: another origin than the service's."""
+    handler = functools.partial(QuietFiles, directory=str(ROOT / "app" / "board"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def widget_page(page_origin: str, service: Any, channel: str = "pickup") -> str:
+    return (
+        f"{page_origin}/widget-example.html?sku=SKU-1&channel={channel}&service={service.base_url}/"
+    )
+
+
+def console_errors(page: Any) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    return errors
+
+
+def test_widget_on_another_origin_the_service_allows_shows_live_availability(
+    start_service: Any, store_url: str, page: Any, other_origin: str
+) -> None:
+    from playwright.sync_api import expect
+
+    service = start_service(OMNISTOCK_REDIS_URL=store_url, OMNISTOCK_CORS_ORIGINS=other_origin)
+    with httpx.Client(base_url=service.base_url, timeout=5) as http_client:
+        seed(http_client)
+        page.goto(widget_page(other_origin, service))
+        widget = page.locator("#widget")
+        expect(widget).to_have_text("In stock at 2 stores")
+        expect(widget).to_have_attribute("data-live", "true")  # EventSource across origins
+        http_client.put("/v1/stock/SKU-1/store-12", json={"on_hand": 0}).raise_for_status()
+        expect(widget).to_have_text("In stock at 1 store", timeout=LIVE_TIMEOUT_MS)
+
+
+def test_widget_on_an_origin_the_service_does_not_allow_is_blocked_and_says_why(
+    start_service: Any, store_url: str, page: Any, other_origin: str
+) -> None:
+    from playwright.sync_api import expect
+
+    errors = console_errors(page)
+    service = start_service(
+        OMNISTOCK_REDIS_URL=store_url, OMNISTOCK_CORS_ORIGINS="https://shop.example.com"
+    )
+    with httpx.Client(base_url=service.base_url, timeout=5) as http_client:
+        seed(http_client)
+    page.goto(widget_page(other_origin, service))
+    widget = page.locator("#widget")
+    expect(widget).to_have_attribute("data-error", "unreachable")
+    expect(widget).to_have_text("Store stock can't be shown right now")
+    expect(page.locator("#dev-note")).to_contain_text("unreachable")
+    assert any("OMNISTOCK_CORS_ORIGINS" in e and other_origin in e for e in errors), errors
+
+
+def test_widget_for_a_channel_that_does_not_exist_tells_the_developer(
+    start_service: Any, store_url: str, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    errors = console_errors(page)
+    service = start_service(OMNISTOCK_REDIS_URL=store_url)
+    page.goto(f"{service.base_url}/board/widget-example.html?sku=SKU-1&channel=kiosk")
+    widget = page.locator("#widget")
+    expect(widget).to_have_attribute("data-error", "channel_not_found")
+    expect(page.locator("#dev-note")).to_contain_text("channel_not_found")
+    assert any("/v1/channels/kiosk" in e and "channel_not_found" in e for e in errors), errors
+
+
+def test_board_without_channels_says_how_to_create_one(
+    start_service: Any, tmp_path: Path, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    service = start_service(OMNISTOCK_DATA_DIR=str(tmp_path / "data"))  # an empty store
+    page.goto(f"{service.base_url}/board/?sku=SKU-1")
+    expect(page.locator("#no-channels")).to_contain_text("PUT /v1/channels/")
