@@ -143,14 +143,37 @@ def append(path: Path, name: str, scopes: list[str]) -> str:
         if path.exists():
             load(path)  # never add to a file the service would refuse
         entries.append({"name": name, "sha256": hash_key(key), "scopes": list(scopes)})
-        # Write a sibling file and rename it over: a crash never leaves half a keys file.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(orjson.dumps({"keys": entries}, option=orjson.OPT_INDENT_2) + b"\n")
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        _write(path, entries)
     return key
+
+
+def revoke(path: Path, name: str) -> int:
+    """Remove every key named `name` (a client mid-rotation has two); returns how many."""
+    with _locked(path):
+        load(path)  # never rewrite a file the service would refuse
+        entries = _read(path)
+        kept = [raw for raw in entries if raw.get("name") != name]
+        if len(kept) != len(entries):
+            _write(path, kept)
+    return len(entries) - len(kept)
+
+
+def _write(path: Path, entries: list[Any]) -> None:
+    # A sibling file (mkstemp: mode 0600), fsynced, renamed over the old one, and the directory
+    # fsynced: a reader or a crash sees the old file or the new one, never half of one.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(orjson.dumps({"keys": entries}, option=orjson.OPT_INDENT_2) + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,7 +1,8 @@
 """API key authentication and scopes, as one FastAPI dependency per route.
 
 Each route names the scopes that may call it (`dependencies=[auth.READ]`); `admin` may call
-everything. The keys are loaded once, in create_app. Without a keys file there is no
+everything. The keys are loaded in create_app and re-read on change or SIGHUP
+(app/api/keys_reload.py). Without a keys file there is no
 authentication: every caller is the anonymous admin, and `omnistock serve` only binds to
 loopback then ("protected mode", app/cli/serve.py).
 
@@ -86,11 +87,6 @@ class KeyRing:
             if hmac.compare_digest(entry.digest, presented):
                 match = entry
         return match
-
-
-def load_keyring(path: Path | None) -> KeyRing | None:
-    """None without a keys file (no authentication); raises KeysFileError on a bad one."""
-    return KeyRing.from_file(path) if path is not None else None
 
 
 def presented_key(request: Request) -> str | None:

@@ -10,7 +10,6 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api import (
-    auth,
     board,
     config_routes,
     cors,
@@ -28,6 +27,7 @@ from app.api import fast_path as fast_paths
 from app.api.deadline import DeadlineMiddleware
 from app.api.deps import Services
 from app.api.idempotency import Idempotency
+from app.api.keys_reload import KeysReloader
 from app.api.metrics import HOLD_EXPIRIES, MetricsMiddleware, script_timer
 from app.api.request_log import RequestLogMiddleware
 from app.domain.clock import Clock, StoreClock
@@ -95,7 +95,8 @@ def create_app(
     """The service. `fast_path=False` serves every request through FastAPI's own dependency
     solving (app/api/fast_path.py), for the differential test of the two paths."""
     settings = settings or Settings()
-    keyring = auth.load_keyring(settings.api_keys_file)  # a bad keys file stops the start
+    # A bad keys file stops the start; a good one is re-read on change and SIGHUP.
+    keys = KeysReloader(settings.api_keys_file) if settings.api_keys_file else None
     services = build_services(settings, clock)
 
     @asynccontextmanager
@@ -109,9 +110,13 @@ def create_app(
         services.config.start()
         if settings.reaper_enabled:
             services.reaper.start()
+        if keys is not None:
+            keys.start(app.state)
         try:
             yield
         finally:
+            if keys is not None:
+                await keys.stop()
             await services.events.stop()
             await services.events.source.aclose()
             await services.reaper.stop()
@@ -132,7 +137,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.services = services
-    app.state.keyring = keyring
+    app.state.keyring = keys.keyring if keys is not None else None
     problems.install(app)
     openapi_doc.install(app)
     openapi_examples.install(app)  # after openapi_doc: adds examples to its problem responses

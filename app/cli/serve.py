@@ -19,6 +19,7 @@ log = logging.getLogger("omnistock")
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.server import supervision
     from app.server.timeouts import ReadTimeoutProtocol
     from app.store.durable import configuration_error
     from app.store.embedded import EmbeddedStore, EmbeddedStoreError
@@ -75,7 +76,7 @@ def serve(args: argparse.Namespace) -> int:
         settings.workers,
     )
     try:
-        uvicorn.run(
+        config = uvicorn.Config(
             "app.server.supervision:create_worker_app",
             factory=True,
             http=ReadTimeoutProtocol,
@@ -87,6 +88,7 @@ def serve(args: argparse.Namespace) -> int:
             access_log=False,
             timeout_graceful_shutdown=10,
         )
+        supervision.run(config)
     finally:
         if store is not None:
             store.stop()

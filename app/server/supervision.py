@@ -9,6 +9,8 @@ the parent *thread* that forked, and a parent that died before the worker set it
 thread notices the parent gone (its multiprocessing sentinel closes, or getppid() changes).
 Either way the worker shuts down gracefully and, if that takes too long, exits regardless.
 
+SIGHUP to the serve process reaches every worker, which re-reads the API keys file (KeysSupervisor).
+
 The embedded store is a child of the serve process and sets the same signal for itself
 (app/store/embedded.py).
 """
@@ -24,7 +26,9 @@ import signal
 import threading
 from multiprocessing.process import BaseProcess
 
+import uvicorn
 from fastapi import FastAPI
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 log = logging.getLogger("omnistock.server")
 
@@ -65,3 +69,32 @@ def _watch_parent(parent: BaseProcess, parent_pid: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown
     threading.Event().wait(ORPHAN_GRACE_SECONDS)
     os._exit(1)
+
+
+def run(config: uvicorn.Config) -> None:
+    """uvicorn.run for our config: one worker in this process, or several under KeysSupervisor.
+    (uvicorn's own supervisor answers SIGHUP by replacing every worker; we want each worker to
+    re-read the keys file instead and keep its connections.)"""
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        if config.workers > 1:
+            KeysSupervisor(config, sockets=[config.bind_socket()]).run()
+            return
+        server.run()
+    if not server.started:
+        raise SystemExit(3)  # uvicorn's STARTUP_FAILURE
+
+
+class KeysSupervisor(Multiprocess):
+    """uvicorn's worker supervisor, with SIGHUP passed on to every worker (each reloads its
+    API keys, app/api/keys_reload.py) rather than a restart of them all."""
+
+    def handle_hup(self) -> None:
+        log.info("omnistock: SIGHUP: the workers re-read the API keys file")
+        for worker in self.processes:
+            # Only a worker done starting has its SIGHUP handler (the default would kill it);
+            # one still starting reads the file as it starts anyway.
+            pid = worker.pid
+            if pid is not None and worker.is_ready(timeout=1):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGHUP)
