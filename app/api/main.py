@@ -21,6 +21,7 @@ from app.api import (
     ops_routes,
     problems,
     stock_routes,
+    webhook_routes,
 )
 from app.api import fast_path as fast_paths
 from app.api.deadline import DeadlineMiddleware
@@ -40,6 +41,8 @@ from app.settings import Settings
 from app.store.connection import connect, multiplexer
 from app.store.durable import writer_for
 from app.store.scripts import Scripts
+from app.webhooks.deliverer import WebhookDeliverer
+from app.webhooks.registry import WebhookRegistry
 
 log = logging.getLogger("omnistock")
 
@@ -95,6 +98,8 @@ def create_app(
     settings = settings or Settings()
     keyring = auth.load_keyring(settings.api_keys_file)  # a bad keys file stops the start
     services = build_services(settings, clock)
+    webhooks = WebhookRegistry(services.redis, services.events.source.time_ms)
+    deliverer = WebhookDeliverer(webhooks, services.events.source, services.config, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,9 +112,13 @@ def create_app(
         services.config.start()
         if settings.reaper_enabled:
             services.reaper.start()
+        if settings.webhooks_enabled:
+            deliverer.start()
         try:
             yield
         finally:
+            if settings.webhooks_enabled:
+                await deliverer.stop()
             await services.events.stop()
             await services.events.source.aclose()
             await services.reaper.stop()
@@ -129,6 +138,8 @@ def create_app(
     )
     app.state.services = services
     app.state.keyring = keyring
+    app.state.webhooks = webhooks
+    app.state.deliverer = deliverer
     problems.install(app)
     openapi_doc.install(app)
     openapi_examples.install(app)  # after openapi_doc: adds examples to its problem responses
@@ -143,6 +154,7 @@ def create_app(
         hold_routes.router,
         config_routes.router,
         event_routes.router,
+        webhook_routes.router,
     ):
         app.include_router(router)
     board.install(app)

@@ -1,0 +1,22 @@
+"""Webhook tests run the service in process with the deliverer's waits in milliseconds."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.settings import Settings
+from tests.conftest import make_settings
+
+FAST = {
+    "webhook_retry_initial_seconds": 0.005,
+    "webhook_retry_max_seconds": 0.02,
+    "webhook_max_attempts": 6,
+    "webhook_timeout_seconds": 0.3,
+    "webhook_lease_seconds": 0.6,
+    "webhook_poll_seconds": 0.02,
+}
+
+
+@pytest.fixture
+def settings(store_url: str) -> Settings:
+    return make_settings(store_url, **FAST)
