@@ -8,8 +8,8 @@ from app.settings import Settings
 from tests.conftest import make_settings
 
 FAST = {
-    "webhook_retry_initial_seconds": 0.005,
-    "webhook_retry_max_seconds": 0.02,
+    "webhook_retry_initial_seconds": 0.001,
+    "webhook_retry_max_seconds": 0.004,
     "webhook_max_attempts": 6,
     "webhook_timeout_seconds": 0.3,
     "webhook_lease_seconds": 0.6,

@@ -35,6 +35,7 @@ class Receiver:
     answer: Answer = lambda n: 200
     requests: int = 0
     acked: list[Received] = field(default_factory=list)  # 2xx answered, in arrival order
+    first_ids: dict[str, None] = field(default_factory=dict)  # first acknowledgements
     url: str = ""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -54,15 +55,13 @@ class Receiver:
         if 200 <= status < 300:
             headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
             self.acked.append(Received(headers, body))
+            self.first_ids.setdefault(self.acked[-1].doc["id"], None)
         await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
     def ids(self) -> list[str]:
         """Acknowledged event ids, first acknowledgement of each, in arrival order."""
-        seen: dict[str, None] = {}
-        for r in self.acked:
-            seen.setdefault(r.doc["id"], None)
-        return list(seen)
+        return list(self.first_ids)
 
     def all_signed(self, secret: str) -> bool:
         return all(verify(secret, r.body, r.headers["omnistock-signature"]) for r in self.acked)
@@ -76,7 +75,9 @@ async def serve(receiver: Receiver) -> AsyncIterator[Receiver]:
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    for _ in range(1000):  # up to 10 s
+        if server.started:
+            break
         await asyncio.sleep(0.01)
     receiver.url = f"http://127.0.0.1:{port}/hook"
     try:
@@ -86,9 +87,18 @@ async def serve(receiver: Receiver) -> AsyncIterator[Receiver]:
         await task
 
 
-def fails_half(seed: int = 7) -> Answer:
+def fails_half(seed: int = 7, longest_streak: int = 3) -> Answer:
+    """500 for about half the requests, at random, but never more than `longest_streak` in a
+    row (fewer than the attempts before a subscription is disabled)."""
     rng = random.Random(seed)
-    return lambda n: 500 if rng.random() < 0.5 else 200
+    streak = 0
+
+    def answer(n: int) -> int:
+        nonlocal streak
+        streak = streak + 1 if streak < longest_streak and rng.random() < 0.5 else 0
+        return 500 if streak else 200
+
+    return answer
 
 
 def down_url() -> str:
