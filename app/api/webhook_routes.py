@@ -34,7 +34,7 @@ class CreatedSubscription(Subscription):
     secret: str
 
 
-@router.post("", status_code=201, response_model=CreatedSubscription, responses=_NOT_FOUND)
+@router.post("", status_code=201, response_model=CreatedSubscription)
 async def create_webhook(body: SubscriptionIn, registry: Registry) -> dict[str, Any]:
     """Subscribe a URL to the events after now. The answer holds the signing `secret` (given
     or generated); it is not shown again."""

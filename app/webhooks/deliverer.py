@@ -94,7 +94,10 @@ class WebhookDeliverer:
         pause = self._lease_ms / 3000
         while True:
             try:
-                if await self._registry.acquire(self.token, self._lease_ms):
+                # No subscription, no lease: a deployment without webhooks writes nothing.
+                if await self._registry.count() and await self._registry.acquire(
+                    self.token, self._lease_ms
+                ):
                     await self._lead()
             except Exception as exc:  # the store may be down: try again
                 log.warning("webhooks: deliverer pass failed: %s", exc)

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.domain.clock import iso
-from app.domain.errors import NotFound
+from app.domain.errors import WebhookNotFound
 from app.events.ids import EventId, predecessor
 from app.webhooks.model import Subscription, SubscriptionIn, SubscriptionPatch, new_secret
 
@@ -42,11 +42,6 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-class WebhookNotFound(NotFound):
-    code = "webhook_not_found"
-    title = "Webhook subscription not found"
 
 
 class Record:
@@ -115,6 +110,9 @@ class WebhookRegistry:
                 pipe.hgetall(keys.webhook(sub_id))
             replies = cast(list[dict[str, str]], await pipe.execute())
         return [Record(i, f) for i, f in zip(ids, replies, strict=True) if "secret" in f]
+
+    async def count(self) -> int:
+        return int(await self._redis.scard(keys.WEBHOOKS))
 
     async def update(self, sub_id: str, fields: dict[str, str]) -> Subscription:
         """Writes `fields` and bumps the epoch: the deliverer restarts the subscription."""
