@@ -72,6 +72,7 @@ class WebhookDeliverer:
         self._task: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
         self.leading = False
+        self._unlogged: dict[str, list[dict[str, Any]]] = {}  # acknowledged attempts by sub
 
     def start(self) -> None:
         self._http = httpx.AsyncClient(
@@ -132,6 +133,7 @@ class WebhookDeliverer:
     async def _run(self, record: Record) -> None:
         """Deliver one subscription from its cursor on; ends when it is disabled or changed
         (its fenced writes fail), or when this worker lost the lease."""
+        self._unlogged.pop(record.sub.id, None)
         try:
             await self._deliver_all(record)
         except Exception as exc:  # restarted from the stored cursor by the next pass
@@ -164,7 +166,12 @@ class WebhookDeliverer:
                 await asyncio.sleep(settings.webhook_poll_seconds)
 
     async def _save(self, record: Record, cursor: EventId) -> bool:
-        written = await self._registry.fenced_set(self.token, record, cursor=str(cursor))
+        """Store the cursor, with the acknowledged attempts since the last save (one call)."""
+        attempts = self._unlogged.pop(record.sub.id, [])
+        keep = self._settings.webhook_log_size
+        written = await self._registry.fenced_set(
+            self.token, record, attempts, keep, cursor=str(cursor)
+        )
         return written == 1
 
     async def _deliver(self, record: Record, delivery: Delivery) -> bool:
@@ -200,10 +207,13 @@ class WebhookDeliverer:
                 "latency_ms": round((time.monotonic() - started) * 1000, 1),
                 "error": error or None,
             }
-            await self._registry.log_attempt(sub.id, entry, settings.webhook_log_size)
             ATTEMPTS.labels("ok" if not error else "failed").inc()
+            unlogged = self._unlogged.setdefault(sub.id, [])
+            unlogged.append(entry)
             if not error:
-                return True
+                return True  # logged with the cursor
+            del self._unlogged[sub.id]
+            await self._registry.log_attempts(sub.id, unlogged, settings.webhook_log_size)
             if attempt < settings.webhook_max_attempts:
                 await asyncio.sleep(
                     backoff(
@@ -215,5 +225,7 @@ class WebhookDeliverer:
         tries = settings.webhook_max_attempts
         reason = f"{tries} failed attempts to deliver {delivery.id}: {error}"
         log.warning("webhooks: disabling %s: %s", sub.id, reason)
-        await self._registry.fenced_set(self.token, record, enabled="0", disabled_reason=reason)
+        await self._registry.fenced_set(
+            self.token, record, [], settings.webhook_log_size, enabled="0", disabled_reason=reason
+        )
         return False

@@ -24,12 +24,18 @@ from app.webhooks.model import Subscription, SubscriptionIn, SubscriptionPatch, 
 
 _LIST_FIELDS = ("event_types", "skus", "locations", "channels")
 
-# KEYS: lease, subscription. ARGV: token, epoch, field, value, ... -> 1 written, 0 not leader,
-# -1 the subscription changed (or is gone).
+# KEYS: lease, subscription, attempts log. ARGV: token, epoch, log size, n, n log entries,
+# then field, value, ... -> 1 written, 0 not the lease holder, -1 the subscription changed (or
+# is gone). The entries are the attempts since the last write, oldest first.
 _FENCED = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if redis.call('HGET', KEYS[2], 'epoch') ~= ARGV[2] then return -1 end
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+local n = tonumber(ARGV[4])
+if n > 0 then
+  redis.call('LPUSH', KEYS[3], unpack(ARGV, 5, 4 + n))
+  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[3]) - 1)
+end
+for i = 5 + n, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
 return 1
 """
 # KEYS: lease. ARGV: token, ms -> 1 renewed, 0 not the holder.
@@ -149,16 +155,22 @@ class WebhookRegistry:
 
     # -- the deliverer ------------------------------------------------------------------------
 
-    async def fenced_set(self, token: str, record: Record, **fields: str) -> int:
-        args: list[str] = [token, record.epoch]
+    async def fenced_set(
+        self, token: str, record: Record, attempts: list[dict[str, Any]], keep: int, **fields: str
+    ) -> int:
+        """Write `fields` and log `attempts` (oldest first), fenced: see `_FENCED`."""
+        args: list[str | bytes | int] = [token, record.epoch, keep, len(attempts)]
+        args += [orjson.dumps(a) for a in attempts]
         for name, value in fields.items():
             args += [name, value]
-        keys_ = [keys.WEBHOOK_LEASE, keys.webhook(record.sub.id)]
+        sub_id = record.sub.id
+        keys_ = [keys.WEBHOOK_LEASE, keys.webhook(sub_id), keys.webhook_log(sub_id)]
         return int(await self._fenced(keys=keys_, args=args))
 
-    async def log_attempt(self, sub_id: str, entry: dict[str, Any], keep: int) -> None:
+    async def log_attempts(self, sub_id: str, attempts: list[dict[str, Any]], keep: int) -> None:
+        """Log `attempts` (oldest first) unfenced: failures are worth seeing from anyone."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.lpush(keys.webhook_log(sub_id), orjson.dumps(entry))
+            pipe.lpush(keys.webhook_log(sub_id), *(orjson.dumps(a) for a in attempts))
             pipe.ltrim(keys.webhook_log(sub_id), 0, keep - 1)
             await pipe.execute()
 

@@ -68,6 +68,7 @@ async def test_a_worker_killed_mid_delivery_is_taken_over_without_loss_or_reorde
 async def test_only_one_of_several_workers_delivers(
     app: FastAPI, client: httpx.AsyncClient, store_url: str
 ) -> None:
+    await subscribe(client, "http://127.0.0.1:9/hook")  # no subscription, no lease
     workers = [second_worker(app, store_url) for _ in range(2)]
     for deliverer, _ in workers:
         deliverer.start()
