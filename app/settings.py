@@ -127,7 +127,10 @@ class Settings(BaseSettings):
         description="The deliverer's lease: if its worker dies, another takes over within this.",
     )
     webhook_poll_seconds: float = Field(
-        default=0.1, gt=0, description="How often an idle subscription looks for new events."
+        default=1.0,
+        gt=0,
+        description="How often an idle subscription reads the log even without a wake-up "
+        "from the process's event reader (which wakes it at once on new events).",
     )
     webhook_log_size: int = Field(
         default=100, ge=1, description="Delivery attempts kept per subscription."

@@ -99,7 +99,9 @@ def create_app(
     keyring = auth.load_keyring(settings.api_keys_file)  # a bad keys file stops the start
     services = build_services(settings, clock)
     webhooks = WebhookRegistry(services.redis, services.events.source.time_ms)
-    deliverer = WebhookDeliverer(webhooks, services.events.source, services.config, settings)
+    deliverer = WebhookDeliverer(
+        webhooks, services.events.source, services.config, settings, services.events
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

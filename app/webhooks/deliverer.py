@@ -18,6 +18,7 @@ with PATCH: delivery resumes at that event).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -31,6 +32,7 @@ from app.domain.clock import iso
 from app.domain.config import ConfigService
 from app.domain.tasks import cancel_and_wait
 from app.events.filters import EventFilter
+from app.events.hub import EventHub
 from app.events.ids import EventId, parse_event_id
 from app.events.log import Source, read_page
 from app.settings import Settings
@@ -62,8 +64,10 @@ class WebhookDeliverer:
         source: Source,
         config: ConfigService | None,
         settings: Settings,
+        hub: EventHub | None = None,
     ) -> None:
         self._registry = registry
+        self._hub = hub  # wakes idle subscriptions at once; without it they poll
         self._source = source
         self._config = config
         self._settings = settings
@@ -73,6 +77,7 @@ class WebhookDeliverer:
         self._http: httpx.AsyncClient | None = None
         self.leading = False
         self._unlogged: dict[str, list[dict[str, Any]]] = {}  # acknowledged attempts by sub
+        self._wakers: set[asyncio.Event] = set()  # one per idle-waiting subscription task
 
     def start(self) -> None:
         self._http = httpx.AsyncClient(
@@ -108,6 +113,7 @@ class WebhookDeliverer:
         log.info("webhooks: this worker delivers (lease %s)", self.token[:8])
         tasks: dict[str, tuple[str, asyncio.Task[None]]] = {}
         self.leading = True
+        watcher = asyncio.create_task(self._watch(), name="webhook-watch") if self._hub else None
         try:
             while await self._registry.renew(self.token, self._lease_ms):
                 wanted = {r.sub.id: r for r in await self._registry.all() if r.sub.enabled}
@@ -123,8 +129,26 @@ class WebhookDeliverer:
                 await asyncio.sleep(min(self._lease_ms / 3000, 1.0))
         finally:
             self.leading = False
+            await cancel_and_wait(watcher)
             for _, task in tasks.values():
                 await cancel_and_wait(task)
+
+    async def _watch(self) -> None:
+        """Wake the idle subscriptions whenever this process's event hub (the one blocking
+        reader of the streams) sees events: delivery then starts within milliseconds instead
+        of a poll interval. The hub's queue is only a signal here; pages come from the log."""
+        assert self._hub is not None
+        while True:
+            sub = await self._hub.subscribe(EventFilter())
+            try:
+                while not sub.overflowed and not sub.closed:
+                    await sub.queue.get()
+                    while not sub.queue.empty():
+                        sub.queue.get_nowait()
+                    for waker in self._wakers:
+                        waker.set()
+            finally:
+                self._hub.unsubscribe(sub)
 
     def _eligible(self, channel: str) -> frozenset[str]:
         found = self._config.channels.get(channel) if self._config else None
@@ -146,7 +170,24 @@ class WebhookDeliverer:
         flt = EventFilter(sku=only_sku)
         cursor: EventId = parse_event_id(sub.cursor, "cursor")
         retention_ms = settings.event_retention_seconds * 1000
+        waker = asyncio.Event()
+        self._wakers.add(waker)
+        try:
+            await self._follow(record, matcher, flt, cursor, retention_ms, waker)
+        finally:
+            self._wakers.discard(waker)
+
+    async def _follow(
+        self,
+        record: Record,
+        matcher: Matcher,
+        flt: EventFilter,
+        cursor: EventId,
+        retention_ms: int,
+        waker: asyncio.Event,
+    ) -> None:
         while True:
+            waker.clear()  # before the read: an event written during it wakes the wait below
             page = await read_page(self._source, cursor, PAGE, flt, retention_ms)
             saved = cursor
             for event in page.events:
@@ -163,7 +204,8 @@ class WebhookDeliverer:
                 return
             cursor = page.next
             if page.complete and len(page.events) < PAGE:
-                await asyncio.sleep(settings.webhook_poll_seconds)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waker.wait(), self._settings.webhook_poll_seconds)
 
     async def _save(self, record: Record, cursor: EventId) -> bool:
         """Store the cursor, with the acknowledged attempts since the last save (one call)."""
