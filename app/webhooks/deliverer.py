@@ -45,6 +45,8 @@ log = logging.getLogger("omnistock.webhooks")
 BACKOFF_FACTOR = 5
 PAGE = 200
 ATTEMPTS = Counter("omnistock_webhook_attempts_total", "Webhook delivery attempts", ["outcome"])
+for _outcome in ("ok", "failed"):
+    ATTEMPTS.labels(_outcome)  # both series from the start (0), for rate() and alerts
 DELAY = Histogram(
     "omnistock_webhook_delay_seconds",
     "From an event's store time to its delivery's acknowledgement",
