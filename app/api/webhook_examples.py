@@ -8,7 +8,7 @@ SUB_ID = "wh_5f0c3a9d2b7e4411"
 _BODY = {
     "url": "https://erp.example.com/omnistock",
     "event_types": ["stock.*", "availability.out_of_stock", "availability.back_in_stock"],
-    "channels": ["marketplace"],
+    "channels": ["web"],
 }
 SUBSCRIPTION = {
     "id": SUB_ID,
@@ -17,13 +17,14 @@ SUBSCRIPTION = {
     "event_types": _BODY["event_types"],
     "skus": None,
     "locations": None,
-    "channels": ["marketplace"],
+    "channels": ["web"],
     "enabled": True,
     "disabled_reason": None,
     "created_at": "2025-11-24T10:00:00.000Z",
     "cursor": "1763978399999-18446744073709551615-255",
 }
 _NF = ("webhook_not_found",)
+_FILTERS = ("location_not_found", "channel_not_found")
 
 WEBHOOK_OPERATIONS: dict[str, dict[str, Any]] = {
     "POST /v1/webhooks": {
@@ -31,6 +32,7 @@ WEBHOOK_OPERATIONS: dict[str, dict[str, Any]] = {
         "request": {
             "erp": {"summary": "An ERP told of stock changes and stock-outs", "value": _BODY}
         },
+        "errors": _FILTERS,
     },
     "GET /v1/webhooks": {"response": {"webhooks": [SUBSCRIPTION]}},
     "GET /v1/webhooks/{sub_id}": {"response": SUBSCRIPTION, "errors": _NF},
@@ -39,7 +41,7 @@ WEBHOOK_OPERATIONS: dict[str, dict[str, Any]] = {
         "request": {
             "enable": {"summary": "Re-enable after fixing the receiver", "value": {"enabled": True}}
         },
-        "errors": _NF,
+        "errors": (*_NF, *_FILTERS),
     },
     "DELETE /v1/webhooks/{sub_id}": {"response": None, "errors": _NF},
     "GET /v1/webhooks/{sub_id}/attempts": {

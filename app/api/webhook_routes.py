@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from app.api import auth
+from app.api.deps import ServicesDep
 from app.events.ids import parse_event_id
 from app.webhooks.model import Subscription, SubscriptionIn, SubscriptionPatch
 from app.webhooks.registry import WebhookRegistry
@@ -27,6 +28,16 @@ async def _registry(request: Request) -> WebhookRegistry:
 
 
 Registry = Annotated[WebhookRegistry, Depends(_registry)]
+
+
+async def _check_filters(services: ServicesDep, body: SubscriptionPatch) -> None:
+    """A filter naming an unknown location or channel is a 404, not a silent no-match."""
+    for location in body.locations or ():
+        await services.config.location(location)
+    for channel in body.channels or ():
+        await services.config.channel(channel)
+
+
 SubId = Annotated[str, Path(pattern=r"^wh_[0-9a-f]{16}$", description="Subscription id")]
 
 
@@ -35,9 +46,12 @@ class CreatedSubscription(Subscription):
 
 
 @router.post("", status_code=201, response_model=CreatedSubscription)
-async def create_webhook(body: SubscriptionIn, registry: Registry) -> dict[str, Any]:
+async def create_webhook(
+    body: SubscriptionIn, registry: Registry, services: ServicesDep
+) -> dict[str, Any]:
     """Subscribe a URL to the events after now. The answer holds the signing `secret` (given
     or generated); it is not shown again."""
+    await _check_filters(services, body)
     sub, secret = await registry.create(body)
     return {**sub.model_dump(), "secret": secret}
 

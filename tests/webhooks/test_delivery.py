@@ -167,6 +167,10 @@ async def test_admin_api_answers_problems_for_bad_input(client: httpx.AsyncClien
     assert r.status_code == 422
     r = await client.post("/v1/webhooks", json={"url": "http://x", "secret": "short"})
     assert r.status_code == 422
+    r = await client.post("/v1/webhooks", json={"url": "http://x", "channels": ["nope"]})
+    assert r.status_code == 404 and r.json()["code"] == "channel_not_found"
+    r = await client.post("/v1/webhooks", json={"url": "http://x", "locations": ["nope"]})
+    assert r.status_code == 404 and r.json()["code"] == "location_not_found"
     r = await client.get("/v1/webhooks/wh_0000000000000000")
     assert r.status_code == 404 and r.json()["code"] == "webhook_not_found"
     sub = await subscribe(client, "http://127.0.0.1:9/hook")
