@@ -240,8 +240,8 @@ class WebhookDeliverer:
                 response = await self._http.post(sub.url, content=body, headers=headers)
                 status = response.status_code
                 error = "" if 200 <= status < 300 else f"HTTP {status}"
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
+            except Exception as exc:  # any failure to deliver is a failed attempt
+                error = f"{type(exc).__name__}: {exc}"[:300]
             entry: dict[str, Any] = {
                 "event": delivery.id,
                 "type": delivery.type,

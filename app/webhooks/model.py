@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+import httpx
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from app.domain.models import Identifier, Request
 
@@ -23,7 +24,23 @@ OUT_OF_STOCK = "availability.out_of_stock"
 BACK_IN_STOCK = "availability.back_in_stock"
 _TYPE = r"^(\*|[a-z_]+(\.[a-z_]+)*(\.\*)?)$"
 EventType = Annotated[str, StringConstraints(pattern=_TYPE, max_length=64)]
-Url = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)]
+
+
+def _parsable(url: str) -> str:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"not a usable URL: {exc}") from None
+    if not parsed.host:
+        raise ValueError("the URL has no host")
+    return url
+
+
+Url = Annotated[
+    str,
+    StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048),
+    AfterValidator(_parsable),
+]
 Secret = Annotated[str, StringConstraints(min_length=16, max_length=256)]
 Filter = Annotated[list[Identifier], Field(min_length=1, max_length=1000)]
 

@@ -167,6 +167,9 @@ async def test_admin_api_answers_problems_for_bad_input(client: httpx.AsyncClien
     assert r.status_code == 422
     r = await client.post("/v1/webhooks", json={"url": "http://x", "secret": "short"})
     assert r.status_code == 422
+    for url in ("http://[::1", "http://x:abc/", "http:///path"):
+        r = await client.post("/v1/webhooks", json={"url": url})
+        assert r.status_code == 422 and r.json()["code"] == "invalid_request", url
     r = await client.post("/v1/webhooks", json={"url": "http://x", "channels": ["nope"]})
     assert r.status_code == 404 and r.json()["code"] == "channel_not_found"
     r = await client.post("/v1/webhooks", json={"url": "http://x", "locations": ["nope"]})
