@@ -133,3 +133,22 @@ CONFIG_VERSION = f"{CONFIG_TAG}:version"  # counter bumped on every config chang
 # string: 256 random bits (hex) keying the ids of holds made with an Idempotency-Key
 # (app/domain/hold_ids.py); created once with SET NX, the same for every process and host.
 HOLD_ID_SECRET = f"{CONFIG_TAG}:hold_id_secret"
+
+# Webhook subscriptions (app/webhooks/): all under one tag of their own, so the deliverer's
+# fenced writes (lease + subscription in one script) stay single-slot on a cluster.
+WEBHOOK_TAG = f"{PREFIX}:{{wh}}"
+WEBHOOKS = f"{WEBHOOK_TAG}:subs"  # set of subscription ids
+# string: the deliverer's lease, a random token per holder (SET NX PX, renewed by its holder)
+WEBHOOK_LEASE = f"{WEBHOOK_TAG}:lease"
+
+
+def webhook(sub_id: str) -> str:
+    """Hash: one subscription's settings (url, secret, filters as JSON), `enabled`, `epoch`
+    (bumped by every admin write, fencing the deliverer's writes) and `cursor` (the last
+    event id acknowledged by the receiver)."""
+    return f"{WEBHOOK_TAG}:sub:{sub_id}"
+
+
+def webhook_log(sub_id: str) -> str:
+    """List: the subscription's recent delivery attempts, newest first (JSON each)."""
+    return f"{WEBHOOK_TAG}:log:{sub_id}"

@@ -271,6 +271,43 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin like https://shop.example.com")
         return origins
 
+    # Webhooks (app/webhooks/). One worker of all processes delivers (a lease in the store).
+    webhooks_enabled: bool = Field(
+        default=True, description="Run the webhook deliverer in this process's workers."
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="A receiver must answer a delivery within this."
+    )
+    webhook_max_attempts: int = Field(
+        default=8,
+        ge=1,
+        description="Attempts per delivery; a subscription is disabled after this many "
+        "consecutive failures of one delivery.",
+    )
+    webhook_retry_initial_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Wait after the first failed attempt; each later wait is 5 times the "
+        "previous (2 s, 10 s, 50 s, ... about 4 h over 8 attempts by default).",
+    )
+    webhook_retry_max_seconds: float = Field(
+        default=7200.0, gt=0, description="The longest wait between two attempts."
+    )
+    webhook_lease_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="The deliverer's lease: if its worker dies, another takes over within this.",
+    )
+    webhook_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often an idle subscription reads the log even without a wake-up "
+        "from the process's event reader (which wakes it at once on new events).",
+    )
+    webhook_log_size: int = Field(
+        default=100, ge=1, description="Delivery attempts kept per subscription."
+    )
+
 
 class SettingsError(ValueError):
     """A setting with a bad value; the message names it, in one line."""

@@ -163,6 +163,9 @@ def make_settings(store_url: str, **overrides: Any) -> Settings:
         "redis_url": store_url,
         "redis_cluster": is_cluster_url(store_url),
         "reaper_enabled": False,
+        # Background deliverers only where a test is about them (tests/webhooks): a task
+        # cancelled mid-call at an in-process app's teardown leaves a connection to the GC.
+        "webhooks_enabled": False,
         "redis_timeout_seconds": 5.0,
         "request_deadline_seconds": 10.0,
     }

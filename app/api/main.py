@@ -22,6 +22,7 @@ from app.api import (
     ops_routes,
     problems,
     stock_routes,
+    webhook_routes,
 )
 from app.api import fast_path as fast_paths
 from app.api.deadline import DeadlineMiddleware
@@ -42,6 +43,8 @@ from app.settings import Settings
 from app.store.connection import connect, multiplexer
 from app.store.durable import writer_for
 from app.store.scripts import Scripts
+from app.webhooks.deliverer import WebhookDeliverer
+from app.webhooks.registry import WebhookRegistry
 
 log = logging.getLogger("omnistock")
 
@@ -98,6 +101,10 @@ def create_app(
     # A bad keys file stops the start; a good one is re-read on change and SIGHUP.
     keys = KeysReloader(settings.api_keys_file) if settings.api_keys_file else None
     services = build_services(settings, clock)
+    webhooks = WebhookRegistry(services.redis, services.events.source.time_ms)
+    deliverer = WebhookDeliverer(
+        webhooks, services.events.source, services.config, settings, services.events
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -112,9 +119,13 @@ def create_app(
             services.reaper.start()
         if keys is not None:
             keys.start(app.state)
+        if settings.webhooks_enabled:
+            deliverer.start()
         try:
             yield
         finally:
+            if settings.webhooks_enabled:
+                await deliverer.stop()
             if keys is not None:
                 await keys.stop()
             await services.events.stop()
@@ -138,6 +149,8 @@ def create_app(
     )
     app.state.services = services
     app.state.keyring = keys.keyring if keys is not None else None
+    app.state.webhooks = webhooks
+    app.state.deliverer = deliverer
     problems.install(app)
     openapi_doc.install(app)
     openapi_examples.install(app)  # after openapi_doc: adds examples to its problem responses
@@ -155,6 +168,7 @@ def create_app(
         hold_routes.router,
         config_routes.router,
         event_routes.router,
+        webhook_routes.router,
     ):
         app.include_router(router)
     board.install(app)

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from app.api.openapi_doc import PROBLEM_SCHEMA
 from app.api.problems import PROBLEM_JSON
+from app.api.webhook_examples import WEBHOOK_OPERATIONS
 from app.domain.errors import PROBLEM_CODES
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -360,6 +361,8 @@ OPERATIONS: dict[str, Doc] = {
     ),
     "GET /v1/events": Doc(SSE_EXAMPLE, errors=("channel_not_found", "location_not_found")),
 }
+
+OPERATIONS.update({route: Doc(**fields) for route, fields in WEBHOOK_OPERATIONS.items()})
 
 
 def codes_for(method: str, path: str, op: dict[str, Any], doc: Doc) -> list[str]:

@@ -43,6 +43,11 @@ class ChannelNotFound(NotFound):
     title = "Channel not found"
 
 
+class WebhookNotFound(NotFound):
+    code = "webhook_not_found"
+    title = "Webhook subscription not found"
+
+
 class InsufficientStock(DomainError):
     status = 409
     code = "insufficient_stock"
@@ -102,6 +107,7 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
         HoldNotFound,
         LocationNotFound,
         ChannelNotFound,
+        WebhookNotFound,
         InsufficientStock,
         InvalidTransition,
         IdempotencyKeyReused,

@@ -29,6 +29,10 @@ EXPECTED = {
     # Cluster only: a primary's clock found behind an instant already delivered up to (the
     # event order's assumption broken, app/events/source.py); an alert, not a panel.
     "omnistock_event_clock_behind": "counter",
+    # Webhooks (app/webhooks/deliverer.py): attempts by outcome (ok, failed), and the delay
+    # from an event's store time to its acknowledgement.
+    "omnistock_webhook_attempts": "counter",
+    "omnistock_webhook_delay_seconds": "histogram",
 }
 # Units that are not base units: Prometheus wants seconds and bytes, not ms or KiB.
 NON_BASE_UNITS = re.compile(r"_(ms|millis|milliseconds|microseconds|us|minutes|hours|kb|mb)(_|$)")
