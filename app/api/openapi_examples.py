@@ -414,7 +414,10 @@ def _document_operation(method: str, path: str, op: dict[str, Any], doc: Doc) ->
     if media == "text/event-stream":
         content.pop("application/json", None)
         content[media] = {"schema": {"type": "string"}}
-    content.setdefault(media, {})["examples"] = {"default": {"value": doc.response}}
+    if success == "204":  # no content: nothing to show
+        responses[success].pop("content", None)
+    else:
+        content.setdefault(media, {})["examples"] = {"default": {"value": doc.response}}
     schema = content.get("application/json", {}).get("schema")
     for status, (description, example) in doc.other.items():
         # Another status of the same shape as the success (503 of /readyz).

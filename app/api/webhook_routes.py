@@ -11,7 +11,12 @@ from fastapi.responses import Response
 from app.api import auth
 from app.api.deps import ServicesDep
 from app.events.ids import parse_event_id
-from app.webhooks.model import Subscription, SubscriptionIn, SubscriptionPatch
+from app.webhooks.model import (
+    AttemptPage,
+    Subscription,
+    SubscriptionIn,
+    SubscriptionPatch,
+)
 from app.webhooks.registry import WebhookRegistry
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], dependencies=[auth.ADMIN])
@@ -73,13 +78,13 @@ async def patch_webhook(sub_id: SubId, body: SubscriptionPatch, registry: Regist
     return await registry.patch(sub_id, body)
 
 
-@router.delete("/{sub_id}", status_code=204, responses=_NOT_FOUND)
+@router.delete("/{sub_id}", status_code=204, response_class=Response, responses=_NOT_FOUND)
 async def delete_webhook(sub_id: SubId, registry: Registry) -> Response:
     await registry.delete(sub_id)
     return Response(status_code=204)
 
 
-@router.get("/{sub_id}/attempts", responses=_NOT_FOUND)
+@router.get("/{sub_id}/attempts", response_model=AttemptPage, responses=_NOT_FOUND)
 async def webhook_attempts(
     sub_id: SubId,
     registry: Registry,

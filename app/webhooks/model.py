@@ -79,6 +79,22 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_hex(24)
 
 
+class Attempt(BaseModel):
+    """One delivery attempt in a subscription's log."""
+
+    event: str
+    type: str
+    attempt: int
+    at: str
+    status: int | None = None  # the receiver's HTTP status; None when it never answered
+    latency_ms: float
+    error: str | None = None
+
+
+class AttemptPage(BaseModel):
+    attempts: list[Attempt]
+
+
 @dataclass(frozen=True)
 class Delivery:
     id: str  # the event id, or `<event id>/<channel>` for a derived availability event
