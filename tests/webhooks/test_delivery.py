@@ -29,7 +29,14 @@ async def subscribe(client: httpx.AsyncClient, url: str, **fields: Any) -> dict[
 
 async def changes(client: httpx.AsyncClient, sku: str, counts: list[int]) -> None:
     for n in counts:
-        r = await client.put(f"/v1/stock/{sku}/dc", json={"on_hand": n})
+        # A loaded machine may answer 503 (store timeout): retry with the same key, which
+        # applies the change exactly once, so the stream holds one event per change.
+        key = {"Idempotency-Key": f"{sku}-{n}"}
+        for _ in range(5):
+            r = await client.put(f"/v1/stock/{sku}/dc", json={"on_hand": n}, headers=key)
+            if r.status_code != 503:
+                break
+            await asyncio.sleep(0.2)
         assert r.status_code == 200, r.text
 
 
