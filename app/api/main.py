@@ -33,6 +33,7 @@ from app.api.metrics import HOLD_EXPIRIES, MetricsMiddleware, script_timer
 from app.api.request_log import RequestLogMiddleware
 from app.domain.clock import Clock, StoreClock
 from app.domain.config import ConfigService
+from app.domain.hold_list import HoldLister
 from app.domain.holds import HoldService
 from app.domain.reaper import Reaper
 from app.domain.stock import StockService
@@ -78,6 +79,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         config=config,
         stock=stock,
         holds=holds,
+        hold_list=HoldLister(redis, scripts, holds, clock),
         stock_events=StockEventService(scripts, config, stock, settings, clock),
         reaper=reaper,
         idempotency=Idempotency(scripts, settings, clock),

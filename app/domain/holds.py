@@ -40,7 +40,9 @@ from app.domain.errors import (
     InsufficientStock,
     InvalidRequest,
     InvalidTransition,
+    LineQuantityExceeded,
     StoreUnavailable,
+    UnknownHoldLine,
 )
 from app.domain.hold_ids import HoldIdSecret, home_partition, keyed_hold_id, random_hold_id
 from app.domain.hold_parts import (
@@ -51,7 +53,14 @@ from app.domain.hold_parts import (
     unsettled,
 )
 from app.domain.idempotency import Claim, checked, idem_for, take
-from app.domain.models import Channel, HoldIn, HoldLineIn
+from app.domain.models import (
+    METADATA_MAX_KEYS,
+    Channel,
+    HoldIn,
+    HoldLineIn,
+    LineChangeIn,
+    LineOp,
+)
 from app.domain.stock import StockService
 from app.settings import Settings
 from app.store import calls
@@ -131,6 +140,7 @@ class HoldService:
             ttl_ms=ttl * 1000,  # the script sets created_at and expires_at by the store's clock
             parts=",".join(str(p) for p in parts),
             owner=owner,
+            metadata=_metadata_arg(body.metadata),
         )
         if len(parts) == 1:
             reply = await self._reserve(
@@ -139,7 +149,7 @@ class HoldService:
             if reply.kind == Reply.INSUFFICIENT:
                 raise InsufficientStock("not enough stock for every line", lines=reply.data)
             if reply.kind == Reply.OK:  # render what the script wrote: no second round trip
-                return self._render(hold_id, [header.record(*reply.data)])
+                return self.render(hold_id, [header.record(*reply.data)])
         else:
             # Claimed before any part runs, so a concurrent duplicate reserves nothing anywhere.
             await take(self._scripts, claim, keys.tag(home), self._clock.offset_ms())
@@ -202,6 +212,7 @@ class HoldService:
             candidates=candidates,
             channels=self._config.channels_arg(touched),
             owner=header.owner,
+            metadata=header.metadata if p == int(header.parts.split(",")[0]) else "",
             pending_grace_ms=self._settings.pending_grace_seconds * 1000,  # pending lines count
             offset_ms=self._clock.offset_ms(),
             idem=idem_for(claim, keys.tag(p)),
@@ -398,9 +409,9 @@ class HoldService:
         return dict(zip(flat[::2], flat[1::2], strict=True))
 
     async def get(self, hold_id: str, viewer: str | None) -> dict[str, Any]:
-        return self._render(hold_id, await self._records(hold_id, viewer))
+        return self.render(hold_id, await self._records(hold_id, viewer))
 
-    def _render(self, hold_id: str, records: list[dict[str, str]]) -> dict[str, Any]:
+    def render(self, hold_id: str, records: list[dict[str, str]]) -> dict[str, Any]:
         """The hold as its parts are: the home part's status (by the store's clock: a lapsed
         part is expired, whatever the reaper has marked yet), and the lines of the parts in
         that status. After settling the parts agree; a part that could not follow (gone, or
@@ -410,7 +421,7 @@ class HoldService:
         lines: list[dict[str, Any]] = []
         for record in records:
             if record and effective_status(record) == status:
-                lines += orjson.loads(record["lines"])
+                lines += line_views(record, status)
         return {
             "id": hold_id,
             "status": status,
@@ -419,7 +430,100 @@ class HoldService:
             "created_at": iso(int(home["created_at"])),
             "expires_at": iso(int(home["expires_at"])),
             "lines": lines,
+            "metadata": orjson.loads(home.get("metadata") or "{}"),
         }
+
+    # -- metadata ------------------------------------------------------------------------
+
+    async def update_metadata(
+        self, hold_id: str, viewer: str | None, updates: dict[str, str], claim: Claim | None
+    ) -> dict[str, Any]:
+        """Set each key of `updates`, remove those given as "" (hold_metadata.lua, on the home
+        record: the hold's header). At most METADATA_MAX_KEYS keys after the update."""
+        home = home_partition(hold_id)
+        if claim is not None and home is not None:
+            claim.lives_in(keys.tag(home))
+        await self._records(hold_id, viewer)  # ownership (it never changes) and existence
+        assert home is not None
+        call = calls.hold_metadata(
+            home,
+            hold_id,
+            orjson.dumps(updates),
+            METADATA_MAX_KEYS,
+            self._clock.offset_ms(),
+            idem_for(claim, keys.tag(home)),
+        )
+        reply = checked(claim, await self._scripts.run(call))
+        if reply[0] == Reply.NOT_FOUND:
+            raise HoldNotFound(f"no hold {hold_id!r}")
+        if reply[0] == Reply.TOO_MANY:
+            raise InvalidRequest(
+                f"a hold has at most {METADATA_MAX_KEYS} metadata keys; "
+                f"this update would leave {reply[1]}",
+                errors=[{"loc": ["body", "metadata"], "msg": "too many keys"}],
+            )
+        return await self.get(hold_id, viewer)
+
+    # -- partial release and fulfil ------------------------------------------------------
+
+    async def change_lines(
+        self,
+        hold_id: str,
+        viewer: str | None,
+        op: LineOp,
+        lines: list[LineChangeIn],
+        claim: Claim | None,
+    ) -> dict[str, Any]:
+        """Release or fulfil these units of these lines, all or none, in one script call
+        (hold_lines.lua) per part. A one-partition hold (one sku, or skus sharing a partition)
+        is one atomic step, which also closes the hold when no unit is left open. A hold in
+        parts is checked whole first, then changed part by part (each part atomically, the
+        home part first: it takes the Idempotency-Key claim, the others are guarded by
+        operation markers); once no part has an open unit the whole hold is released or
+        fulfilled, home part first (docs/architecture.md, "Partial release and fulfil")."""
+        seen: set[tuple[str, str]] = set()
+        for i, line in enumerate(lines):
+            if (line.sku, line.location) in seen:
+                raise InvalidRequest(
+                    f"line {line.sku}@{line.location} is given twice",
+                    errors=[{"loc": ["body", "lines", i], "msg": "duplicate line"}],
+                )
+            seen.add((line.sku, line.location))
+        home = home_partition(hold_id)
+        if claim is not None and home is not None:
+            claim.lives_in(keys.tag(home))
+        records = await self._records(hold_id, viewer)
+        partitions = [int(p) for p in records[0]["parts"].split(",")]
+        by_part: dict[int, list[dict[str, Any]]] = {p: [] for p in partitions}
+        for line in lines:
+            p = keys.partition_of(line.sku)
+            if p not in by_part:
+                raise UnknownHoldLine(
+                    f"the hold has no line {line.sku}@{line.location}", line=line.model_dump()
+                )
+            by_part[p].append(line.model_dump())
+        if len(partitions) > 1:
+            _check_lines(records, partitions, by_part)  # all or none, before any part moves
+        op_digest = claim.digest if claim and len(partitions) > 1 else None
+        for p, record in zip(partitions, records, strict=True):
+            if p != partitions[0] and not by_part[p]:
+                continue
+            reply = await self.transition_part(
+                hold_id,
+                p,
+                Transition.LINES,
+                op_digest,
+                lines_op=(op, orjson.dumps(by_part[p])),
+                record=record,
+                claim=claim if p == partitions[0] else None,
+            )
+            _raise_for(hold_id, op, Reply(checked(claim, reply)[0]), reply)
+        if len(partitions) > 1:
+            after = await self._read_parts(hold_id, partitions)
+            if all(r and r.get("lines") == "[]" for r in after):
+                close = Transition.FULFIL if op == "fulfil" else Transition.RELEASE
+                return await self._transition(hold_id, viewer, close, None)
+        return await self.get(hold_id, viewer)
 
     # -- transitions ---------------------------------------------------------------------
 
@@ -508,6 +612,7 @@ class HoldService:
         *,
         ttl_ms: int | None = None,
         tombstone: bytes | None = None,
+        lines_op: tuple[str, bytes] | None = None,
         record: dict[str, str] | None = None,
         claim: Claim | None = None,
     ) -> list[Any]:
@@ -534,6 +639,7 @@ class HoldService:
             offset_ms=self._clock.offset_ms(),
             ttl_ms=ttl_ms,
             tombstone=tombstone,
+            lines_op=lines_op,
             idem=idem_for(claim, keys.tag(p)),
         )
         result: list[Any] = await self._scripts.run(call)
@@ -564,6 +670,7 @@ class _Header:
     ttl_ms: int
     parts: str
     owner: str
+    metadata: bytes | str = ""
 
     def record(self, lines_json: str, created_at: int, expires_at: int) -> dict[str, str]:
         """The hold record as hold_reserve.lua writes it for an active hold."""
@@ -577,4 +684,109 @@ class _Header:
             "lines": lines_json,
             "parts": self.parts,
             "owner": self.owner,
+            **({"metadata": _text(self.metadata)} if self.metadata else {}),
         }
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _metadata_arg(metadata: dict[str, str] | None) -> bytes | str:
+    """hold_reserve.lua's metadata ARGV: the given keys (a key given "" is no key), "" for
+    none (the script then writes nothing more)."""
+    kept = {k: v for k, v in (metadata or {}).items() if v != ""}
+    return orjson.dumps(kept) if kept else ""
+
+
+def _check_lines(
+    records: list[dict[str, str]], partitions: list[int], by_part: dict[int, list[dict[str, Any]]]
+) -> None:
+    """Every requested line is an open line of its part with the units asked (what
+    hold_lines.lua checks per part), checked on every part before any changes."""
+    for p, record in zip(partitions, records, strict=True):
+        if not record:
+            continue
+        open_units = {
+            (x["sku"], x["location"]): x["quantity"] for x in orjson.loads(record["lines"])
+        }
+        known = set(open_units) | {
+            (x["sku"], x["location"]) for x in orjson.loads(record.get("closed") or "[]")
+        }
+        for want in by_part[p]:
+            key = (want["sku"], want["location"])
+            if key not in known:
+                raise UnknownHoldLine(f"the hold has no line {key[0]}@{key[1]}", line=want)
+            if want["quantity"] > open_units.get(key, 0):
+                raise LineQuantityExceeded(
+                    f"line {key[0]}@{key[1]} has {open_units.get(key, 0)} open units",
+                    line=want,
+                    open=open_units.get(key, 0),
+                )
+
+
+def _raise_for(hold_id: str, op: str, kind: Reply, reply: list[Any]) -> None:
+    """hold_lines.lua's refusals as domain errors (nothing changed)."""
+    if kind in (Reply.OK, Reply.REPLAYED):
+        return
+    if kind == Reply.NOT_FOUND:
+        raise HoldNotFound(f"no hold {hold_id!r}")
+    if kind == Reply.EXPIRED:
+        raise InvalidTransition(
+            f"hold {hold_id} has expired", hold_status="expired", hold_id=hold_id
+        )
+    if kind == Reply.INVALID:
+        raise InvalidTransition(
+            f"hold {hold_id} is {reply[1]}; cannot {op} its lines",
+            hold_status=reply[1],
+            hold_id=hold_id,
+        )
+    if kind == Reply.UNKNOWN_LINE:
+        raise UnknownHoldLine(
+            f"the hold has no line {_line_name(reply[1])}", line=orjson.loads(reply[1])
+        )
+    if kind == Reply.OVER_QUANTITY:
+        raise LineQuantityExceeded(
+            f"line {_line_name(reply[1])} has {reply[2]} open units",
+            line=orjson.loads(reply[1]),
+            open=int(reply[2]),
+        )
+    raise AssertionError(f"hold {hold_id}: hold_lines gave {reply}")
+
+
+def _line_name(line_json: str) -> str:
+    line = orjson.loads(line_json)
+    return f"{line.get('sku')}@{line.get('location')}"
+
+
+def line_views(record: dict[str, str], status: str) -> list[dict[str, Any]]:
+    """A part's lines as clients see them: per (sku, location), the units reserved, released
+    and fulfilled. The record's `lines` are its open units (released or fulfilled with the
+    hold when it is in that status) and `closed` what partial operations closed
+    (hold_lines.lua)."""
+    views: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def view(sku: str, location: str) -> dict[str, Any]:
+        key = (sku, location)
+        if key not in views:
+            views[key] = {
+                "sku": sku,
+                "location": location,
+                "quantity": 0,
+                "released": 0,
+                "fulfilled": 0,
+            }
+        return views[key]
+
+    for line in orjson.loads(record["lines"]):
+        v = view(line["sku"], line["location"])
+        v["quantity"] += line["quantity"]
+        if status in (HoldStatus.RELEASED, HoldStatus.FULFILLED):
+            v[status] += line["quantity"]
+    for c in orjson.loads(record.get("closed") or "[]"):
+        v = view(c["sku"], c["location"])
+        v["quantity"] += c["quantity"]
+        v[c["as"]] += c["quantity"]
+    # `released` and `fulfilled` only where non-zero: a line never touched keeps the
+    # contract's {sku, location, quantity}.
+    return [{k: n for k, n in v.items() if n or k == "quantity"} for v in views.values()]
