@@ -502,8 +502,10 @@ class HoldService:
                     f"the hold has no line {line.sku}@{line.location}", line=line.model_dump()
                 )
             by_part[p].append(line.model_dump())
-        if len(partitions) > 1:
-            _check_lines(records, partitions, by_part)  # all or none, before any part moves
+        if len(partitions) > 1 and effective_status(records[0]) in _LINES_FROM[op]:
+            # All or none, before any part moves (a hold in another status: its home part's
+            # script answers why, as for a one-partition hold).
+            _check_lines(records, partitions, by_part)
         op_digest = claim.digest if claim and len(partitions) > 1 else None
         for p, record in zip(partitions, records, strict=True):
             if p != partitions[0] and not by_part[p]:
@@ -697,6 +699,13 @@ def _metadata_arg(metadata: dict[str, str] | None) -> bytes | str:
     none (the script then writes nothing more)."""
     kept = {k: v for k, v in (metadata or {}).items() if v != ""}
     return orjson.dumps(kept) if kept else ""
+
+
+# The statuses partial changes start from (hold_lines.lua checks the same, per part).
+_LINES_FROM = {
+    "release": (HoldStatus.ACTIVE, HoldStatus.COMMITTED),
+    "fulfil": (HoldStatus.COMMITTED,),
+}
 
 
 def _check_lines(
