@@ -12,12 +12,12 @@ from tests.api.helpers import act, assert_problem, hold, skus_in_distinct_partit
 from tests.conftest import seed
 
 
-async def listed(client: httpx.AsyncClient, **params: object) -> list[str]:
+async def listed(client: httpx.AsyncClient, **params: str | int) -> list[str]:
     """The ids of every hold the query lists, following `next` to the end."""
     ids: list[str] = []
     after = None
     while True:
-        query = {**params, **({"after": after} if after else {})}
+        query: dict[str, str | int] = {**params, **({"after": after} if after else {})}
         r = await client.get("/v1/holds", params=query)
         assert r.status_code == 200, r.text
         ids += [h["id"] for h in r.json()["data"]]

@@ -22,7 +22,7 @@ def some(sku: str, quantity: int, location: str = "dc") -> dict[str, Any]:
 async def events_of(redis: Redis, sku: str, hold_id: str) -> list[str]:
     """The types of the sku partition's events caused by the hold, oldest first."""
     entries = await redis.xrange(keys.events(keys.partition_of(sku)))
-    return [e["type"] for _, e in entries if e.get("hold") == hold_id and e.get("sku") == sku]
+    return [str(e["type"]) for _, e in entries if e.get("hold") == hold_id and e.get("sku") == sku]
 
 
 async def test_partial_release_returns_those_units_and_the_hold_stays_active(
@@ -96,7 +96,13 @@ async def test_malformed_line_bodies_are_422(client: httpx.AsyncClient) -> None:
     await seed(client, {("sku-1", "dc"): 10})
     h = await hold(client, [{"sku": "sku-1", "quantity": 2}])
     twice = {"lines": some("sku-1", 1)["lines"] * 2}
-    for body in ({"lines": []}, some("sku-1", 0), twice, {"lines": [{"sku": "sku-1"}]}):
+    bodies: list[dict[str, Any]] = [
+        {"lines": []},
+        some("sku-1", 0),
+        twice,
+        {"lines": [{"sku": "sku-1"}]},
+    ]
+    for body in bodies:
         assert_problem(await act(client, h["id"], "release", json=body), 422, "invalid_request")
 
 
