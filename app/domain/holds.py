@@ -504,8 +504,17 @@ class HoldService:
             by_part[p].append(line.model_dump())
         if len(partitions) > 1 and effective_status(records[0]) in _LINES_FROM[op]:
             # All or none, before any part moves (a hold in another status: its home part's
-            # script answers why, as for a one-partition hold).
-            _check_lines(records, partitions, by_part)
+            # script answers why, as for a one-partition hold). A retried keyed request skips
+            # the parts its first attempt changed (their markers make them replay).
+            done = set()
+            if claim is not None:
+                marked = [keys.op_marker(p, claim.digest) for p in partitions]
+                done = {
+                    p
+                    for p, key in zip(partitions, marked, strict=True)
+                    if await self._redis.exists(key)
+                }
+            _check_lines(records, [p if p not in done else -1 for p in partitions], by_part)
         op_digest = claim.digest if claim and len(partitions) > 1 else None
         for p, record in zip(partitions, records, strict=True):
             if p != partitions[0] and not by_part[p]:
@@ -714,7 +723,7 @@ def _check_lines(
     """Every requested line is an open line of its part with the units asked (what
     hold_lines.lua checks per part), checked on every part before any changes."""
     for p, record in zip(partitions, records, strict=True):
-        if not record:
+        if not record or p < 0:  # gone, or changed by this request's first attempt
             continue
         open_units = {
             (x["sku"], x["location"]): x["quantity"] for x in orjson.loads(record["lines"])

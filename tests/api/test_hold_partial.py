@@ -4,12 +4,17 @@ per changed position; the hold stays open until no unit is left."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import httpx
+import orjson
+from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from app import keys
+from app.domain.hold_ids import home_partition
+from app.store.calls import Transition
 from app.domain.clock import ManualClock
 from tests.api.helpers import act, assert_problem, hold, position, skus_in_distinct_partitions
 from tests.conftest import seed
@@ -158,3 +163,28 @@ async def test_a_request_over_several_parts_changes_none_if_one_line_is_short(
     body = {"lines": [some(x, 1)["lines"][0], some(y, 2)["lines"][0]]}
     assert_problem(await act(client, h["id"], "release", json=body), 409, "line_quantity_exceeded")
     assert (await client.get(f"/v1/holds/{h['id']}")).json() == h
+
+
+async def test_a_keyed_retry_finishes_a_multi_partition_change_its_first_attempt_left_half_done(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    x, y = skus_in_distinct_partitions(2)
+    await seed(client, {(x, "dc"): 10, (y, "dc"): 10})
+    h = await hold(client, [{"sku": x, "quantity": 2}, {"sku": y, "quantity": 2}])
+    body = {"lines": [some(x, 2)["lines"][0], some(y, 2)["lines"][0]]}
+    key = "half-done"
+    # The first attempt changed the home part, then its service stopped.
+    home = home_partition(h["id"])
+    assert home is not None
+    digest = hashlib.sha256(f"\0{key}".encode()).hexdigest()  # the anonymous caller's
+    home_lines = [line for line in body["lines"] if keys.partition_of(line["sku"]) == home]
+    holds = app.state.services.holds
+    reply = await holds.transition_part(
+        h["id"], home, Transition.LINES, digest, lines_op=("release", orjson.dumps(home_lines))
+    )
+    assert reply[0] == "ok"
+    r = await act(client, h["id"], "release", json=body, headers={"Idempotency-Key": key})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "released"  # every unit went: the hold is closed
+    assert [line.get("released") for line in r.json()["lines"]] == [2, 2]
+    assert [(await position(client, s, "dc"))["held"] for s in (x, y)] == [0, 0]
