@@ -73,7 +73,7 @@ async def list_holds(
         limit=limit,
         after=after,
     )
-    return JSONResponse(await services.hold_list.list(query))
+    return JSONResponse(await services.hold_list.page(query))
 
 
 @router.post(

@@ -85,10 +85,23 @@ class HoldLister:
         self._holds = holds
         self._clock = clock
 
-    async def list(self, q: HoldQuery) -> dict[str, Any]:
+    async def page(self, q: HoldQuery) -> dict[str, Any]:
         lo, hi = self._range(q)
         partitions = [keys.partition_of(q.sku)] if q.sku else list(range(keys.PARTITIONS))
-        scans = await asyncio.gather(*(self._scan(p, lo, hi, q) for p in partitions))
+        # Every partition's first members in one pipeline (on a cluster, one per node): most
+        # partitions hold none of a caller's holds, and this costs them one command each.
+        batch = min(q.limit + 1, SCAN_BUDGET)
+        pipe = self._redis.pipeline(transaction=False)
+        for p in partitions:
+            pipe.zrangebylex(keys.holds_index(p), lo, hi, start=0, num=batch)
+        firsts = await pipe.execute()
+        scans = await asyncio.gather(
+            *(
+                self._scan(p, first, hi, q, batch)
+                for p, first in zip(partitions, firsts, strict=True)
+                if first
+            )
+        )
         found = sorted((pair for scan in scans for pair in scan.found), key=lambda x: x[0])
         frontiers = [s.frontier for s in scans if s.frontier is not None]
         cut = min(frontiers) if frontiers else None
@@ -119,17 +132,13 @@ class HoldLister:
         # "!" sorts right after the space that ends the owner.
         return (f"({after}" if after else f"[{q.viewer} "), f"({q.viewer}!"
 
-    async def _scan(self, p: int, lo: str, hi: str, q: HoldQuery) -> _Scan:
+    async def _scan(self, p: int, members: list[str], hi: str, q: HoldQuery, batch: int) -> _Scan:
         """Up to limit + 1 matches in partition `p` (one more than a page: then there is more),
-        reading at most SCAN_BUDGET members."""
+        reading at most SCAN_BUDGET members; `members` are its first `batch`."""
         found: list[tuple[str, dict[str, str]]] = []
         read = 0
-        batch = min(q.limit + 1, SCAN_BUDGET)
         index = keys.holds_index(p)
         while True:
-            members = cast(
-                list[str], await self._redis.zrangebylex(index, lo, hi, start=0, num=batch)
-            )
             if not members:
                 return _Scan(found, None)
             flats = await self._scripts.run(calls.hold_list(p, members, self._clock.offset_ms()))
@@ -144,7 +153,10 @@ class HoldLister:
                 return _Scan(found, None)
             if read >= SCAN_BUDGET:
                 return _Scan(found, members[-1])
-            lo = f"({members[-1]}"
+            members = cast(
+                list[str],
+                await self._redis.zrangebylex(index, f"({members[-1]}", hi, start=0, num=batch),
+            )
 
     async def _view(self, member: str, record: dict[str, str], q: HoldQuery) -> Any:
         """The hold as GET /v1/holds/{id} shows it (None: not to be shown after all). A
