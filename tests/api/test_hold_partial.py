@@ -13,9 +13,9 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from app import keys
+from app.domain.clock import ManualClock
 from app.domain.hold_ids import home_partition
 from app.store.calls import Transition
-from app.domain.clock import ManualClock
 from tests.api.helpers import act, assert_problem, hold, position, skus_in_distinct_partitions
 from tests.conftest import seed
 
