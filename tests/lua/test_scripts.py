@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -171,7 +171,7 @@ async def test_hold_list_reads_records_and_drops_members_whose_record_is_gone(
     await set_stock(scripts, 5)
     await reserve(scripts, "h1", 1)
     await reserve(scripts, "h2", 1)
-    members = await redis.zrange(keys.holds_index(P), 0, -1)
+    members = cast(list[str], await redis.zrange(keys.holds_index(P), 0, -1))
     assert [m.split(" ")[0] for m in members] == ["client-a", "client-a"]
     await redis.delete(keys.hold(P, "h1"))
     records = await scripts.run(calls.hold_list(P, members))
@@ -180,7 +180,8 @@ async def test_hold_list_reads_records_and_drops_members_whose_record_is_gone(
         for m, r in zip(members, records, strict=True)
     }
     assert got["h1"] == {} and got["h2"]["status"] == "active"
-    assert [m.rsplit(" ", 1)[1] for m in await redis.zrange(keys.holds_index(P), 0, -1)] == ["h2"]
+    left = cast(list[str], await redis.zrange(keys.holds_index(P), 0, -1))
+    assert [m.rsplit(" ", 1)[1] for m in left] == ["h2"]
 
 
 async def test_commit_replies_ok_then_invalid_on_a_second_commit(scripts: Scripts) -> None:
