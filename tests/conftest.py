@@ -74,6 +74,7 @@ CLUSTER_LEG = (
     "tests/api/test_stock.py",
     "tests/audit/test_audit.py",
     "tests/domain/test_races.py",
+    "tests/domain/test_hold_index_sweep.py",
     "tests/domain/test_reaper.py",
     "tests/events/test_log.py",
     "tests/events/test_retention.py",

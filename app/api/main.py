@@ -62,12 +62,14 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     config = ConfigService(redis, scripts, settings.config_refresh_seconds)
     stock = StockService(redis, scripts, config, settings, clock, mux)
     holds = HoldService(redis, scripts, config, stock, settings, clock)
+    hold_list = HoldLister(redis, scripts, holds, clock)
     reaper = Reaper(
         redis,
         holds,
         settings.reaper_interval_seconds,
         settings.reaper_batch,
         on_expired=HOLD_EXPIRIES.inc,
+        sweep=hold_list.sweep,
     )
     return Services(
         settings=settings,
@@ -79,7 +81,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         config=config,
         stock=stock,
         holds=holds,
-        hold_list=HoldLister(redis, scripts, holds, clock),
+        hold_list=hold_list,
         stock_events=StockEventService(scripts, config, stock, settings, clock),
         reaper=reaper,
         idempotency=Idempotency(scripts, settings, clock),

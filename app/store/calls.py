@@ -39,6 +39,7 @@ class Script(StrEnum):
     HOLD_EXPIRE = "hold_expire"
     HOLD_LINES = "hold_lines"
     HOLD_LIST = "hold_list"
+    HOLD_INDEX_SWEEP = "hold_index_sweep"
     HOLD_METADATA = "hold_metadata"
     IDEMPOTENCY_CLAIM = "idempotency_claim"
     IDEMPOTENCY_COMPLETE = "idempotency_complete"
@@ -303,6 +304,12 @@ def hold_list(partition: int, members: Sequence[str], offset_ms: int = 0) -> Cal
     (lua/includes/hold_index.lua: "<owner> <created_at> <hold id>")."""
     records = [keys.hold(partition, m.rsplit(" ", 1)[1]) for m in members]
     return Call(Script.HOLD_LIST, [keys.holds_index(partition), *records], [offset_ms, *members])
+
+
+def hold_index_sweep(partition: int, members: Sequence[str]) -> Call:
+    """hold_index_sweep.lua: drop the members whose hold record has gone."""
+    records = [keys.hold(partition, m.rsplit(" ", 1)[1]) for m in members]
+    return Call(Script.HOLD_INDEX_SWEEP, [keys.holds_index(partition), *records], list(members))
 
 
 def hold_metadata(
