@@ -4,14 +4,13 @@
 --
 -- KEYS[1]      listing index os:{P}:hl
 -- KEYS[1 + i]  the hold record of the i-th member: os:{P}:hold:<id>
--- ARGV[i]      the i-th member, "<owner> <created_at> <hold id>"
+-- ARGV[1], ARGV[2], ...  the members, "<owner> <created_at> <hold id>", in KEYS order
 --
 -- Reply: how many members were dropped
 
+local rcall = redis.call
 local removed = 0
 for i = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then
-    removed = removed + redis.call('ZREM', KEYS[1], ARGV[i - 1])
-  end
+  if rcall('EXISTS', KEYS[i]) == 0 then removed = removed + rcall('ZREM', KEYS[1], ARGV[i - 1]) end
 end
 return removed

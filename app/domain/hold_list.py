@@ -113,11 +113,8 @@ class HoldLister:
         cut = min(frontiers) if frontiers else None
         eligible = [pair for pair in found if cut is None or pair[0] <= cut]
         page = eligible[: q.limit]
-        holds = []
-        for member, record in page:
-            hold = await self._view(member, record, q)
-            if hold is not None:
-                holds.append(hold)
+        views = await asyncio.gather(*(self._view(member, record, q) for member, record in page))
+        holds = [hold for hold in views if hold is not None]
         if len(eligible) > q.limit:
             after: str | None = page[-1][0]
         else:
@@ -175,7 +172,7 @@ class HoldLister:
             flats = await self._scripts.run(calls.hold_list(p, members, self._clock.offset_ms()))
             for member, flat in zip(members, flats, strict=True):
                 record = dict(zip(flat[::2], flat[1::2], strict=True))
-                if record and _matches(p, member, record, q):
+                if record and _matches(p, record, q):
                     found.append((member, record))
                     if len(found) > q.limit:
                         return _Scan(found, member)
@@ -206,7 +203,7 @@ class HoldLister:
         return hold
 
 
-def _matches(p: int, member: str, record: dict[str, str], q: HoldQuery) -> bool:
+def _matches(p: int, record: dict[str, str], q: HoldQuery) -> bool:
     """Does this part stand for a hold the query lists? The owner is the index range's."""
     parts = record.get("parts", "")
     home = parts.split(",")[0]
@@ -222,9 +219,8 @@ def _matches(p: int, member: str, record: dict[str, str], q: HoldQuery) -> bool:
         return False
     if q.status and "," not in parts and effective_status(record) != q.status:
         return False
-    if q.viewer is not None and record.get("owner", ANONYMOUS_OWNER) != q.viewer:
-        return False  # a defence: the index range is the owner's already
-    return bool(member)
+    # A defence: the index range is the owner's already.
+    return q.viewer is None or record.get("owner", ANONYMOUS_OWNER) == q.viewer
 
 
 def _lines(record: dict[str, str]) -> list[dict[str, Any]]:
