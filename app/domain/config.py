@@ -144,6 +144,7 @@ class ConfigService:
             )
         doc = body.model_dump()
         doc["locations"] = list(dict.fromkeys(body.locations))  # drop repeats, keep order
+        doc["exclude_skus"] = list(dict.fromkeys(body.exclude_skus))
         await self._put(keys.CHANNELS, channel_id, orjson.dumps(doc), claim)
         await self.refresh(force=True)
         return self.channels[channel_id]
