@@ -143,10 +143,13 @@ local function take(si, loc, q)
 end
 
 -- Channel rules (channel_rules.lua): a hold through a channel with a buffer or exclusions
--- never takes what the channel may not promise. A channel without a rule costs one lookup.
-local short = channel_short(channels[ARGV[6]], skus, lines, avail)
-if short then return {'insufficient', cjson.encode(short)} end
-short = {}
+-- never takes what the channel may not promise. A channel without a rule costs two lookups.
+local hold_channel = channels[ARGV[6]]
+if hold_channel and hold_channel[3] then
+  local over = channel_short(hold_channel, skus, lines, avail)
+  if over then return {'insufficient', cjson.encode(over)} end
+end
+local short = {}
 local unpinned, nun = {}, 0
 
 for i = 1, nlines do

@@ -21,13 +21,12 @@ local function channel_figure(ch, sku, total)
   return total
 end
 
--- A hold on channel `ch` (nil: none, or a channel without a rule: nothing to check) takes of
--- each sku at most the channel's figure, whatever the locations: the units its buffer keeps
--- back, or an excluded sku's, are never held through it. `lines`: {s = sku index, q = units},
+-- A hold through channel `ch` (one with a rule) takes of each sku at most the channel's
+-- figure, whatever the locations: the units its buffer keeps back, or an excluded sku's, are
+-- never held through it. `lines`: {s = sku index, q = units},
 -- `avail[si][loc]`: available by location. Returns the short skus, {sku, requested,
 -- available = the channel's figure}, in sku order, or nil.
 local function channel_short(ch, skus, lines, avail)
-  if not ch or not ch[3] then return nil end
   local need = {}
   for i = 1, #lines do
     local line = lines[i]
