@@ -111,8 +111,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "channels",
         help="list or configure the channels (web, app, pos ...) of a running service",
         description="Manage the channels of a running service through its HTTP API: which "
-        "locations each sells from, its low-stock threshold, its buffer and the skus it must not see. Exit 0 done, 1 the service "
-        "refused, 2 usage or API-key error, 3 unreachable.",
+        "locations each sells from, its low-stock threshold, its buffer and the skus it must "
+        "not see. Exit 0 done, 1 the service refused, 2 usage or API-key error, 3 unreachable.",
     )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     p_list = actions.add_parser("list", help="every channel and its locations")

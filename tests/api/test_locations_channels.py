@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from tests.api.helpers import assert_problem, available, channels_by_id
 from tests.conftest import seed
 
-
-NO_RULES = {"buffer": None, "exclude_skus": []}  # a channel without channel rules
+NO_RULES: dict[str, Any] = {"buffer": None, "exclude_skus": []}  # a channel without channel rules
 
 
 async def test_put_location_registers_it_and_returns_it(client: httpx.AsyncClient) -> None:

@@ -17,7 +17,7 @@ from tests.conftest import seed
 SKU = "fig-1"
 CHANNELS = {"web": ["dc", "store-a", "store-b"], "pickup": ["store-a", "store-b"]}
 # Channels with rules (docs/architecture.md "Channel rules"): their figures move differently.
-RULES = {
+RULES: dict[str, dict[str, Any]] = {
     "market": {"locations": ["dc", "store-a", "store-b"], "buffer": {"units": 3}},
     "outlet": {"locations": ["dc", "store-a"], "buffer": {"percent": 30}},
     "hidden": {"locations": ["dc", "store-a", "store-b"], "exclude_skus": [SKU]},

@@ -303,7 +303,9 @@ def test_widget_on_an_origin_the_service_does_not_allow_is_blocked_and_says_why(
     assert any("OMNISTOCK_CORS_ORIGINS" in e and other_origin in e for e in errors), errors
 
 
-def test_widget_and_board_follow_a_channels_buffer(start_service: Any, store_url: str, page: Any) -> None:
+def test_widget_and_board_follow_a_channels_buffer(
+    start_service: Any, store_url: str, page: Any
+) -> None:
     """A channel whose buffer keeps every unit back shows no store; one unit more for the
     channel and each store with stock counts again, as the API answers (channel rules)."""
     from playwright.sync_api import expect
