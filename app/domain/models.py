@@ -71,12 +71,19 @@ class Channel(ChannelIn):
     model_config = ConfigDict(strict=False, extra="ignore")
     id: Identifier
     _excluded: frozenset[str] = PrivateAttr(default=frozenset())
+    _eligible: frozenset[str] = PrivateAttr(default=frozenset())
 
     def model_post_init(self, context: Any, /) -> None:
         self._excluded = frozenset(self.exclude_skus)
+        self._eligible = frozenset(self.locations)
 
     def excludes(self, sku: str) -> bool:
         return sku in self._excluded
+
+    def sees(self, sku: str, location: str) -> bool:
+        """Is a change of (sku, location) the channel's business (event filters): one of its
+        locations, and a sku it does not exclude."""
+        return location in self._eligible and sku not in self._excluded
 
 
 class StockIn(Request):

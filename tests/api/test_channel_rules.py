@@ -256,3 +256,18 @@ async def test_a_multi_partition_channel_hold_of_an_excluded_sku_holds_nothing(
     problem = assert_problem(r, 409, "insufficient_stock")
     assert (b, 1, 0) in [(x["sku"], x["requested"], x["available"]) for x in problem["lines"]]
     assert (await positions(client, a))["dc"]["held"] == 0
+
+
+# -- events out ----------------------------------------------------------------------------
+
+
+async def test_a_channels_event_feed_leaves_out_the_skus_it_excludes(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client, {("sku-1", "dc"): 3, ("sku-2", "dc"): 3})
+    await rules(client, "market", exclude_skus=["sku-1"])
+    r = await client.get("/v1/events/log", params={"channel": "market", "limit": 100})
+    assert r.status_code == 200, r.text
+    assert {e["sku"] for e in r.json()["events"]} == {"sku-2"}
+    r = await client.get("/v1/events/log", params={"channel": "web", "limit": 100})
+    assert {e["sku"] for e in r.json()["events"]} == {"sku-1", "sku-2"}

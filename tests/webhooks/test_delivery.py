@@ -217,3 +217,21 @@ async def test_out_of_stock_and_back_in_stock_follow_the_channel_rules(
             ("availability.back_in_stock", "market", 3),
             ("availability.out_of_stock", "market", 0),
         ]
+
+
+async def test_a_channel_filter_leaves_out_the_skus_the_channel_excludes(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client)
+    hidden, shown = fresh_sku(), fresh_sku()
+    r = await client.put(
+        "/v1/channels/hidden", json={"locations": ["dc"], "exclude_skus": [hidden]}
+    )
+    assert r.status_code == 200, r.text
+    async with serve(Receiver()) as receiver:
+        await subscribe(client, receiver.url, channels=["hidden"])
+        await changes(client, hidden, [3, 4])
+        await changes(client, shown, [1])  # after them in the log: delivered after them
+        await until(lambda: len(receiver.acked) >= 1)
+        await asyncio.sleep(0.1)
+        assert [r.doc["sku"] for r in receiver.acked] == [shown]
