@@ -8,7 +8,7 @@ tests/lua/test_rules.py. `script_entry` is how a channel travels to those script
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from app.domain.models import BufferPercent, BufferUnits, Channel
@@ -49,3 +49,17 @@ def script_entry(channel: Channel, skus: Collection[str] | None = None) -> list[
     if rule:
         entry.append(rule)
     return entry
+
+
+def over_figure(
+    channel: Channel, need: Mapping[str, int], totals: Mapping[str, int]
+) -> list[dict[str, Any]]:
+    """The skus a hold through `channel` needs more of (`need`: units by sku) than the
+    channel's figure of their `totals`, as hold_reserve.lua's channel_short() reports them:
+    {"sku", "requested", "available": the figure}."""
+    out = []
+    for sku, n in need.items():
+        figure = channel_figure(channel, sku, totals[sku])
+        if n > figure:
+            out.append({"sku": sku, "requested": n, "available": figure})
+    return out

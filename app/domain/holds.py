@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.domain import sourcing
+from app.domain.channel_rules import has_rules, over_figure
 from app.domain.clock import Clock, iso
 from app.domain.config import ConfigService
 from app.domain.errors import (
@@ -144,6 +145,8 @@ class HoldService:
             # Claimed before any part runs, so a concurrent duplicate reserves nothing anywhere.
             await take(self._scripts, claim, keys.tag(home), self._clock.offset_ms())
             try:
+                if channel is not None and has_rules(channel):
+                    await self._check_channel_figures(channel, list(parts.values()))
                 await self._create_multi(header, list(parts.values()), body.allow_split, candidates)
             except InsufficientStock:
                 # A retried create may be short of exactly the units its first attempt holds
@@ -213,6 +216,25 @@ class HoldService:
         if kind == Reply.OK:  # lines, created_at, expires_at
             return Reserved(kind, (result[1], int(result[2]), int(result[3])))
         return Reserved(kind, result[1])
+
+    async def _check_channel_figures(self, channel: Channel, parts: list[Part]) -> None:
+        """What each part's script would refuse by the channel's rules (channel_rules.lua's
+        channel_short), seen on a snapshot first: a multi-partition hold over its channel's
+        figure then reserves and aborts nothing in its other partitions. The scripts still
+        decide."""
+        need: dict[str, int] = defaultdict(int)
+        for part in parts:
+            for line in part.lines:
+                need[line.sku] += line.quantity
+        skus = list(need)
+        rows = await self._stock.read_rows(skus, list(channel.locations))
+        totals = {
+            sku: sum(row[i + 5] for i in range(0, len(row), 6))
+            for sku, row in zip(skus, rows, strict=True)
+        }
+        short = over_figure(channel, need, totals)
+        if short:
+            raise InsufficientStock("not enough stock for every line", lines=short)
 
     async def _create_multi(
         self, header: _Header, parts: list[Part], allow_split: bool, candidates: list[str]

@@ -245,6 +245,20 @@ async def test_a_multi_partition_channel_hold_respects_each_skus_buffer(
     assert (await figure(client, b, "market"))["available"] == 0
 
 
+async def test_a_refused_multi_partition_channel_hold_leaves_no_event(
+    client: httpx.AsyncClient,
+) -> None:
+    a, b = skus_in_distinct_partitions(2, "rules-ev")
+    await seed(client, {(a, "dc"): 5, (b, "dc"): 5})
+    await rules(client, "market", buffer={"units": 2})
+    log = await client.get("/v1/events/log", params={"limit": 100})
+    lines = [{"sku": a, "quantity": 1}, {"sku": b, "quantity": 4}]
+    r = await client.post("/v1/holds", json={"channel": "market", "lines": lines})
+    assert_problem(r, 409, "insufficient_stock")
+    after = await client.get("/v1/events/log", params={"after": log.json()["next"]})
+    assert after.json()["events"] == []  # not even a part reserved and aborted
+
+
 async def test_a_multi_partition_channel_hold_of_an_excluded_sku_holds_nothing(
     client: httpx.AsyncClient,
 ) -> None:
