@@ -53,6 +53,13 @@ def _ex(value: Any, summary: str = "") -> dict[str, Any]:
 DC = {"type": "dc", "name": "DC North", "ship": True, "pickup": False, "priority": 1}
 STORE = {"type": "store", "name": "Store 12", "ship": False, "pickup": True, "priority": 10}
 WEB = {"locations": ["dc-north", "store-12"], "low_stock_threshold": 3}
+WEB_OUT = {**WEB, "buffer": None, "exclude_skus": [], "id": "web"}
+MARKETPLACE = {
+    "locations": ["dc-north"],
+    "low_stock_threshold": 2,
+    "buffer": {"percent": 10},
+    "exclude_skus": ["SKU-2"],
+}
 POS_DC = {
     "location": "dc-north",
     "on_hand": 10,
@@ -220,11 +227,16 @@ OPERATIONS: dict[str, Doc] = {
         {"locations": [{**DC, "id": "dc-north"}, {**STORE, "id": "store-12"}]}
     ),
     "PUT /v1/channels/{channel}": Doc(
-        {**WEB, "id": "web"},
-        request={"web": _ex(WEB, "The web shop sells from the DC and store 12")},
+        WEB_OUT,
+        request={
+            "web": _ex(WEB, "The web shop sells from the DC and store 12"),
+            "marketplace": _ex(
+                MARKETPLACE, "A marketplace: 10 % of each sku kept back, SKU-2 never shown"
+            ),
+        },
         idempotent=True,
     ),
-    "GET /v1/channels": Doc({"channels": [{**WEB, "id": "web"}]}),
+    "GET /v1/channels": Doc({"channels": [WEB_OUT, {**MARKETPLACE, "id": "marketplace"}]}),
     "PUT /v1/stock/{sku}/{location}": Doc(
         POS_DC,
         request={

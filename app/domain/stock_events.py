@@ -237,7 +237,9 @@ class StockEventService:
             ],
             retention_ms=self._stock.event_retention_ms,
             dedupe_seconds=self._settings.event_dedupe_seconds,
-            channels=self._config.channels_arg(list({a.location for a in group})),
+            channels=self._config.channels_arg(
+                list({a.location for a in group}), {a.sku for a in group}
+            ),
             offset_ms=self._clock.offset_ms(),
         )
         reply: list[list[Any]] = await self._scripts.run(call)
