@@ -158,6 +158,37 @@ async def open_store(settings: Settings, timeout_seconds: float = 30.0) -> Async
 # -- a running service ------------------------------------------------------------------
 
 
+Actions = argparse._SubParsersAction  # the subparsers of a command's actions
+
+
+def command_group(
+    sub: Actions[argparse.ArgumentParser], name: str, help: str, description: str
+) -> Actions[argparse.ArgumentParser]:
+    """`omnistock NAME ACTION ...`: the command, and the subparsers of its actions."""
+    parser = sub.add_parser(name, help=help, description=description)
+    return parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+
+def add_action(
+    actions: Actions[argparse.ArgumentParser],
+    name: str,
+    func: Callable[[argparse.Namespace], int],
+    help: str,
+    description: str | None = None,
+    service: bool = False,
+    json: str | None = None,
+) -> argparse.ArgumentParser:
+    """An action of a command group that runs `func(args)`; `service`: it talks to a running
+    service (--url and the API key flags); `json`: the help of its --json flag."""
+    parser = actions.add_parser(name, help=help, description=description)
+    parser.set_defaults(func=func)
+    if json:
+        parser.add_argument("--json", action="store_true", help=json)
+    if service:
+        add_service_flags(parser)
+    return parser
+
+
 def add_service_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("service")
     group.add_argument(
