@@ -76,15 +76,16 @@ POS_STORE = {
     "safety_stock": 0,
     "available": 4,
 }
+_AVAILABLE_AT = [
+    {"location": "dc-north", "available": 8},
+    {"location": "store-12", "available": 4},
+]
 AVAILABILITY = {
     "sku": "SKU-1",
     "channel": "web",
     "available": 12,
     "status": "in_stock",
-    "locations": [
-        {"location": "dc-north", "available": 8},
-        {"location": "store-12", "available": 4},
-    ],
+    "locations": _AVAILABLE_AT,
 }
 HOLD_ID = "hrajmztjn7opw635zkztc-b4"
 
@@ -255,14 +256,11 @@ OPERATIONS: dict[str, Doc] = {
             "results": [
                 AVAILABILITY,
                 {
+                    **AVAILABILITY,
                     "sku": "SKU-2",
-                    "channel": "web",
                     "available": 0,
                     "status": "out_of_stock",
-                    "locations": [
-                        {"location": "dc-north", "available": 0},
-                        {"location": "store-12", "available": 0},
-                    ],
+                    "locations": [{**line, "available": 0} for line in _AVAILABLE_AT],
                 },
             ]
         },

@@ -9,7 +9,15 @@ from typing import Any
 
 import orjson
 
-from app.cli.common import USAGE, CliError, Service, add_service_flags, print_table, run_command
+from app.cli.common import (
+    USAGE,
+    CliError,
+    Service,
+    add_action,
+    command_group,
+    print_table,
+    run_command,
+)
 
 
 def _rows(channels: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -107,24 +115,31 @@ def put_channel(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    actions = command_group(
+        sub,
         "channels",
         help="list or configure the channels (web, app, pos ...) of a running service",
         description="Manage the channels of a running service through its HTTP API: which "
         "locations each sells from, its low-stock threshold, its buffer and the skus it must "
         "not see. Exit 0 done, 1 the service refused, 2 usage or API-key error, 3 unreachable.",
     )
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p_list = actions.add_parser("list", help="every channel and its locations")
-    p_list.add_argument("--json", action="store_true", help="print JSON")
-    add_service_flags(p_list)
-    p_list.set_defaults(func=list_channels)
-
-    p_put = actions.add_parser(
+    add_action(
+        actions,
+        "list",
+        list_channels,
+        "every channel and its locations",
+        service=True,
+        json="print JSON",
+    )
+    p_put = add_action(
+        actions,
         "put",
+        put_channel,
         help="configure a channel, or change the given fields of one",
         description="Configure a channel. --locations sets the whole list; --add and "
         "--remove change an existing one; flags not given keep their current value.",
+        service=True,
+        json="print the saved channel as JSON",
     )
     p_put.add_argument("id", help="channel id, e.g. web")
     p_put.add_argument("--locations", metavar="A,B,...", help="the eligible locations, in order")
@@ -146,6 +161,3 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p_put.add_argument(
         "--exclude-skus", metavar="A,B,...", help="the skus it must not see ('' for none)"
     )
-    p_put.add_argument("--json", action="store_true", help="print the saved channel as JSON")
-    add_service_flags(p_put)
-    p_put.set_defaults(func=put_channel)

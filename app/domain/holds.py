@@ -90,23 +90,18 @@ class Reserved:
     data: Any = None
 
 
+@dataclass(eq=False)  # a service, compared by identity
 class HoldService:
-    def __init__(
-        self,
-        redis: Redis,
-        scripts: Scripts,
-        config: ConfigService,
-        stock: StockService,
-        settings: Settings,
-        clock: Clock,
-    ) -> None:
-        self._redis = redis
-        self._scripts = scripts
-        self._config = config
-        self._stock = stock
-        self._settings = settings
-        self._clock = clock
-        self.id_secret = HoldIdSecret(redis)
+    _redis: Redis
+    _scripts: Scripts
+    _config: ConfigService
+    _stock: StockService
+    _settings: Settings
+    _clock: Clock
+    id_secret: HoldIdSecret = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.id_secret = HoldIdSecret(self._redis)
 
     # -- create --------------------------------------------------------------------------
 
