@@ -48,6 +48,23 @@ class WebhookNotFound(NotFound):
     title = "Webhook subscription not found"
 
 
+class SupplyNotFound(NotFound):
+    code = "supply_not_found"
+    title = "Supply line not found"
+
+
+class PromiseNotReceived(DomainError):
+    status = 409
+    code = "promise_not_received"
+    title = "Promised units not received yet"
+
+
+class BackorderNotSupported(DomainError):
+    status = 422
+    code = "backorder_multi_partition"
+    title = "Backorder holds live in one partition"
+
+
 class InsufficientStock(DomainError):
     status = 409
     code = "insufficient_stock"
@@ -108,6 +125,9 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
         LocationNotFound,
         ChannelNotFound,
         WebhookNotFound,
+        SupplyNotFound,
+        PromiseNotReceived,
+        BackorderNotSupported,
         InsufficientStock,
         InvalidTransition,
         IdempotencyKeyReused,

@@ -77,6 +77,8 @@ class Availability(BaseModel):
     available: int
     status: StockStatus
     locations: list[LocationAvailability]
+    incoming: int = 0  # units on open supply lines in scope, not promised yet
+    next_available_at: str | None = None  # nothing available now: the earliest promisable eta
 
 
 class AvailabilityQuery(Request):
@@ -154,6 +156,10 @@ class HoldIn(Request):
     reference: Annotated[str, Field(max_length=256)] | None = None
     allow_split: bool = False
     lines: Annotated[list[HoldLineIn], Field(min_length=1, max_length=1000)]
+    # Future supply (docs/architecture.md, "Future supply and promising"): may wait for
+    # supply lines whose eta is not after needed_by (RFC 3339) once on-hand units run out.
+    allow_backorder: bool = False
+    needed_by: Annotated[str, Field(max_length=64)] | None = None
 
 
 class ExtendIn(Request):
@@ -164,6 +170,8 @@ class HoldLine(BaseModel):
     sku: str
     location: str
     quantity: int
+    supply_id: str | None = None  # a promised line: the supply line it waits for
+    available_from: str | None = None  # ... and that line's eta
 
 
 class Hold(BaseModel):
@@ -174,3 +182,51 @@ class Hold(BaseModel):
     created_at: str
     expires_at: str
     lines: list[HoldLine]
+
+
+# -- future supply -------------------------------------------------------------------------
+
+SupplyType = Literal["purchase_order", "in_transit", "production"]
+
+
+class SupplyIn(Request):
+    type: SupplyType
+    quantity: Annotated[int, Field(ge=0, le=10**9)]  # 0 cancels the line
+    eta: Annotated[str, Field(max_length=64)] | None = None  # RFC 3339; needed unless 0
+    reference: Annotated[str, Field(max_length=256)] | None = None
+
+
+class SupplyLine(BaseModel):
+    sku: str
+    location: str
+    supply_id: str
+    type: SupplyType
+    quantity: int
+    eta: str
+    reference: str | None
+    promised: int
+    incoming: int  # not promised yet
+
+
+class SupplyChange(SupplyLine):
+    action: Literal["created", "updated", "cancelled", "unchanged"]
+    broken_promises: list[dict[str, Any]]
+
+
+class SupplyList(BaseModel):
+    sku: str
+    lines: list[SupplyLine]
+
+
+class TimelineWindow(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    from_: str = Field(alias="from")
+    to: str
+    available: int
+
+
+class Timeline(BaseModel):
+    sku: str
+    channel: str | None
+    location: str | None
+    windows: list[TimelineWindow]

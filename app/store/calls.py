@@ -43,6 +43,9 @@ class Script(StrEnum):
     STOCK_IMPORT = "stock_import"
     AUDIT_SNAPSHOT = "audit_snapshot"
     AUDIT_REPAIR = "audit_repair"
+    SUPPLY_PUT = "supply_put"
+    SUPPLY_READ = "supply_read"
+    HOLD_BACKORDER = "hold_backorder"
 
 
 class Reply(StrEnum):
@@ -64,6 +67,9 @@ class Reply(StrEnum):
     STORED = "stored"
     RELEASED = "released"
     NOT_CLAIMED = "not_claimed"
+    ETA_PAST = "eta_past"
+    ETA_BEYOND = "eta_beyond"
+    NEEDED_BY_PAST = "needed_by_past"
 
 
 class IdemReply(StrEnum):
@@ -242,9 +248,12 @@ def transition(
     ttl_ms: int | None = None,
     tombstone: bytes | None = None,
     idem: Idem | None = None,
+    promise_skus: Sequence[str] = (),
 ) -> Call:
     """The transition layout (lua/includes/transition.lua) of `script`; `ttl_ms` is
-    hold_extend.lua's ARGV[8], `tombstone` hold_rollback.lua's."""
+    hold_extend.lua's ARGV[8], `tombstone` hold_rollback.lua's. `promise_skus`: the skus the
+    hold has promises on (record field `promises`): their px keys go after the sku triples
+    (lua/includes/promise.lua finds them by shape)."""
     if (ttl_ms is not None) != (script is Transition.EXTEND):
         raise ValueError("ttl_ms goes with hold_extend, and only with it")
     if tombstone is not None and script is not Transition.ROLLBACK:
@@ -261,6 +270,7 @@ def transition(
             keys.events(p),
             keys.op_marker(p, op_digest or "-"),
             *_sku_keys(p, skus),
+            *(keys.promises(p, sku) for sku in promise_skus),
             *_idem_keys(idem),
         ],
         [
@@ -272,6 +282,50 @@ def transition(
             marker_ttl_seconds if op_digest else 0,
             channels,
             *extra,
+            *_idem_args(idem),
+        ],
+    )
+
+
+def hold_backorder(
+    *,
+    partition: int,
+    hold_id: str,
+    ttl_ms: int,
+    channel: str,
+    reference: str,
+    retention_ms: int,
+    lines: list[dict[str, Any]],
+    skus: list[str],
+    candidates: list[str],
+    channels: bytes,
+    owner: str,
+    needed_by_ms: int,
+    offset_ms: int = 0,
+    idem: Idem | None = None,
+) -> Call:
+    """hold_backorder.lua: a one-partition hold that may promise future supply."""
+    p = partition
+    ks = [keys.hold(p, hold_id), keys.expiry_index(p), keys.events(p)]
+    for sku in skus:
+        ks += [*keys.sku_keys(p, sku), keys.supply(p, sku), keys.promises(p, sku)]
+    return Call(
+        Script.HOLD_BACKORDER,
+        [*ks, *_idem_keys(idem)],
+        [
+            offset_ms,
+            hold_id,
+            ttl_ms,
+            channel,
+            reference,
+            str(p),
+            retention_ms,
+            orjson.dumps(lines),
+            orjson.dumps(skus),
+            orjson.dumps(candidates),
+            channels,
+            owner,
+            needed_by_ms,
             *_idem_args(idem),
         ],
     )
@@ -385,6 +439,59 @@ def stock_events(
             orjson.dumps(payload),
         ],
     )
+
+
+# -- supply ---------------------------------------------------------------------------------
+
+
+def supply_put(
+    *,
+    sku: str,
+    location: str,
+    supply_id: str,
+    type: str,
+    quantity: int,
+    eta_ms: int,
+    reference: str,
+    retention_ms: int,
+    horizon_ms: int,
+    offset_ms: int = 0,
+    idem: Idem | None = None,
+) -> Call:
+    """supply_put.lua: create, update or (quantity 0) cancel one supply line."""
+    p = keys.partition_of(sku)
+    return Call(
+        Script.SUPPLY_PUT,
+        [
+            keys.supply(p, sku),
+            keys.promises(p, sku),
+            keys.position(p, sku),
+            keys.hold_expiry_by_sku(p, sku),
+            keys.events(p),
+            *_idem_keys(idem),
+        ],
+        [
+            offset_ms,
+            sku,
+            location,
+            supply_id,
+            type,
+            quantity,
+            eta_ms,
+            reference,
+            retention_ms,
+            horizon_ms,
+            *_idem_args(idem),
+        ],
+    )
+
+
+def supply_read(partition: int, skus: Sequence[str], offset_ms: int = 0) -> Call:
+    """supply_read.lua: `skus` all of `partition`."""
+    ks: list[str] = []
+    for sku in skus:
+        ks += [keys.supply(partition, sku), keys.promises(partition, sku)]
+    return Call(Script.SUPPLY_READ, ks, [offset_ms])
 
 
 def event_claim(location: str, event_id: str, fingerprint: str, keep_seconds: int) -> Call:

@@ -255,6 +255,9 @@ class Scripts:
     stock_import: AsyncScript
     audit_snapshot: AsyncScript
     audit_repair: AsyncScript
+    supply_put: AsyncScript
+    supply_read: AsyncScript
+    hold_backorder: AsyncScript
 
     @classmethod
     def register(
