@@ -119,6 +119,11 @@ class StockEventIn(BaseModel):
     occurred_at: str | None = Field(
         default=None, description="RFC 3339 date-time with a zone, e.g. 2025-11-24T10:14:58Z"
     )
+    supply_id: Identifier | None = Field(
+        default=None,
+        description="receipt only: the supply line these units arrive on (its promised "
+        "units become on-hand units of the same holds)",
+    )
 
 
 # Parsed as any JSON value (see StockEventIn), documented as a StockEventIn.

@@ -46,6 +46,7 @@ class Script(StrEnum):
     SUPPLY_PUT = "supply_put"
     SUPPLY_READ = "supply_read"
     HOLD_BACKORDER = "hold_backorder"
+    SUPPLY_RECEIVE = "supply_receive"
 
 
 class Reply(StrEnum):
@@ -70,6 +71,8 @@ class Reply(StrEnum):
     ETA_PAST = "eta_past"
     ETA_BEYOND = "eta_beyond"
     NEEDED_BY_PAST = "needed_by_past"
+    UNKNOWN_SUPPLY = "unknown_supply"
+    RETRY = "retry"
 
 
 class IdemReply(StrEnum):
@@ -482,6 +485,46 @@ def supply_put(
             retention_ms,
             horizon_ms,
             *_idem_args(idem),
+        ],
+    )
+
+
+def supply_receive(
+    event: StockEvent,
+    supply_id: str,
+    hold_ids: Sequence[str],
+    *,
+    retention_ms: int,
+    dedupe_seconds: int,
+    channels: bytes,
+    offset_ms: int = 0,
+) -> Call:
+    """supply_receive.lua: one receipt naming a supply line; `hold_ids`: the holds promised
+    from that line (the script answers "retry" if one is missing)."""
+    p = keys.partition_of(event.sku)
+    return Call(
+        Script.SUPPLY_RECEIVE,
+        [
+            keys.events(p),
+            keys.skus(p),
+            *keys.sku_keys(p, event.sku),
+            keys.supply(p, event.sku),
+            keys.promises(p, event.sku),
+            *keys.event_seen_keys(p, event.location, event.event_id),
+            *(keys.hold(p, hold_id) for hold_id in hold_ids),
+        ],
+        [
+            offset_ms,
+            retention_ms,
+            dedupe_seconds,
+            channels,
+            event.event_id,
+            event.sku,
+            event.location,
+            event.quantity,
+            event.fingerprint,
+            supply_id,
+            orjson.dumps(list(hold_ids)),
         ],
     )
 

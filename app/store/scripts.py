@@ -258,6 +258,7 @@ class Scripts:
     supply_put: AsyncScript
     supply_read: AsyncScript
     hold_backorder: AsyncScript
+    supply_receive: AsyncScript
 
     @classmethod
     def register(
