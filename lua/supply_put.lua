@@ -31,7 +31,6 @@
 
 local rcall = redis.call
 --!include clock.lua
---!include position.lua
 --!include event.lua
 --!include promise.lua
 --!include idempotency.lua
