@@ -47,6 +47,7 @@ class Script(StrEnum):
     SUPPLY_READ = "supply_read"
     HOLD_BACKORDER = "hold_backorder"
     SUPPLY_RECEIVE = "supply_receive"
+    AUDIT_SUPPLY = "audit_supply"
 
 
 class Reply(StrEnum):
@@ -597,3 +598,11 @@ def audit_repair(
 ) -> Call:
     ks, args = _audit_keys_args(partition, hold_ids, skus)
     return Call(Script.AUDIT_REPAIR, ks, [*args, offset_ms, retention_ms, channels])
+
+
+def audit_supply(partition: int, hold_ids: list[str], skus: list[str], offset_ms: int = 0) -> Call:
+    """audit_supply.lua: a hold key per id, then the supply and promise keys of each sku."""
+    ks = [keys.hold(partition, hold_id) for hold_id in hold_ids]
+    for sku in skus:
+        ks += [keys.supply(partition, sku), keys.promises(partition, sku)]
+    return Call(Script.AUDIT_SUPPLY, ks, [orjson.dumps(hold_ids), orjson.dumps(skus), offset_ms])

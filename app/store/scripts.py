@@ -259,6 +259,7 @@ class Scripts:
     supply_read: AsyncScript
     hold_backorder: AsyncScript
     supply_receive: AsyncScript
+    audit_supply: AsyncScript
 
     @classmethod
     def register(
