@@ -11,7 +11,15 @@ from app.api import auth
 from app.api.deps import ServicesDep, SkuPath
 from app.api.responses import JSONResponse
 from app.domain.idempotency import Claim
-from app.domain.models import ID_PATTERN, SupplyChange, SupplyIn, SupplyList, Timeline
+from app.domain.models import (
+    ID_PATTERN,
+    SupplyBatchIn,
+    SupplyBatchResults,
+    SupplyChange,
+    SupplyIn,
+    SupplyList,
+    Timeline,
+)
 
 router = APIRouter(prefix="/v1", tags=["supply"])
 
@@ -20,6 +28,19 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "`location_not_found`, or `supply_not_found` (cancelling)"},
     422: {"description": "`invalid_request` (eta in the past or beyond the horizon, ...)"},
 }
+
+
+@router.post("/supply/batch", response_model=SupplyBatchResults, dependencies=[auth.ADMIN])
+async def post_supply_batch(
+    body: SupplyBatchIn, request: Request, services: ServicesDep
+) -> Response:
+    """Up to 1000 supply lines (create, update, quantity 0 cancels), each checked and applied
+    on its own: one result per line, in order, `rejected` with a reason for a bad one."""
+
+    async def op(claim: Claim | None) -> tuple[int, object]:
+        return 200, {"results": await services.supply.put_many(body.lines, claim)}
+
+    return await services.idempotency.run(request, op)
 
 
 @router.put(

@@ -201,6 +201,24 @@ class SupplyIn(Request):
     reference: Annotated[str, Field(max_length=256)] | None = None
 
 
+class SupplyLineIn(SupplyIn):
+    """One line of a batch (POST /v1/supply/batch) or of an `omnistock import --supply` file."""
+
+    sku: Identifier
+    location: Identifier
+    supply_id: Identifier
+
+
+# Parsed as any JSON value, each line checked on its own, documented as a SupplyLineIn.
+_SupplyItem = Annotated[
+    Any, WithJsonSchema({"$ref": "#/components/schemas/SupplyLineIn"}, mode="validation")
+]
+
+
+class SupplyBatchIn(Request):
+    lines: Annotated[list[_SupplyItem], Field(min_length=1, max_length=1000)]
+
+
 class SupplyLine(BaseModel):
     sku: str
     location: str
@@ -235,3 +253,17 @@ class Timeline(BaseModel):
     channel: str | None
     location: str | None
     windows: list[TimelineWindow]
+
+
+class SupplyBatchResult(BaseModel):
+    index: int
+    sku: str | None
+    location: str | None
+    supply_id: str | None
+    status: Literal["created", "updated", "cancelled", "unchanged", "rejected"]
+    reason: str | None = None
+    broken_promises: list[dict[str, Any]] = []
+
+
+class SupplyBatchResults(BaseModel):
+    results: list[SupplyBatchResult]

@@ -13,13 +13,14 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from app import keys
 from app.domain.clock import Clock, iso, parse_ms
 from app.domain.config import ConfigService
-from app.domain.errors import InvalidRequest, SupplyNotFound
-from app.domain.idempotency import Claim, checked, idem_for
-from app.domain.models import Channel, SupplyIn
+from app.domain.errors import InvalidRequest, NotFound, SupplyNotFound
+from app.domain.idempotency import Claim, checked, idem_for, take
+from app.domain.models import Channel, SupplyIn, SupplyLineIn
 from app.domain.stock import StockService
 from app.store import calls
 from app.store.calls import Reply
@@ -32,6 +33,13 @@ HORIZON_DAYS = 365
 TIMELINE_DEFAULT_DAYS = 90
 
 SupplyRow = dict[str, Any]
+_IDS = ("sku", "location", "supply_id")
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(x) for x in err["loc"]) or "line"
+    return f"{where}: {err['msg']}"
 
 
 def _invalid(field: str, msg: str, where: str = "body") -> InvalidRequest:
@@ -117,6 +125,35 @@ class SupplyService:
             "action": reply[1],
             "broken_promises": broken if isinstance(broken, list) else [],
         }
+
+    async def put_many(self, lines: list[Any], claim: Claim | None) -> list[dict[str, Any]]:
+        """A batch of supply lines, each checked and applied on its own (one supply_put.lua
+        call each, concurrently): one result per line, in order. A keyed batch spans
+        partitions, so its claim is taken first, in the first line's partition; every line is
+        an absolute set, so a retry of the rest changes nothing twice."""
+        first = lines[0].get("sku") if lines and isinstance(lines[0], dict) else None
+        await take(
+            self._scripts,
+            claim,
+            keys.tag(keys.partition_of(first if isinstance(first, str) else "")),
+            self._clock.offset_ms(),
+        )
+        return list(await asyncio.gather(*(self._one(i, raw) for i, raw in enumerate(lines))))
+
+    async def _one(self, index: int, raw: Any) -> dict[str, Any]:
+        head = {
+            "index": index,
+            **{k: raw.get(k) if isinstance(raw, dict) else None for k in _IDS},
+        }
+        try:
+            line = SupplyLineIn.model_validate(raw)
+        except ValidationError as exc:
+            return {**head, "status": "rejected", "reason": _first_error(exc)}
+        try:
+            done = await self.put(line.sku, line.location, line.supply_id, line, None)
+        except (InvalidRequest, NotFound) as exc:
+            return {**head, "status": "rejected", "reason": exc.detail}
+        return {**head, "status": done["action"], "broken_promises": done["broken_promises"]}
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -140,3 +140,54 @@ async def test_supply_changes_are_events_in_the_log(client: httpx.AsyncClient) -
     assert [e["type"] for e in events] == ["supply.created", "supply.updated", "supply.cancelled"]
     assert events[0]["supply"]["supply_id"] == "po-1"
     assert events[1]["supply"]["quantity"] == 30
+
+
+async def test_a_batch_applies_each_line_on_its_own(client: httpx.AsyncClient) -> None:
+    lines = [
+        {
+            "sku": "sku-1",
+            "location": "dc",
+            "supply_id": "po-1",
+            "type": "purchase_order",
+            "quantity": 5,
+            "eta": days(5),
+        },
+        {
+            "sku": "sku-1",
+            "location": "nowhere",
+            "supply_id": "po-2",
+            "type": "purchase_order",
+            "quantity": 5,
+            "eta": days(5),
+        },
+        {
+            "sku": "sku-1",
+            "location": "dc",
+            "supply_id": "po-3",
+            "type": "purchase_order",
+            "quantity": -5,
+            "eta": days(5),
+        },
+        {
+            "sku": "sku-2",
+            "location": "dc",
+            "supply_id": "asn-1",
+            "type": "in_transit",
+            "quantity": 3,
+            "eta": days(2),
+        },
+        "not an object",
+    ]
+    r = await client.post("/v1/supply/batch", json={"lines": lines})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["status"] for x in results] == [
+        "created",
+        "rejected",
+        "rejected",
+        "created",
+        "rejected",
+    ]
+    assert "nowhere" in results[1]["reason"]
+    assert [x["supply_id"] for x in await supply_lines(client, "sku-1")] == ["po-1"]
+    assert [x["supply_id"] for x in await supply_lines(client, "sku-2")] == ["asn-1"]
