@@ -385,7 +385,7 @@ class SupplyVersusModel(RuleBasedStateMachine):
     def no_unit_is_promised_twice(self) -> None:
         """The stored promises of live holds, per line, sum to what the line shows."""
         p = keys.partition_of(SKU)
-        stored = self.raw.hgetall(keys.promises(p, SKU))
+        stored: dict[str, str] = self.raw.hgetall(keys.promises(p, SKU))  # type: ignore[assignment]
         sums: dict[Line, int] = {}
         for name, value in stored.items():
             hold_id, loc, sid = name.split("|")

@@ -47,8 +47,7 @@ async def test_more_promised_than_the_line_holds_is_found(
     hold_id: str, auditor: Auditor, redis: Redis
 ) -> None:
     field = f"{hold_id}|dc|po"
-    value = await redis.hget(keys.promises(P, SKU), field)
-    assert value is not None
+    value = str(await redis.hget(keys.promises(P, SKU), field))
     await redis.hset(keys.promises(P, SKU), field, "9|" + value.split("|", 1)[1])
     assert kinds(await auditor.audit([P])) == ["promise_over_supply"]
 
