@@ -16,8 +16,8 @@ from app.domain.models import (
     SupplyBatchIn,
     SupplyBatchResults,
     SupplyChange,
-    SupplyIn,
     SupplyList,
+    SupplyPut,
     Timeline,
 )
 
@@ -53,7 +53,7 @@ async def put_supply(
     sku: SkuPath,
     location: SkuPath,
     supply_id: SkuPath,
-    body: SupplyIn,
+    body: SupplyPut,
     request: Request,
     services: ServicesDep,
 ) -> Response:

@@ -194,14 +194,14 @@ class Hold(BaseModel):
 SupplyType = Literal["purchase_order", "in_transit", "production"]
 
 
-class SupplyIn(Request):
+class SupplyPut(Request):
     type: SupplyType
     quantity: Annotated[int, Field(ge=0, le=10**9)]  # 0 cancels the line
     eta: Annotated[str, Field(max_length=64)] | None = None  # RFC 3339; needed unless 0
     reference: Annotated[str, Field(max_length=256)] | None = None
 
 
-class SupplyLineIn(SupplyIn):
+class SupplyLineIn(SupplyPut):
     """One line of a batch (POST /v1/supply/batch) or of an `omnistock import --supply` file."""
 
     sku: Identifier

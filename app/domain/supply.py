@@ -20,7 +20,7 @@ from app.domain.clock import Clock, iso, parse_ms
 from app.domain.config import ConfigService
 from app.domain.errors import InvalidRequest, NotFound, SupplyNotFound
 from app.domain.idempotency import Claim, checked, idem_for, take
-from app.domain.models import Channel, SupplyIn, SupplyLineIn
+from app.domain.models import Channel, SupplyLineIn, SupplyPut
 from app.domain.stock import StockService
 from app.store import calls
 from app.store.calls import Reply
@@ -66,7 +66,7 @@ class SupplyService:
     # -- writes ----------------------------------------------------------------------------
 
     async def put(
-        self, sku: str, location: str, supply_id: str, body: SupplyIn, claim: Claim | None
+        self, sku: str, location: str, supply_id: str, body: SupplyPut, claim: Claim | None
     ) -> dict[str, Any]:
         """Create, update or (quantity 0) cancel a supply line; the claim lives in the sku's
         partition."""
@@ -81,7 +81,7 @@ class SupplyService:
         self, sku: str, location: str, supply_id: str, claim: Claim | None
     ) -> dict[str, Any]:
         return await self._write(
-            sku, location, supply_id, SupplyIn(type="purchase_order", quantity=0), 0, claim
+            sku, location, supply_id, SupplyPut(type="purchase_order", quantity=0), 0, claim
         )
 
     async def _write(
@@ -89,7 +89,7 @@ class SupplyService:
         sku: str,
         location: str,
         supply_id: str,
-        body: SupplyIn,
+        body: SupplyPut,
         eta_ms: int,
         claim: Claim | None,
     ) -> dict[str, Any]:
