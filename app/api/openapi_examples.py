@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from app.api.openapi_doc import PROBLEM_SCHEMA
 from app.api.problems import PROBLEM_JSON
+from app.api.supply_examples import SUPPLY_OPERATIONS, SUPPLY_PROBLEMS
 from app.api.webhook_examples import WEBHOOK_OPERATIONS
 from app.domain.errors import PROBLEM_CODES
 
@@ -275,13 +276,28 @@ OPERATIONS: dict[str, Doc] = {
                 {"channel": "web", "allow_split": True, "lines": [{"sku": "SKU-1", "quantity": 9}]},
                 "Allow the line to be split across locations",
             ),
+            "preorder": _ex(
+                {
+                    "channel": "web",
+                    "allow_backorder": True,
+                    "lines": [{"sku": "SKU-1", "quantity": 2}],
+                },
+                "On-hand units first, then stock on its way (lines say `available_from`)",
+            ),
         },
-        errors=("insufficient_stock", "channel_not_found", "location_not_found"),
+        errors=(
+            "insufficient_stock",
+            "channel_not_found",
+            "location_not_found",
+            "backorder_multi_partition",
+        ),
         idempotent=True,
     ),
     "GET /v1/holds/{hold_id}": Doc(_hold("active"), errors=("hold_not_found",)),
     "POST /v1/holds/{hold_id}/commit": Doc(_hold("committed"), errors=HOLD_ERRORS, idempotent=True),
-    "POST /v1/holds/{hold_id}/fulfil": Doc(_hold("fulfilled"), errors=HOLD_ERRORS, idempotent=True),
+    "POST /v1/holds/{hold_id}/fulfil": Doc(
+        _hold("fulfilled"), errors=(*HOLD_ERRORS, "promise_not_received"), idempotent=True
+    ),
     "POST /v1/holds/{hold_id}/release": Doc(_hold("released"), errors=HOLD_ERRORS, idempotent=True),
     "POST /v1/holds/{hold_id}/extend": Doc(
         _hold("active", "2025-11-24T10:40:00.000Z"),
@@ -363,6 +379,8 @@ OPERATIONS: dict[str, Doc] = {
 }
 
 OPERATIONS.update({route: Doc(**fields) for route, fields in WEBHOOK_OPERATIONS.items()})
+OPERATIONS.update({route: Doc(**fields) for route, fields in SUPPLY_OPERATIONS.items()})
+PROBLEM_EXAMPLES.update(SUPPLY_PROBLEMS)
 
 
 def codes_for(method: str, path: str, op: dict[str, Any], doc: Doc) -> list[str]:
