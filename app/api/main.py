@@ -81,7 +81,9 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         stock=stock,
         holds=holds,
         stock_events=StockEventService(redis, scripts, config, stock, settings, clock),
-        supply=SupplyService(scripts, config, stock, clock),
+        supply=SupplyService(
+            scripts, config, stock, clock, redis, mux, cluster=settings.redis_cluster
+        ),
         reaper=reaper,
         idempotency=Idempotency(scripts, settings, clock),
         events=EventHub(

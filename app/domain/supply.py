@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
+from redis.asyncio import Redis
 
 from app import keys
 from app.domain.clock import Clock, iso, parse_ms
@@ -22,8 +23,9 @@ from app.domain.errors import InvalidRequest, NotFound, SupplyNotFound
 from app.domain.idempotency import Claim, checked, idem_for, take
 from app.domain.models import Channel, SupplyLineIn, SupplyPut
 from app.domain.stock import StockService
-from app.store import calls
+from app.store import batch, calls
 from app.store.calls import Reply
+from app.store.mux import Multiplexer
 from app.store.scripts import Scripts
 
 DAY_MS = 86_400_000
@@ -56,12 +58,22 @@ def timestamp_ms(text: str, field: str, where: str = "body") -> int:
 
 class SupplyService:
     def __init__(
-        self, scripts: Scripts, config: ConfigService, stock: StockService, clock: Clock
+        self,
+        scripts: Scripts,
+        config: ConfigService,
+        stock: StockService,
+        clock: Clock,
+        redis: Redis,
+        mux: Multiplexer | None = None,
+        cluster: bool = False,
     ) -> None:
         self._scripts = scripts
         self._config = config
         self._stock = stock
         self._clock = clock
+        self._redis = redis
+        self._mux = mux
+        self._cluster = cluster
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -158,10 +170,21 @@ class SupplyService:
     # -- reads -----------------------------------------------------------------------------
 
     async def lines_of(self, skus: list[str]) -> tuple[int, dict[str, list[SupplyRow]]]:
-        """The store's now and each sku's supply lines (earliest eta first), one script call
-        per partition, concurrently."""
+        """Each sku's supply lines (earliest eta first), and the store's now (0 when no sku
+        has any): one script call per partition with supply, concurrently. A many-sku read on
+        one server first asks which skus have supply lines at all, in one MULTI/EXEC of plain
+        EXISTS (most have none), so a listing pays no script call per partition for them."""
+        wanted = list(dict.fromkeys(skus))
+        out: dict[str, list[SupplyRow]] = {sku: [] for sku in wanted}
+        if len(wanted) > 1 and not self._cluster:
+            found = await batch.transaction(
+                self._redis,
+                [("EXISTS", keys.supply(keys.partition_of(sku), sku)) for sku in wanted],
+                self._mux,
+            )
+            wanted = [sku for sku, n in zip(wanted, found, strict=True) if n]
         by_partition: dict[int, list[str]] = defaultdict(list)
-        for sku in dict.fromkeys(skus):
+        for sku in wanted:
             by_partition[keys.partition_of(sku)].append(sku)
         offset = self._clock.offset_ms()
         replies = await asyncio.gather(
@@ -170,7 +193,7 @@ class SupplyService:
                 for p, group in by_partition.items()
             )
         )
-        now, out = 0, {}
+        now = 0
         for group, reply in zip(by_partition.values(), replies, strict=True):
             now = int(reply[0])
             for sku, rows in zip(group, orjson.loads(reply[1]), strict=True):
@@ -209,7 +232,7 @@ class SupplyService:
         locations = [location] if location else None
         (avail,), (now, lines) = await asyncio.gather(
             self._stock.availability([sku], channel, locations), self.lines_of([sku])
-        )
+        )  # one sku: always one supply_read.lua call, which gives the store's now
         end = now + TIMELINE_DEFAULT_DAYS * DAY_MS
         if until is not None:
             end = timestamp_ms(until, "until", "query")
