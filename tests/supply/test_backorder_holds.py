@@ -7,7 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
 
+from app import keys
 from app.domain.clock import ManualClock
 from tests.api.helpers import assert_problem, skus_in_distinct_partitions
 from tests.conftest import seed
@@ -190,3 +193,18 @@ async def test_a_keyed_backorder_create_replays_the_same_hold(client: httpx.Asyn
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
     assert (await supply_lines(client, "sku-1"))[0]["promised"] == 5
+
+
+async def test_the_reaper_removes_an_expired_holds_promises(
+    client: httpx.AsyncClient, clock: ManualClock, app: FastAPI, redis: Redis
+) -> None:
+    await ok_supply(client, "sku-1", "dc", "po", 10, days(2))
+    r = await backorder(client, [{"sku": "sku-1", "quantity": 8}], ttl_seconds=60)
+    assert r.status_code == 201, r.text
+    p = keys.partition_of("sku-1")
+    assert await redis.hlen(keys.promises(p, "sku-1")) == 1
+    clock.advance(61)
+    assert await app.state.services.reaper.run_once() == 1
+    assert await redis.hlen(keys.promises(p, "sku-1")) == 0
+    (pos,) = (await client.get("/v1/stock/sku-1")).json()["positions"]
+    assert (pos["held"], pos["available"]) == (0, 3)
