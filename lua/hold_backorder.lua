@@ -54,7 +54,7 @@ if stop then return stop end
 local existing = rcall('HGET', hold_key, 'status')
 if existing then return {'exists', existing} end
 local needed_by = tonumber(ARGV[13])
-if needed_by > 0 and needed_by <= now then return {'needed_by_past'} end
+if needed_by ~= 0 and needed_by <= now then return {'needed_by_past'} end
 
 local hold_id = ARGV[2]
 local expires_at = now + tonumber(ARGV[3])

@@ -38,7 +38,17 @@ def needed_by_ms(body: HoldIn) -> int:
             "needed_by goes with allow_backorder",
             errors=[{"loc": ["body", "needed_by"], "msg": "needs allow_backorder"}],
         )
-    return timestamp_ms(body.needed_by, "needed_by")
+    ms = timestamp_ms(body.needed_by, "needed_by")
+    if ms <= 0:  # 0 means "any eta" to the script; 1970 is long past anyway
+        raise _needed_by_past()
+    return ms
+
+
+def _needed_by_past() -> InvalidRequest:
+    return InvalidRequest(
+        "needed_by must be after now",
+        errors=[{"loc": ["body", "needed_by"], "msg": "not after now"}],
+    )
 
 
 def check_one_partition(partitions: int) -> None:
@@ -102,10 +112,7 @@ def reserved_record(
             lines=orjson.loads(reply[1]),
         )
     if kind == Reply.NEEDED_BY_PAST:
-        raise InvalidRequest(
-            "needed_by must be after now",
-            errors=[{"loc": ["body", "needed_by"], "msg": "not after now"}],
-        )
+        raise _needed_by_past()
     if kind != Reply.OK:
         return None
     created, expires = reply[2], reply[3]

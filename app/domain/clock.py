@@ -74,8 +74,8 @@ def parse_ms(text: str) -> int | None:
         return None
     try:
         when = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
+        if when.tzinfo is None:
+            return None
+        return round(when.timestamp() * 1000)
+    except (ValueError, OverflowError):  # not a date; or out of range once in UTC
         return None
-    if when.tzinfo is None:
-        return None
-    return round(when.timestamp() * 1000)

@@ -153,9 +153,10 @@ class SupplyService:
         return list(await asyncio.gather(*(self._one(i, raw) for i, raw in enumerate(lines))))
 
     async def _one(self, index: int, raw: Any) -> dict[str, Any]:
+        fields = raw if isinstance(raw, dict) else {}
         head = {
             "index": index,
-            **{k: raw.get(k) if isinstance(raw, dict) else None for k in _IDS},
+            **{k: v if isinstance(v := fields.get(k), str) else None for k in _IDS},
         }
         try:
             line = SupplyLineIn.model_validate(raw)
