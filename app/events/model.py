@@ -74,7 +74,8 @@ def from_entry(partition: int, stream_id: str, fields: dict[str, str]) -> Event:
 
 def _add_supply(doc: dict[str, Any], fields: dict[str, str], event_id: EventId) -> None:
     """The supply line an event is about (its eta as RFC 3339), and for `promise_broken` the
-    holds whose promised units lost their backing: [{"hold", "units"}]."""
+    holds whose promised units lost their backing: `holds` their ids (as in `shortfall`),
+    `broken` [{"hold", "units"}]."""
     line = _json(fields.get("supply"), event_id)
     if isinstance(line, dict):
         if "eta" in line:
@@ -83,11 +84,12 @@ def _add_supply(doc: dict[str, Any], fields: dict[str, str], event_id: EventId) 
         doc["supply"] = line
     if doc["type"] == "promise_broken":
         holds = _json(fields.get("holds"), event_id)
-        doc["holds"] = [
+        doc["broken"] = [
             {"hold": str(h.get("hold")), "units": _int(h.get("units"))}
             for h in (holds if isinstance(holds, list) else [])
             if isinstance(h, dict)
         ]
+        doc["holds"] = [b["hold"] for b in doc["broken"]]
 
 
 def reset_event(cursor: EventId, t0_ms: int, reason: str) -> Event:
