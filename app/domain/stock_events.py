@@ -20,6 +20,7 @@ batch at once, changes stock exactly once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -130,22 +131,18 @@ def _first_partition(events: list[Any]) -> int:
     return keys.partition_of(sku if isinstance(sku, str) else "")
 
 
+@dataclass(eq=False)  # a service, compared by identity
 class StockEventService:
-    def __init__(
-        self,
-        redis: Redis,
-        scripts: Scripts,
-        config: ConfigService,
-        stock: StockService,
-        settings: Settings,
-        clock: Clock,
-    ) -> None:
-        self._scripts = scripts
-        self._config = config
-        self._stock = stock
-        self._settings = settings
-        self._clock = clock
-        self._receipts = Receipts(redis, scripts, stock, settings, clock)
+    _scripts: Scripts
+    _config: ConfigService
+    _stock: StockService
+    _settings: Settings
+    _clock: Clock
+    _redis: Redis  # receipts of supply read a line's promises first (receipts.py)
+
+    @functools.cached_property
+    def _receipts(self) -> Receipts:
+        return Receipts(self._redis, self._scripts, self._stock, self._settings, self._clock)
 
     async def validate(
         self, index: int, event: Any, only_location: str | None
@@ -268,7 +265,7 @@ class StockEventService:
         return out
 
     def _channels_of(self, group: list[Accepted]) -> bytes:
-        return self._config.channels_arg(list({a.location for a in group}))
+        return self._config.channels_arg(list({a.location for a in group}), {a.sku for a in group})
 
     async def _apply_run(self, p: int, group: list[Accepted]) -> list[list[Any]]:
         call = calls.stock_events(
