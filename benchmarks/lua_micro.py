@@ -93,7 +93,7 @@ class Bench:
             stock = StockService(self.redis, scripts, config, self.settings, self.clock)
             holds = HoldService(self.redis, scripts, config, stock, self.settings, self.clock)
             events = StockEventService(
-                self.redis, scripts, config, stock, self.settings, self.clock
+                scripts, config, stock, self.settings, self.clock, self.redis
             )
             self.services[variant] = (holds, stock, events)
             self.configs[variant] = config
