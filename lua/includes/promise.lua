@@ -83,10 +83,15 @@ local function promise_keys()
   return out
 end
 
+-- Does a hold record list promised units (not yet received)?
+local function promise_any(h)
+  return h.promises ~= nil and h.promises ~= '' and h.promises ~= '[]'
+end
+
 -- Call fn(px key, field) for each promise of a hold record (field `promises`, JSON
 -- [{sku, location, supply_id, quantity, available_from}]) whose px key the script was given.
 local function promise_each(hold_id, h, fn)
-  if not h.promises or h.promises == '' or h.promises == '[]' then return end
+  if not promise_any(h) then return end
   local pkeys = promise_keys()
   for _, pr in ipairs(cjson.decode(h.promises)) do
     local key = pkeys[pr.sku]

@@ -162,3 +162,18 @@ async def test_a_received_active_hold_released_returns_its_units(
     (pos,) = (await client.get("/v1/stock/sku-1")).json()["positions"]
     assert (pos["on_hand"], pos["held"]) == (4, 0)
     assert (await supply_lines(client, "sku-1"))[0]["promised"] == 0
+
+
+async def test_releasing_every_on_hand_line_keeps_a_hold_with_promises_open(
+    client: httpx.AsyncClient,
+) -> None:
+    await ok_supply(client, "sku-1", "dc", "po", 10, days(5))
+    await client.put("/v1/stock/sku-1/dc", json={"on_hand": 2})
+    hold_id = (await backorder(client, [{"sku": "sku-1", "quantity": 5}])).json()["id"]
+    r = await client.post(
+        f"/v1/holds/{hold_id}/release",
+        json={"lines": [{"sku": "sku-1", "location": "dc", "quantity": 2}]},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "active"
+    assert (await supply_lines(client, "sku-1"))[0]["promised"] == 3
