@@ -12,11 +12,17 @@
 -- be split across locations and between on-hand and supply; each promised part is a line of
 -- the hold's `promises` with its `available_from` (the eta it waits for).
 --
+-- Channel rules (includes/channel_rules.lua, docs/architecture.md "Channel rules"): through a
+-- channel with a rule, the on-hand units a hold takes of a sku are at most the channel's
+-- figure (its buffer kept back, as in hold_reserve.lua); future supply is not buffered (what
+-- the channel's `incoming` shows); an excluded sku gets nothing, on hand or promised.
+--
 -- KEYS[1] hold record  os:{P}:hold:<id>
 -- KEYS[2] expiry index os:{P}:expiry
 -- KEYS[3] event stream os:{P}:events
 -- KEYS[5i - 1 .. 5i + 3] for the i-th sku of ARGV[9]: os:{P}:pos:<sku>, os:{P}:hx:<sku>,
 --          os:{P}:ho:<sku>, os:{P}:sup:<sku>, os:{P}:px:<sku>
+-- KEYS[5n + 4] (n = #skus) the partition's holds listing index os:{P}:hl (hold_index.lua)
 --
 -- ARGV[1]  clock offset, ms (0; see includes/clock.lua)
 -- ARGV[2]  hold id
@@ -28,10 +34,12 @@
 -- ARGV[8]  lines JSON: [{"s": sku index (1-based), "q": quantity, "l": location?}, ...]
 -- ARGV[9]  skus JSON: ["sku", ...] naming the key groups in order
 -- ARGV[10] candidate locations JSON, best first, for lines without a location
--- ARGV[11] channels JSON {id: [low_stock_threshold, [locations]]} that see the candidates
+-- ARGV[11] channels JSON {id: [low_stock_threshold, [locations], rule?]} that see the
+--          candidates (includes/channel_rules.lua), the hold's channel among them
 -- ARGV[12] owner: the API key name that creates the hold ("" anonymous)
 -- ARGV[13] needed_by, ms (0: any eta)
--- KEYS[last], ARGV[14..16]: the Idempotency-Key claim (includes/idempotency.lua), taken first
+-- ARGV[14] metadata JSON object ("" for none: then nothing more is written)
+-- KEYS[last], ARGV[15..17]: the Idempotency-Key claim (includes/idempotency.lua), taken first
 --
 -- Replies:
 --   {"ok", lines JSON [{"sku","location","quantity"}], created_at, expires_at,
@@ -46,6 +54,7 @@ local rcall = redis.call
 --!include state.lua
 --!include promise.lua
 --!include idempotency.lua
+--!include hold_index.lua
 
 local hold_key, expiry_key, stream_key = KEYS[1], KEYS[2], KEYS[3]
 local now = clock_now(ARGV[1])
@@ -79,8 +88,23 @@ for si = 1, #skus do
   taken[si], promised[si] = {}, {}
 end
 
+-- Channel rules: cap[si], the on-hand units the hold may take of a sku through its channel
+-- (nil: no rule); held[si] the on-hand units taken of it so far.
+local hold_channel = channels[ARGV[4]]
+local rule_channel = hold_channel and hold_channel[3] and hold_channel or nil
+local cap, held = {}, {}
+if rule_channel then
+  for si = 1, #skus do
+    local a = {}
+    for _, loc in ipairs(rule_channel[2]) do a[loc] = state_available(states[si], loc) end
+    cap[si] = channel_limit(rule_channel, skus[si], a)
+  end
+end
+
 local function free(si, loc)
-  return state_available(states[si], loc) - (taken[si][loc] or 0)
+  local n = state_available(states[si], loc) - (taken[si][loc] or 0)
+  if cap[si] then return math.min(n, cap[si] - (held[si] or 0)) end
+  return n
 end
 
 -- On-hand allocations in the order first taken, and promises, one per (sku, supply line).
@@ -89,6 +113,7 @@ local function take(si, loc, q)
   if q <= 0 then return end
   if not taken[si][loc] then order[#order + 1] = {si, loc} end
   taken[si][loc] = (taken[si][loc] or 0) + q
+  held[si] = (held[si] or 0) + q
 end
 local function promise(si, l, q)
   if q <= 0 then return end
@@ -101,6 +126,8 @@ for i = 1, #lines do
   local line = lines[i]
   local si, left = line.s, line.q
   local locs = line.l and {line.l} or candidates
+  -- An excluded sku: no location, so nothing on hand or promised (short, available 0).
+  if rule_channel and channel_excludes(rule_channel, skus[si]) then locs = {} end
   local allowed = {}
   for c = 1, #locs do allowed[locs[c]] = true end
   for c = 1, #locs do  -- one location with the whole line on hand, best first
@@ -159,4 +186,5 @@ rcall('HSET', hold_key, 'status', 'active', 'channel', ARGV[4], 'reference', ARG
       'count_until', expires_at, 'lines', lines_json, 'parts', ARGV[6],
       'owner', ARGV[12], 'promises', promises_json, 'needed_by', needed_by)
 rcall('ZADD', expiry_key, expires_at, hold_id)
+hold_index_add(KEYS[5 * #skus + 4], hold_key, ARGV[12], now, hold_id, ARGV[14])
 return {'ok', lines_json, now, expires_at, promises_json}

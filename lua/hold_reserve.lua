@@ -306,6 +306,5 @@ rcall('HSET', hold_key, 'status', ARGV[3], 'channel', ARGV[6], 'reference', ARGV
 if deadline then rcall('HSET', hold_key, 'deadline', deadline) end
 rcall('ZADD', expiry_key, deadline or count_until, hold_id)
 -- The listing index and metadata (GET /v1/holds): one ZADD; metadata only when given.
-rcall('ZADD', KEYS[3 * nskus + 4], 0, hold_index_member(ARGV[16], now, hold_id))
-if ARGV[18] ~= '' then rcall('HSET', hold_key, 'metadata', ARGV[18]) end
+hold_index_add(KEYS[3 * nskus + 4], hold_key, ARGV[16], now, hold_id, ARGV[18])
 return {'ok', lines_json, now, expires_at}

@@ -87,6 +87,7 @@ CLUSTER_LEG = (
     "tests/security/test_idempotency_scope.py",
     "tests/supply/test_availability_by_date.py",
     "tests/supply/test_backorder_holds.py",
+    "tests/supply/test_backorder_meets_holds_api.py",
     "tests/supply/test_broken_promises.py",
     "tests/supply/test_receipts.py",
     "tests/supply/test_supply_lines.py",

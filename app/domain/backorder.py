@@ -23,7 +23,7 @@ from app.domain.errors import (
     PromiseNotReceived,
 )
 from app.domain.idempotency import Claim, checked, idem_for
-from app.domain.models import HoldIn, HoldLineIn
+from app.domain.models import HoldIn, HoldLineIn, LineChangeIn, LineOp
 from app.domain.supply import timestamp_ms
 from app.store import calls
 from app.store.calls import Reply
@@ -66,6 +66,7 @@ def reserve_call(
     body: HoldIn,
     ttl_ms: int,
     owner: str,
+    metadata: bytes | str,
     candidates: list[str],
     channels: bytes,
     retention_ms: int,
@@ -94,6 +95,7 @@ def reserve_call(
         channels=channels,
         owner=owner,
         needed_by_ms=needed_by_ms(body),
+        metadata=metadata,
         offset_ms=offset_ms,
         idem=idem_for(claim, keys.tag(partition)),
     )
@@ -130,18 +132,39 @@ def reserved_record(
 def promised_lines(record: dict[str, str]) -> list[dict[str, Any]]:
     """A hold record's promised lines as the hold shows them: each with its supply line and
     `available_from` (that line's eta)."""
+    released: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for c in orjson.loads(record.get("closed") or "[]"):
+        if "supply_id" in c:  # units of a promised line released by a partial release
+            key = (c["sku"], c["location"], c["supply_id"])
+            released.setdefault(key, {**c, "quantity": 0})["quantity"] += c["quantity"]
     out = []
     for pr in orjson.loads(record.get("promises") or "[]"):
-        out.append(
-            {
-                "sku": pr["sku"],
-                "location": pr["location"],
-                "quantity": pr["quantity"],
-                "supply_id": pr["supply_id"],
-                "available_from": iso(int(pr["available_from"])),
-            }
-        )
+        gone = released.pop((pr["sku"], pr["location"], pr["supply_id"]), {"quantity": 0})
+        out.append(_promised_view(pr, pr["quantity"] + gone["quantity"], gone["quantity"]))
+    # A promised line released whole is no longer in `promises`: shown from `closed`.
+    out += [_promised_view(c, c["quantity"], c["quantity"]) for c in released.values()]
     return out
+
+
+def _promised_view(pr: dict[str, Any], quantity: int, released: int) -> dict[str, Any]:
+    return {
+        "sku": pr["sku"],
+        "location": pr["location"],
+        "quantity": quantity,
+        **({"released": released} if released else {}),
+        "supply_id": pr["supply_id"],
+        "available_from": iso(int(pr["available_from"])),
+    }
+
+
+def check_line_op(op: LineOp, lines: list[LineChangeIn]) -> None:
+    """A promised line (named by its supply_id) can be released, not fulfilled: its units are
+    not there yet; once received they join the hold's on-hand lines, which can."""
+    if op == "fulfil" and any(line.supply_id for line in lines):
+        raise PromiseNotReceived(
+            "a promised line cannot be fulfilled: its supply has not been received; fulfil "
+            "its units once they arrive (they then join the hold's on-hand lines)"
+        )
 
 
 def promise_skus(record: dict[str, str] | None) -> list[str]:

@@ -38,7 +38,7 @@ def check_lines(
         }
         for want in by_part[p]:
             key = (want["sku"], want["location"])
-            if key not in known:
+            if key not in known or "supply_id" in want:  # a hold in parts promises nothing
                 raise UnknownHoldLine(f"the hold has no line {key[0]}@{key[1]}", line=want)
             if want["quantity"] > open_units.get(key, 0):
                 raise LineQuantityExceeded(
@@ -107,6 +107,8 @@ def line_views(record: dict[str, str], status: str) -> list[dict[str, Any]]:
         if status in (HoldStatus.RELEASED, HoldStatus.FULFILLED):
             v[status] += line["quantity"]
     for c in orjson.loads(record.get("closed") or "[]"):
+        if "supply_id" in c:  # a promised line's: backorder.promised_lines shows it
+            continue
         v = view(c["sku"], c["location"])
         v["quantity"] += c["quantity"]
         v[c["as"]] += c["quantity"]

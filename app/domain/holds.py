@@ -182,6 +182,7 @@ class HoldService:
             body=body,
             ttl_ms=header.ttl_ms,
             owner=header.owner,
+            metadata=header.metadata,
             candidates=candidates,
             channels=self._config.channels_arg(candidates + pinned),
             retention_ms=self._stock.event_retention_ms,
@@ -532,14 +533,15 @@ class HoldService:
         home part first: it takes the Idempotency-Key claim, the others are guarded by
         operation markers); once no part has an open unit the whole hold is released or
         fulfilled, home part first (docs/architecture.md, "Partial release and fulfil")."""
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str, str, str | None]] = set()
         for i, line in enumerate(lines):
-            if (line.sku, line.location) in seen:
+            if (line.sku, line.location, line.supply_id) in seen:
                 raise InvalidRequest(
                     f"line {line.sku}@{line.location} is given twice",
                     errors=[{"loc": ["body", "lines", i], "msg": "duplicate line"}],
                 )
-            seen.add((line.sku, line.location))
+            seen.add((line.sku, line.location, line.supply_id))
+        backorder.check_line_op(op, lines)
         home = home_partition(hold_id)
         if claim is not None and home is not None:
             claim.lives_in(keys.tag(home))
@@ -552,7 +554,7 @@ class HoldService:
                 raise UnknownHoldLine(
                     f"the hold has no line {line.sku}@{line.location}", line=line.model_dump()
                 )
-            by_part[p].append(line.model_dump())
+            by_part[p].append(line.model_dump(exclude_none=True))
         if len(partitions) > 1 and effective_status(records[0]) in LINES_FROM[op]:
             # All or none, before any part moves (a hold in another status: its home part's
             # script answers why, as for a one-partition hold). A retried keyed request skips

@@ -238,11 +238,13 @@ LineOp = Literal["release", "fulfil"]  # hold_lines.lua's ARGV[8]
 
 
 class LineChangeIn(Request):
-    """Units of one line of the hold (its sku and the location it was sourced at)."""
+    """Units of one line of the hold (its sku and the location it was sourced at; a promised
+    line of a backorder hold also by its `supply_id`: release only)."""
 
     sku: Identifier
     location: Identifier
     quantity: Quantity
+    supply_id: Identifier | None = None
 
 
 class LinesIn(Request):

@@ -323,17 +323,19 @@ def hold_backorder(
     channels: bytes,
     owner: str,
     needed_by_ms: int,
+    metadata: bytes | str = "",
     offset_ms: int = 0,
     idem: Idem | None = None,
 ) -> Call:
-    """hold_backorder.lua: a one-partition hold that may promise future supply."""
+    """hold_backorder.lua: a one-partition hold that may promise future supply;
+    `metadata`: a JSON object, "" for none."""
     p = partition
     ks = [keys.hold(p, hold_id), keys.expiry_index(p), keys.events(p)]
     for sku in skus:
         ks += [*keys.sku_keys(p, sku), keys.supply(p, sku), keys.promises(p, sku)]
     return Call(
         Script.HOLD_BACKORDER,
-        [*ks, *_idem_keys(idem)],
+        [*ks, keys.holds_index(p), *_idem_keys(idem)],
         [
             offset_ms,
             hold_id,
@@ -348,6 +350,7 @@ def hold_backorder(
             channels,
             owner,
             needed_by_ms,
+            metadata,
             *_idem_args(idem),
         ],
     )

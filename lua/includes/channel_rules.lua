@@ -4,6 +4,12 @@
 -- when the channel has none. app/domain/channel_rules.py's channel_figure is checked against
 -- this one by tests/lua/test_rules.py.
 
+-- Is `sku` excluded from channel `ch` (the channel must not see it, on hand or on its way)?
+local function channel_excludes(ch, sku)
+  local r = ch[3]
+  return r ~= nil and r.x ~= nil and r.x[sku] == true
+end
+
 -- What channel `ch` may promise of `sku` whose available at the channel's locations sums to
 -- `total` (each location's available, safety stock already out): 0 for an excluded sku; else
 -- the total less the buffer (`u` units, or `p` percent of the total rounded up to a unit),
@@ -11,7 +17,7 @@
 local function channel_figure(ch, sku, total)
   local r = ch[3]
   if not r then return total end
-  if r.x and r.x[sku] then return 0 end
+  if channel_excludes(ch, sku) then return 0 end
   if r.u then
     total = total - r.u
   elseif r.p then
@@ -19,6 +25,14 @@ local function channel_figure(ch, sku, total)
   end
   if total < 0 then return 0 end
   return total
+end
+
+-- The figure of `sku` through channel `ch`, `a[loc]` its available by location (the channel's
+-- locations summed; a location missing from `a` counts 0).
+local function channel_limit(ch, sku, a)
+  local total, locs = 0, ch[2]
+  for i = 1, #locs do total = total + (a[locs[i]] or 0) end
+  return channel_figure(ch, sku, total)
 end
 
 -- A hold through channel `ch` (one with a rule) takes of each sku at most the channel's
@@ -32,13 +46,11 @@ local function channel_short(ch, skus, lines, avail)
     local line = lines[i]
     need[line.s] = (need[line.s] or 0) + line.q
   end
-  local short, locs = nil, ch[2]
+  local short = nil
   for si = 1, #skus do
     local q = need[si]
     if q then
-      local total = 0
-      for i = 1, #locs do total = total + (avail[si][locs[i]] or 0) end
-      local figure = channel_figure(ch, skus[si], total)
+      local figure = channel_limit(ch, skus[si], avail[si])
       if q > figure then
         short = short or {}
         short[#short + 1] = {sku = skus[si], requested = q, available = figure}
