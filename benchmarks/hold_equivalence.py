@@ -242,7 +242,7 @@ def compare(
         return pair.kinds
 
 
-def walk(pair: Pair, rnd: random.Random, ops: int, progress: Callable[[int], None] | None) -> None:
+def walk(pair: Pair, rnd: random.Random, ops: int) -> None:
     now = 0  # the clock offset: each store's TIME moves on by itself
     ids: list[str] = []
     digests: list[str] = []
