@@ -264,9 +264,13 @@ def walk(pair: Pair, rnd: random.Random, ops: int) -> None:
             kind = _kind(pair.run(step, call))
             if kind == "ok":
                 skus_of[call.args[1]] = orjson.loads(call.args[11])
-            # the service stores the response of a request that got through (not always here:
-            # a worker can die before it does, and the claim's lease then runs out)
-            if idem is not None and kind in ("ok", "insufficient") and rnd.random() < 0.7:
+            # The reference's service stores the response of a request that got through (not
+            # always here: a worker can die before it does, and the claim's lease runs out).
+            # A created hold's is always stored: since 2026-12-03 hold_reserve.lua stores it
+            # with the change, and this completion then writes the same record fields.
+            if idem is not None and (
+                kind == "ok" or (kind == "insufficient" and rnd.random() < 0.7)
+            ):
                 body = orjson.dumps([kind])
                 pair.run(step, calls.idempotency_complete(idem, 201, body))
         if step % 25 == 0 or step == ops - 1:

@@ -42,6 +42,8 @@
 --   {"exists", status}                                   a hold with this id already exists
 --   {"insufficient", JSON [{"sku","requested","available","location"?}]}  nothing changed
 --   {"idem", ...}                                        the claim's answer (idempotency.lua)
+-- A keyed "ok" has stored its response in the claim's record (idem_store: 201, the deferred
+-- form IDEM_HOLD_CREATED): the request needs no idempotency_complete.lua call.
 
 -- Store time is the budget here (issue #5: a 1-line hold <= 25 µs per EVALSHA): every table,
 -- closure, string and library call costs more than a command's own work (see
@@ -294,4 +296,7 @@ rcall('HSET', hold_key, 'status', ARGV[3], 'channel', ARGV[6], 'reference', ARGV
       'owner', ARGV[16])
 if deadline then rcall('HSET', hold_key, 'deadline', deadline) end
 rcall('ZADD', expiry_key, deadline or count_until, hold_id)
+-- A keyed create's response, stored with the change (no completion call; idempotency.lua).
+idem_store('201', IDEM_HOLD_CREATED .. cjson.encode({hold_id, ARGV[3], ARGV[6], ARGV[7],
+           format('%d', now), format('%d', expires_at), lines_json}))
 return {'ok', lines_json, now, expires_at}

@@ -33,7 +33,7 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.domain import sourcing
-from app.domain.clock import Clock, iso
+from app.domain.clock import Clock
 from app.domain.config import ConfigService
 from app.domain.errors import (
     HoldNotFound,
@@ -50,6 +50,7 @@ from app.domain.hold_parts import (
     settle_path,
     unsettled,
 )
+from app.domain.hold_render import render
 from app.domain.idempotency import Claim, checked, idem_for, take
 from app.domain.models import Channel, HoldIn, HoldLineIn
 from app.domain.stock import StockService
@@ -139,7 +140,7 @@ class HoldService:
             if reply.kind == Reply.INSUFFICIENT:
                 raise InsufficientStock("not enough stock for every line", lines=reply.data)
             if reply.kind == Reply.OK:  # render what the script wrote: no second round trip
-                return self._render(hold_id, [header.record(*reply.data)])
+                return render(hold_id, [header.record(*reply.data)])
         else:
             # Claimed before any part runs, so a concurrent duplicate reserves nothing anywhere.
             await take(self._scripts, claim, keys.tag(home), self._clock.offset_ms())
@@ -211,6 +212,8 @@ class HoldService:
         if kind == Reply.INSUFFICIENT:
             return Reserved(kind, orjson.loads(result[1]))
         if kind == Reply.OK:  # lines, created_at, expires_at
+            if claim is not None:
+                claim.stored = True  # with the change (hold_reserve.lua idem_store)
             return Reserved(kind, (result[1], int(result[2]), int(result[3])))
         return Reserved(kind, result[1])
 
@@ -398,28 +401,7 @@ class HoldService:
         return dict(zip(flat[::2], flat[1::2], strict=True))
 
     async def get(self, hold_id: str, viewer: str | None) -> dict[str, Any]:
-        return self._render(hold_id, await self._records(hold_id, viewer))
-
-    def _render(self, hold_id: str, records: list[dict[str, str]]) -> dict[str, Any]:
-        """The hold as its parts are: the home part's status (by the store's clock: a lapsed
-        part is expired, whatever the reaper has marked yet), and the lines of the parts in
-        that status. After settling the parts agree; a part that could not follow (gone, or
-        lapsed past its grace) is not shown as reserved."""
-        home = records[0]
-        status = effective_status(home)
-        lines: list[dict[str, Any]] = []
-        for record in records:
-            if record and effective_status(record) == status:
-                lines += orjson.loads(record["lines"])
-        return {
-            "id": hold_id,
-            "status": status,
-            "channel": home["channel"] or None,
-            "reference": home["reference"] or None,
-            "created_at": iso(int(home["created_at"])),
-            "expires_at": iso(int(home["expires_at"])),
-            "lines": lines,
-        }
+        return render(hold_id, await self._records(hold_id, viewer))
 
     # -- transitions ---------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from app import keys
 from app.domain.errors import IdempotencyKeyInUse, IdempotencyKeyReused
+from app.domain.hold_render import stored_body
 from app.store import calls
 from app.store.calls import Idem, IdemReply, Reply
 from app.store.scripts import Scripts
@@ -46,6 +47,9 @@ class Claim:
     ttl_seconds: int
     slot: str | None = None  # the tag of the change's slot, once the domain has named it
     taken: bool = False  # a script of this request holds (or may hold) the claim
+    # the change's script stored the response with the change (a created hold): nothing to
+    # complete, and nothing to give up
+    stored: bool = False
 
     def lives_in(self, slot: str) -> None:
         """Name the slot of the change this request makes (before anything can fail), so an
@@ -86,7 +90,7 @@ def checked(claim: Claim | None, reply: Any) -> Any:
         )
     if reply[1] == IdemReply.IN_USE:
         raise IdempotencyKeyInUse(f"a request with Idempotency-Key {claim.key!r} is still running")
-    raise StoredResponse(int(reply[2]), reply[3])
+    raise StoredResponse(int(reply[2]), stored_body(reply[3]))
 
 
 async def take(
