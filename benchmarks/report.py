@@ -127,6 +127,18 @@ def table(results: dict[str, Any], targets: dict[str, float]) -> list[Row]:
             "",
             None,
         )
+    keyed = scripts.get("keyed")
+    if keyed:
+        k, u = keyed["keyed"], keyed["unkeyed"]
+        add(
+            "3. keyed 1-line hold (Idempotency-Key each) vs unkeyed: holds/s",
+            f"{_f(k['holds_per_s'])} vs {_f(u['holds_per_s'])} holds/s; "
+            f"{k['evalsha_per_hold']:.2f} vs {u['evalsha_per_hold']:.2f} EVALSHA/hold, "
+            f"{k['store_usec_per_hold']:.1f} vs {u['store_usec_per_hold']:.1f} µs store/hold",
+            f"{keyed['ratio']:.2f}",
+            f"≥ {targets['keyed_vs_unkeyed']}",
+            keyed["ratio"] >= targets["keyed_vs_unkeyed"],
+        )
     cap = scripts["capacity"]
     tool = cap["tool"] or "server time bound 1e6/µs (redis-benchmark not installed)"
     for name in ("hold1", "availability"):

@@ -85,6 +85,7 @@ TARGETS = {
     "availability_vs_healthz": 0.75,
     "flash_vs_pg": 5.0,
     "flash_vs_peer": 1.5,
+    "keyed_vs_unkeyed": 0.85,
     "hold1_usec": 25.0,
     "batch100_usec": 300.0,
     "bytes_per_position": 150.0,
@@ -424,6 +425,7 @@ def measure_scripts(s: Any, r: Any, svc: h.Server, scale: Scale) -> dict[str, An
         duration=scale.duration,
         skus=scale.skus,
     )
+    out["keyed"] = measure_keyed(r, svc, scale)
     out["capacity"] = {
         "tool": "redis-benchmark" if bench_hold else None,
         "hold1": {
@@ -435,6 +437,40 @@ def measure_scripts(s: Any, r: Any, svc: h.Server, scale: Scale) -> dict[str, An
             "store_rps": bench_avail or 1e6 / max(out["availability"]["usec_per_call"], 1e-9),
         },
     }
+    return out
+
+
+def measure_keyed(r: Any, svc: h.Server, scale: Scale) -> dict[str, Any]:
+    """1-line holds/s with a fresh Idempotency-Key each (as every real checkout sends) vs
+    without, the two interleaved in halves, with the script calls per hold from the store."""
+    log("3: keyed vs unkeyed 1-line holds, interleaved")
+    sides = {"unkeyed": [0, 0.0, 0, 0.0], "keyed": [0, 0.0, 0, 0.0]}
+    for order in (("unkeyed", "keyed"), ("keyed", "unkeyed")):
+        for name in order:
+            r.config_resetstat()
+            res = h.loadgen(
+                svc.base_url,
+                "hold1",
+                connections=scale.connections,
+                duration=scale.duration / 2,
+                skus=scale.skus,
+                keyed=name == "keyed",
+            )
+            calls, script_usec, _ = h.store_stats(r)
+            side = sides[name]
+            side[0] += h.ok(res, "201")
+            side[1] += res["elapsed"]
+            side[2] += calls
+            side[3] += script_usec
+    out: dict[str, Any] = {
+        name: {
+            "holds_per_s": n / max(elapsed, 1e-9),
+            "evalsha_per_hold": calls / max(n, 1),
+            "store_usec_per_hold": usec / max(n, 1),
+        }
+        for name, (n, elapsed, calls, usec) in sides.items()
+    }
+    out["ratio"] = out["keyed"]["holds_per_s"] / max(out["unkeyed"]["holds_per_s"], 1e-9)
     return out
 
 
