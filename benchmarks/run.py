@@ -187,19 +187,24 @@ def measure_floor(svc: h.Server, scale: Scale) -> dict[str, Any]:
     }
 
 
-def oversell_omnistock(svc: h.Server, scale: Scale, conns: int, workers: int = 1) -> dict[str, Any]:
-    """A fresh sku with a little stock, far more requests than units: the 201s the clients
-    count must not exceed the stock and must equal the units the store holds."""
-    sku = f"FLASH-OS-{conns}-{workers}"  # a fresh sku for every run
-    set_stock(svc.base_url, sku, "dc-1", scale.oversell_stock)
-    check = h.loadgen(
-        svc.base_url,
-        "flash",
+def oversell_load(url: str, scenario: str, scale: Scale, conns: int, sku: str) -> dict[str, Any]:
+    """Three requests for every unit of `sku`'s little stock, one unit each."""
+    return h.loadgen(
+        url,
+        scenario,
         connections=conns,
         duration=60,
         max_requests=scale.oversell_stock * 3,
         sku=sku,
     )
+
+
+def oversell_omnistock(svc: h.Server, scale: Scale, conns: int, workers: int = 1) -> dict[str, Any]:
+    """A fresh sku with a little stock, far more requests than units: the 201s the clients
+    count must not exceed the stock and must equal the units the store holds."""
+    sku = f"FLASH-OS-{conns}-{workers}"  # a fresh sku for every run
+    set_stock(svc.base_url, sku, "dc-1", scale.oversell_stock)
+    check = oversell_load(svc.base_url, "flash", scale, conns, sku)
     position = httpx.get(f"{svc.base_url}/v1/stock/{sku}", timeout=10).json()["positions"][0]
     granted = h.ok(check, "201")
     return {
@@ -218,14 +223,7 @@ def oversell_pg(
     h.pg_execute(
         dsn, f"INSERT INTO bench_stock (sku, on_hand) VALUES ('{sku}', {scale.oversell_stock})"
     )
-    check = h.loadgen(
-        pg.base_url,
-        "pg_flash",
-        connections=conns,
-        duration=60,
-        max_requests=scale.oversell_stock * 3,
-        sku=sku,
-    )
+    check = oversell_load(pg.base_url, "pg_flash", scale, conns, sku)
     (rows,) = h.pg_execute(
         dsn,
         "SELECT s.on_hand, s.reserved, (SELECT count(*) FROM bench_reservation r "
@@ -246,14 +244,7 @@ def oversell_peer(peer: h.Server, r: Any, scale: Scale, conns: int) -> dict[str,
     """The peer's oversell check, as Omnistock's: its counter must fall by the 201s counted."""
     sku = f"FLASH-OS-{conns}"
     r.set(f"stock:{sku}", scale.oversell_stock)
-    check = h.loadgen(
-        peer.base_url,
-        "peer_flash",
-        connections=conns,
-        duration=60,
-        max_requests=scale.oversell_stock * 3,
-        sku=sku,
-    )
+    check = oversell_load(peer.base_url, "peer_flash", scale, conns, sku)
     granted = h.ok(check, "201")
     held = scale.oversell_stock - int(r.get(f"stock:{sku}"))
     return {
