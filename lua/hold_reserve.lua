@@ -33,7 +33,9 @@
 -- ARGV[17] pending grace, ms (absent: 0): a pending part's lines count until its deadline +
 --          this (count_until), so settling it after the deadline never needs units that
 --          were given away (docs/architecture.md "Settling a multi-partition hold")
--- KEYS[last], ARGV[18..20]: the Idempotency-Key claim (includes/idempotency.lua: the last key
+-- ARGV[18] metadata JSON object ("" for none: then nothing more is written)
+-- KEYS[3n + 4] (n = #skus) the partition's holds listing index os:{P}:hl (hold_index.lua)
+-- KEYS[last], ARGV[19..21]: the Idempotency-Key claim (includes/idempotency.lua: the last key
 --          and the last three ARGV), taken first: a create is one script call plus the stored
 --          response, in the home slot
 --
@@ -58,6 +60,7 @@ local rcall, tonumber, match, format = redis.call, tonumber, string.match, strin
 --!include clock.lua
 --!include event.lua
 --!include idempotency.lua
+--!include hold_index.lua
 local POS = POS_PATTERN
 
 local hold_key, expiry_key, stream_key = KEYS[1], KEYS[2], KEYS[3]
@@ -296,7 +299,10 @@ rcall('HSET', hold_key, 'status', ARGV[3], 'channel', ARGV[6], 'reference', ARGV
       'owner', ARGV[16])
 if deadline then rcall('HSET', hold_key, 'deadline', deadline) end
 rcall('ZADD', expiry_key, deadline or count_until, hold_id)
+-- The listing index and metadata (GET /v1/holds): one ZADD; metadata only when given.
+rcall('ZADD', KEYS[3 * nskus + 4], 0, hold_index_member(ARGV[16], now, hold_id))
+if ARGV[18] ~= '' then rcall('HSET', hold_key, 'metadata', ARGV[18]) end
 -- A keyed create's response, stored with the change (no completion call; idempotency.lua).
 idem_store('201', IDEM_HOLD_CREATED .. cjson.encode({hold_id, ARGV[3], ARGV[6], ARGV[7],
-           format('%d', now), format('%d', expires_at), lines_json}))
+           format('%d', now), format('%d', expires_at), lines_json, ARGV[18] or ''}))
 return {'ok', lines_json, now, expires_at}

@@ -146,6 +146,15 @@ PROBLEM_EXAMPLES: dict[str, dict[str, Any]] = {
         "hold_id": HOLD_ID,
         "hold_status": "fulfilled",
     },
+    "unknown_hold_line": {
+        "detail": "the hold has no line SKU-1@store-12",
+        "line": {"sku": "SKU-1", "location": "store-12", "quantity": 1},
+    },
+    "line_quantity_exceeded": {
+        "detail": "line SKU-1@dc-north has 1 open units",
+        "line": {"sku": "SKU-1", "location": "dc-north", "quantity": 2},
+        "open": 1,
+    },
     "idempotency_key_reused": {
         "detail": "this Idempotency-Key was used with a different request",
     },
@@ -181,6 +190,8 @@ class Doc:
 
 
 HOLD_ERRORS = ("hold_not_found", "invalid_transition")
+LINE_ERRORS = ("unknown_hold_line", "line_quantity_exceeded")  # partial release and fulfil
+ONE_UNIT = {"lines": [{"sku": "SKU-1", "location": "store-12", "quantity": 1}]}
 
 OPERATIONS: dict[str, Doc] = {
     "GET /healthz": Doc({"status": "ok"}),
@@ -279,10 +290,32 @@ OPERATIONS: dict[str, Doc] = {
         errors=("insufficient_stock", "channel_not_found", "location_not_found"),
         idempotent=True,
     ),
+    "GET /v1/holds": Doc({"data": [_hold("active")], "next": "b3BzIDE3NjQwMDAwMDAwMDAgaHI"}),
     "GET /v1/holds/{hold_id}": Doc(_hold("active"), errors=("hold_not_found",)),
+    "PATCH /v1/holds/{hold_id}": Doc(
+        {**_hold("active"), "metadata": {"order_id": "A-1007", "tracking": "1Z999"}},
+        request={
+            "set_and_remove": _ex(
+                {"metadata": {"tracking": "1Z999", "gift": ""}},
+                'Set a key; a key set to "" is removed',
+            )
+        },
+        errors=("hold_not_found",),
+        idempotent=True,
+    ),
     "POST /v1/holds/{hold_id}/commit": Doc(_hold("committed"), errors=HOLD_ERRORS, idempotent=True),
-    "POST /v1/holds/{hold_id}/fulfil": Doc(_hold("fulfilled"), errors=HOLD_ERRORS, idempotent=True),
-    "POST /v1/holds/{hold_id}/release": Doc(_hold("released"), errors=HOLD_ERRORS, idempotent=True),
+    "POST /v1/holds/{hold_id}/fulfil": Doc(
+        _hold("fulfilled"),
+        request={"one_parcel": _ex(ONE_UNIT, "Fulfil one unit; the rest stays committed")},
+        errors=(*HOLD_ERRORS, *LINE_ERRORS),
+        idempotent=True,
+    ),
+    "POST /v1/holds/{hold_id}/release": Doc(
+        _hold("released"),
+        request={"one_unit": _ex(ONE_UNIT, "Release one unit; the rest stays held")},
+        errors=(*HOLD_ERRORS, *LINE_ERRORS),
+        idempotent=True,
+    ),
     "POST /v1/holds/{hold_id}/extend": Doc(
         _hold("active", "2025-11-24T10:40:00.000Z"),
         request={"ten_minutes": _ex({"ttl_seconds": 600}, "Expire 10 minutes from now")},

@@ -60,6 +60,18 @@ class InvalidTransition(DomainError):
     title = "Invalid hold transition"
 
 
+class UnknownHoldLine(DomainError):
+    status = 422
+    code = "unknown_hold_line"
+    title = "The hold has no such line"
+
+
+class LineQuantityExceeded(DomainError):
+    status = 409
+    code = "line_quantity_exceeded"
+    title = "More units than the hold line has open"
+
+
 class IdempotencyKeyReused(DomainError):
     status = 422
     code = "idempotency_key_reused"
@@ -110,6 +122,8 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
         WebhookNotFound,
         InsufficientStock,
         InvalidTransition,
+        UnknownHoldLine,
+        LineQuantityExceeded,
         IdempotencyKeyReused,
         IdempotencyKeyInUse,
         StoreUnavailable,

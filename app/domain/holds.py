@@ -41,8 +41,10 @@ from app.domain.errors import (
     InvalidRequest,
     InvalidTransition,
     StoreUnavailable,
+    UnknownHoldLine,
 )
 from app.domain.hold_ids import HoldIdSecret, home_partition, keyed_hold_id, random_hold_id
+from app.domain.hold_lines import LINES_FROM, check_lines, raise_for
 from app.domain.hold_parts import (
     DECIDED,
     effective_status,
@@ -52,7 +54,14 @@ from app.domain.hold_parts import (
 )
 from app.domain.hold_render import render
 from app.domain.idempotency import Claim, checked, idem_for, take
-from app.domain.models import Channel, HoldIn, HoldLineIn
+from app.domain.models import (
+    METADATA_MAX_KEYS,
+    Channel,
+    HoldIn,
+    HoldLineIn,
+    LineChangeIn,
+    LineOp,
+)
 from app.domain.stock import StockService
 from app.settings import Settings
 from app.store import calls
@@ -132,6 +141,7 @@ class HoldService:
             ttl_ms=ttl * 1000,  # the script sets created_at and expires_at by the store's clock
             parts=",".join(str(p) for p in parts),
             owner=owner,
+            metadata=_metadata_arg(body.metadata),
         )
         if len(parts) == 1:
             reply = await self._reserve(
@@ -140,7 +150,7 @@ class HoldService:
             if reply.kind == Reply.INSUFFICIENT:
                 raise InsufficientStock("not enough stock for every line", lines=reply.data)
             if reply.kind == Reply.OK:  # render what the script wrote: no second round trip
-                return render(hold_id, [header.record(*reply.data)])
+                return self.render(hold_id, [header.record(*reply.data)])
         else:
             # Claimed before any part runs, so a concurrent duplicate reserves nothing anywhere.
             await take(self._scripts, claim, keys.tag(home), self._clock.offset_ms())
@@ -203,6 +213,7 @@ class HoldService:
             candidates=candidates,
             channels=self._config.channels_arg(touched),
             owner=header.owner,
+            metadata=header.metadata if p == int(header.parts.split(",")[0]) else "",
             pending_grace_ms=self._settings.pending_grace_seconds * 1000,  # pending lines count
             offset_ms=self._clock.offset_ms(),
             idem=idem_for(claim, keys.tag(p)),
@@ -401,7 +412,114 @@ class HoldService:
         return dict(zip(flat[::2], flat[1::2], strict=True))
 
     async def get(self, hold_id: str, viewer: str | None) -> dict[str, Any]:
-        return render(hold_id, await self._records(hold_id, viewer))
+        return self.render(hold_id, await self._records(hold_id, viewer))
+
+    def render(self, hold_id: str, records: list[dict[str, str]]) -> dict[str, Any]:
+        """The hold as the API shows it (app/domain/hold_render.py)."""
+        return render(hold_id, records)
+
+    # -- metadata ------------------------------------------------------------------------
+
+    async def update_metadata(
+        self, hold_id: str, viewer: str | None, updates: dict[str, str], claim: Claim | None
+    ) -> dict[str, Any]:
+        """Set each key of `updates`, remove those given as "" (hold_metadata.lua, on the home
+        record: the hold's header). At most METADATA_MAX_KEYS keys after the update."""
+        home = home_partition(hold_id)
+        if claim is not None and home is not None:
+            claim.lives_in(keys.tag(home))
+        await self._records(hold_id, viewer)  # ownership (it never changes) and existence
+        assert home is not None
+        call = calls.hold_metadata(
+            home,
+            hold_id,
+            orjson.dumps(updates),
+            METADATA_MAX_KEYS,
+            self._clock.offset_ms(),
+            idem_for(claim, keys.tag(home)),
+        )
+        reply = checked(claim, await self._scripts.run(call))
+        if reply[0] == Reply.NOT_FOUND:
+            raise HoldNotFound(f"no hold {hold_id!r}")
+        if reply[0] == Reply.TOO_MANY:
+            raise InvalidRequest(
+                f"a hold has at most {METADATA_MAX_KEYS} metadata keys; "
+                f"this update would leave {reply[1]}",
+                errors=[{"loc": ["body", "metadata"], "msg": "too many keys"}],
+            )
+        return await self.get(hold_id, viewer)
+
+    # -- partial release and fulfil ------------------------------------------------------
+
+    async def change_lines(
+        self,
+        hold_id: str,
+        viewer: str | None,
+        op: LineOp,
+        lines: list[LineChangeIn],
+        claim: Claim | None,
+    ) -> dict[str, Any]:
+        """Release or fulfil these units of these lines, all or none, in one script call
+        (hold_lines.lua) per part. A one-partition hold (one sku, or skus sharing a partition)
+        is one atomic step, which also closes the hold when no unit is left open. A hold in
+        parts is checked whole first, then changed part by part (each part atomically, the
+        home part first: it takes the Idempotency-Key claim, the others are guarded by
+        operation markers); once no part has an open unit the whole hold is released or
+        fulfilled, home part first (docs/architecture.md, "Partial release and fulfil")."""
+        seen: set[tuple[str, str]] = set()
+        for i, line in enumerate(lines):
+            if (line.sku, line.location) in seen:
+                raise InvalidRequest(
+                    f"line {line.sku}@{line.location} is given twice",
+                    errors=[{"loc": ["body", "lines", i], "msg": "duplicate line"}],
+                )
+            seen.add((line.sku, line.location))
+        home = home_partition(hold_id)
+        if claim is not None and home is not None:
+            claim.lives_in(keys.tag(home))
+        records = await self._records(hold_id, viewer)
+        partitions = [int(p) for p in records[0]["parts"].split(",")]
+        by_part: dict[int, list[dict[str, Any]]] = {p: [] for p in partitions}
+        for line in lines:
+            p = keys.partition_of(line.sku)
+            if p not in by_part:
+                raise UnknownHoldLine(
+                    f"the hold has no line {line.sku}@{line.location}", line=line.model_dump()
+                )
+            by_part[p].append(line.model_dump())
+        if len(partitions) > 1 and effective_status(records[0]) in LINES_FROM[op]:
+            # All or none, before any part moves (a hold in another status: its home part's
+            # script answers why, as for a one-partition hold). A retried keyed request skips
+            # the parts its first attempt changed (their markers make them replay).
+            done = set()
+            if claim is not None:
+                marked = [keys.op_marker(p, claim.digest) for p in partitions]
+                done = {
+                    p
+                    for p, key in zip(partitions, marked, strict=True)
+                    if await self._redis.exists(key)
+                }
+            check_lines(records, [p if p not in done else -1 for p in partitions], by_part)
+        op_digest = claim.digest if claim and len(partitions) > 1 else None
+        for p, record in zip(partitions, records, strict=True):
+            if p != partitions[0] and not by_part[p]:
+                continue
+            reply = await self.transition_part(
+                hold_id,
+                p,
+                Transition.LINES,
+                op_digest,
+                lines_op=(op, orjson.dumps(by_part[p])),
+                record=record,
+                claim=claim if p == partitions[0] else None,
+            )
+            raise_for(hold_id, op, Reply(checked(claim, reply)[0]), reply)
+        if len(partitions) > 1:
+            after = await self._read_parts(hold_id, partitions)
+            if all(r and r.get("lines") == "[]" for r in after):
+                close = Transition.FULFIL if op == "fulfil" else Transition.RELEASE
+                return await self._transition(hold_id, viewer, close, None)
+        return await self.get(hold_id, viewer)
 
     # -- transitions ---------------------------------------------------------------------
 
@@ -490,6 +608,7 @@ class HoldService:
         *,
         ttl_ms: int | None = None,
         tombstone: bytes | None = None,
+        lines_op: tuple[str, bytes] | None = None,
         record: dict[str, str] | None = None,
         claim: Claim | None = None,
     ) -> list[Any]:
@@ -516,6 +635,7 @@ class HoldService:
             offset_ms=self._clock.offset_ms(),
             ttl_ms=ttl_ms,
             tombstone=tombstone,
+            lines_op=lines_op,
             idem=idem_for(claim, keys.tag(p)),
         )
         result: list[Any] = await self._scripts.run(call)
@@ -546,6 +666,7 @@ class _Header:
     ttl_ms: int
     parts: str
     owner: str
+    metadata: bytes | str = ""
 
     def record(self, lines_json: str, created_at: int, expires_at: int) -> dict[str, str]:
         """The hold record as hold_reserve.lua writes it for an active hold."""
@@ -559,4 +680,16 @@ class _Header:
             "lines": lines_json,
             "parts": self.parts,
             "owner": self.owner,
+            **({"metadata": _text(self.metadata)} if self.metadata else {}),
         }
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _metadata_arg(metadata: dict[str, str] | None) -> bytes | str:
+    """hold_reserve.lua's metadata ARGV: the given keys (a key given "" is no key), "" for
+    none (the script then writes nothing more)."""
+    kept = {k: v for k, v in (metadata or {}).items() if v != ""}
+    return orjson.dumps(kept) if kept else ""

@@ -142,6 +142,23 @@ class StockEventResults(BaseModel):
     results: list[StockEventResult]
 
 
+# Stripe's metadata limits: at most 50 keys, a key at most 40 characters, a value at most 500,
+# strings only. In an update a value "" removes its key.
+METADATA_MAX_KEYS = 50
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+Metadata = Annotated[
+    dict[MetadataKey, MetadataValue],
+    Field(
+        max_length=METADATA_MAX_KEYS,
+        description="Your own key-value pairs (Stripe's limits: up to 50 keys, a key up to 40 "
+        'characters, a value up to 500, strings only); in an update, a key set to "" is '
+        "removed",
+        examples=[{"order_id": "A-1001"}],
+    ),
+]
+
+
 class HoldLineIn(Request):
     sku: Identifier
     quantity: Quantity
@@ -154,16 +171,47 @@ class HoldIn(Request):
     reference: Annotated[str, Field(max_length=256)] | None = None
     allow_split: bool = False
     lines: Annotated[list[HoldLineIn], Field(min_length=1, max_length=1000)]
+    metadata: Metadata | None = None
 
 
 class ExtendIn(Request):
     ttl_seconds: TtlSeconds
 
 
+class HoldPatchIn(Request):
+    """PATCH /v1/holds/{id}: each key given is set, a key given as "" is removed."""
+
+    metadata: Metadata
+
+
+LineOp = Literal["release", "fulfil"]  # hold_lines.lua's ARGV[8]
+
+
+class LineChangeIn(Request):
+    """Units of one line of the hold (its sku and the location it was sourced at)."""
+
+    sku: Identifier
+    location: Identifier
+    quantity: Quantity
+
+
+class LinesIn(Request):
+    """Partial release or fulfil: these units of these lines (each line at most once); without
+    a body, every open unit of the hold."""
+
+    lines: Annotated[list[LineChangeIn], Field(min_length=1, max_length=1000)]
+
+
 class HoldLine(BaseModel):
     sku: str
     location: str
-    quantity: int
+    quantity: int = Field(description="Units reserved on this line at creation")
+    released: int = Field(
+        0, description="Units of it released (partly or with the hold); absent: 0"
+    )
+    fulfilled: int = Field(
+        0, description="Units of it fulfilled (partly or with the hold); absent: 0"
+    )
 
 
 class Hold(BaseModel):
@@ -174,3 +222,12 @@ class Hold(BaseModel):
     created_at: str
     expires_at: str
     lines: list[HoldLine]
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class HoldList(BaseModel):
+    """One page of GET /v1/holds, in a stable order; `next`: pass it as `after` for the next
+    page (null: there is none)."""
+
+    data: list[Hold]
+    next: str | None

@@ -51,7 +51,8 @@ local function idem_store(status, body)
 end
 
 -- The stored body of a created hold (POST /v1/holds, 201): this prefix, then the JSON array
--- [hold id, status, channel, reference, created_at, expires_at, lines JSON], which the service
+-- [hold id, status, channel, reference, created_at, expires_at, lines JSON, metadata JSON or
+-- ""], which the service
 -- renders exactly as it rendered the first response (app/domain/hold_render.py).
 local IDEM_HOLD_CREATED = '\0hold_created\0'
 
