@@ -63,11 +63,15 @@ CLOCK_FIELDS = {
     b"lease_until",
 }
 
+# The whole-hold transitions (hold_lines.lua, partial release and fulfil, came later: its own
+# tests cover it, and a reference before it has nothing to compare it with).
+TRANSITIONS = tuple(t for t in Transition if t is not Transition.LINES)
+
 SCRIPTS = (
     "hold_reserve",
     "stock_set",
     "idempotency_complete",
-    *(t.value for t in Transition),
+    *(t.value for t in TRANSITIONS),
 )
 
 
@@ -122,8 +126,15 @@ def random_channels(rnd: random.Random) -> bytes:
 class Pair:
     """The two stores, each with its version's scripts loaded, and the replies by kind."""
 
-    def __init__(self, old: redis.Redis, new: redis.Redis, sources: dict[str, dict[str, str]]):
+    def __init__(
+        self,
+        old: redis.Redis,
+        new: redis.Redis,
+        sources: dict[str, dict[str, str]],
+        ignore: frozenset[bytes] = frozenset(),
+    ):
         self.stores = {"old": old, "new": new}
+        self.ignore = ignore
         self.shas = {
             v: {n: self.stores[v].script_load(sources[v][n]) for n in SCRIPTS} for v in self.stores
         }
@@ -146,7 +157,10 @@ class Pair:
         return old
 
     def compare_stores(self, step: int) -> None:
-        a, b = dump(self.stores["old"]), dump(self.stores["new"])
+        a, b = (
+            {k: v for k, v in dump(self.stores[side]).items() if k not in self.ignore}
+            for side in ("old", "new")
+        )
         if a != b:
             diff = [k for k in set(a) | set(b) if a.get(k) != b.get(k)]
             where = [(k, a.get(k), b.get(k)) for k in diff[:2]]
@@ -164,7 +178,7 @@ def _kind(reply: Any) -> str:
 def transition(rnd: random.Random, now: int, skus_of: dict[str, list[str]]) -> calls.Call:
     """One transition script on a recent hold, with a marker sometimes."""
     hold_id = rnd.choice(list(skus_of)[-6:])
-    script = rnd.choice(list(Transition))
+    script = rnd.choice(TRANSITIONS)
     return calls.transition(
         script,
         partition=P,
@@ -239,16 +253,19 @@ def compare(
     new: dict[str, str],
     ops: int,
     seed: int,
+    ignore: frozenset[str] = frozenset(),
 ) -> Counter[str]:
     """Run `ops` random steps on both versions ({script name: expanded source}); raise
-    Divergence at the first difference; return the replies counted by script and kind."""
+    Divergence at the first difference; return the replies counted by script and kind.
+    `ignore`: keys left out of the store comparison (outputs an older version does not have,
+    named by the caller)."""
     with (
         h.store(fsync="no") as s1,
         h.store(fsync="no") as s2,
         h.client(s1) as r1,
         h.client(s2) as r2,
     ):
-        pair = Pair(r1, r2, {"old": old, "new": new})
+        pair = Pair(r1, r2, {"old": old, "new": new}, frozenset(k.encode() for k in ignore))
         walk(pair, random.Random(seed), ops)
         return pair.kinds
 
@@ -295,6 +312,9 @@ def main() -> None:
     parser.add_argument(
         "--old", default="head", help="head (git HEAD's lua/), git:REV, or a directory like lua/"
     )
+    parser.add_argument(
+        "--ignore", action="append", default=[], help="a key left out of the comparison"
+    )
     args = parser.parse_args()
     try:
         kinds = compare(
@@ -302,6 +322,7 @@ def main() -> None:
             variant_sources("work", SCRIPTS),
             args.ops,
             args.seed,
+            frozenset(args.ignore),
         )
     except Divergence as e:
         sys.exit(str(e))

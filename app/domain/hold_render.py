@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from app.domain.clock import iso
+from app.domain.hold_lines import line_views
 from app.domain.hold_parts import effective_status
 
 # The prefix of a created hold's stored response (lua/includes/idempotency.lua).
@@ -25,7 +26,7 @@ def render(hold_id: str, records: list[dict[str, str]]) -> dict[str, Any]:
     lines: list[dict[str, Any]] = []
     for record in records:
         if record and effective_status(record) == status:
-            lines += orjson.loads(record["lines"])
+            lines += line_views(record, status)
     return {
         "id": hold_id,
         "status": status,
@@ -34,6 +35,7 @@ def render(hold_id: str, records: list[dict[str, str]]) -> dict[str, Any]:
         "created_at": iso(int(home["created_at"])),
         "expires_at": iso(int(home["expires_at"])),
         "lines": lines,
+        "metadata": orjson.loads(home.get("metadata") or "{}"),
     }
 
 
@@ -43,9 +45,8 @@ def stored_body(body: str | bytes) -> bytes:
     raw = body.encode() if isinstance(body, str) else body
     if not raw.startswith(HOLD_CREATED):
         return raw
-    hold_id, status, channel, reference, created, expires, lines = orjson.loads(
-        raw[len(HOLD_CREATED) :]
-    )
+    fields = orjson.loads(raw[len(HOLD_CREATED) :])
+    hold_id, status, channel, reference, created, expires, lines = fields[:7]
     record = {
         "status": status,
         "channel": channel,
@@ -54,4 +55,6 @@ def stored_body(body: str | bytes) -> bytes:
         "expires_at": expires,
         "lines": lines,
     }
+    if len(fields) > 7 and fields[7]:  # metadata as hold_reserve.lua wrote it ("": none)
+        record["metadata"] = fields[7]
     return orjson.dumps(render(hold_id, [record]))

@@ -205,6 +205,18 @@ async def test_a_created_hold_is_replayed_byte_for_byte(client: httpx.AsyncClien
     assert retry.headers["idempotent-replayed"] == "true"
 
 
+async def test_a_created_hold_with_metadata_is_replayed_byte_for_byte(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client, {("sku-1", "dc"): 5})
+    body = {**HOLD_BODY, "reference": "cart-9", "metadata": {"cart": "c-9", "note": 'é " x'}}
+    first = await client.post("/v1/holds", json=body, headers=key("h-meta"))
+    retry = await client.post("/v1/holds", json=body, headers=key("h-meta"))
+    assert first.status_code == retry.status_code == 201
+    assert first.json()["metadata"] == {"cart": "c-9", "note": 'é " x'}
+    assert retry.content == first.content
+
+
 async def test_a_create_whose_service_died_before_answering_is_replayed_not_in_use(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,6 +6,11 @@ member written inline in each script, emit.lua's own event writer) and before ev
 speed change, so the two sides are different code with the same contract. A change that is
 meant to change behaviour moves REFERENCE to a revision that has it (and says why).
 
+One output is newer than the reference and left out of the store comparison, by name: the
+holds listing index (`keys.holds_index`, written by hold_reserve.lua since 944275b; the
+listing's own tests cover it). hold_lines.lua (partial release and fulfil) is newer too and
+not in the walk. Everything else the reference writes must be written alike.
+
 Clock boundaries are avoided by construction, not tolerated: the steps move the clock offset
 in whole hours and every TTL, lease and deadline is a multiple of half an hour (the module's
 docstring), so no decision depends on the milliseconds between the two stores' calls."""
@@ -16,14 +21,16 @@ import subprocess
 
 import pytest
 
+from app import keys
 from benchmarks import harness
-from benchmarks.hold_equivalence import SCRIPTS, Divergence, compare
+from benchmarks.hold_equivalence import SCRIPTS, Divergence, P, compare
 from benchmarks.lua_micro import variant_sources
 
 pytestmark = pytest.mark.slow
 
 REFERENCE = "85701722c454e9cac32f953f086f2d8e60fd9b69"
 OPS = 2000
+NEWER = frozenset({keys.holds_index(P)})  # outputs the reference predates (docstring)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +58,7 @@ def test_the_reference_is_different_code(
 def test_the_hold_scripts_do_what_the_reference_does_on_random_operations(
     reference: dict[str, str], current: dict[str, str]
 ) -> None:
-    kinds = compare(reference, current, OPS, seed=12)
+    kinds = compare(reference, current, OPS, seed=12, ignore=NEWER)
     # the run reached every outcome that matters, so the equality above says something
     for kind in (
         "hold_reserve:ok",
@@ -77,4 +84,4 @@ def test_a_change_of_the_availability_rule_is_caught(current: dict[str, str]) ->
         for name, src in current.items()
     }
     with pytest.raises(Divergence):
-        compare(current, mutant, OPS, seed=12)
+        compare(current, mutant, OPS, seed=12, ignore=NEWER)

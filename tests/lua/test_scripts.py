@@ -137,6 +137,7 @@ async def test_a_keyed_hold_reserve_stores_its_response_with_the_change(scripts:
         str(created_at),
         str(expires_at),
         lines,
+        "",  # no metadata
     ]
 
 
