@@ -28,7 +28,8 @@
 -- ARGV[12] skus JSON: ["sku", ...] naming the key pairs in order
 -- ARGV[13] candidate locations JSON, best first, for lines without a location
 -- ARGV[14] unused (was created_at; kept so the positions stay stable)
--- ARGV[15] channels JSON {id: [low_stock_threshold, [locations]]} that see the candidates
+-- ARGV[15] channels JSON {id: [low_stock_threshold, [locations], rule?]} that see the
+--          candidates (includes/channel_rules.lua), the hold's channel among them
 -- ARGV[16] owner: the API key name that creates the hold ("" for the anonymous owner)
 -- ARGV[17] pending grace, ms (absent: 0): a pending part's lines count until its deadline +
 --          this (count_until), so settling it after the deadline never needs units that
@@ -146,6 +147,13 @@ local function take(si, loc, q)
   end
 end
 
+-- Channel rules (channel_rules.lua): a hold through a channel with a buffer or exclusions
+-- never takes what the channel may not promise. A channel without a rule costs two lookups.
+local hold_channel = channels[ARGV[6]]
+if hold_channel and hold_channel[3] then
+  local over = channel_short(hold_channel, skus, lines, avail)
+  if over then return {'insufficient', cjson.encode(over)} end
+end
 local short = {}
 local unpinned, nun = {}, 0
 
@@ -277,7 +285,7 @@ for k = 1, norder do
       if locs[i] == loc then
         local b = t[id]
         t[id] = b + delta
-        moved = event_channel(moved, id, b, b + delta, ch[1])
+        moved = event_channel(moved, id, b, b + delta, ch, skus[si])
       end
     end
   end

@@ -62,6 +62,7 @@ def store_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedS
 CLUSTER_LEG = (
     "tests/api/test_all_or_nothing.py",
     "tests/api/test_availability.py",
+    "tests/api/test_channel_rules.py",
     "tests/api/test_expiry.py",
     "tests/api/test_hold_list.py",
     "tests/api/test_hold_metadata.py",

@@ -53,6 +53,13 @@ def _ex(value: Any, summary: str = "") -> dict[str, Any]:
 DC = {"type": "dc", "name": "DC North", "ship": True, "pickup": False, "priority": 1}
 STORE = {"type": "store", "name": "Store 12", "ship": False, "pickup": True, "priority": 10}
 WEB = {"locations": ["dc-north", "store-12"], "low_stock_threshold": 3}
+WEB_OUT = {**WEB, "buffer": None, "exclude_skus": [], "id": "web"}
+MARKETPLACE = {
+    "locations": ["dc-north"],
+    "low_stock_threshold": 2,
+    "buffer": {"percent": 10},
+    "exclude_skus": ["SKU-2"],
+}
 POS_DC = {
     "location": "dc-north",
     "on_hand": 10,
@@ -69,15 +76,16 @@ POS_STORE = {
     "safety_stock": 0,
     "available": 4,
 }
+_AVAILABLE_AT = [
+    {"location": "dc-north", "available": 8},
+    {"location": "store-12", "available": 4},
+]
 AVAILABILITY = {
     "sku": "SKU-1",
     "channel": "web",
     "available": 12,
     "status": "in_stock",
-    "locations": [
-        {"location": "dc-north", "available": 8},
-        {"location": "store-12", "available": 4},
-    ],
+    "locations": _AVAILABLE_AT,
 }
 HOLD_ID = "hrajmztjn7opw635zkztc-b4"
 
@@ -220,11 +228,16 @@ OPERATIONS: dict[str, Doc] = {
         {"locations": [{**DC, "id": "dc-north"}, {**STORE, "id": "store-12"}]}
     ),
     "PUT /v1/channels/{channel}": Doc(
-        {**WEB, "id": "web"},
-        request={"web": _ex(WEB, "The web shop sells from the DC and store 12")},
+        WEB_OUT,
+        request={
+            "web": _ex(WEB, "The web shop sells from the DC and store 12"),
+            "marketplace": _ex(
+                MARKETPLACE, "A marketplace: 10 % of each sku kept back, SKU-2 never shown"
+            ),
+        },
         idempotent=True,
     ),
-    "GET /v1/channels": Doc({"channels": [{**WEB, "id": "web"}]}),
+    "GET /v1/channels": Doc({"channels": [WEB_OUT, {**MARKETPLACE, "id": "marketplace"}]}),
     "PUT /v1/stock/{sku}/{location}": Doc(
         POS_DC,
         request={
@@ -243,14 +256,11 @@ OPERATIONS: dict[str, Doc] = {
             "results": [
                 AVAILABILITY,
                 {
+                    **AVAILABILITY,
                     "sku": "SKU-2",
-                    "channel": "web",
                     "available": 0,
                     "status": "out_of_stock",
-                    "locations": [
-                        {"location": "dc-north", "available": 0},
-                        {"location": "store-12", "available": 0},
-                    ],
+                    "locations": [{**line, "available": 0} for line in _AVAILABLE_AT],
                 },
             ]
         },

@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.domain import sourcing
+from app.domain.channel_rules import has_rules, over_figure
 from app.domain.clock import Clock
 from app.domain.config import ConfigService
 from app.domain.errors import (
@@ -90,23 +91,18 @@ class Reserved:
     data: Any = None
 
 
+@dataclass(eq=False)  # a service, compared by identity
 class HoldService:
-    def __init__(
-        self,
-        redis: Redis,
-        scripts: Scripts,
-        config: ConfigService,
-        stock: StockService,
-        settings: Settings,
-        clock: Clock,
-    ) -> None:
-        self._redis = redis
-        self._scripts = scripts
-        self._config = config
-        self._stock = stock
-        self._settings = settings
-        self._clock = clock
-        self.id_secret = HoldIdSecret(redis)
+    _redis: Redis
+    _scripts: Scripts
+    _config: ConfigService
+    _stock: StockService
+    _settings: Settings
+    _clock: Clock
+    id_secret: HoldIdSecret = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.id_secret = HoldIdSecret(self._redis)
 
     # -- create --------------------------------------------------------------------------
 
@@ -155,6 +151,8 @@ class HoldService:
             # Claimed before any part runs, so a concurrent duplicate reserves nothing anywhere.
             await take(self._scripts, claim, keys.tag(home), self._clock.offset_ms())
             try:
+                if channel is not None and has_rules(channel):
+                    await self._check_channel_figures(channel, list(parts.values()))
                 await self._create_multi(header, list(parts.values()), body.allow_split, candidates)
             except InsufficientStock:
                 # A retried create may be short of exactly the units its first attempt holds
@@ -211,7 +209,7 @@ class HoldService:
             ],
             skus=skus,
             candidates=candidates,
-            channels=self._config.channels_arg(touched),
+            channels=self._config.channels_arg(touched, skus),
             owner=header.owner,
             metadata=header.metadata if p == int(header.parts.split(",")[0]) else "",
             pending_grace_ms=self._settings.pending_grace_seconds * 1000,  # pending lines count
@@ -227,6 +225,25 @@ class HoldService:
                 claim.stored = True  # with the change (hold_reserve.lua idem_store)
             return Reserved(kind, (result[1], int(result[2]), int(result[3])))
         return Reserved(kind, result[1])
+
+    async def _check_channel_figures(self, channel: Channel, parts: list[Part]) -> None:
+        """What each part's script would refuse by the channel's rules (channel_rules.lua's
+        channel_short), seen on a snapshot first: a multi-partition hold over its channel's
+        figure then reserves and aborts nothing in its other partitions. The scripts still
+        decide."""
+        need: dict[str, int] = defaultdict(int)
+        for part in parts:
+            for line in part.lines:
+                need[line.sku] += line.quantity
+        skus = list(need)
+        rows = await self._stock.read_rows(skus, list(channel.locations))
+        totals = {
+            sku: sum(row[i + 5] for i in range(0, len(row), 6))
+            for sku, row in zip(skus, rows, strict=True)
+        }
+        short = over_figure(channel, need, totals)
+        if short:
+            raise InsufficientStock("not enough stock for every line", lines=short)
 
     async def _create_multi(
         self, header: _Header, parts: list[Part], allow_split: bool, candidates: list[str]
@@ -626,10 +643,10 @@ class HoldService:
             script,
             partition=p,
             hold_id=hold_id,
-            skus=list(dict.fromkeys(line["sku"] for line in lines)),
+            skus=(skus := list(dict.fromkeys(line["sku"] for line in lines))),
             retention_ms=self._stock.event_retention_ms,
             finished_ttl_seconds=self._settings.finished_hold_ttl_seconds,
-            channels=self._config.channels_arg([line["location"] for line in lines]),
+            channels=self._config.channels_arg([line["location"] for line in lines], skus),
             op_digest=op_digest,
             marker_ttl_seconds=self._settings.idempotency_ttl_seconds,
             offset_ms=self._clock.offset_ms(),

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 # With Python's re, use .fullmatch(): its `$` also matches before a trailing "\n".
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
@@ -37,14 +44,46 @@ class Location(LocationIn):
     id: Identifier
 
 
+class BufferUnits(Request):
+    """Keep this many units of each sku back from the channel's total."""
+
+    units: Annotated[int, Field(ge=0, le=MAX_UNITS)]
+
+
+class BufferPercent(Request):
+    """Keep this percentage of each sku's total back from the channel (rounded up to a unit)."""
+
+    percent: Annotated[int, Field(ge=0, le=100)]
+
+
+MAX_EXCLUDED_SKUS = 1000  # the rule travels to every script that computes channel figures
+
+
 class ChannelIn(Request):
     locations: Annotated[list[Identifier], Field(max_length=10_000)]
     low_stock_threshold: Annotated[int, Field(ge=0, le=MAX_UNITS)] = 5
+    # Channel rules (docs/architecture.md "Channel rules"; app/domain/channel_rules.py).
+    buffer: BufferUnits | BufferPercent | None = None
+    exclude_skus: Annotated[list[Identifier], Field(max_length=MAX_EXCLUDED_SKUS)] = []
 
 
 class Channel(ChannelIn):
     model_config = ConfigDict(strict=False, extra="ignore")
     id: Identifier
+    _excluded: frozenset[str] = PrivateAttr(default=frozenset())
+    _eligible: frozenset[str] = PrivateAttr(default=frozenset())
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._excluded = frozenset(self.exclude_skus)
+        self._eligible = frozenset(self.locations)
+
+    def excludes(self, sku: str) -> bool:
+        return sku in self._excluded
+
+    def sees(self, sku: str, location: str) -> bool:
+        """Is a change of (sku, location) the channel's business (event filters): one of its
+        locations, and a sku it does not exclude."""
+        return location in self._eligible and sku not in self._excluded
 
 
 class StockIn(Request):

@@ -131,13 +131,10 @@ def test_mutating_operations_document_the_idempotency_key_and_its_codes(
     mutating = [
         (name, op)
         for name, op in operations(spec)
-        if name.startswith(("PUT", "POST"))
-        and name != "POST /v1/availability/query"
-        # Webhook admin: redeliver is idempotent by nature (it moves the cursor); create takes
-        # no Idempotency-Key yet (issue 15 follow-up).
-        and not name.startswith("POST /v1/webhooks")
+        if name.startswith(("PUT", "POST", "PATCH", "DELETE"))
+        and name != "POST /v1/availability/query"  # a read with a body
     ]
-    assert len(mutating) >= 9
+    assert len(mutating) >= 13
     for name, op in mutating:
         headers = {p["name"] for p in op.get("parameters", []) if p["in"] == "header"}
         assert "Idempotency-Key" in headers, name
