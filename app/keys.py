@@ -55,6 +55,20 @@ def sku_keys(partition: int, sku: str) -> list[str]:
     ]
 
 
+def supply(partition: int, sku: str) -> str:
+    """Hash: the sku's supply lines (stock on its way), field "<location>|<supply id>", value
+    JSON {t: type, q: open units, e: eta ms, r: reference, c: created ms, u: updated ms}
+    (lua/includes/promise.lua)."""
+    return f"{tag(partition)}:sup:{sku}"
+
+
+def promises(partition: int, sku: str) -> str:
+    """Hash: units promised to holds from the sku's supply lines, field
+    "<hold id>|<location>|<supply id>", value "qty|count_until ms (-1: committed)|created ms|
+    needed_by ms (0: none)" (lua/includes/promise.lua)."""
+    return f"{tag(partition)}:px:{sku}"
+
+
 def event_seen(partition: int, location: str, event_id: str) -> str:
     """String: the incoming stock event (location, id) applied in this partition, value its
     fingerprint (app/domain/stock_events.py), written with the change; kept for a retention.

@@ -96,7 +96,9 @@ class Bench:
             config = ConfigService(self.redis, scripts, 60.0)
             stock = StockService(self.redis, scripts, config, self.settings, self.clock)
             holds = HoldService(self.redis, scripts, config, stock, self.settings, self.clock)
-            events = StockEventService(scripts, config, stock, self.settings, self.clock)
+            events = StockEventService(
+                scripts, config, stock, self.settings, self.clock, self.redis
+            )
             self.services[variant] = (holds, stock, events)
             self.configs[variant] = config
 

@@ -139,6 +139,20 @@ def table(results: dict[str, Any], targets: dict[str, float]) -> list[Row]:
             f"≥ {targets['keyed_vs_unkeyed']}",
             keyed["ratio"] >= targets["keyed_vs_unkeyed"],
         )
+    pr = results.get("promise")
+    if pr:
+        for label, key, ratio in (
+            ("a 1-line backorder hold", "backorder_hold_usec", "backorder_ratio"),
+            ("a timeline query", "timeline_usec", "timeline_ratio"),
+        ):
+            add(
+                f"3. promising: {label} ({pr['supply_lines']} supply lines, up to "
+                f"{pr['open_promises']} open promises) vs an on-hand 1-line hold",
+                f"{pr[key]:.1f} vs {pr['on_hand_hold_usec']:.1f} µs per request",
+                f"{pr[ratio]:.2f}x",
+                "",
+                None,
+            )
     cap = scripts["capacity"]
     tool = cap["tool"] or "server time bound 1e6/µs (redis-benchmark not installed)"
     for name in ("hold1", "availability"):

@@ -30,7 +30,7 @@ from app import keys
 from app.store import calls
 from app.store.scripts import script_source
 from benchmarks import harness as h
-from benchmarks import report, sharding, webhooks
+from benchmarks import promise, report, sharding, webhooks
 
 
 @dataclass
@@ -649,6 +649,8 @@ def run(scale: Scale, out_dir: Path, doc: Path | None) -> dict[str, Any]:
                 results["floor"] = measure_floor(svc, scale)
                 results["flash"] = measure_flash(svc, s.url, scale, work)
                 results["scripts"] = measure_scripts(s, r, svc, scale)
+                log("3: store time of promising (backorder hold, timeline)")
+                results["promise"] = promise.measure(r, scale.script_requests)
                 results["load_curve"] = measure_load_curve(
                     svc, scale, results["floor"]["availability_rps"]
                 )

@@ -20,6 +20,7 @@ for _, line in ipairs(h.lines_t) do
   rcall('ZADD', keys[line.sku][2], 'XX', expires_at,
         line_member(ctx.hold_id, line.location, line.quantity))
 end
+promise_rescore(ctx.hold_id, h, expires_at)
 rcall('HSET', hold_key, 'expires_at', expires_at, 'count_until', expires_at, 'updated_at', ctx.now)
 rcall('ZADD', expiry_key, 'XX', expires_at, ctx.hold_id)
 return transition_done('active')

@@ -104,7 +104,8 @@ end
 local lines_json = #left > 0 and cjson.encode(left) or '[]'
 rcall('HSET', hold_key, 'lines', lines_json, 'closed', cjson.encode(closed),
       'updated_at', ctx.now)
-if #left > 0 or multi then return transition_done(h.status) end
+-- A hold with promised units (future supply) still waits for them: it stays open.
+if #left > 0 or multi or promise_any(h) then return transition_done(h.status) end
 rcall('HSET', hold_key, 'status', as)
 rcall('ZREM', expiry_key, ctx.hold_id)
 rcall('EXPIRE', hold_key, terminal_ttl)

@@ -85,6 +85,11 @@ CLUSTER_LEG = (
     "tests/security/test_hold_ownership.py",
     "tests/security/test_hold_list_ownership.py",
     "tests/security/test_idempotency_scope.py",
+    "tests/supply/test_availability_by_date.py",
+    "tests/supply/test_backorder_holds.py",
+    "tests/supply/test_broken_promises.py",
+    "tests/supply/test_receipts.py",
+    "tests/supply/test_supply_lines.py",
 )
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,6 +16,7 @@ from app.domain.models import ID_PATTERN
 from app.domain.reaper import Reaper
 from app.domain.stock import StockService
 from app.domain.stock_events import StockEventService
+from app.domain.supply import SupplyService
 from app.events.hub import EventHub
 from app.settings import Settings
 from app.store.durable import Writer
@@ -36,6 +37,7 @@ class Services:
     holds: HoldService
     hold_list: HoldLister
     stock_events: StockEventService
+    supply: SupplyService
     reaper: Reaper
     idempotency: Idempotency
     events: EventHub

@@ -22,6 +22,7 @@ from app.api import (
     ops_routes,
     problems,
     stock_routes,
+    supply_routes,
     webhook_routes,
 )
 from app.api import fast_path as fast_paths
@@ -38,6 +39,7 @@ from app.domain.holds import HoldService
 from app.domain.reaper import Reaper
 from app.domain.stock import StockService
 from app.domain.stock_events import StockEventService
+from app.domain.supply import SupplyService
 from app.events.hub import EventHub
 from app.events.source import event_source
 from app.settings import Settings
@@ -82,7 +84,10 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         stock=stock,
         holds=holds,
         hold_list=hold_list,
-        stock_events=StockEventService(scripts, config, stock, settings, clock),
+        stock_events=StockEventService(scripts, config, stock, settings, clock, redis),
+        supply=SupplyService(
+            scripts, config, stock, clock, redis, mux, cluster=settings.redis_cluster
+        ),
         reaper=reaper,
         idempotency=Idempotency(scripts, settings, clock),
         events=EventHub(
@@ -170,6 +175,7 @@ def create_app(
         ops_routes.router,
         stock_routes.router,
         hold_routes.router,
+        supply_routes.router,
         config_routes.router,
         event_routes.router,
         webhook_routes.router,

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from app.api.problems import PROBLEM_JSON
-from app.domain.models import StockEventIn
+from app.domain.models import StockEventIn, SupplyLineIn
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
@@ -47,7 +47,7 @@ VALIDATION_ISSUE_SCHEMA: dict[str, Any] = {
     },
 }
 # Models a route validates by hand and the document still names (`WithJsonSchema` refs).
-REFERENCED_MODELS: tuple[type[BaseModel], ...] = (StockEventIn,)
+REFERENCED_MODELS: tuple[type[BaseModel], ...] = (StockEventIn, SupplyLineIn)
 _REF_TEMPLATE = "#/components/schemas/{model}"
 _PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 _FASTAPI_ERROR_SCHEMAS = ("HTTPValidationError", "ValidationError")

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from app.api.openapi_doc import PROBLEM_SCHEMA
 from app.api.problems import PROBLEM_JSON
+from app.api.supply_examples import SUPPLY_OPERATIONS, SUPPLY_PROBLEMS
 from app.api.webhook_examples import WEBHOOK_OPERATIONS
 from app.domain.errors import PROBLEM_CODES
 
@@ -296,8 +297,21 @@ OPERATIONS: dict[str, Doc] = {
                 {"channel": "web", "allow_split": True, "lines": [{"sku": "SKU-1", "quantity": 9}]},
                 "Allow the line to be split across locations",
             ),
+            "preorder": _ex(
+                {
+                    "channel": "web",
+                    "allow_backorder": True,
+                    "lines": [{"sku": "SKU-1", "quantity": 2}],
+                },
+                "On-hand units first, then stock on its way (lines say `available_from`)",
+            ),
         },
-        errors=("insufficient_stock", "channel_not_found", "location_not_found"),
+        errors=(
+            "insufficient_stock",
+            "channel_not_found",
+            "location_not_found",
+            "backorder_multi_partition",
+        ),
         idempotent=True,
     ),
     "GET /v1/holds": Doc({"data": [_hold("active")], "next": "b3BzIDE3NjQwMDAwMDAwMDAgaHI"}),
@@ -317,7 +331,7 @@ OPERATIONS: dict[str, Doc] = {
     "POST /v1/holds/{hold_id}/fulfil": Doc(
         _hold("fulfilled"),
         request={"one_parcel": _ex(ONE_UNIT, "Fulfil one unit; the rest stays committed")},
-        errors=(*HOLD_ERRORS, *LINE_ERRORS),
+        errors=(*HOLD_ERRORS, *LINE_ERRORS, "promise_not_received"),
         idempotent=True,
     ),
     "POST /v1/holds/{hold_id}/release": Doc(
@@ -406,6 +420,8 @@ OPERATIONS: dict[str, Doc] = {
 }
 
 OPERATIONS.update({route: Doc(**fields) for route, fields in WEBHOOK_OPERATIONS.items()})
+OPERATIONS.update({route: Doc(**fields) for route, fields in SUPPLY_OPERATIONS.items()})
+PROBLEM_EXAMPLES.update(SUPPLY_PROBLEMS)
 
 
 def codes_for(method: str, path: str, op: dict[str, Any], doc: Doc) -> list[str]:

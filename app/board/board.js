@@ -51,6 +51,8 @@ async function load(sku) {
     channels.channels.map((c) => get(`availability/${enc(sku)}?channel=${enc(c.id)}`)),
   );
   board.availability = new Map(per.map((a) => [a.channel, { available: a.available, status: a.status }]));
+  // Stock on its way (future supply): as of the load; position events do not carry it.
+  board.incoming = new Map(per.map((a) => [a.channel, { incoming: a.incoming || 0, next: a.next_available_at }]));
   board.points = [total()];
 }
 
@@ -143,6 +145,9 @@ function renderChannels() {
     badge.className = `badge ${a.status}`;
     badge.textContent = a.status.replace(/_/g, " ");
     row.insertCell().append(badge);
+    const inc = (board.incoming && board.incoming.get(id)) || { incoming: 0, next: null };
+    cell(row, String(inc.incoming), "num incoming");
+    cell(row, inc.next ? inc.next.slice(0, 10) : "", "next");
     flash(row, `channel:${id}`);
   }
   if (board.channels.size === 0) {
@@ -150,7 +155,7 @@ function renderChannels() {
     const row = body.insertRow();
     row.id = "no-channels";
     const note = row.insertCell();
-    note.colSpan = 3;
+    note.colSpan = 5;
     note.textContent =
       "No channels yet: create one with PUT /v1/channels/{id}, e.g. " +
       '{"locations": ["store-12"]} (see the README, "Try it").';

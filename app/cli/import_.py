@@ -18,6 +18,7 @@ from app.cli.common import CliError, add_store_flags, store_settings, store_url
 from app.domain.checkpoint import Checkpoint, fingerprint
 from app.domain.importer import Importer, registered_locations
 from app.domain.snapshot import Rejected, SnapshotError, SnapshotReader, detect_format
+from app.domain.supply_import import SupplyImporter, SupplyReader
 from app.logs import redact
 from app.settings import Settings
 
@@ -107,7 +108,12 @@ def run_import(args: argparse.Namespace) -> int:
     try:
         with _store(settings) as client, open(path, "rb") as fh:
             client.ping()
-            reader = SnapshotReader(fh, fmt, registered_locations(client))
+            locations = registered_locations(client)
+            reader: SnapshotReader | SupplyReader
+            if args.supply:  # a supply snapshot (app/domain/supply_import.py)
+                reader = SupplyReader(fh, fmt, locations)
+            else:
+                reader = SnapshotReader(fh, fmt, locations)
             if args.rejects:
                 rejects_out = open(args.rejects, "a")  # noqa: SIM115 - closed below
             start_line = checkpoint.line if checkpoint else 0
@@ -129,13 +135,13 @@ def run_import(args: argparse.Namespace) -> int:
                     checkpoint.rejected += rejected
                     checkpoint.save()
 
-            importer = Importer(
+            importer = (SupplyImporter if args.supply else Importer)(
                 client,
                 event_retention_seconds=settings.event_retention_seconds,
                 batch_rows=args.batch_rows,
             )
             stats = importer.run(
-                reader,
+                reader,  # type: ignore[arg-type]  # each importer gets its own reader
                 offset=start_offset,
                 line=start_line,
                 on_reject=on_reject,
@@ -211,6 +217,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     p.add_argument("--rejects", help="also append every rejected row (line, reason) to this file")
     p.add_argument("--batch-rows", type=int, default=20_000, help="rows per pipeline (20000)")
+    p.add_argument(
+        "--supply",
+        action="store_true",
+        help="FILE is a supply snapshot: sku, location, supply_id, type, quantity, eta "
+        "[, reference] per line (quantity 0 cancels); see docs/architecture.md",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_import)

@@ -38,6 +38,7 @@ from app.domain.audit_rules import (
     as_list,
     check_partition,
 )
+from app.domain.audit_supply import check_supply
 from app.domain.clock import Clock, StoreClock
 from app.domain.hold_parts import unsettled
 from app.store import calls
@@ -47,7 +48,9 @@ from app.store.scripts import Scripts
 __all__ = ["AuditReport", "Auditor", "Finding", "Inventory", "Snapshot", "check_partition"]
 
 MAX_STALE_RETRIES = 10
-_KEY = re.compile(r"^" + re.escape(keys.PREFIX) + r":\{(\d{3})\}:(hold|pos|hx|ho):(.+)$", re.DOTALL)
+_KEY = re.compile(
+    r"^" + re.escape(keys.PREFIX) + r":\{(\d{3})\}:(hold|pos|hx|ho|sup|px):(.+)$", re.DOTALL
+)
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Inventory:
 
     holds: set[str] = field(default_factory=set)
     skus: set[str] = field(default_factory=set)
+    supply_skus: set[str] = field(default_factory=set)  # with supply lines or promises
 
 
 @dataclass
@@ -123,6 +127,8 @@ class Auditor:
             inv = found[int(match.group(1))]
             if match.group(2) == "hold":
                 inv.holds.add(match.group(3))
+            elif match.group(2) in ("sup", "px"):
+                inv.supply_skus.add(match.group(3))
             else:
                 inv.skus.add(match.group(3))
         return found
@@ -160,9 +166,20 @@ class Auditor:
             holds=len(snap.holds),
             positions=sum(len(f) for f in snap.positions.values()),
             events_checked=len(snap.events),
-            findings=check_partition(p, snap),
+            findings=check_partition(p, snap) + await self._check_supply(p, inv),
             multi_part=multi,
         )
+
+    async def _check_supply(self, p: int, inv: Inventory) -> list[Finding]:
+        """Supply lines and promises (audit_supply.py), read in one step of their own."""
+        if not inv.supply_skus:
+            return []
+        offset = self._clock.offset_ms()
+        supply = Inventory(skus=set(inv.supply_skus))
+        raw = await self._call(
+            p, lambda ids, skus: calls.audit_supply(p, ids, skus, offset), supply
+        )
+        return check_supply(p, raw)
 
     async def audit(
         self, partitions: Iterable[int] | None = None, progress: Progress | None = None

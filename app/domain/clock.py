@@ -65,3 +65,17 @@ def iso(ms: int) -> str:
 @functools.lru_cache(maxsize=64)  # a hold renders two instants; most requests share seconds
 def _iso_second(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def parse_ms(text: str) -> int | None:
+    """An RFC 3339 timestamp with its offset (`Z` or `±hh:mm`) in ms since the epoch; None if
+    it is not one (a naive time says nothing about when)."""
+    if len(text) > 64 or "T" not in text.upper():
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("z", "Z"))
+        if when.tzinfo is None:
+            return None
+        return round(when.timestamp() * 1000)
+    except (ValueError, OverflowError):  # not a date; or out of range once in UTC
+        return None

@@ -51,6 +51,25 @@ class WebhookNotFound(NotFound, code="webhook_not_found", title="Webhook subscri
     pass
 
 
+class SupplyNotFound(NotFound, code="supply_not_found", title="Supply line not found"):
+    pass
+
+
+class PromiseNotReceived(
+    DomainError, status=409, code="promise_not_received", title="Promised units not received yet"
+):
+    pass
+
+
+class BackorderNotSupported(
+    DomainError,
+    status=422,
+    code="backorder_multi_partition",
+    title="Backorder holds live in one partition",
+):
+    pass
+
+
 class InsufficientStock(
     DomainError, status=409, code="insufficient_stock", title="Insufficient stock"
 ):
@@ -126,6 +145,9 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
         LocationNotFound,
         ChannelNotFound,
         WebhookNotFound,
+        SupplyNotFound,
+        PromiseNotReceived,
+        BackorderNotSupported,
         InsufficientStock,
         InvalidTransition,
         UnknownHoldLine,

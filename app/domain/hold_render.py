@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from app.domain import backorder
 from app.domain.clock import iso
 from app.domain.hold_lines import line_views
 from app.domain.hold_parts import effective_status
@@ -27,6 +28,7 @@ def render(hold_id: str, records: list[dict[str, str]]) -> dict[str, Any]:
     for record in records:
         if record and effective_status(record) == status:
             lines += line_views(record, status)
+            lines += backorder.promised_lines(record)
     return {
         "id": hold_id,
         "status": status,

@@ -32,7 +32,7 @@ import orjson
 from redis.asyncio import Redis
 
 from app import keys
-from app.domain import sourcing
+from app.domain import backorder, sourcing
 from app.domain.channel_rules import has_rules, over_figure
 from app.domain.clock import Clock
 from app.domain.config import ConfigService
@@ -139,6 +139,8 @@ class HoldService:
             owner=owner,
             metadata=_metadata_arg(body.metadata),
         )
+        if body.allow_backorder or body.needed_by is not None:
+            return await self._create_backorder(header, parts, body, candidates, claim)
         if len(parts) == 1:
             reply = await self._reserve(
                 header, parts[home], HoldStatus.ACTIVE, body.allow_split, candidates, claim
@@ -161,6 +163,37 @@ class HoldService:
                     raise
                 await self._resume(hold_id, list(parts.values()))
         return await self.get(hold_id, viewer=owner)
+
+    async def _create_backorder(
+        self,
+        header: _Header,
+        parts: dict[int, Part],
+        body: HoldIn,
+        candidates: list[str],
+        claim: Claim | None,
+    ) -> dict[str, Any]:
+        """A hold that may wait for supply: one partition, one script call (backorder.py)."""
+        backorder.check_one_partition(len(parts))
+        ((p, part),) = parts.items()
+        pinned = [line.location for line in part.lines if line.location]
+        call = backorder.reserve_call(
+            partition=p,
+            hold_id=header.hold_id,
+            lines=part.lines,
+            body=body,
+            ttl_ms=header.ttl_ms,
+            owner=header.owner,
+            candidates=candidates,
+            channels=self._config.channels_arg(candidates + pinned),
+            retention_ms=self._stock.event_retention_ms,
+            offset_ms=self._clock.offset_ms(),
+            claim=claim,
+        )
+        reply = await self._scripts.run(call)
+        record = backorder.reserved_record(reply, claim, header.record("[]", 0, 0))
+        if record is None:  # a retried create: its first attempt made the hold
+            return await self.get(header.hold_id, viewer=header.owner)
+        return self.render(header.hold_id, [record])
 
     async def _check_pinned_locations(
         self, lines: list[HoldLineIn], channel: Channel | None
@@ -574,6 +607,8 @@ class HoldService:
             claim.lives_in(keys.tag(home))  # a 404 before any script is stored there
         op_digest = claim.digest if claim else None
         records = await self._records(hold_id, viewer)
+        if script is Transition.FULFIL:
+            backorder.check_fulfillable(records)
         partitions = [int(p) for p in records[0]["parts"].split(",")]
         first = await self.transition_part(
             hold_id, partitions[0], script, op_digest, ttl_ms=ttl_ms, record=records[0], claim=claim
@@ -632,10 +667,11 @@ class HoldService:
         """Run one transition script on the part of `hold_id` in partition `p` (its record,
         if the caller has read it, names the sku keys; else they are read). The reply as the
         script gives it: its first element a `Reply`."""
-        if record:
-            lines_json = record.get("lines")
-        else:
-            lines_json = cast(str | None, await self._redis.hget(keys.hold(p, hold_id), "lines"))
+        if not record:
+            found = await self._redis.hmget(keys.hold(p, hold_id), ["lines", "promises"])
+            names = ("lines", "promises")
+            record = {k: str(v) for k, v in zip(names, found, strict=True) if v}
+        lines_json = record.get("lines")
         # A missing record still goes through the script: it answers not_found atomically
         # (and the reaper's copy drops the stale expiry-index entry).
         lines = orjson.loads(lines_json or "[]")
@@ -654,6 +690,7 @@ class HoldService:
             tombstone=tombstone,
             lines_op=lines_op,
             idem=idem_for(claim, keys.tag(p)),
+            promise_skus=backorder.promise_skus(record),
         )
         result: list[Any] = await self._scripts.run(call)
         return result

@@ -23,7 +23,6 @@ from typing import Any
 
 from app import keys
 from app.domain.errors import IdempotencyKeyInUse, IdempotencyKeyReused
-from app.domain.hold_render import stored_body
 from app.store import calls
 from app.store.calls import Idem, IdemReply, Reply
 from app.store.scripts import Scripts
@@ -90,6 +89,9 @@ def checked(claim: Claim | None, reply: Any) -> Any:
         )
     if reply[1] == IdemReply.IN_USE:
         raise IdempotencyKeyInUse(f"a request with Idempotency-Key {claim.key!r} is still running")
+    # imported here: hold_render reaches back to this module (through backorder)
+    from app.domain.hold_render import stored_body
+
     raise StoredResponse(int(reply[2]), stored_body(reply[3]))
 
 

@@ -116,6 +116,8 @@ class Availability(BaseModel):
     available: int
     status: StockStatus
     locations: list[LocationAvailability]
+    incoming: int = 0  # units on open supply lines in scope, not promised yet
+    next_available_at: str | None = None  # nothing available now: the earliest promisable eta
 
 
 class AvailabilityQuery(Request):
@@ -155,6 +157,11 @@ class StockEventIn(BaseModel):
     )
     occurred_at: str | None = Field(
         default=None, description="RFC 3339 date-time with a zone, e.g. 2025-11-24T10:14:58Z"
+    )
+    supply_id: Identifier | None = Field(
+        default=None,
+        description="receipt only: the supply line these units arrive on (its promised "
+        "units become on-hand units of the same holds)",
     )
 
 
@@ -210,6 +217,10 @@ class HoldIn(Request):
     reference: Annotated[str, Field(max_length=256)] | None = None
     allow_split: bool = False
     lines: Annotated[list[HoldLineIn], Field(min_length=1, max_length=1000)]
+    # Future supply (docs/architecture.md, "Future supply and promising"): may wait for
+    # supply lines whose eta is not after needed_by (RFC 3339) once on-hand units run out.
+    allow_backorder: bool = False
+    needed_by: Annotated[str, Field(max_length=64)] | None = None
     metadata: Metadata | None = None
 
 
@@ -251,6 +262,8 @@ class HoldLine(BaseModel):
     fulfilled: int = Field(
         0, description="Units of it fulfilled (partly or with the hold); absent: 0"
     )
+    supply_id: str | None = None  # a promised line: the supply line it waits for
+    available_from: str | None = None  # ... and that line's eta
 
 
 class Hold(BaseModel):
@@ -270,3 +283,83 @@ class HoldList(BaseModel):
 
     data: list[Hold]
     next: str | None
+
+
+# -- future supply -------------------------------------------------------------------------
+
+SupplyType = Literal["purchase_order", "in_transit", "production"]
+
+
+class SupplyPut(Request):
+    type: SupplyType
+    quantity: Annotated[int, Field(ge=0, le=10**9)]  # 0 cancels the line
+    eta: Annotated[str, Field(max_length=64)] | None = None  # RFC 3339; needed unless 0
+    reference: Annotated[str, Field(max_length=256)] | None = None
+
+
+class SupplyLineIn(SupplyPut):
+    """One line of a batch (POST /v1/supply/batch) or of an `omnistock import --supply` file."""
+
+    sku: Identifier
+    location: Identifier
+    supply_id: Identifier
+
+
+# Parsed as any JSON value, each line checked on its own, documented as a SupplyLineIn.
+_SupplyItem = Annotated[
+    Any, WithJsonSchema({"$ref": "#/components/schemas/SupplyLineIn"}, mode="validation")
+]
+
+
+class SupplyBatchIn(Request):
+    lines: Annotated[list[_SupplyItem], Field(min_length=1, max_length=1000)]
+
+
+class SupplyLine(BaseModel):
+    sku: str
+    location: str
+    supply_id: str
+    type: SupplyType
+    quantity: int
+    eta: str
+    reference: str | None
+    promised: int
+    incoming: int  # not promised yet
+
+
+class SupplyChange(SupplyLine):
+    action: Literal["created", "updated", "cancelled", "unchanged"]
+    broken_promises: list[dict[str, Any]]
+
+
+class SupplyList(BaseModel):
+    sku: str
+    lines: list[SupplyLine]
+
+
+class TimelineWindow(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    from_: str = Field(alias="from")
+    to: str
+    available: int
+
+
+class Timeline(BaseModel):
+    sku: str
+    channel: str | None
+    location: str | None
+    windows: list[TimelineWindow]
+
+
+class SupplyBatchResult(BaseModel):
+    index: int
+    sku: str | None
+    location: str | None
+    supply_id: str | None
+    status: Literal["created", "updated", "cancelled", "unchanged", "rejected"]
+    reason: str | None = None
+    broken_promises: list[dict[str, Any]] = []
+
+
+class SupplyBatchResults(BaseModel):
+    results: list[SupplyBatchResult]

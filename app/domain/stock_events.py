@@ -20,20 +20,24 @@ batch at once, changes stock exactly once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, get_args
+
+from redis.asyncio import Redis
 
 from app import keys
 from app.domain.clock import Clock
 from app.domain.config import ConfigService
 from app.domain.idempotency import Claim, take
 from app.domain.models import ID_PATTERN, MAX_UNITS, StockEventType
+from app.domain.receipts import Receipts
 from app.domain.stock import StockService, rows_to_positions
 from app.settings import Settings
 from app.store import calls
-from app.store.calls import EventStatus, StockEvent
+from app.store.calls import EventStatus, Reply, StockEvent
 from app.store.scripts import Scripts
 
 EVENT_TYPES: tuple[str, ...] = get_args(StockEventType)
@@ -43,7 +47,7 @@ _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
-_FIELDS = {"id", "type", "sku", "location", "quantity", "occurred_at"}
+_FIELDS = {"id", "type", "sku", "location", "quantity", "occurred_at", "supply_id"}
 
 
 ID_REUSED = EventStatus.ID_REUSED
@@ -63,6 +67,7 @@ class Accepted:
     sku: str
     location: str
     quantity: int
+    supply_id: str | None = None  # a receipt of this supply line (app/domain/receipts.py)
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -70,7 +75,8 @@ class Accepted:
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint(self.type, self.sku, self.quantity)
+        fp = fingerprint(self.type, self.sku, self.quantity)
+        return f"{fp}|{self.supply_id}" if self.supply_id else fp
 
 
 def _text(value: str) -> str:
@@ -115,6 +121,10 @@ def _quantity_error(kind: str, quantity: Any) -> str | None:
     return f"{kind} quantity must be >= 1" if quantity < 1 else None
 
 
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
 def _first_partition(events: list[Any]) -> int:
     first = events[0] if events else None
     sku = first.get("sku") if isinstance(first, dict) else None
@@ -128,6 +138,11 @@ class StockEventService:
     _stock: StockService
     _settings: Settings
     _clock: Clock
+    _redis: Redis  # receipts of supply read a line's promises first (receipts.py)
+
+    @functools.cached_property
+    def _receipts(self) -> Receipts:
+        return Receipts(self._redis, self._scripts, self._stock, self._settings, self._clock)
 
     async def validate(
         self, index: int, event: Any, only_location: str | None
@@ -151,6 +166,9 @@ class StockEventService:
         problem = _quantity_error(event["type"], event["quantity"])
         if problem:
             return _reject(event, problem)
+        supply_id = event.get("supply_id")
+        if supply_id is not None and (event["type"] != "receipt" or not _is_id(supply_id)):
+            return _reject(event, "supply_id goes with a receipt and must be an identifier")
         occurred = event.get("occurred_at")
         if occurred is not None and not _is_rfc3339(occurred):
             return _reject(event, "occurred_at must be an RFC 3339 timestamp")
@@ -161,7 +179,13 @@ class StockEventService:
             if event["location"] not in self._config.locations:
                 return _reject(event, f"location {event['location']!r} is not registered")
         return Accepted(
-            index, event["id"], event["type"], event["sku"], event["location"], event["quantity"]
+            index,
+            event["id"],
+            event["type"],
+            event["sku"],
+            event["location"],
+            event["quantity"],
+            supply_id,
         )
 
     async def apply(
@@ -197,6 +221,9 @@ class StockEventService:
                 if row[0] == ID_REUSED:
                     results[a.index] = _id_reused(a)
                     continue
+                if row[0] == Reply.UNKNOWN_SUPPLY:
+                    results[a.index] = _reject({"id": a.event_id}, "unknown supply line")
+                    continue
                 results[a.index] = {
                     "id": a.event_id,
                     "status": row[0],
@@ -222,6 +249,25 @@ class StockEventService:
         return dict(zip(first, replies, strict=True))
 
     async def _apply_partition(self, p: int, group: list[Accepted]) -> list[list[Any]]:
+        """The partition's events in order: runs of plain events in one stock_events.lua call
+        each, a receipt naming a supply line on its own (receipts.py)."""
+        out: list[list[Any]] = []
+        run: list[Accepted] = []
+        for a in [*group, None]:
+            if a is not None and a.supply_id is None:
+                run.append(a)
+                continue
+            if run:
+                out += await self._apply_run(p, run)
+                run = []
+            if a is not None:
+                out.append(await self._receipts.receive(a, self._channels_of([a])))
+        return out
+
+    def _channels_of(self, group: list[Accepted]) -> bytes:
+        return self._config.channels_arg(list({a.location for a in group}), {a.sku for a in group})
+
+    async def _apply_run(self, p: int, group: list[Accepted]) -> list[list[Any]]:
         call = calls.stock_events(
             p,
             [
@@ -230,9 +276,7 @@ class StockEventService:
             ],
             retention_ms=self._stock.event_retention_ms,
             dedupe_seconds=self._settings.event_dedupe_seconds,
-            channels=self._config.channels_arg(
-                list({a.location for a in group}), {a.sku for a in group}
-            ),
+            channels=self._channels_of(group),
             offset_ms=self._clock.offset_ms(),
         )
         reply: list[list[Any]] = await self._scripts.run(call)

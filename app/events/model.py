@@ -20,7 +20,7 @@ from app.events.ids import EventId
 log = logging.getLogger("omnistock.events")
 
 POSITION_FIELDS = ("on_hand", "held", "committed", "safety_stock", "available")
-_CAUSE_PREFIXES = ("stock.", "hold.")
+_CAUSE_PREFIXES = ("stock.", "hold.", "supply.")
 
 
 @dataclass(slots=True)
@@ -67,7 +67,29 @@ def from_entry(partition: int, stream_id: str, fields: dict[str, str]) -> Event:
         holds = _json(fields.get("holds"), event_id)
         doc["holds"] = [str(h) for h in holds] if isinstance(holds, list) else []
         doc["shortfall"] = _int(fields.get("shortfall"))
+    if fields.get("supply"):  # supply.* and promise_broken (lua/supply_put.lua)
+        _add_supply(doc, fields, event_id)
     return Event(event_id, ev_type, sku, location, doc)
+
+
+def _add_supply(doc: dict[str, Any], fields: dict[str, str], event_id: EventId) -> None:
+    """The supply line an event is about (its eta as RFC 3339), and for `promise_broken` the
+    holds whose promised units lost their backing: `holds` their ids (as in `shortfall`),
+    `broken` [{"hold", "units"}]."""
+    line = _json(fields.get("supply"), event_id)
+    if isinstance(line, dict):
+        if "eta" in line:
+            line["eta"] = iso(_int(line["eta"]))
+        line["reference"] = line.get("reference") or None
+        doc["supply"] = line
+    if doc["type"] == "promise_broken":
+        holds = _json(fields.get("holds"), event_id)
+        doc["broken"] = [
+            {"hold": str(h.get("hold")), "units": _int(h.get("units"))}
+            for h in (holds if isinstance(holds, list) else [])
+            if isinstance(h, dict)
+        ]
+        doc["holds"] = [b["hold"] for b in doc["broken"]]
 
 
 def reset_event(cursor: EventId, t0_ms: int, reason: str) -> Event:

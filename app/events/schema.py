@@ -7,7 +7,7 @@ tests/events/test_event_schema.py checks real events against them.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -47,7 +47,8 @@ class EventCause(BaseModel):
 
 class StockChangeEvent(BaseModel):
     """A change of one position: `stock.*` (sale, receipt, set, imported, ...), `hold.*`
-    (reserved, committed, fulfilled, released, expired, aborted) or `shortfall`."""
+    (reserved, committed, fulfilled, released, expired, aborted), `shortfall`, `supply.*`
+    (created, updated, cancelled, received) or `promise_broken`."""
 
     id: str = Field(description="The event id: the cursor to resume after")
     type: str = Field(examples=["hold.reserved", "stock.sale", "shortfall"])
@@ -62,6 +63,16 @@ class StockChangeEvent(BaseModel):
     )
     shortfall: int | None = Field(
         default=None, description="`shortfall` only: units promised beyond on_hand"
+    )
+    supply: dict[str, Any] | None = Field(
+        default=None,
+        description="`supply.*` and `promise_broken`: the supply line after the change "
+        "{location, supply_id, type, quantity, eta, reference, promised}",
+    )
+    broken: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="`promise_broken` only: each hold whose promised units lost their backing "
+        "and how many [{hold, units}] (`holds` names them too)",
     )
 
 

@@ -47,6 +47,11 @@ class Script(StrEnum):
     STOCK_IMPORT = "stock_import"
     AUDIT_SNAPSHOT = "audit_snapshot"
     AUDIT_REPAIR = "audit_repair"
+    SUPPLY_PUT = "supply_put"
+    SUPPLY_READ = "supply_read"
+    HOLD_BACKORDER = "hold_backorder"
+    SUPPLY_RECEIVE = "supply_receive"
+    AUDIT_SUPPLY = "audit_supply"
 
 
 class Reply(StrEnum):
@@ -68,6 +73,11 @@ class Reply(StrEnum):
     STORED = "stored"
     RELEASED = "released"
     NOT_CLAIMED = "not_claimed"
+    ETA_PAST = "eta_past"
+    ETA_BEYOND = "eta_beyond"
+    NEEDED_BY_PAST = "needed_by_past"
+    UNKNOWN_SUPPLY = "unknown_supply"
+    RETRY = "retry"
     UNKNOWN_LINE = "unknown_line"  # hold_lines.lua
     OVER_QUANTITY = "over_quantity"
     TOO_MANY = "too_many"  # hold_metadata.lua
@@ -255,10 +265,13 @@ def transition(
     tombstone: bytes | None = None,
     lines_op: tuple[str, bytes] | None = None,
     idem: Idem | None = None,
+    promise_skus: Sequence[str] = (),
 ) -> Call:
     """The transition layout (lua/includes/transition.lua) of `script`; `ttl_ms` is
     hold_extend.lua's ARGV[8], `tombstone` hold_rollback.lua's, `lines_op` (operation, lines
-    JSON) hold_lines.lua's ARGV[8..9]."""
+    JSON) hold_lines.lua's ARGV[8..9]. `promise_skus`: the skus the hold has promises on
+    (record field `promises`): their px keys go after the sku triples
+    (lua/includes/promise.lua finds them by shape)."""
     if (lines_op is not None) != (script is Transition.LINES):
         raise ValueError("lines_op goes with hold_lines, and only with it")
     if (ttl_ms is not None) != (script is Transition.EXTEND):
@@ -279,6 +292,7 @@ def transition(
             keys.events(p),
             keys.op_marker(p, op_digest or "-"),
             *_sku_keys(p, skus),
+            *(keys.promises(p, sku) for sku in promise_skus),
             *_idem_keys(idem),
         ],
         [
@@ -290,6 +304,50 @@ def transition(
             marker_ttl_seconds if op_digest else 0,
             channels,
             *extra,
+            *_idem_args(idem),
+        ],
+    )
+
+
+def hold_backorder(
+    *,
+    partition: int,
+    hold_id: str,
+    ttl_ms: int,
+    channel: str,
+    reference: str,
+    retention_ms: int,
+    lines: list[dict[str, Any]],
+    skus: list[str],
+    candidates: list[str],
+    channels: bytes,
+    owner: str,
+    needed_by_ms: int,
+    offset_ms: int = 0,
+    idem: Idem | None = None,
+) -> Call:
+    """hold_backorder.lua: a one-partition hold that may promise future supply."""
+    p = partition
+    ks = [keys.hold(p, hold_id), keys.expiry_index(p), keys.events(p)]
+    for sku in skus:
+        ks += [*keys.sku_keys(p, sku), keys.supply(p, sku), keys.promises(p, sku)]
+    return Call(
+        Script.HOLD_BACKORDER,
+        [*ks, *_idem_keys(idem)],
+        [
+            offset_ms,
+            hold_id,
+            ttl_ms,
+            channel,
+            reference,
+            str(p),
+            retention_ms,
+            orjson.dumps(lines),
+            orjson.dumps(skus),
+            orjson.dumps(candidates),
+            channels,
+            owner,
+            needed_by_ms,
             *_idem_args(idem),
         ],
     )
@@ -434,6 +492,99 @@ def stock_events(
     )
 
 
+# -- supply ---------------------------------------------------------------------------------
+
+
+def supply_put(
+    *,
+    sku: str,
+    location: str,
+    supply_id: str,
+    type: str,
+    quantity: int,
+    eta_ms: int,
+    reference: str,
+    retention_ms: int,
+    horizon_ms: int,
+    offset_ms: int = 0,
+    idem: Idem | None = None,
+) -> Call:
+    """supply_put.lua: create, update or (quantity 0) cancel one supply line."""
+    p = keys.partition_of(sku)
+    return Call(
+        Script.SUPPLY_PUT,
+        [
+            keys.supply(p, sku),
+            keys.promises(p, sku),
+            keys.position(p, sku),
+            keys.hold_expiry_by_sku(p, sku),
+            keys.events(p),
+            *_idem_keys(idem),
+        ],
+        [
+            offset_ms,
+            sku,
+            location,
+            supply_id,
+            type,
+            quantity,
+            eta_ms,
+            reference,
+            retention_ms,
+            horizon_ms,
+            *_idem_args(idem),
+        ],
+    )
+
+
+def supply_receive(
+    event: StockEvent,
+    supply_id: str,
+    hold_ids: Sequence[str],
+    *,
+    retention_ms: int,
+    dedupe_seconds: int,
+    channels: bytes,
+    offset_ms: int = 0,
+) -> Call:
+    """supply_receive.lua: one receipt naming a supply line; `hold_ids`: the holds promised
+    from that line (the script answers "retry" if one is missing)."""
+    p = keys.partition_of(event.sku)
+    return Call(
+        Script.SUPPLY_RECEIVE,
+        [
+            keys.events(p),
+            keys.skus(p),
+            *keys.sku_keys(p, event.sku),
+            keys.supply(p, event.sku),
+            keys.promises(p, event.sku),
+            *keys.event_seen_keys(p, event.location, event.event_id),
+            *(keys.hold(p, hold_id) for hold_id in hold_ids),
+        ],
+        [
+            offset_ms,
+            retention_ms,
+            dedupe_seconds,
+            channels,
+            event.event_id,
+            event.sku,
+            event.location,
+            event.quantity,
+            event.fingerprint,
+            supply_id,
+            orjson.dumps(list(hold_ids)),
+        ],
+    )
+
+
+def supply_read(partition: int, skus: Sequence[str], offset_ms: int = 0) -> Call:
+    """supply_read.lua: `skus` all of `partition`."""
+    ks: list[str] = []
+    for sku in skus:
+        ks += [keys.supply(partition, sku), keys.promises(partition, sku)]
+    return Call(Script.SUPPLY_READ, ks, [offset_ms])
+
+
 def event_claim(location: str, event_id: str, fingerprint: str, keep_seconds: int) -> Call:
     return Call(
         Script.EVENT_CLAIM, [keys.event_claim(location, event_id)], [fingerprint, keep_seconds]
@@ -494,3 +645,11 @@ def audit_repair(
 ) -> Call:
     ks, args = _audit_keys_args(partition, hold_ids, skus)
     return Call(Script.AUDIT_REPAIR, ks, [*args, offset_ms, retention_ms, channels])
+
+
+def audit_supply(partition: int, hold_ids: list[str], skus: list[str], offset_ms: int = 0) -> Call:
+    """audit_supply.lua: a hold key per id, then the supply and promise keys of each sku."""
+    ks = [keys.hold(partition, hold_id) for hold_id in hold_ids]
+    for sku in skus:
+        ks += [keys.supply(partition, sku), keys.promises(partition, sku)]
+    return Call(Script.AUDIT_SUPPLY, ks, [orjson.dumps(hold_ids), orjson.dumps(skus), offset_ms])

@@ -265,6 +265,11 @@ class Scripts:
     stock_import: AsyncScript
     audit_snapshot: AsyncScript
     audit_repair: AsyncScript
+    supply_put: AsyncScript
+    supply_read: AsyncScript
+    hold_backorder: AsyncScript
+    supply_receive: AsyncScript
+    audit_supply: AsyncScript
 
     @classmethod
     def register(

@@ -8,6 +8,7 @@
 -- Per sku, three keys come in KEYS as a triple: position hash, active lines by expiry (hx),
 -- open lines by creation time (ho, for naming holds in a shortfall, newest first).
 --!include emit.lua
+--!include promise.lua
 local function hold_load(hold_key)
   local flat = rcall('HGETALL', hold_key)
   if #flat == 0 then return nil end
@@ -51,6 +52,7 @@ local function hold_apply(ctx, h, keys, ev_type, drop_hx, drop_ho, change)
     emit_change(ctx.stream_key, ctx.min_id, ctx.now, ctx.channels, ev_type, line.sku,
                 line.location, k[1], k[2], before, 'hold', ctx.hold_id)
   end
+  promise_follow(ctx.hold_id, h, ev_type)  -- units promised from supply (promise.lua)
 end
 
 -- An active or pending hold whose lines stopped counting: mark it expired, return its units.

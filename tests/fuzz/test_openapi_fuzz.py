@@ -24,7 +24,7 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.api.main import create_app
-from app.domain.models import StockEventIn
+from app.domain.models import StockEventIn, SupplyLineIn
 from app.settings import Settings
 from tests.conftest import ServiceProcess
 from tests.fuzz.conftest import ADMIN_KEY, STATS
@@ -78,22 +78,26 @@ def problem_details(ctx: Any, response: schemathesis.Response, case: schemathesi
     assert body["status"] == response.status_code, body
 
 
-def invalid_events_are_rejected_one_by_one(
-    ctx: Any, response: schemathesis.Response, case: schemathesis.Case
-) -> None:
-    """POST /v1/stock/events checks each event on its own (a bad one must not fail the batch),
-    so an event that violates the documented StockEventIn is answered 200 with that event
-    `rejected`, not 422: this replaces schemathesis' negative_data_rejection there."""
-    if response.status_code != 200 or not isinstance(case.body, dict):
-        return
-    events = case.body.get("events")
-    results = json.loads(response.content)["results"]
-    assert isinstance(events, list) and len(results) == len(events), results
-    for event, result in zip(events, results, strict=True):
-        try:
-            StockEventIn.model_validate(event, strict=True)
-        except ValidationError:
-            assert result["status"] == "rejected", (event, result)
+def rejected_one_by_one(field: str, model: type[BaseModel]) -> Any:
+    """POST /v1/stock/events and POST /v1/supply/batch check each item on its own (a bad one
+    must not fail the batch), so an item that violates its documented model (StockEventIn,
+    SupplyLineIn) is answered 200 with that item `rejected`, not 422: this replaces
+    schemathesis' negative_data_rejection there."""
+
+    def check(ctx: Any, response: schemathesis.Response, case: schemathesis.Case) -> None:
+        if response.status_code != 200 or not isinstance(case.body, dict):
+            return
+        items = case.body.get(field)
+        results = json.loads(response.content)["results"]
+        assert isinstance(items, list) and len(results) == len(items), results
+        for item, result in zip(items, results, strict=True):
+            try:
+                model.model_validate(item, strict=True)
+            except ValidationError:
+                assert result["status"] == "rejected", (item, result)
+
+    check.__name__ = f"invalid_{field}_are_rejected_one_by_one"
+    return check
 
 
 CHECKS = [
@@ -105,10 +109,16 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
 ]
-STOCK_EVENT_CHECKS = [
-    *(c for c in CHECKS if c is not negative_data_rejection),
-    invalid_events_are_rejected_one_by_one,
-]
+PER_ITEM_CHECKS = {
+    "/v1/stock/events": [
+        *(c for c in CHECKS if c is not negative_data_rejection),
+        rejected_one_by_one("events", StockEventIn),
+    ],
+    "/v1/supply/batch": [
+        *(c for c in CHECKS if c is not negative_data_rejection),
+        rejected_one_by_one("lines", SupplyLineIn),
+    ],
+}
 
 
 @pytest.mark.timeout(max(120, EXAMPLES))  # per operation; a long `make fuzz` takes its time
@@ -134,8 +144,8 @@ def test_generated_requests_get_declared_answers_never_a_5xx(
         content_type = (response.headers.get("content-type") or [""])[0]
         if not content_type.startswith("application/problem+json"):
             STATS["not_problem"] += 1
-    per_event = case.method == "POST" and case.path == "/v1/stock/events"
-    case.validate_response(response, checks=STOCK_EVENT_CHECKS if per_event else CHECKS)
+    per_item = PER_ITEM_CHECKS.get(case.path) if case.method == "POST" else None
+    case.validate_response(response, checks=per_item or CHECKS)
 
 
 def test_served_document_is_the_fuzzed_one(fuzz_service: ServiceProcess) -> None:

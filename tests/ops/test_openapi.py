@@ -198,6 +198,7 @@ async def test_the_service_accepts_every_request_example(
         "location": "dc-north",
         "channel": "web",
         "hold_id": hold.json()["id"],
+        "supply_id": "PO-4471",
         "sub_id": (await client.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/"})).json()[
             "id"
         ],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,12 @@ _SALE_AT_A = {
     "events": [
         {"id": "till-1:1", "type": "sale", "sku": "sku-1", "location": "store-a", "quantity": 1}
     ]
+}
+
+_SUPPLY = {
+    "type": "purchase_order",
+    "quantity": 5,
+    "eta": (datetime.now(UTC) + timedelta(days=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
 }
 
 ENDPOINTS = [
@@ -120,6 +127,34 @@ ENDPOINTS = [
         outcomes={"pos:store-a": "applied", "pos:store-b": "rejected", "admin": "applied"},
     ),
     Endpoint("GET /v1/events/log", "/v1/events/log", READ, 200),
+    Endpoint(
+        "PUT /v1/supply/{sku}/{location}/{supply_id}",
+        "/v1/supply/sku-1/dc/po-1",
+        ADMIN,
+        200,
+        json=_SUPPLY,
+    ),
+    Endpoint(
+        "DELETE /v1/supply/{sku}/{location}/{supply_id}",
+        "/v1/supply/sku-1/dc/po-9",
+        ADMIN,
+        404,
+        "supply_not_found",
+    ),
+    Endpoint(
+        "POST /v1/supply/batch",
+        "/v1/supply/batch",
+        ADMIN,
+        200,
+        json={"lines": [{"sku": "sku-1", "location": "dc", "supply_id": "po-2", **_SUPPLY}]},
+    ),
+    Endpoint("GET /v1/supply/{sku}", "/v1/supply/sku-1", READ, 200),
+    Endpoint(
+        "GET /v1/availability/{sku}/timeline",
+        "/v1/availability/sku-1/timeline?channel=web",
+        READ,
+        200,
+    ),
     Endpoint("POST /v1/webhooks", "/v1/webhooks", ADMIN, 201, json={"url": "http://127.0.0.1:9/"}),
     Endpoint("GET /v1/webhooks", "/v1/webhooks", ADMIN, 200),
     Endpoint(

@@ -1,0 +1,197 @@
+"""Bulk import of a supply snapshot from the ERP (`omnistock import --supply FILE`): the
+supply lines of `PUT /v1/supply/{sku}/{location}/{supply_id}`, one per file line, streamed in
+batches with the same progress, checkpoint (resume) and line-numbered rejects as a stock
+snapshot (app/cli/import_.py drives both).
+
+NDJSON: one object per line with `sku`, `location`, `supply_id`, `type`, `quantity`, `eta`
+(RFC 3339; not needed for quantity 0, which cancels the line) and optionally `reference`.
+CSV: a header naming those columns (any order); fields may be wrapped in plain double quotes.
+
+Each row is one `supply_put.lua` call (its events, broken promises and checks, as through the
+API), pipelined per batch. A row sets a line absolutely, so a re-run of the same file changes
+nothing (`unchanged`), and a resumed run may safely repeat the rows after its checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import IO, Any
+
+import orjson
+import redis
+from pydantic import ValidationError
+
+from app.domain.clock import parse_ms
+from app.domain.importer import ImportStats
+from app.domain.models import SupplyLineIn
+from app.domain.snapshot import Rejected, SnapshotError, _unquote
+from app.domain.supply import DAY_MS, HORIZON_DAYS
+from app.store import calls
+from app.store.scripts import script_source
+
+COLUMNS = ("sku", "location", "supply_id", "type", "quantity", "eta", "reference")
+REQUIRED = ("sku", "location", "supply_id", "type", "quantity")
+_STORE_REJECTS = {
+    "not_found": "no such supply line to cancel",
+    "eta_past": "eta: must be after now",
+    "eta_beyond": f"eta: must be within {HORIZON_DAYS} days",
+}
+
+
+@dataclass
+class SupplyBatch:
+    rows_in: list[tuple[int, SupplyLineIn, int]] = field(default_factory=list)  # line, row, eta
+    rejected: list[Rejected] = field(default_factory=list)
+    line: int = 0  # the last line of the batch
+    offset: int = 0  # the byte offset just after it
+
+    @property
+    def rows(self) -> int:
+        return len(self.rows_in)
+
+
+class SupplyReader:
+    def __init__(self, fh: IO[bytes], fmt: str, locations: set[str]) -> None:
+        self._fh = fh
+        self.format = fmt
+        self._locations = locations
+        self._columns: list[str] = []
+        self.header_end = 0
+        if fmt == "csv":
+            raw = fh.readline()
+            self.header_end = len(raw)
+            names = [_unquote(f).lower() for f in raw.decode("utf-8-sig").strip().split(",")]
+            if any(c not in names for c in REQUIRED) or any(c not in COLUMNS for c in names):
+                raise SnapshotError(
+                    f"the CSV header must name {', '.join(REQUIRED)} and optionally eta and "
+                    f"reference (got {raw.decode('utf-8', 'replace').strip()!r})"
+                )
+            self._columns = names
+
+    def batches(self, offset: int = 0, line: int = 0, size: int = 20_000) -> Iterator[SupplyBatch]:
+        offset = max(offset, self.header_end)
+        line = max(line, 1 if self.format == "csv" else 0)
+        self._fh.seek(offset)
+        while lines := list(islice(self._fh, size)):
+            batch = SupplyBatch(line=line + len(lines), offset=offset + sum(map(len, lines)))
+            for i, raw in enumerate(lines):
+                if raw.isspace():
+                    continue
+                item = self._parse(line + 1 + i, raw)
+                if isinstance(item, Rejected):
+                    batch.rejected.append(item)
+                else:
+                    batch.rows_in.append(item)
+            yield batch
+            line, offset = batch.line, batch.offset
+
+    def _parse(self, line: int, raw: bytes) -> tuple[int, SupplyLineIn, int] | Rejected:
+        if self.format == "csv":
+            try:
+                fields = raw.decode().rstrip("\r\n").split(",")
+            except UnicodeDecodeError:
+                return Rejected(line, "not UTF-8")
+            if len(fields) != len(self._columns):
+                return Rejected(line, f"expected {len(self._columns)} fields, got {len(fields)}")
+            doc: Any = {
+                k: v for k, v in zip(self._columns, map(_unquote, fields), strict=True) if v != ""
+            }
+            if isinstance(doc.get("quantity"), str) and doc["quantity"].lstrip("-").isdigit():
+                doc["quantity"] = int(doc["quantity"])
+        else:
+            try:
+                doc = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                return Rejected(line, "not a JSON object")
+        try:
+            row = SupplyLineIn.model_validate(doc)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            return Rejected(line, f"{'.'.join(map(str, err['loc'])) or 'line'}: {err['msg']}")
+        if row.location not in self._locations:
+            return Rejected(line, f"location {row.location!r} is not registered")
+        eta = 0
+        if row.quantity > 0:
+            ms = parse_ms(row.eta) if row.eta is not None else None
+            if ms is None:
+                return Rejected(line, "eta: an RFC 3339 timestamp with an offset is needed")
+            eta = ms
+        return line, row, eta
+
+
+class SupplyImporter:
+    """Applies batches of supply rows: one pipeline of `supply_put.lua` calls per batch (one
+    call at a time on a cluster). `client`: a synchronous redis-py client (bytes replies)."""
+
+    def __init__(
+        self, client: redis.Redis, *, event_retention_seconds: int, batch_rows: int = 20_000
+    ) -> None:
+        self._client = client
+        self._retention_ms = event_retention_seconds * 1000
+        self._batch_rows = batch_rows
+        self._source = script_source("supply_put").encode()
+        self._sha = hashlib.sha1(self._source).hexdigest()
+
+    def run(
+        self,
+        reader: SupplyReader,
+        *,
+        offset: int = 0,
+        line: int = 0,
+        on_reject: Callable[[Rejected], None],
+        on_commit: Callable[[int, int, int], None],
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> ImportStats:
+        self._client.script_load(self._source)
+        stats = ImportStats()
+        start = time.perf_counter()
+        for batch in reader.batches(offset, line, self._batch_rows):
+            rejected = list(batch.rejected)
+            for (row_line, _, _), reply in zip(batch.rows_in, self._send(batch), strict=True):
+                kind = _text(reply[0])
+                if kind != "ok":
+                    rejected.append(Rejected(row_line, _STORE_REJECTS.get(kind, kind)))
+                elif _text(reply[1]) == "unchanged":
+                    stats.unchanged += 1
+                else:
+                    stats.changed += 1
+            for item in sorted(rejected, key=lambda r: r.line):
+                on_reject(item)
+            stats.rejected += len(rejected)
+            stats.rows += batch.rows
+            stats.last_line = batch.line
+            on_commit(batch.line, batch.offset, len(rejected))
+            if on_progress is not None:
+                on_progress(batch.offset, stats.rows)
+        stats.seconds = time.perf_counter() - start
+        return stats
+
+    def _send(self, batch: SupplyBatch) -> list[Any]:
+        sends = [
+            calls.supply_put(
+                sku=row.sku,
+                location=row.location,
+                supply_id=row.supply_id,
+                type=row.type,
+                quantity=row.quantity,
+                eta_ms=eta,
+                reference=row.reference or "",
+                retention_ms=self._retention_ms,
+                horizon_ms=HORIZON_DAYS * DAY_MS,
+            )
+            for _, row, eta in batch.rows_in
+        ]
+        if isinstance(self._client, redis.Redis):
+            pipe = self._client.pipeline(transaction=False)
+            for call in sends:
+                pipe.evalsha(self._sha, len(call.keys), *call.keys, *call.args)
+            return list(pipe.execute())
+        return [self._client.evalsha(self._sha, len(c.keys), *c.keys, *c.args) for c in sends]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,162 @@
+-- Reserve a hold that may wait for stock on its way (`allow_backorder`): every line takes
+-- on-hand units first, then units of supply lines whose eta is not after needed_by, earliest
+-- eta first; all or nothing. Writes the positions, both hold-line indexes, the promises, the
+-- hold record and one event per changed position in one atomic step. Holds without
+-- allow_backorder never come here (hold_reserve.lua): its store time is unchanged.
+--
+-- The sourcing rule (docs/architecture.md, "Future supply and promising"): a line pinned to a
+-- location uses that location only; an unpinned line uses the candidates, and takes on-hand
+-- units everywhere before future supply anywhere: first one candidate with the whole line
+-- on hand (best first), else on-hand units split over the candidates in order, then supply of
+-- any candidate, earliest eta first (ties: location, then supply id). A backorder line may so
+-- be split across locations and between on-hand and supply; each promised part is a line of
+-- the hold's `promises` with its `available_from` (the eta it waits for).
+--
+-- KEYS[1] hold record  os:{P}:hold:<id>
+-- KEYS[2] expiry index os:{P}:expiry
+-- KEYS[3] event stream os:{P}:events
+-- KEYS[5i - 1 .. 5i + 3] for the i-th sku of ARGV[9]: os:{P}:pos:<sku>, os:{P}:hx:<sku>,
+--          os:{P}:ho:<sku>, os:{P}:sup:<sku>, os:{P}:px:<sku>
+--
+-- ARGV[1]  clock offset, ms (0; see includes/clock.lua)
+-- ARGV[2]  hold id
+-- ARGV[3]  TTL, ms: expires_at = now + TTL
+-- ARGV[4]  channel ("" for none)
+-- ARGV[5]  reference ("" for none)
+-- ARGV[6]  parts: the hold's one partition (backorder holds live in one partition)
+-- ARGV[7]  event retention, ms (MINID trimming)
+-- ARGV[8]  lines JSON: [{"s": sku index (1-based), "q": quantity, "l": location?}, ...]
+-- ARGV[9]  skus JSON: ["sku", ...] naming the key groups in order
+-- ARGV[10] candidate locations JSON, best first, for lines without a location
+-- ARGV[11] channels JSON {id: [low_stock_threshold, [locations]]} that see the candidates
+-- ARGV[12] owner: the API key name that creates the hold ("" anonymous)
+-- ARGV[13] needed_by, ms (0: any eta)
+-- KEYS[last], ARGV[14..16]: the Idempotency-Key claim (includes/idempotency.lua), taken first
+--
+-- Replies:
+--   {"ok", lines JSON [{"sku","location","quantity"}], created_at, expires_at,
+--    promises JSON [{"sku","location","supply_id","quantity","available_from"}]}  reserved
+--   {"exists", status}                                  a hold with this id already exists
+--   {"needed_by_past"}                                  needed_by is not after now: nothing changed
+--   {"insufficient", JSON [{"sku","requested","available","location"?}]}  nothing changed
+--   {"idem", ...}                                       the claim's answer (idempotency.lua)
+
+local rcall = redis.call
+--!include clock.lua
+--!include state.lua
+--!include promise.lua
+--!include idempotency.lua
+
+local hold_key, expiry_key, stream_key = KEYS[1], KEYS[2], KEYS[3]
+local now = clock_now(ARGV[1])
+local stop = idem_claim(now)
+if stop then return stop end
+local existing = rcall('HGET', hold_key, 'status')
+if existing then return {'exists', existing} end
+local needed_by = tonumber(ARGV[13])
+if needed_by ~= 0 and needed_by <= now then return {'needed_by_past'} end
+
+local hold_id = ARGV[2]
+local expires_at = now + tonumber(ARGV[3])
+local min_id = clock_min_id(now, ARGV[7])
+local lines = cjson.decode(ARGV[8])
+local skus = cjson.decode(ARGV[9])
+local candidates = cjson.decode(ARGV[10])
+local channels = cjson.decode(ARGV[11])
+local seers = state_seers(channels)
+
+local function key(si, k) return KEYS[3 + 5 * (si - 1) + k] end
+
+local pinned = {}
+for i = 1, #lines do if lines[i].l then pinned[#pinned + 1] = lines[i].l end end
+for i = 1, #candidates do pinned[#pinned + 1] = candidates[i] end
+local read_locs = state_locations(pinned, channels)
+
+local states, supplies, taken, promised = {}, {}, {}, {}
+for si = 1, #skus do
+  states[si] = state_load(key(si, 1), key(si, 2), now, read_locs)
+  supplies[si] = supply_lines(key(si, 4), key(si, 5), now)
+  taken[si], promised[si] = {}, {}
+end
+
+local function free(si, loc)
+  return state_available(states[si], loc) - (taken[si][loc] or 0)
+end
+
+-- On-hand allocations in the order first taken, and promises, one per (sku, supply line).
+local order, porder = {}, {}
+local function take(si, loc, q)
+  if q <= 0 then return end
+  if not taken[si][loc] then order[#order + 1] = {si, loc} end
+  taken[si][loc] = (taken[si][loc] or 0) + q
+end
+local function promise(si, l, q)
+  if q <= 0 then return end
+  if not promised[si][l.line] then porder[#porder + 1] = {si, l} end
+  promised[si][l.line] = (promised[si][l.line] or 0) + q
+end
+
+local short = {}
+for i = 1, #lines do
+  local line = lines[i]
+  local si, left = line.s, line.q
+  local locs = line.l and {line.l} or candidates
+  local allowed = {}
+  for c = 1, #locs do allowed[locs[c]] = true end
+  for c = 1, #locs do  -- one location with the whole line on hand, best first
+    if free(si, locs[c]) >= left then take(si, locs[c], left) left = 0 break end
+  end
+  for c = 1, #locs do  -- else on-hand units everywhere
+    if left == 0 then break end
+    local n = math.min(left, math.max(free(si, locs[c]), 0))
+    take(si, locs[c], n)
+    left = left - n
+  end
+  for _, l in ipairs(supplies[si]) do  -- then future supply, earliest eta first
+    if left == 0 then break end
+    if allowed[l.location] and promise_fits(l.eta, needed_by) then
+      local n = math.min(left, l.free - (promised[si][l.line] or 0))
+      if n > 0 then promise(si, l, n) left = left - n end
+    end
+  end
+  if left > 0 then
+    short[#short + 1] = {sku = skus[si], location = line.l, requested = line.q,
+                         available = line.q - left}
+  end
+end
+if #short > 0 then return {'insufficient', cjson.encode(short)} end
+
+local out = {}
+for k = 1, #order do
+  local si, loc = order[k][1], order[k][2]
+  local s, q = states[si], taken[si][loc]
+  local before = state_before(s, channels, seers, loc)
+  local p = state_pos(s, loc)
+  state_write(s, loc, {on_hand = p.on_hand, held = p.held + q, committed = p.committed,
+                       safety = p.safety})
+  local member = line_member(hold_id, loc, q)
+  rcall('ZADD', key(si, 2), expires_at, member)
+  local event_id = state_emit(stream_key, min_id, now, channels, seers, 'hold.reserved',
+                              skus[si], loc, s, before, 'hold', hold_id)
+  local ms, seq = string.match(event_id, '^(%d+)-(%d+)$')
+  rcall('ZADD', key(si, 3), tonumber(ms) * 1000 + math.min(tonumber(seq), 999), member)
+  out[k] = {sku = skus[si], location = loc, quantity = q}
+end
+local promises = {}
+for k = 1, #porder do
+  local si, l = porder[k][1], porder[k][2]
+  local q = promised[si][l.line]
+  rcall('HSET', key(si, 5), hold_id .. '|' .. l.line,
+        promise_value(q, expires_at, now, needed_by))
+  promises[k] = {sku = skus[si], location = l.location, supply_id = l.supply_id, quantity = q,
+                 available_from = l.eta}
+end
+
+local lines_json = #out > 0 and cjson.encode(out) or '[]'
+local promises_json = #promises > 0 and cjson.encode(promises) or '[]'
+rcall('HSET', hold_key, 'status', 'active', 'channel', ARGV[4], 'reference', ARGV[5],
+      'created_at', now, 'updated_at', now, 'expires_at', expires_at,
+      'count_until', expires_at, 'lines', lines_json, 'parts', ARGV[6],
+      'owner', ARGV[12], 'promises', promises_json, 'needed_by', needed_by)
+rcall('ZADD', expiry_key, expires_at, hold_id)
+return {'ok', lines_json, now, expires_at, promises_json}

@@ -1,0 +1,123 @@
+-- Supply lines (stock on its way to a location) and the units promised from them to holds
+-- (docs/architecture.md, "Future supply and promising"). THE promising rules live here.
+--
+-- Supply hash os:{P}:sup:<sku>: field "<location>|<supply id>", value JSON
+--   {"t": type, "q": open units, "e": eta ms, "r": reference, "c": created ms, "u": updated ms}
+-- Promise hash os:{P}:px:<sku>: field "<hold id>|<location>|<supply id>", value
+--   "<units>|<count_until ms, -1 once committed>|<created ms>|<needed_by ms, 0: none>"
+-- A promise counts while its hold is committed or count_until > now, so a lapsed hold's
+-- promises stop counting at once, as its on-hand lines do (the reaper only tidies up).
+-- Identifiers never contain '|', so the fields split unambiguously.
+local PROMISE_PATTERN = '^(%d+)|(%-?%d+)|(%d+)|(%d+)$'
+
+local function promise_value(units, count_until, created, needed_by)
+  return string.format('%d|%d|%d|%d', units, count_until, created, needed_by)
+end
+
+-- units, count_until, created, needed_by of a promise value (numbers).
+local function promise_parse(v)
+  local u, cu, cr, nb = string.match(v, PROMISE_PATTERN)
+  return tonumber(u), tonumber(cu), tonumber(cr), tonumber(nb)
+end
+
+local function promise_counts(count_until, now)
+  return count_until == -1 or count_until > now
+end
+
+-- The open promises of a sku that still count: list of {field, hold, line ("loc|sid"), units,
+-- count_until, created, needed_by}, oldest first (ties by field), and units by line.
+local function promises_open(px_key, now)
+  local flat = rcall('HGETALL', px_key)
+  local list, by_line = {}, {}
+  for i = 1, #flat, 2 do
+    local u, cu, cr, nb = promise_parse(flat[i + 1])
+    if u and promise_counts(cu, now) then
+      local hold, line = string.match(flat[i], '^([^|]*)|(.*)$')
+      list[#list + 1] = {field = flat[i], hold = hold, line = line, units = u,
+                         count_until = cu, created = cr, needed_by = nb}
+      by_line[line] = (by_line[line] or 0) + u
+    end
+  end
+  table.sort(list, function(a, b)
+    if a.created ~= b.created then return a.created < b.created end
+    return a.field < b.field
+  end)
+  return list, by_line
+end
+
+-- A sku's supply lines with what is promised from each: list of {line ("loc|sid"), location,
+-- supply_id, type, quantity, eta, reference, created, updated, promised, free}, earliest eta
+-- first (then location, then supply id: the order promises consume them).
+local function supply_lines(sup_key, px_key, now)
+  local flat = rcall('HGETALL', sup_key)
+  local _, by_line = promises_open(px_key, now)
+  local out = {}
+  for i = 1, #flat, 2 do
+    local d = cjson.decode(flat[i + 1])
+    local loc, sid = string.match(flat[i], '^([^|]*)|(.*)$')
+    local promised = by_line[flat[i]] or 0
+    out[#out + 1] = {line = flat[i], location = loc, supply_id = sid, type = d.t,
+                     quantity = d.q, eta = d.e, reference = d.r, created = d.c, updated = d.u,
+                     promised = promised, free = math.max(d.q - promised, 0)}
+  end
+  table.sort(out, function(a, b)
+    if a.eta ~= b.eta then return a.eta < b.eta end
+    return a.line < b.line
+  end)
+  return out
+end
+
+-- Can a promise with this needed_by (0: none) wait for this eta?
+local function promise_fits(eta, needed_by)
+  return needed_by == 0 or eta <= needed_by
+end
+
+-- The px key of each sku a transition was given: keys of shape os:{P}:px:<sku>, anywhere in
+-- KEYS (app/store/calls.py appends them after the sku triples, before an idempotency record).
+local function promise_keys()
+  local out = {}
+  for i = 1, #KEYS do
+    local sku = string.match(KEYS[i], '^[^{]*{[^}]*}:px:(.*)$')
+    if sku then out[sku] = KEYS[i] end
+  end
+  return out
+end
+
+-- Does a hold record list promised units (not yet received)?
+local function promise_any(h)
+  return h.promises ~= nil and h.promises ~= '' and h.promises ~= '[]'
+end
+
+-- Call fn(px key, field) for each promise of a hold record (field `promises`, JSON
+-- [{sku, location, supply_id, quantity, available_from}]) whose px key the script was given.
+local function promise_each(hold_id, h, fn)
+  if not promise_any(h) then return end
+  local pkeys = promise_keys()
+  for _, pr in ipairs(cjson.decode(h.promises)) do
+    local key = pkeys[pr.sku]
+    if key then fn(key, hold_id .. '|' .. pr.location .. '|' .. pr.supply_id) end
+  end
+end
+
+-- Move a hold's promises to count until `count_until` (-1: committed, never lapses).
+local function promise_rescore(hold_id, h, count_until)
+  promise_each(hold_id, h, function(key, field)
+    local v = rcall('HGET', key, field)
+    if v then
+      local u, _, cr, nb = promise_parse(v)
+      rcall('HSET', key, field, promise_value(u, count_until, cr, nb))
+    end
+  end)
+end
+
+-- A hold transition's effect on the hold's promises: commit makes them stop lapsing; release,
+-- expiry, abort and rollback give the units back to their supply lines. Fulfil never reaches
+-- promises still waiting for their supply (the service refuses it first: 409
+-- promise_not_received).
+local function promise_follow(hold_id, h, ev_type)
+  if ev_type == 'hold.committed' then
+    promise_rescore(hold_id, h, -1)
+  else
+    promise_each(hold_id, h, function(key, field) rcall('HDEL', key, field) end)
+  end
+end
