@@ -50,6 +50,9 @@ def scenarios(skus: int, seed: int, flash_sku: str = "FLASH-1") -> dict[str, Req
             groups.extend(_groups_of(skus, 5))
         return groups
 
+    def purchase(i: int) -> tuple[str, str, bytes]:
+        return ("POST", "/v1/holds", orjson.dumps({"sku": flash_sku, "quantity": 1}))
+
     def hold_body(lines: list[dict[str, Any]]) -> bytes:
         return orjson.dumps({"channel": "web", "lines": lines})
 
@@ -72,11 +75,9 @@ def scenarios(skus: int, seed: int, flash_sku: str = "FLASH-1") -> dict[str, Req
             hold_body([{"sku": s, "quantity": 1} for s in rnd.choice(groups5())]),
         ),
         "flash": lambda i: ("POST", "/v1/holds", hold_body([{"sku": flash_sku, "quantity": 1}])),
-        "pg_flash": lambda i: (
-            "POST",
-            "/v1/holds",
-            orjson.dumps({"sku": flash_sku, "quantity": 1}),
-        ),
+        # the PostgreSQL baseline and the FastAPI + Lua counter peer take the same body
+        "pg_flash": purchase,
+        "peer_flash": purchase,
         "event": lambda i: (
             "POST",
             "/v1/stock/events",

@@ -18,6 +18,13 @@ def _f(x: float, digits: int = 0) -> str:
     return f"{x:,.{digits}f}"
 
 
+def _commands(side: dict[str, Any]) -> str:
+    """What a side's store ran per successful hold (INFO commandstats), e.g. `1.0 EVALSHA,
+    2.0 HSET`: the proof that each side runs what it claims."""
+    per = side["store_per_hold"]
+    return ", ".join(f"{n:.1f} {cmd.upper()}" for cmd, n in per.items() if n >= 0.05) or "none"
+
+
 def table(results: dict[str, Any], targets: dict[str, float]) -> list[Row]:
     rows: list[Row] = []
 
@@ -69,6 +76,22 @@ def table(results: dict[str, Any], targets: dict[str, float]) -> list[Row]:
                 f"≥ {targets['flash_vs_pg']:g}x",
                 None,
             )
+        if "peer" in run:
+            peer = run["peer"]
+            ok = omni["oversell"]["ok"] and peer["oversell"]["ok"]
+            add(
+                f"2. flash sale, {conns}: holds/s vs a FastAPI + Lua counter "
+                "(`benchmarks/counter_peer`)",
+                f"{_f(omni['holds_per_s'])} vs {_f(peer['holds_per_s'])} holds/s; store commands "
+                f"per hold: Omnistock {_commands(omni)}, {omni['store_usec_per_script']:.1f} µs "
+                f"per script; peer {_commands(peer)}, {peer['store_usec_per_script']:.1f} µs "
+                f"per script; oversell: Omnistock {omni['oversell']['granted']}/"
+                f"{omni['oversell']['stock']}, peer {peer['oversell']['granted']}/"
+                f"{peer['oversell']['stock']} ({'no oversell' if ok else 'CHECK FAILED'})",
+                f"{run['peer_ratio']:.2f}x",
+                f"≥ {targets['flash_vs_peer']:g}x, no oversell",
+                run["peer_ratio"] >= targets["flash_vs_peer"] and ok,
+            )
     scripts = results["scripts"]
     for name, label, key in (
         ("hold1", "1-line hold", "hold1_usec"),
@@ -103,6 +126,18 @@ def table(results: dict[str, Any], targets: dict[str, float]) -> list[Row]:
             f"{fl['hold_pipelined_usec'] / max(fl['floor_pipelined_usec'], 1e-9):.2f}x",
             "",
             None,
+        )
+    keyed = scripts.get("keyed")
+    if keyed:
+        k, u = keyed["keyed"], keyed["unkeyed"]
+        add(
+            "3. keyed 1-line hold (Idempotency-Key each) vs unkeyed: holds/s",
+            f"{_f(k['holds_per_s'])} vs {_f(u['holds_per_s'])} holds/s; "
+            f"{k['evalsha_per_hold']:.2f} vs {u['evalsha_per_hold']:.2f} EVALSHA/hold, "
+            f"{k['store_usec_per_hold']:.1f} vs {u['store_usec_per_hold']:.1f} µs store/hold",
+            f"{keyed['ratio']:.2f}",
+            f"≥ {targets['keyed_vs_unkeyed']}",
+            keyed["ratio"] >= targets["keyed_vs_unkeyed"],
         )
     pr = results.get("promise")
     if pr:
@@ -251,9 +286,11 @@ def plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
     labels = list(runs)
     omni = [runs[c]["omnistock"]["holds_per_s"] for c in labels]
     pg = [runs[c]["pg"]["holds_per_s"] if "pg" in runs[c] else 0 for c in labels]
+    peer = [runs[c]["peer"]["holds_per_s"] if "peer" in runs[c] else 0 for c in labels]
     xs = list(range(len(labels)))
-    ax.bar([x - 0.2 for x in xs], omni, width=0.4, label="Omnistock (Lua script)")
-    ax.bar([x + 0.2 for x in xs], pg, width=0.4, label="PostgreSQL (SELECT … FOR UPDATE)")
+    ax.bar([x - 0.27 for x in xs], omni, width=0.27, label="Omnistock (Lua script)")
+    ax.bar(xs, peer, width=0.27, label="FastAPI + Lua counter (demo peer)")
+    ax.bar([x + 0.27 for x in xs], pg, width=0.27, label="PostgreSQL (SELECT … FOR UPDATE)")
     ax.set_xticks(
         list(xs),
         [

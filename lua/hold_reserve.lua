@@ -45,6 +45,8 @@
 --   {"exists", status}                                   a hold with this id already exists
 --   {"insufficient", JSON [{"sku","requested","available","location"?}]}  nothing changed
 --   {"idem", ...}                                        the claim's answer (idempotency.lua)
+-- A keyed "ok" has stored its response in the claim's record (idem_store: 201, the deferred
+-- form IDEM_HOLD_CREATED): the request needs no idempotency_complete.lua call.
 
 -- Store time is the budget here (issue #5: a 1-line hold <= 25 µs per EVALSHA): every table,
 -- closure, string and library call costs more than a command's own work (see
@@ -308,4 +310,7 @@ rcall('ZADD', expiry_key, deadline or count_until, hold_id)
 -- The listing index and metadata (GET /v1/holds): one ZADD; metadata only when given.
 rcall('ZADD', KEYS[3 * nskus + 4], 0, hold_index_member(ARGV[16], now, hold_id))
 if ARGV[18] ~= '' then rcall('HSET', hold_key, 'metadata', ARGV[18]) end
+-- A keyed create's response, stored with the change (no completion call; idempotency.lua).
+idem_store('201', IDEM_HOLD_CREATED .. cjson.encode({hold_id, ARGV[3], ARGV[6], ARGV[7],
+           format('%d', now), format('%d', expires_at), lines_json, ARGV[18] or ''}))
 return {'ok', lines_json, now, expires_at}

@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 from app import keys
 from app.domain import backorder, sourcing
 from app.domain.channel_rules import has_rules, over_figure
-from app.domain.clock import Clock, iso
+from app.domain.clock import Clock
 from app.domain.config import ConfigService
 from app.domain.errors import (
     HoldNotFound,
@@ -45,7 +45,7 @@ from app.domain.errors import (
     UnknownHoldLine,
 )
 from app.domain.hold_ids import HoldIdSecret, home_partition, keyed_hold_id, random_hold_id
-from app.domain.hold_lines import LINES_FROM, check_lines, line_views, raise_for
+from app.domain.hold_lines import LINES_FROM, check_lines, raise_for
 from app.domain.hold_parts import (
     DECIDED,
     effective_status,
@@ -53,6 +53,7 @@ from app.domain.hold_parts import (
     settle_path,
     unsettled,
 )
+from app.domain.hold_render import render
 from app.domain.idempotency import Claim, checked, idem_for, take
 from app.domain.models import (
     METADATA_MAX_KEYS,
@@ -253,6 +254,8 @@ class HoldService:
         if kind == Reply.INSUFFICIENT:
             return Reserved(kind, orjson.loads(result[1]))
         if kind == Reply.OK:  # lines, created_at, expires_at
+            if claim is not None:
+                claim.stored = True  # with the change (hold_reserve.lua idem_store)
             return Reserved(kind, (result[1], int(result[2]), int(result[3])))
         return Reserved(kind, result[1])
 
@@ -462,27 +465,8 @@ class HoldService:
         return self.render(hold_id, await self._records(hold_id, viewer))
 
     def render(self, hold_id: str, records: list[dict[str, str]]) -> dict[str, Any]:
-        """The hold as its parts are: the home part's status (by the store's clock: a lapsed
-        part is expired, whatever the reaper has marked yet), and the lines of the parts in
-        that status. After settling the parts agree; a part that could not follow (gone, or
-        lapsed past its grace) is not shown as reserved."""
-        home = records[0]
-        status = effective_status(home)
-        lines: list[dict[str, Any]] = []
-        for record in records:
-            if record and effective_status(record) == status:
-                lines += line_views(record, status)
-                lines += backorder.promised_lines(record)
-        return {
-            "id": hold_id,
-            "status": status,
-            "channel": home["channel"] or None,
-            "reference": home["reference"] or None,
-            "created_at": iso(int(home["created_at"])),
-            "expires_at": iso(int(home["expires_at"])),
-            "lines": lines,
-            "metadata": orjson.loads(home.get("metadata") or "{}"),
-        }
+        """The hold as the API shows it (app/domain/hold_render.py)."""
+        return render(hold_id, records)
 
     # -- metadata ------------------------------------------------------------------------
 
