@@ -11,7 +11,9 @@ from redis.asyncio import Redis
 from app.api.idempotency import Idempotency
 from app.domain.config import ConfigService
 from app.domain.holds import HoldService
+from app.domain.kit_service import KitService
 from app.domain.models import ID_PATTERN
+from app.domain.nearby import NearbyService
 from app.domain.reaper import Reaper
 from app.domain.stock import StockService
 from app.domain.stock_events import StockEventService
@@ -33,6 +35,8 @@ class Services:
     config: ConfigService
     stock: StockService
     holds: HoldService
+    kits: KitService
+    nearby: NearbyService
     stock_events: StockEventService
     reaper: Reaper
     idempotency: Idempotency

@@ -17,6 +17,7 @@ from app.api import (
     event_routes,
     hold_routes,
     limits,
+    nearby_routes,
     openapi_doc,
     openapi_examples,
     ops_routes,
@@ -34,6 +35,8 @@ from app.api.request_log import RequestLogMiddleware
 from app.domain.clock import Clock, StoreClock
 from app.domain.config import ConfigService
 from app.domain.holds import HoldService
+from app.domain.kit_service import KitService
+from app.domain.nearby import NearbyService
 from app.domain.reaper import Reaper
 from app.domain.stock import StockService
 from app.domain.stock_events import StockEventService
@@ -78,6 +81,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         config=config,
         stock=stock,
         holds=holds,
+        kits=KitService(config, stock),
+        nearby=NearbyService(config, stock),
         stock_events=StockEventService(scripts, config, stock, settings, clock),
         reaper=reaper,
         idempotency=Idempotency(scripts, settings, clock),
@@ -166,6 +171,7 @@ def create_app(
         ops_routes.router,
         stock_routes.router,
         hold_routes.router,
+        nearby_routes.router,
         config_routes.router,
         event_routes.router,
         webhook_routes.router,

@@ -43,6 +43,11 @@ class ChannelNotFound(NotFound):
     title = "Channel not found"
 
 
+class KitNotFound(NotFound):
+    code = "kit_not_found"
+    title = "Kit not found"
+
+
 class WebhookNotFound(NotFound):
     code = "webhook_not_found"
     title = "Webhook subscription not found"

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
@@ -51,7 +51,9 @@ from app.domain.hold_parts import (
     unsettled,
 )
 from app.domain.idempotency import Claim, checked, idem_for, take
+from app.domain.kits import KitLine, kit_lines
 from app.domain.models import Channel, HoldIn, HoldLineIn
+from app.domain.sourcing import Part
 from app.domain.stock import StockService
 from app.settings import Settings
 from app.store import calls
@@ -61,15 +63,6 @@ from app.store.scripts import Scripts
 log = logging.getLogger("omnistock.holds")
 
 ANONYMOUS_OWNER = ""  # no API keys, or a hold recorded before owners were: admin only
-
-
-@dataclass
-class Part:
-    partition: int
-    lines: list[HoldLineIn] = field(default_factory=list)
-
-    def skus(self) -> list[str]:
-        return list(dict.fromkeys(line.sku for line in self.lines))
 
 
 @dataclass
@@ -103,13 +96,15 @@ class HoldService:
     async def create(self, body: HoldIn, claim: Claim | None, owner: str) -> dict[str, Any]:
         """Reserve the hold; a keyed create's claim lives in its home partition (the first
         line's), taken by the home part's script (one partition) or before the parts run."""
-        if len(body.lines) > self._settings.max_lines_per_hold:
+        lines = kit_lines(self._config.kits, body.lines)
+        if len(lines) > self._settings.max_lines_per_hold:
             raise InvalidRequest(
-                f"a hold has at most {self._settings.max_lines_per_hold} lines",
+                f"a hold has at most {self._settings.max_lines_per_hold} lines "
+                "(a kit line counts one per component)",
                 errors=[{"loc": ["body", "lines"], "msg": "too many lines"}],
             )
         parts: dict[int, Part] = {}
-        for line in body.lines:
+        for line in lines:
             p = keys.partition_of(line.sku)
             parts.setdefault(p, Part(p)).lines.append(line)
         home = next(iter(parts))
@@ -117,7 +112,13 @@ class HoldService:
             claim.lives_in(keys.tag(home))
         channel = await self._config.channel(body.channel) if body.channel else None
         await self._check_pinned_locations(body.lines, channel)
-        candidates = self._config.sourcing_order(channel)
+        candidates = self._config.sourcing_order(channel, body.ship_to)
+        if len(parts) > 1 and body.allow_split and (body.max_locations or 1) > 1:
+            raise InvalidRequest(
+                "max_locations above 1 is not supported for a split hold whose skus live in "
+                "several partitions; hold them separately, or without max_locations",
+                errors=[{"loc": ["body", "max_locations"], "msg": "not for multi-partition"}],
+            )
 
         if claim is None:
             hold_id = random_hold_id(home)
@@ -134,7 +135,13 @@ class HoldService:
         )
         if len(parts) == 1:
             reply = await self._reserve(
-                header, parts[home], HoldStatus.ACTIVE, body.allow_split, candidates, claim
+                header,
+                parts[home],
+                HoldStatus.ACTIVE,
+                body.allow_split,
+                candidates,
+                claim,
+                body.max_locations,
             )
             if reply.kind == Reply.INSUFFICIENT:
                 raise InsufficientStock("not enough stock for every line", lines=reply.data)
@@ -174,6 +181,7 @@ class HoldService:
         allow_split: bool,
         candidates: list[str],
         claim: Claim | None = None,
+        max_locations: int | None = None,
     ) -> Reserved:
         p = part.partition
         skus = part.skus()
@@ -195,6 +203,7 @@ class HoldService:
                     "s": index[line.sku],
                     "q": line.quantity,
                     **({"l": line.location} if line.location else {}),
+                    **({"g": line.group} if isinstance(line, KitLine) else {}),
                 }
                 for line in part.lines
             ],
@@ -205,6 +214,7 @@ class HoldService:
             pending_grace_ms=self._settings.pending_grace_seconds * 1000,  # pending lines count
             offset_ms=self._clock.offset_ms(),
             idem=idem_for(claim, keys.tag(p)),
+            max_locations=max_locations,
         )
         result = await self._scripts.run(call)
         kind = Reply(checked(claim, result)[0])
@@ -250,6 +260,9 @@ class HoldService:
             if shortage is None:
                 return
         if allow_split:
+            # Kit components may live in several partitions: each kit line is planned whole
+            # at one location (the rule of lua/includes/split.lua), the scripts check it.
+            parts = sourcing.pin_groups(parts, free, candidates)
             shortage = await self._try_parts(header, parts, allow_split=True, candidates=candidates)
             if shortage is None:
                 return

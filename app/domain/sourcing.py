@@ -5,10 +5,63 @@ tests/lua/test_rules.py runs both on the same positions."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
+
+from app.domain.kits import KitLine
+from app.domain.models import HoldLineIn
 
 # sku -> location -> available there (a location without a position: absent)
 Free = Mapping[str, Mapping[str, int]]
+
+
+@dataclass
+class Part:
+    """The lines of a hold that live in one partition."""
+
+    partition: int
+    lines: list[HoldLineIn] = field(default_factory=list)
+
+    def skus(self) -> list[str]:
+        return list(dict.fromkeys(line.sku for line in self.lines))
+
+
+def pin_groups(parts: list[Part], free: Free, candidates: Sequence[str]) -> list[Part]:
+    """Each unpinned kit line's components (a group, possibly over several partitions) pinned
+    to the first candidate that serves the whole group from `free` less what earlier groups
+    took (lua/includes/split.lua's rule without a cap); a group no candidate serves stays
+    unpinned (its part's script then finds it short). Other lines are left as they are."""
+    groups: dict[int, list[KitLine]] = {}
+    for part in parts:
+        for line in part.lines:
+            if isinstance(line, KitLine) and line.location is None:
+                groups.setdefault(line.group, []).append(line)
+    if not groups:
+        return parts
+    taken: dict[tuple[str, str], int] = {}
+    where: dict[int, str] = {}
+    for g, lines in groups.items():
+        need: dict[str, int] = {}
+        for line in lines:
+            need[line.sku] = need.get(line.sku, 0) + line.quantity
+        for loc in candidates:
+            if all(free[s].get(loc, 0) - taken.get((s, loc), 0) >= n for s, n in need.items()):
+                where[g] = loc
+                for s, n in need.items():
+                    taken[(s, loc)] = taken.get((s, loc), 0) + n
+                break
+    return [
+        Part(
+            part.partition,
+            [
+                line.model_copy(update={"location": where[line.group]})
+                if isinstance(line, KitLine) and line.location is None and line.group in where
+                else line
+                for line in part.lines
+            ],
+        )
+        for part in parts
+    ]
 
 
 def single_locations(free: Free, need: Mapping[str, int], candidates: Sequence[str]) -> list[str]:
