@@ -106,7 +106,6 @@ async def test_max_locations_refuses_a_hold_that_needs_more_locations(
 async def test_max_locations_caps_a_multi_line_split(client: httpx.AsyncClient) -> None:
     stock = {("A", "store-1"): 1, ("B", "store-1"): 1, ("A", "store-2"): 1, ("B", "store-7"): 1}
     await seed_stores(client, stock)
-    from tests.api.helpers import skus_in_one_partition
 
     a, b = skus_in_one_partition(2, "cap")
     for (sku, loc), n in stock.items():
