@@ -227,3 +227,24 @@ async def test_a_split_kit_over_several_partitions_stays_whole(
         frame: [("store-1", 1), ("store-7", 1)],
         wheel: [("store-1", 2), ("store-7", 2)],
     }
+
+
+async def test_a_kit_reader_gets_the_events_of_its_components(client: httpx.AsyncClient) -> None:
+    frame, wheel = skus_in_distinct_partitions(2, "kitev")
+    await seed_stores(client, {(frame, "store-7"): 2, (wheel, "store-7"): 4, ("other", "dc"): 1})
+    await make_kit(client, "bike", {frame: 1, wheel: 2})
+    await hold(client, [{"sku": "bike", "quantity": 1}], channel="pos")
+    await client.put(f"/v1/stock/{wheel}/store-7", json={"on_hand": 5})
+    r = await client.get("/v1/events/log", params={"sku": "bike", "limit": 100})
+    assert r.status_code == 200, r.text
+    seen = [(e["type"], e["sku"]) for e in r.json()["events"]]
+    assert sorted(seen) == sorted(
+        [
+            ("stock.set", frame),
+            ("stock.set", wheel),
+            ("hold.reserved", frame),
+            ("hold.reserved", wheel),
+            ("stock.set", wheel),
+        ]
+    )
+    assert seen[-1] == ("stock.set", wheel)  # in the feed's order
