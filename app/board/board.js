@@ -1,5 +1,6 @@
 // The live stock board: a sku's positions per location and availability per channel, kept
 // current from the service's event stream. Plain ES module, no build step.
+import { setupNearby } from "./nearby.js";
 import { openEventStream } from "./sse.js";
 
 const API = new URL("../v1/", document.baseURI); // relative: works behind a path prefix
@@ -52,6 +53,7 @@ async function load(sku) {
   );
   board.availability = new Map(per.map((a) => [a.channel, { available: a.available, status: a.status }]));
   board.points = [total()];
+  nearby.refresh();
 }
 
 function total() {
@@ -240,6 +242,10 @@ async function watch(sku) {
   render();
   early.forEach(apply);
 }
+
+const nearby = setupNearby({
+  api: API, apiKey, sku: () => board.sku, locations: () => board.locations,
+});
 
 $("#pick").addEventListener("submit", (event) => {
   event.preventDefault();
