@@ -29,7 +29,7 @@ from app import keys
 from app.store import calls
 from app.store.scripts import script_source
 from benchmarks import harness as h
-from benchmarks import report, sharding
+from benchmarks import nearby, report, sharding
 
 
 @dataclass
@@ -47,6 +47,7 @@ class Scale:
     load_duration: float
     workers: tuple[int, ...]
     profile: bool
+    near_skus: int = 200  # skus stocked at every one of the nearby bench's 1,000 stores
 
 
 FULL = Scale(
@@ -78,6 +79,7 @@ SMOKE = Scale(
     load_duration=0.5,
     workers=(1,),
     profile=False,
+    near_skus=5,
 )
 
 TARGETS = {
@@ -549,6 +551,14 @@ def run(scale: Scale, out_dir: Path, doc: Path | None) -> dict[str, Any]:
             results["workers"] = measure_workers(s.url, scale, work)
             r.close()
         results["replica_wait"] = measure_replica_wait(scale, work)
+        results["nearby"] = nearby.measure(
+            scale.near_skus,
+            scale.skus,
+            scale.script_requests,
+            scale.connections,
+            scale.duration,
+            work,
+        )
     results["machine"]["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     results["seconds"] = round(time.monotonic() - started, 1)
     results["table"] = report.table(results, TARGETS)

@@ -65,7 +65,8 @@ async def test_the_geo_index_follows_moves_and_removals(
     await put_location(client, "c")
     assert sorted(await redis.zrange(keys.GEO, 0, -1)) == ["a", "b"]
     await put_location(client, "a", geo={"lat": 10.0, "lon": 20.0})  # moved
-    ((lon, lat),) = await redis.geopos(keys.GEO, "a")
+    found: Any = await redis.geopos(keys.GEO, "a")
+    ((lon, lat),) = found
     assert lat == pytest.approx(10.0, abs=1e-5) and lon == pytest.approx(20.0, abs=1e-5)
     await put_location(client, "b")  # lost its coordinates
     assert await redis.zrange(keys.GEO, 0, -1) == ["a"]
