@@ -51,6 +51,10 @@ class Location(LocationIn):
     model_config = ConfigDict(strict=False, extra="ignore")
     id: Identifier
 
+    def public(self) -> dict[str, Any]:
+        """As answered: `geo` only for a location that has coordinates."""
+        return self.model_dump(exclude={"geo"} if self.geo is None else None)
+
 
 class ChannelIn(Request):
     locations: Annotated[list[Identifier], Field(max_length=10_000)]
