@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from app.api.nearby_examples import NEARBY_OPERATIONS
 from app.api.openapi_doc import PROBLEM_SCHEMA
 from app.api.problems import PROBLEM_JSON
 from app.api.webhook_examples import WEBHOOK_OPERATIONS
@@ -275,6 +276,16 @@ OPERATIONS: dict[str, Doc] = {
                 {"channel": "web", "allow_split": True, "lines": [{"sku": "SKU-1", "quantity": 9}]},
                 "Allow the line to be split across locations",
             ),
+            "ship_to": _ex(
+                {
+                    "channel": "web",
+                    "ship_to": {"lat": 48.8966, "lon": 2.2206},
+                    "allow_split": True,
+                    "max_locations": 2,
+                    "lines": [{"sku": "SKU-1", "quantity": 3}],
+                },
+                "Nearest stores first; a split over at most 2 locations",
+            ),
         },
         errors=("insufficient_stock", "channel_not_found", "location_not_found"),
         idempotent=True,
@@ -363,6 +374,7 @@ OPERATIONS: dict[str, Doc] = {
 }
 
 OPERATIONS.update({route: Doc(**fields) for route, fields in WEBHOOK_OPERATIONS.items()})
+OPERATIONS.update({route: Doc(**fields) for route, fields in NEARBY_OPERATIONS.items()})
 
 
 def codes_for(method: str, path: str, op: dict[str, Any], doc: Doc) -> list[str]:

@@ -113,6 +113,7 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
         LocationNotFound,
         ChannelNotFound,
         WebhookNotFound,
+        KitNotFound,
         InsufficientStock,
         InvalidTransition,
         IdempotencyKeyReused,
