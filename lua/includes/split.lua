@@ -21,23 +21,24 @@ local function split_needed(lines, cap)
   return false
 end
 
-local function split_group_fits(group, loc, free)
-  local need = {}
-  for i = 1, #group do
-    local line = group[i]
-    need[line.s] = (need[line.s] or 0) + line.q
-    if free(line.s, loc) < need[line.s] then return false end
-  end
-  return true
-end
-
-local function split_group_units(group)
-  local n = 0
-  for i = 1, #group do n = n + group[i].q end
-  return n
-end
-
 local function split_source(lines, candidates, free, take, cap, skus)
+  -- Helpers live inside: a plain hold, which never calls this, pays for no closure.
+  local function split_group_fits(group, loc, free)
+    local need = {}
+    for i = 1, #group do
+      local line = group[i]
+      need[line.s] = (need[line.s] or 0) + line.q
+      if free(line.s, loc) < need[line.s] then return false end
+    end
+    return true
+  end
+
+  local function split_group_units(group)
+    local n = 0
+    for i = 1, #group do n = n + group[i].q end
+    return n
+  end
+
   local groups, loose = {}, {}
   local by_id = {}
   for i = 1, #lines do
