@@ -113,11 +113,12 @@ class HoldService:
         channel = await self._config.channel(body.channel) if body.channel else None
         await self._check_pinned_locations(body.lines, channel)
         candidates = self._config.sourcing_order(channel, body.ship_to)
-        if len(parts) > 1 and body.allow_split and (body.max_locations or 1) > 1:
+        kits_split = any(isinstance(line, KitLine) for line in lines) and body.allow_split
+        if len(parts) > 1 and kits_split and (body.max_locations or 1) > 1:
             raise InvalidRequest(
-                "max_locations above 1 is not supported for a split hold whose skus live in "
-                "several partitions; hold them separately, or without max_locations",
-                errors=[{"loc": ["body", "max_locations"], "msg": "not for multi-partition"}],
+                "max_locations above 1 is not supported for a split hold with kit lines whose "
+                "components live in several partitions; hold the kits without max_locations",
+                errors=[{"loc": ["body", "max_locations"], "msg": "not for multi-partition kits"}],
             )
 
         if claim is None:
@@ -151,7 +152,9 @@ class HoldService:
             # Claimed before any part runs, so a concurrent duplicate reserves nothing anywhere.
             await take(self._scripts, claim, keys.tag(home), self._clock.offset_ms())
             try:
-                await self._create_multi(header, list(parts.values()), body.allow_split, candidates)
+                await self._create_multi(
+                    header, list(parts.values()), body.allow_split, candidates, body.max_locations
+                )
             except InsufficientStock:
                 # A retried create may be short of exactly the units its first attempt holds
                 # (planning reads them as taken): that attempt's home part decides instead.
@@ -225,7 +228,12 @@ class HoldService:
         return Reserved(kind, result[1])
 
     async def _create_multi(
-        self, header: _Header, parts: list[Part], allow_split: bool, candidates: list[str]
+        self,
+        header: _Header,
+        parts: list[Part],
+        allow_split: bool,
+        candidates: list[str],
+        max_locations: int | None = None,
     ) -> None:
         unpinned = [line for part in parts for line in part.lines if line.location is None]
         if not unpinned:
@@ -259,7 +267,19 @@ class HoldService:
             shortage = await self._try_parts(header, pinned, allow_split=False, candidates=[])
             if shortage is None:
                 return
-        if allow_split:
+        if allow_split and max_locations:
+            # The capped rule of lua/includes/split.lua, planned from the snapshot and pinned;
+            # the scripts check every pinned line, all or nothing.
+            demand = [(line.sku, line.quantity) for line in unpinned]
+            plan, short = sourcing.capped_split(free, demand, candidates, max_locations)
+            if short:
+                raise InsufficientStock("not enough stock for every line", lines=short)
+            shortage = await self._try_parts(
+                header, sourcing.pin_plan(parts, plan), allow_split=False, candidates=[]
+            )
+            if shortage is None:
+                return
+        elif allow_split:
             # Kit components may live in several partitions: each kit line is planned whole
             # at one location (the rule of lua/includes/split.lua), the scripts check it.
             parts = sourcing.pin_groups(parts, free, candidates)

@@ -117,16 +117,34 @@ async def test_max_locations_caps_a_multi_line_split(client: httpx.AsyncClient) 
     assert lines_by_sku(h) == {a: [("store-1", 1), ("store-2", 1)], b: [("store-1", 1)]}
 
 
-async def test_max_locations_is_refused_for_a_split_over_several_partitions(
+async def test_max_locations_caps_a_split_over_several_partitions(
     client: httpx.AsyncClient,
 ) -> None:
     a, b = skus_in_distinct_partitions(2, "capmp")
+    stock = {(a, "store-1"): 1, (b, "store-1"): 1, (a, "store-2"): 1, (b, "store-7"): 1}
+    await seed_stores(client, stock)
+    lines = [{"sku": a, "quantity": 2}, {"sku": b, "quantity": 1}]
+    body = {"channel": "pos", "allow_split": True, "max_locations": 1, "lines": lines}
+    assert_problem(await client.post("/v1/holds", json=body), 409, "insufficient_stock")
+    assert (await position(client, a, "store-1"))["held"] == 0
+    h = await hold(client, lines, channel="pos", allow_split=True, max_locations=2)
+    assert lines_by_sku(h) == {a: [("store-1", 1), ("store-2", 1)], b: [("store-1", 1)]}
+
+
+async def test_max_locations_is_refused_for_a_split_kit_over_several_partitions(
+    client: httpx.AsyncClient,
+) -> None:
+    a, b = skus_in_distinct_partitions(2, "capkit")
     await seed_stores(client, {(a, "store-1"): 1, (b, "store-1"): 1})
+    r = await client.put(
+        "/v1/kits/kit", json={"components": [{"sku": a, "quantity": 1}, {"sku": b, "quantity": 1}]}
+    )
+    assert r.status_code == 200, r.text
     body = {
         "channel": "pos",
         "allow_split": True,
         "max_locations": 2,
-        "lines": [{"sku": a, "quantity": 1}, {"sku": b, "quantity": 1}],
+        "lines": [{"sku": "kit", "quantity": 1}],
     }
     problem = assert_problem(await client.post("/v1/holds", json=body), 422, "invalid_request")
     assert "several partitions" in problem["detail"]
