@@ -356,3 +356,23 @@ def test_board_nearby_panel_finds_stores_and_holds_at_one(
         expect(rows.first.locator("td").nth(2)).to_have_text("2")
         held = http.get("/v1/stock/SKU-9").json()["positions"]
         assert {p["location"]: p["held"] for p in held}["store-7"] == 1
+
+
+def test_board_shows_a_kit_in_whole_kits_and_follows_its_components(
+    start_service: Any, store_url: str, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    service = start_service(OMNISTOCK_REDIS_URL=store_url)
+    with httpx.Client(base_url=service.base_url, timeout=5) as http:
+        seed(http)
+        http.put("/v1/stock/WHEEL/store-12", json={"on_hand": 5}).raise_for_status()
+        http.put("/v1/stock/SKU-1/store-12", json={"on_hand": 4}).raise_for_status()
+        body = {"components": [{"sku": "SKU-1", "quantity": 1}, {"sku": "WHEEL", "quantity": 2}]}
+        http.put("/v1/kits/BIKE", json=body).raise_for_status()
+        page.goto(f"{service.base_url}/board/?sku=BIKE")
+        expect(available_cell(page, "store-12")).to_have_text("2")
+        expect(page.locator("#state")).to_have_text("live")
+        http.put("/v1/stock/WHEEL/store-12", json={"on_hand": 9}).raise_for_status()
+        expect(available_cell(page, "store-12")).to_have_text("4", timeout=LIVE_TIMEOUT_MS)
+        expect(channel_cell(page, "web")).to_have_text("4", timeout=LIVE_TIMEOUT_MS)
