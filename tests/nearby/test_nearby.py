@@ -129,3 +129,13 @@ async def test_cart_nearby_answers_stores_that_serve_every_line(
 async def test_cart_nearby_refuses_bad_input(client: httpx.AsyncClient, bad: dict) -> None:
     body = {"lines": [{"sku": "A", "quantity": 1}], "lat": 1.0, "lon": 2.0, "radius_km": 5, **bad}
     assert_problem(await client.post("/v1/availability/nearby", json=body), 422, "invalid_request")
+
+
+async def test_nearby_for_an_unknown_channel_is_404(client: httpx.AsyncClient) -> None:
+    await seed_stores(client, {("S", "store-2"): 1})
+    r = await client.get("/v1/availability/S/nearby", params={**PARAMS, "channel": "nope"})
+    assert_problem(r, 404, "channel_not_found")
+    body = {"lines": [{"sku": "S"}], **PARAMS, "channel": "nope"}
+    assert_problem(
+        await client.post("/v1/availability/nearby", json=body), 404, "channel_not_found"
+    )
