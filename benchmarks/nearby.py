@@ -1,4 +1,4 @@
-"""Measurement 9 of `make bench`: find in store and kits, side by side in one run.
+"""Measurement 10 of `make bench`: find in store and kits, side by side in one run.
 
 - A nearby query (`GET /v1/availability/{sku}/nearby`, 50 km around a random point, channel
   `web` of 1,000 stores spread over a 7° x 8° square) vs the single-sku availability GET of
@@ -115,7 +115,7 @@ def measure(
     out: dict[str, Any] = {"stores": len(STORES)}
     with h.store(fsync="always") as s:
         r = h.client(s)
-        log("9: seeding 1,000 stores with coordinates")
+        log("10: seeding 1,000 stores with coordinates")
         out["kits"] = seed(s.url, r, near_skus, hold_skus, work)
         with h.omnistock(s.url, work) as svc:
             define_kits(svc.base_url, hold_skus)
@@ -126,7 +126,7 @@ def measure(
                 ("hold3", hold_skus),
                 ("kit_hold", hold_skus),
             ):
-                log(f"9: {scenario}")
+                log(f"10: {scenario}")
                 out[scenario] = _run(r, svc, scenario, skus, requests, connections, duration)
         r.close()
     return out
@@ -144,13 +144,13 @@ def rows(res: dict[str, Any]) -> list[Row]:
     k, p = res["kit_hold"], res["hold3"]
     return [
         (
-            f"9. nearby query (50 km, channel of {res['stores']:,} stores) vs single-sku "
+            f"10. nearby query (50 km, channel of {res['stores']:,} stores) vs single-sku "
             "availability GET (same channel)",
             _vs(a, b),
             f"{a['rps'] / max(b['rps'], 1e-9):.2f}x throughput",
         ),
         (
-            "9. hold of one 3-component kit vs a plain 3-line hold (same skus, one partition)",
+            "10. hold of one 3-component kit vs a plain 3-line hold (same skus, one partition)",
             _vs(k, p) + f"; {k['ok']}/{k['requests']} vs {p['ok']}/{p['requests']} granted",
             f"{k['rps'] / max(p['rps'], 1e-9):.2f}x throughput",
         ),

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from app.api.idempotency import Idempotency
 from app.domain.config import ConfigService
+from app.domain.hold_list import HoldLister
 from app.domain.holds import HoldService
 from app.domain.kit_service import KitService
 from app.domain.models import ID_PATTERN
@@ -37,6 +38,7 @@ class Services:
     holds: HoldService
     kits: KitService
     nearby: NearbyService
+    hold_list: HoldLister
     stock_events: StockEventService
     reaper: Reaper
     idempotency: Idempotency

@@ -34,6 +34,7 @@ from app.api.metrics import HOLD_EXPIRIES, MetricsMiddleware, script_timer
 from app.api.request_log import RequestLogMiddleware
 from app.domain.clock import Clock, StoreClock
 from app.domain.config import ConfigService
+from app.domain.hold_list import HoldLister
 from app.domain.holds import HoldService
 from app.domain.kit_service import KitService
 from app.domain.nearby import NearbyService
@@ -64,12 +65,14 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     config = ConfigService(redis, scripts, settings.config_refresh_seconds)
     stock = StockService(redis, scripts, config, settings, clock, mux)
     holds = HoldService(redis, scripts, config, stock, settings, clock)
+    hold_list = HoldLister(redis, scripts, holds, clock)
     reaper = Reaper(
         redis,
         holds,
         settings.reaper_interval_seconds,
         settings.reaper_batch,
         on_expired=HOLD_EXPIRIES.inc,
+        sweep=hold_list.sweep,
     )
     return Services(
         settings=settings,
@@ -83,6 +86,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         holds=holds,
         kits=KitService(config, stock),
         nearby=NearbyService(config, stock),
+        hold_list=hold_list,
         stock_events=StockEventService(scripts, config, stock, settings, clock),
         reaper=reaper,
         idempotency=Idempotency(scripts, settings, clock),

@@ -131,13 +131,10 @@ def test_mutating_operations_document_the_idempotency_key_and_its_codes(
     mutating = [
         (name, op)
         for name, op in operations(spec)
-        if name.startswith(("PUT", "POST"))
+        if name.startswith(("PUT", "POST", "PATCH", "DELETE"))
         and name not in ("POST /v1/availability/query", "POST /v1/availability/nearby")
-        # Webhook admin: redeliver is idempotent by nature (it moves the cursor); create takes
-        # no Idempotency-Key yet (issue 15 follow-up).
-        and not name.startswith("POST /v1/webhooks")
     ]
-    assert len(mutating) >= 9
+    assert len(mutating) >= 13
     for name, op in mutating:
         headers = {p["name"] for p in op.get("parameters", []) if p["in"] == "header"}
         assert "Idempotency-Key" in headers, name
@@ -194,7 +191,10 @@ async def test_the_service_accepts_every_request_example(
     await client.put("/v1/stock/SKU-1/store-12", json={"on_hand": 20})
     for sku in ("SKU-2", "SKU-3"):  # the components of the kit example
         await client.put(f"/v1/stock/{sku}/store-12", json={"on_hand": 4})
-    hold = await client.post("/v1/holds", json={"lines": [{"sku": "SKU-1", "quantity": 1}]})
+    two = {"lines": [{"sku": "SKU-1", "quantity": 2}]}  # a partial change leaves it open
+    hold = await client.post("/v1/holds", json=two)
+    committed = (await client.post("/v1/holds", json=two)).json()["id"]
+    assert (await client.post(f"/v1/holds/{committed}/commit")).status_code == 200
     params = {
         "sku": "SKU-1",
         "location": "dc-north",
@@ -210,7 +210,10 @@ async def test_the_service_accepts_every_request_example(
             continue
         method, template = name.split(" ")
         for value in examples(op["requestBody"]["content"]["application/json"]):
-            r = await client.request(method, template.format(**params), json=value)
+            if name == "POST /v1/holds/{hold_id}/fulfil":  # fulfils a committed hold
+                r = await client.request(method, f"/v1/holds/{committed}/fulfil", json=value)
+            else:
+                r = await client.request(method, template.format(**params), json=value)
             assert r.is_success, (name, value, r.text)
             sent += 1
     assert sent >= 10
