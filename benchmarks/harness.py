@@ -82,11 +82,12 @@ def configure(r: redis.Redis) -> None:
     put = r.register_script(script_source("config_put"))
     for i, loc in enumerate(LOCATIONS):
         doc = {"type": "dc" if i == 0 else "store", "name": loc, "ship": True, "priority": i}
-        put(keys=[keys.LOCATIONS, keys.CONFIG_VERSION], args=[loc, orjson.dumps(doc)])
-    put(
-        keys=[keys.CHANNELS, keys.CONFIG_VERSION],
-        args=["web", orjson.dumps({"locations": LOCATIONS, "low_stock_threshold": 5})],
+        call = calls.config_put(keys.LOCATIONS, loc, orjson.dumps(doc), geo="-")
+        put(keys=call.keys, args=call.args)
+    call = calls.config_put(
+        keys.CHANNELS, "web", orjson.dumps({"locations": LOCATIONS, "low_stock_threshold": 5})
     )
+    put(keys=call.keys, args=call.args)
 
 
 def write_snapshot(path: Path, positions: int, on_hand: int | None = None) -> int:

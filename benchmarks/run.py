@@ -30,7 +30,7 @@ from app import keys
 from app.store import calls
 from app.store.scripts import script_source
 from benchmarks import harness as h
-from benchmarks import promise, report, sharding, webhooks
+from benchmarks import nearby, promise, report, sharding, webhooks
 
 
 @dataclass
@@ -50,6 +50,7 @@ class Scale:
     profile: bool
     webhook_changes: int = 2000  # benchmarks/webhooks.py: the backlog drained at once
     webhook_rate: float = 50.0  # and the steady rate its delay is measured at
+    near_skus: int = 200  # skus stocked at every one of the nearby bench's 1,000 stores
 
 
 FULL = Scale(
@@ -83,6 +84,7 @@ SMOKE = Scale(
     profile=False,
     webhook_changes=20,
     webhook_rate=20.0,
+    near_skus=5,
 )
 
 TARGETS = {
@@ -661,6 +663,14 @@ def run(scale: Scale, out_dir: Path, doc: Path | None) -> dict[str, Any]:
             results["workers"] = measure_workers(s.url, scale, work)
             r.close()
         results["replica_wait"] = measure_replica_wait(scale, work)
+        results["nearby"] = nearby.measure(
+            scale.near_skus,
+            scale.skus,
+            scale.script_requests,
+            scale.connections,
+            scale.duration,
+            work,
+        )
         log(f"webhooks: {scale.webhook_changes} changes, delay at {scale.webhook_rate:.0f}/s")
         results["webhooks"] = webhooks.run(scale.webhook_changes, scale.webhook_rate)
     results["machine"]["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -24,10 +24,13 @@
 -- ARGV[8]  parts: comma-separated partitions of the whole hold, its home partition first
 -- ARGV[9]  allow_split: "1" or "0"
 -- ARGV[10] event retention, ms (MINID trimming)
--- ARGV[11] lines JSON: [{"s": sku index (1-based), "q": quantity, "l": location?}, ...]
+-- ARGV[11] lines JSON: [{"s": sku index (1-based), "q": quantity, "l": location?,
+--          "g": group?}, ...]; lines of one group (the components of one kit line) are all
+--          sourced at one location (includes/split.lua)
 -- ARGV[12] skus JSON: ["sku", ...] naming the key pairs in order
 -- ARGV[13] candidate locations JSON, best first, for lines without a location
--- ARGV[14] unused (was created_at; kept so the positions stay stable)
+-- ARGV[14] max_locations: how many locations a split may use ("" or "0": no cap; was
+--          created_at, unused, before; includes/split.lua)
 -- ARGV[15] channels JSON {id: [low_stock_threshold, [locations], rule?]} that see the
 --          candidates (includes/channel_rules.lua), the hold's channel among them
 -- ARGV[16] owner: the API key name that creates the hold ("" for the anonymous owner)
@@ -61,6 +64,7 @@ local rcall, tonumber, match, format = redis.call, tonumber, string.match, strin
 --!include clock.lua
 --!include event.lua
 --!include idempotency.lua
+--!include split.lua
 --!include hold_index.lua
 local POS = POS_PATTERN
 
@@ -200,6 +204,9 @@ if nun > 0 and #short == 0 then
       local line = unpinned[i]
       take(line.s, chosen, line.q)
     end
+  elseif allow_split and split_needed(unpinned, tonumber(ARGV[14]) or 0) then
+    -- Kit lines or a cap on locations: includes/split.lua (a plain hold never comes here).
+    short = split_source(unpinned, candidates, free, take, tonumber(ARGV[14]) or 0, skus)
   else
     for i = 1, nun do
       local line = unpinned[i]
