@@ -111,6 +111,19 @@ def _read(path: Path) -> list[Any]:
     return entries
 
 
+Fingerprint = tuple[int, int, int, int] | None
+
+
+def fingerprint(path: Path) -> Fingerprint:
+    """What tells a changed keys file from the one last read without reading it: device,
+    inode, mtime and size (an edit in place, a rename over it, a symlink swap), or None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 def load(path: Path) -> list[ApiKey]:
     """Every key of the file, validated. An empty list is valid: every request is then 401."""
     found = [_entry(raw, f"{path}, key #{i + 1}") for i, raw in enumerate(_read(path))]

@@ -89,6 +89,15 @@ def hold(partition: int, hold_id: str) -> str:
     return f"{tag(partition)}:hold:{hold_id}"
 
 
+def holds_index(partition: int) -> str:
+    """Sorted set, every score 0, ordered by member: one member per hold part created in this
+    partition, "<owner> <created_at ms, 13 digits> <hold id>" (a space sorts before every
+    identifier character, so one owner's holds are one lex range, oldest first). Written by
+    hold_reserve.lua with the part; GET /v1/holds reads it (app/domain/hold_list.py), and the
+    listing drops members whose record has gone (hold_list.lua)."""
+    return f"{tag(partition)}:hl"
+
+
 def expiry_index(partition: int) -> str:
     """Sorted set of holds that can expire in this partition: member hold id, score ms."""
     return f"{tag(partition)}:expiry"

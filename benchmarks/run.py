@@ -29,7 +29,7 @@ from app import keys
 from app.store import calls
 from app.store.scripts import script_source
 from benchmarks import harness as h
-from benchmarks import report, sharding
+from benchmarks import report, sharding, webhooks
 
 
 @dataclass
@@ -47,6 +47,8 @@ class Scale:
     load_duration: float
     workers: tuple[int, ...]
     profile: bool
+    webhook_changes: int = 2000  # benchmarks/webhooks.py: the backlog drained at once
+    webhook_rate: float = 50.0  # and the steady rate its delay is measured at
 
 
 FULL = Scale(
@@ -78,6 +80,8 @@ SMOKE = Scale(
     load_duration=0.5,
     workers=(1,),
     profile=False,
+    webhook_changes=20,
+    webhook_rate=20.0,
 )
 
 TARGETS = {
@@ -549,6 +553,8 @@ def run(scale: Scale, out_dir: Path, doc: Path | None) -> dict[str, Any]:
             results["workers"] = measure_workers(s.url, scale, work)
             r.close()
         results["replica_wait"] = measure_replica_wait(scale, work)
+        log(f"webhooks: {scale.webhook_changes} changes, delay at {scale.webhook_rate:.0f}/s")
+        results["webhooks"] = webhooks.run(scale.webhook_changes, scale.webhook_rate)
     results["machine"]["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     results["seconds"] = round(time.monotonic() - started, 1)
     results["table"] = report.table(results, TARGETS)

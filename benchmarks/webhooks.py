@@ -1,6 +1,8 @@
 """Webhook delivery: delay from an event's store time to its receipt, and deliveries per second.
 
-    python -m benchmarks.webhooks [--changes 2000] [--rate 200] [--workers 2]
+    python -m benchmarks.webhooks [--changes 2000] [--rate 50] [--workers 2]
+
+Also part of `make bench` (benchmarks/run.py; rows "9." of docs/benchmarks.md's table).
 
 Starts an embedded store, `omnistock serve` (2 workers: one delivers), a local receiver that
 verifies every signature, and one subscription. Phase 1 sends changes at a steady `rate` and
@@ -111,18 +113,42 @@ async def measure(base_url: str, changes: int, rate: float) -> dict[str, Any]:
     }
 
 
+def run(changes: int, rate: float, workers: int = 2) -> dict[str, Any]:
+    """Both phases against a fresh store and service (`make bench` calls this too)."""
+    with (
+        h.store() as s,
+        tempfile.TemporaryDirectory() as logs,
+        h.omnistock(s.url, Path(logs), workers=workers) as service,
+    ):
+        result = asyncio.run(measure(service.base_url, changes, rate))
+    return {**result, "workers": workers}
+
+
+def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The report's rows (measurement, figures, result) for docs/benchmarks.md."""
+    return [
+        (
+            "9. webhook delivery delay, event's store time to receipt",
+            f"{result['steady_events']} events at {result['steady_rate_per_s']:.0f}/s, "
+            f"{result['workers']} workers (one delivers), signatures checked "
+            f"({result['bad_signatures']} bad)",
+            f"p50 {result['delay_ms_p50']:.1f} ms, p99 {result['delay_ms_p99']:.1f} ms",
+        ),
+        (
+            "9. webhook deliveries per second, one subscription draining a backlog",
+            f"{result['burst_events']} events sent at once, one receiver",
+            f"{result['deliveries_per_s']:.0f} deliveries/s",
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    with (
-        h.store() as s,
-        tempfile.TemporaryDirectory() as logs,
-        h.omnistock(s.url, Path(logs), workers=args.workers) as service,
-    ):
-        result = asyncio.run(measure(service.base_url, args.changes, args.rate))
+    result = run(args.changes, args.rate, args.workers)
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
 
 

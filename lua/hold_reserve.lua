@@ -28,12 +28,15 @@
 -- ARGV[12] skus JSON: ["sku", ...] naming the key pairs in order
 -- ARGV[13] candidate locations JSON, best first, for lines without a location
 -- ARGV[14] unused (was created_at; kept so the positions stay stable)
--- ARGV[15] channels JSON {id: [low_stock_threshold, [locations]]} that see the candidates
+-- ARGV[15] channels JSON {id: [low_stock_threshold, [locations], rule?]} that see the
+--          candidates (includes/channel_rules.lua), the hold's channel among them
 -- ARGV[16] owner: the API key name that creates the hold ("" for the anonymous owner)
 -- ARGV[17] pending grace, ms (absent: 0): a pending part's lines count until its deadline +
 --          this (count_until), so settling it after the deadline never needs units that
 --          were given away (docs/architecture.md "Settling a multi-partition hold")
--- KEYS[last], ARGV[18..20]: the Idempotency-Key claim (includes/idempotency.lua: the last key
+-- ARGV[18] metadata JSON object ("" for none: then nothing more is written)
+-- KEYS[3n + 4] (n = #skus) the partition's holds listing index os:{P}:hl (hold_index.lua)
+-- KEYS[last], ARGV[19..21]: the Idempotency-Key claim (includes/idempotency.lua: the last key
 --          and the last three ARGV), taken first: a create is one script call plus the stored
 --          response, in the home slot
 --
@@ -56,6 +59,7 @@ local rcall, tonumber, match, format = redis.call, tonumber, string.match, strin
 --!include clock.lua
 --!include event.lua
 --!include idempotency.lua
+--!include hold_index.lua
 local POS = POS_PATTERN
 
 local hold_key, expiry_key, stream_key = KEYS[1], KEYS[2], KEYS[3]
@@ -141,6 +145,13 @@ local function take(si, loc, q)
   end
 end
 
+-- Channel rules (channel_rules.lua): a hold through a channel with a buffer or exclusions
+-- never takes what the channel may not promise. A channel without a rule costs two lookups.
+local hold_channel = channels[ARGV[6]]
+if hold_channel and hold_channel[3] then
+  local over = channel_short(hold_channel, skus, lines, avail)
+  if over then return {'insufficient', cjson.encode(over)} end
+end
 local short = {}
 local unpinned, nun = {}, 0
 
@@ -272,7 +283,7 @@ for k = 1, norder do
       if locs[i] == loc then
         local b = t[id]
         t[id] = b + delta
-        moved = event_channel(moved, id, b, b + delta, ch[1])
+        moved = event_channel(moved, id, b, b + delta, ch, skus[si])
       end
     end
   end
@@ -294,4 +305,7 @@ rcall('HSET', hold_key, 'status', ARGV[3], 'channel', ARGV[6], 'reference', ARGV
       'owner', ARGV[16])
 if deadline then rcall('HSET', hold_key, 'deadline', deadline) end
 rcall('ZADD', expiry_key, deadline or count_until, hold_id)
+-- The listing index and metadata (GET /v1/holds): one ZADD; metadata only when given.
+rcall('ZADD', KEYS[3 * nskus + 4], 0, hold_index_member(ARGV[16], now, hold_id))
+if ARGV[18] ~= '' then rcall('HSET', hold_key, 'metadata', ARGV[18]) end
 return {'ok', lines_json, now, expires_at}

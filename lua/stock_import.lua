@@ -16,7 +16,8 @@
 --
 -- ARGV[1] clock offset, ms (0; see includes/clock.lua)
 -- ARGV[2] event retention, ms (MINID trimming)
--- ARGV[3] channels JSON {id: [low_stock_threshold, [locations]]} that see the locations
+-- ARGV[3] channels JSON {id: [low_stock_threshold, [locations], rule?]} (channel_rules.lua)
+--         that see the locations
 -- ARGV[4 ..] for the i-th sku, in the order of KEYS: the sku, its row count n, then n rows of
 --         three values, applied in order: location, on_hand (integer, may be negative),
 --         safety_stock ("" keeps the current value; 0 for a new position)
@@ -43,9 +44,9 @@ local channels = cjson.decode(ARGV[3])
 -- writes it for `stock.set`; tests/importer compare the two.
 local argv, tonumber, match = ARGV, tonumber, string.match
 local seen_by = {}  -- location -> ids of the channels that see it
-local locs_of, threshold_of = {}, {}  -- by channel id
+local locs_of = {}  -- by channel id
 for id, ch in pairs(channels) do
-  threshold_of[id], locs_of[id] = ch[1], ch[2]
+  locs_of[id] = ch[2]
   for _, loc in ipairs(ch[2]) do
     local list = seen_by[loc]
     if not list then list = {} seen_by[loc] = list end
@@ -130,7 +131,7 @@ while j <= nargs do
       for k = 1, #seers do
         local id, b = seers[k], before[k]
         totals[id] = b + delta
-        moved = event_channel(moved, id, b, b + delta, threshold_of[id])
+        moved = event_channel(moved, id, b, b + delta, channels[id], sku)
       end
       event_add(stream_key, trim_to, 'stock.imported', sku, location, at, on_hand_text, held,
                 p[6], safety_text, available, moved)

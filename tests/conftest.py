@@ -65,7 +65,11 @@ def store_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedS
 CLUSTER_LEG = (
     "tests/api/test_all_or_nothing.py",
     "tests/api/test_availability.py",
+    "tests/api/test_channel_rules.py",
     "tests/api/test_expiry.py",
+    "tests/api/test_hold_list.py",
+    "tests/api/test_hold_metadata.py",
+    "tests/api/test_hold_partial.py",
     "tests/api/test_holds.py",
     "tests/api/test_idempotency.py",
     "tests/api/test_locations_channels.py",
@@ -74,6 +78,7 @@ CLUSTER_LEG = (
     "tests/api/test_stock.py",
     "tests/audit/test_audit.py",
     "tests/domain/test_races.py",
+    "tests/domain/test_hold_index_sweep.py",
     "tests/domain/test_reaper.py",
     "tests/events/test_log.py",
     "tests/events/test_retention.py",
@@ -81,6 +86,7 @@ CLUSTER_LEG = (
     "tests/events_in/test_event_identity.py",
     "tests/events_in/test_stock_events.py",
     "tests/security/test_hold_ownership.py",
+    "tests/security/test_hold_list_ownership.py",
     "tests/security/test_idempotency_scope.py",
 )
 ROOT = Path(__file__).resolve().parents[1]

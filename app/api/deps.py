@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from app.api.idempotency import Idempotency
 from app.domain.config import ConfigService
+from app.domain.hold_list import HoldLister
 from app.domain.holds import HoldService
 from app.domain.models import ID_PATTERN
 from app.domain.reaper import Reaper
@@ -33,6 +34,7 @@ class Services:
     config: ConfigService
     stock: StockService
     holds: HoldService
+    hold_list: HoldLister
     stock_events: StockEventService
     reaper: Reaper
     idempotency: Idempotency

@@ -9,6 +9,8 @@ get_swagger_ui_html / get_redoc_html with those URLs.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 import fastapi_offline
@@ -22,33 +24,39 @@ ASSETS_DIR = Path(fastapi_offline.__file__).resolve().parent / "static"
 ASSETS_PATH = "/docs/assets"
 
 
+# Each page: FastAPI's function for it, its title, and its asset files under /docs/assets/.
+PAGES: dict[str, tuple[Callable[..., HTMLResponse], str, dict[str, str]]] = {
+    "/docs": (
+        get_swagger_ui_html,
+        "Swagger UI",
+        {
+            "swagger_js_url": "swagger-ui-bundle.js",
+            "swagger_css_url": "swagger-ui.css",
+            "swagger_favicon_url": "favicon.png",
+        },
+    ),
+    "/redoc": (
+        partial(get_redoc_html, with_google_fonts=False),
+        "ReDoc",
+        {"redoc_js_url": "redoc.standalone.js", "redoc_favicon_url": "favicon.png"},
+    ),
+}
+
+
 def install(app: FastAPI) -> None:
-    title = app.title
+    def endpoint(
+        render: Callable[..., HTMLResponse], name: str, assets: dict[str, str]
+    ) -> Callable[[Request], Awaitable[HTMLResponse]]:
+        async def page(request: Request) -> HTMLResponse:
+            root = request.scope.get("root_path", "").rstrip("/")  # URLs below the app's root
+            return render(
+                openapi_url=f"{root}{app.openapi_url}",
+                title=f"{app.title} - {name}",
+                **{key: f"{root}{ASSETS_PATH}/{file}" for key, file in assets.items()},
+            )
 
-    def urls(request: Request) -> tuple[str, str]:
-        root = request.scope.get("root_path", "").rstrip("/")
-        return f"{root}{app.openapi_url}", f"{root}{ASSETS_PATH}"
+        return page
 
-    @app.get("/docs", include_in_schema=False)
-    async def swagger_ui(request: Request) -> HTMLResponse:
-        openapi, assets = urls(request)
-        return get_swagger_ui_html(
-            openapi_url=openapi,
-            title=f"{title} - Swagger UI",
-            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
-            swagger_css_url=f"{assets}/swagger-ui.css",
-            swagger_favicon_url=f"{assets}/favicon.png",
-        )
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc(request: Request) -> HTMLResponse:
-        openapi, assets = urls(request)
-        return get_redoc_html(
-            openapi_url=openapi,
-            title=f"{title} - ReDoc",
-            redoc_js_url=f"{assets}/redoc.standalone.js",
-            redoc_favicon_url=f"{assets}/favicon.png",
-            with_google_fonts=False,
-        )
-
+    for path, (render, name, assets) in PAGES.items():
+        app.add_api_route(path, endpoint(render, name, assets), include_in_schema=False)
     board.mount_files(app, ASSETS_PATH, ASSETS_DIR, "docs-assets")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from app.api import auth
@@ -14,19 +14,66 @@ from app.api.fast_path import FastPathRoute, fast_path
 from app.api.metrics import HOLD_OUTCOMES
 from app.api.responses import JSONResponse
 from app.domain.errors import InsufficientStock, InvalidTransition
+from app.domain.hold_list import DEFAULT_LIMIT, MAX_LIMIT, HoldQuery
 from app.domain.idempotency import Claim
-from app.domain.models import ExtendIn, Hold, HoldIn
+from app.domain.models import (
+    ID_PATTERN,
+    ExtendIn,
+    Hold,
+    HoldIn,
+    HoldList,
+    HoldPatchIn,
+    HoldStatus,
+    LinesIn,
+)
 
 router = APIRouter(prefix="/v1/holds", tags=["holds"], route_class=FastPathRoute)
 
 _HOLD_ERRORS: dict[int | str, dict[str, Any]] = {
-    409: {"description": "`insufficient_stock`, `invalid_transition` or `idempotency_key_in_use`"},
+    409: {
+        "description": "`insufficient_stock`, `invalid_transition`, `line_quantity_exceeded` or "
+        "`idempotency_key_in_use`"
+    },
     404: {
         "description": "`hold_not_found` (also for another client's hold), `channel_not_found` "
         "or `location_not_found`"
     },
-    422: {"description": "`invalid_request` or `idempotency_key_reused`"},
+    422: {"description": "`invalid_request`, `unknown_hold_line` or `idempotency_key_reused`"},
 }
+
+
+@router.get(
+    "",
+    response_model=HoldList,
+    responses={422: {"description": "`invalid_request` (a bad filter, limit or cursor)"}},
+    dependencies=[auth.HOLD_READ],
+)
+async def list_holds(
+    request: Request,
+    services: ServicesDep,
+    reference: Annotated[str | None, Query(max_length=256)] = None,
+    status: Annotated[HoldStatus | None, Query()] = None,
+    sku: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description=f"Holds per page, at most {MAX_LIMIT}")
+    ] = DEFAULT_LIMIT,
+    after: Annotated[
+        str | None, Query(max_length=1024, description="The `next` of the previous page")
+    ] = None,
+) -> Response:
+    """Your holds (admin: every hold), filtered by reference, status (by the store's clock: an
+    expired hold is `expired` before the reaper has run) and sku, in pages of `limit` in a
+    stable order (oldest first; for admin by owner, then oldest first). Follow `next` until it
+    is null; a page may hold fewer than `limit` holds when filters skip many."""
+    query = HoldQuery(
+        viewer=auth.hold_viewer(request),
+        reference=reference,
+        status=status,
+        sku=sku,
+        limit=limit,
+        after=after,
+    )
+    return JSONResponse(await services.hold_list.page(query))
 
 
 @router.post(
@@ -63,6 +110,25 @@ async def get_hold(hold_id: HoldIdPath, request: Request, services: ServicesDep)
     """The hold with its status, expiry and sourced lines. Another client's hold is 404
     `hold_not_found`, as one that does not exist; `admin` sees every hold."""
     return JSONResponse(await services.holds.get(hold_id, auth.hold_viewer(request)))
+
+
+@router.patch(
+    "/{hold_id}",
+    response_model=Hold,
+    responses=_HOLD_ERRORS,
+    dependencies=[auth.RESERVE],
+)
+async def update_hold(
+    hold_id: HoldIdPath, body: HoldPatchIn, request: Request, services: ServicesDep
+) -> Response:
+    """Update the hold's metadata: each key given is set, a key given as "" is removed, the
+    others stay (at most 50 keys after the update). Any status."""
+    return await _transition(
+        request,
+        services,
+        "updated",
+        lambda v, d: services.holds.update_metadata(hold_id, v, body.metadata, d),
+    )
 
 
 async def _transition(
@@ -105,8 +171,19 @@ async def commit_hold(hold_id: HoldIdPath, request: Request, services: ServicesD
     responses=_HOLD_ERRORS,
     dependencies=[auth.RESERVE],
 )
-async def fulfil_hold(hold_id: HoldIdPath, request: Request, services: ServicesDep) -> Response:
-    """Shipped or picked up: on_hand goes down by the hold's units and the hold is done."""
+async def fulfil_hold(
+    hold_id: HoldIdPath, request: Request, services: ServicesDep, body: LinesIn | None = None
+) -> Response:
+    """Shipped or picked up: on_hand goes down by the hold's units and the hold is done. With
+    `lines`, only those units (all or none): the hold stays committed until no unit is open."""
+    if body is not None:
+        lines = body.lines
+        return await _transition(
+            request,
+            services,
+            "fulfilled_lines",
+            lambda v, d: services.holds.change_lines(hold_id, v, "fulfil", lines, d),
+        )
     return await _transition(
         request, services, "fulfilled", lambda v, d: services.holds.fulfil(hold_id, v, d)
     )
@@ -118,8 +195,19 @@ async def fulfil_hold(hold_id: HoldIdPath, request: Request, services: ServicesD
     responses=_HOLD_ERRORS,
     dependencies=[auth.RESERVE],
 )
-async def release_hold(hold_id: HoldIdPath, request: Request, services: ServicesDep) -> Response:
-    """Cancelled: the units return to available."""
+async def release_hold(
+    hold_id: HoldIdPath, request: Request, services: ServicesDep, body: LinesIn | None = None
+) -> Response:
+    """Cancelled: the units return to available. With `lines`, only those units (all or
+    none): the hold keeps its status until no unit is open."""
+    if body is not None:
+        lines = body.lines
+        return await _transition(
+            request,
+            services,
+            "released_lines",
+            lambda v, d: services.holds.change_lines(hold_id, v, "release", lines, d),
+        )
     return await _transition(
         request, services, "released", lambda v, d: services.holds.release(hold_id, v, d)
     )

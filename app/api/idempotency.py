@@ -69,8 +69,7 @@ class Idempotency:
         operation hands the claim to the script of its change."""
         key = request.headers.get(HEADER)
         if key is None:
-            status, body = await operation(None)
-            return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+            return _json(*await operation(None))
         if not _valid_key(key):
             raise InvalidRequest(
                 "Idempotency-Key must be 1-255 visible ASCII characters",
@@ -82,10 +81,12 @@ class Idempotency:
         caller = caller_of(request).name
         namespace = f"key:{caller}\0{scope}" if caller else scope
         digest = hashlib.sha256(f"{namespace}\0{key}".encode()).hexdigest()
+        # The query is part of the request where there is one (redeliver's `from`).
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         fingerprint = hashlib.sha256(
             request.method.encode()
             + b" "
-            + request.url.path.encode()
+            + target.encode()
             + b"\0"
             + _canonical(await request.body())
         ).hexdigest()
@@ -141,9 +142,15 @@ class Idempotency:
             # The outcome is unknown; the marker written with any change makes a retry safe.
             await _quietly(complete("", b""))
             raise
-        payload = orjson.dumps(body)
-        await complete(str(status), payload)
-        return Response(payload, status_code=status, media_type="application/json")
+        response = _json(status, body)
+        await complete(str(status), bytes(response.body))
+        return response
+
+
+def _json(status: int, body: object) -> Response:
+    """The operation's answer; a 204 has no content."""
+    payload = b"" if status == 204 else orjson.dumps(body)
+    return Response(payload, status_code=status, media_type="application/json")
 
 
 async def _quietly(action: Awaitable[None]) -> None:

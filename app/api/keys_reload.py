@@ -7,6 +7,8 @@ app/server/supervision.py). A reload builds the whole new KeyRing and validates 
 replaces the old one in a single reference assignment on the event loop's thread, so a request
 sees the old keys or the new ones, never a mix. A file that does not load (bad JSON, bad
 entry, missing) keeps the old keys and logs an error once: a typo never locks every client out.
+A worker that starts while the file is broken starts from the last version that loaded, which
+the serve process keeps (app/server/last_good_keys.py).
 """
 
 from __future__ import annotations
@@ -14,38 +16,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from pathlib import Path
 from typing import Any
 
 from app.api.auth import KeyRing
-from app.credentials import KeysFileError
+from app.credentials import Fingerprint, KeysFileError, fingerprint
 from app.domain.tasks import cancel_and_wait
+from app.server.last_good_keys import load_fallback
 
 log = logging.getLogger("omnistock.keys")
 
 POLL_SECONDS = 1.0
-Fingerprint = tuple[int, int, int, int] | None
-
-
-def fingerprint(path: Path) -> Fingerprint:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 class KeysReloader:
-    """Loads `path` (KeysFileError if it is bad: the service does not start), then, once
+    """Loads `path` (if it is bad: the serve process's last good copy, or KeysFileError and
+    the service does not start), then, once
     started, keeps `state.keyring` (the app's state) up to date with it."""
 
     def __init__(self, path: Path, poll_seconds: float = POLL_SECONDS) -> None:
         self._path = path
         self._poll = poll_seconds
         self._seen = fingerprint(path)  # taken before the read: a change during it is seen
-        self.keyring = KeyRing.from_file(path)
+        try:
+            self.keyring = KeyRing.from_file(path)
+        except KeysFileError as exc:
+            # A worker started while the file is broken: the serve process's last good copy.
+            self.keyring = KeyRing.from_file(load_fallback(exc))
         self._state: Any = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

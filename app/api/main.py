@@ -33,6 +33,7 @@ from app.api.metrics import HOLD_EXPIRIES, MetricsMiddleware, script_timer
 from app.api.request_log import RequestLogMiddleware
 from app.domain.clock import Clock, StoreClock
 from app.domain.config import ConfigService
+from app.domain.hold_list import HoldLister
 from app.domain.holds import HoldService
 from app.domain.reaper import Reaper
 from app.domain.stock import StockService
@@ -61,12 +62,14 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     config = ConfigService(redis, scripts, settings.config_refresh_seconds)
     stock = StockService(redis, scripts, config, settings, clock, mux)
     holds = HoldService(redis, scripts, config, stock, settings, clock)
+    hold_list = HoldLister(redis, scripts, holds, clock)
     reaper = Reaper(
         redis,
         holds,
         settings.reaper_interval_seconds,
         settings.reaper_batch,
         on_expired=HOLD_EXPIRIES.inc,
+        sweep=hold_list.sweep,
     )
     return Services(
         settings=settings,
@@ -78,6 +81,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         config=config,
         stock=stock,
         holds=holds,
+        hold_list=hold_list,
         stock_events=StockEventService(scripts, config, stock, settings, clock),
         reaper=reaper,
         idempotency=Idempotency(scripts, settings, clock),

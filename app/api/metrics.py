@@ -43,7 +43,7 @@ LATENCY = Histogram(
 HOLD_OUTCOMES = Counter(
     "omnistock_hold_outcomes_total",
     "Hold requests by outcome (created, insufficient_stock, committed, fulfilled, released, "
-    "extended, invalid_transition).",
+    "extended, released_lines, fulfilled_lines, updated, invalid_transition).",
     ["outcome"],
 )
 HOLD_EXPIRIES = Counter(

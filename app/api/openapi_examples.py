@@ -53,6 +53,13 @@ def _ex(value: Any, summary: str = "") -> dict[str, Any]:
 DC = {"type": "dc", "name": "DC North", "ship": True, "pickup": False, "priority": 1}
 STORE = {"type": "store", "name": "Store 12", "ship": False, "pickup": True, "priority": 10}
 WEB = {"locations": ["dc-north", "store-12"], "low_stock_threshold": 3}
+WEB_OUT = {**WEB, "buffer": None, "exclude_skus": [], "id": "web"}
+MARKETPLACE = {
+    "locations": ["dc-north"],
+    "low_stock_threshold": 2,
+    "buffer": {"percent": 10},
+    "exclude_skus": ["SKU-2"],
+}
 POS_DC = {
     "location": "dc-north",
     "on_hand": 10,
@@ -69,15 +76,16 @@ POS_STORE = {
     "safety_stock": 0,
     "available": 4,
 }
+_AVAILABLE_AT = [
+    {"location": "dc-north", "available": 8},
+    {"location": "store-12", "available": 4},
+]
 AVAILABILITY = {
     "sku": "SKU-1",
     "channel": "web",
     "available": 12,
     "status": "in_stock",
-    "locations": [
-        {"location": "dc-north", "available": 8},
-        {"location": "store-12", "available": 4},
-    ],
+    "locations": _AVAILABLE_AT,
 }
 HOLD_ID = "hrajmztjn7opw635zkztc-b4"
 
@@ -146,6 +154,15 @@ PROBLEM_EXAMPLES: dict[str, dict[str, Any]] = {
         "hold_id": HOLD_ID,
         "hold_status": "fulfilled",
     },
+    "unknown_hold_line": {
+        "detail": "the hold has no line SKU-1@store-12",
+        "line": {"sku": "SKU-1", "location": "store-12", "quantity": 1},
+    },
+    "line_quantity_exceeded": {
+        "detail": "line SKU-1@dc-north has 1 open units",
+        "line": {"sku": "SKU-1", "location": "dc-north", "quantity": 2},
+        "open": 1,
+    },
     "idempotency_key_reused": {
         "detail": "this Idempotency-Key was used with a different request",
     },
@@ -181,6 +198,8 @@ class Doc:
 
 
 HOLD_ERRORS = ("hold_not_found", "invalid_transition")
+LINE_ERRORS = ("unknown_hold_line", "line_quantity_exceeded")  # partial release and fulfil
+ONE_UNIT = {"lines": [{"sku": "SKU-1", "location": "store-12", "quantity": 1}]}
 
 OPERATIONS: dict[str, Doc] = {
     "GET /healthz": Doc({"status": "ok"}),
@@ -209,11 +228,16 @@ OPERATIONS: dict[str, Doc] = {
         {"locations": [{**DC, "id": "dc-north"}, {**STORE, "id": "store-12"}]}
     ),
     "PUT /v1/channels/{channel}": Doc(
-        {**WEB, "id": "web"},
-        request={"web": _ex(WEB, "The web shop sells from the DC and store 12")},
+        WEB_OUT,
+        request={
+            "web": _ex(WEB, "The web shop sells from the DC and store 12"),
+            "marketplace": _ex(
+                MARKETPLACE, "A marketplace: 10 % of each sku kept back, SKU-2 never shown"
+            ),
+        },
         idempotent=True,
     ),
-    "GET /v1/channels": Doc({"channels": [{**WEB, "id": "web"}]}),
+    "GET /v1/channels": Doc({"channels": [WEB_OUT, {**MARKETPLACE, "id": "marketplace"}]}),
     "PUT /v1/stock/{sku}/{location}": Doc(
         POS_DC,
         request={
@@ -232,14 +256,11 @@ OPERATIONS: dict[str, Doc] = {
             "results": [
                 AVAILABILITY,
                 {
+                    **AVAILABILITY,
                     "sku": "SKU-2",
-                    "channel": "web",
                     "available": 0,
                     "status": "out_of_stock",
-                    "locations": [
-                        {"location": "dc-north", "available": 0},
-                        {"location": "store-12", "available": 0},
-                    ],
+                    "locations": [{**line, "available": 0} for line in _AVAILABLE_AT],
                 },
             ]
         },
@@ -279,10 +300,32 @@ OPERATIONS: dict[str, Doc] = {
         errors=("insufficient_stock", "channel_not_found", "location_not_found"),
         idempotent=True,
     ),
+    "GET /v1/holds": Doc({"data": [_hold("active")], "next": "b3BzIDE3NjQwMDAwMDAwMDAgaHI"}),
     "GET /v1/holds/{hold_id}": Doc(_hold("active"), errors=("hold_not_found",)),
+    "PATCH /v1/holds/{hold_id}": Doc(
+        {**_hold("active"), "metadata": {"order_id": "A-1007", "tracking": "1Z999"}},
+        request={
+            "set_and_remove": _ex(
+                {"metadata": {"tracking": "1Z999", "gift": ""}},
+                'Set a key; a key set to "" is removed',
+            )
+        },
+        errors=("hold_not_found",),
+        idempotent=True,
+    ),
     "POST /v1/holds/{hold_id}/commit": Doc(_hold("committed"), errors=HOLD_ERRORS, idempotent=True),
-    "POST /v1/holds/{hold_id}/fulfil": Doc(_hold("fulfilled"), errors=HOLD_ERRORS, idempotent=True),
-    "POST /v1/holds/{hold_id}/release": Doc(_hold("released"), errors=HOLD_ERRORS, idempotent=True),
+    "POST /v1/holds/{hold_id}/fulfil": Doc(
+        _hold("fulfilled"),
+        request={"one_parcel": _ex(ONE_UNIT, "Fulfil one unit; the rest stays committed")},
+        errors=(*HOLD_ERRORS, *LINE_ERRORS),
+        idempotent=True,
+    ),
+    "POST /v1/holds/{hold_id}/release": Doc(
+        _hold("released"),
+        request={"one_unit": _ex(ONE_UNIT, "Release one unit; the rest stays held")},
+        errors=(*HOLD_ERRORS, *LINE_ERRORS),
+        idempotent=True,
+    ),
     "POST /v1/holds/{hold_id}/extend": Doc(
         _hold("active", "2025-11-24T10:40:00.000Z"),
         request={"ten_minutes": _ex({"ttl_seconds": 600}, "Expire 10 minutes from now")},

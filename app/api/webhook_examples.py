@@ -33,6 +33,7 @@ WEBHOOK_OPERATIONS: dict[str, dict[str, Any]] = {
             "erp": {"summary": "An ERP told of stock changes and stock-outs", "value": _BODY}
         },
         "errors": _FILTERS,
+        "idempotent": True,
     },
     "GET /v1/webhooks": {"response": {"webhooks": [SUBSCRIPTION]}},
     "GET /v1/webhooks/{sub_id}": {"response": SUBSCRIPTION, "errors": _NF},
@@ -42,8 +43,9 @@ WEBHOOK_OPERATIONS: dict[str, dict[str, Any]] = {
             "enable": {"summary": "Re-enable after fixing the receiver", "value": {"enabled": True}}
         },
         "errors": (*_NF, *_FILTERS),
+        "idempotent": True,
     },
-    "DELETE /v1/webhooks/{sub_id}": {"response": None, "errors": _NF},
+    "DELETE /v1/webhooks/{sub_id}": {"response": None, "errors": _NF, "idempotent": True},
     "GET /v1/webhooks/{sub_id}/attempts": {
         "response": {
             "attempts": [
@@ -69,5 +71,9 @@ WEBHOOK_OPERATIONS: dict[str, dict[str, Any]] = {
         },
         "errors": _NF,
     },
-    "POST /v1/webhooks/{sub_id}/redeliver": {"response": SUBSCRIPTION, "errors": _NF},
+    "POST /v1/webhooks/{sub_id}/redeliver": {
+        "response": SUBSCRIPTION,
+        "errors": _NF,
+        "idempotent": True,
+    },
 }

@@ -1,15 +1,24 @@
 """Webhook subscriptions (admin): create, list, read, change, delete, the delivery log and
-redelivery. Deliveries themselves: app/webhooks/deliverer.py."""
+redelivery. Deliveries themselves: app/webhooks/deliverer.py.
+
+Every write accepts an Idempotency-Key. A subscription write is a MULTI of a few commands in
+the `{wh}` slot, not one script, so the key is claimed by itself in that slot first (as a
+multi-partition hold is, app/domain/idempotency.take), and a keyed create names its
+subscription after the key: a retry after a crash between the write and the stored response
+writes the same subscription again, never a second one."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
+from app import keys
 from app.api import auth
-from app.api.deps import ServicesDep
+from app.api.deps import Services, ServicesDep
+from app.domain.idempotency import Claim, take
 from app.events.ids import parse_event_id
 from app.webhooks.model import (
     AttemptPage,
@@ -43,6 +52,22 @@ async def _check_filters(services: ServicesDep, body: SubscriptionPatch) -> None
         await services.config.channel(channel)
 
 
+async def _keyed(
+    request: Request,
+    services: Services,
+    change: Callable[[Claim | None], Awaitable[tuple[int, object]]],
+) -> Response:
+    """Run `change` under the request's Idempotency-Key, claimed first in the `{wh}` slot."""
+
+    async def op(claim: Claim | None) -> tuple[int, object]:
+        await take(
+            services.scripts, claim, keys.WEBHOOK_TAG, services.idempotency.clock.offset_ms()
+        )
+        return await change(claim)
+
+    return await services.idempotency.run(request, op)
+
+
 SubId = Annotated[str, Path(pattern=r"^wh_[0-9a-f]{16}$", description="Subscription id")]
 
 
@@ -52,18 +77,23 @@ class CreatedSubscription(Subscription):
 
 @router.post("", status_code=201, response_model=CreatedSubscription)
 async def create_webhook(
-    body: SubscriptionIn, registry: Registry, services: ServicesDep
-) -> dict[str, Any]:
+    body: SubscriptionIn, request: Request, registry: Registry, services: ServicesDep
+) -> Response:
     """Subscribe a URL to the events after now. The answer holds the signing `secret` (given
     or generated); it is not shown again."""
-    await _check_filters(services, body)
-    sub, secret = await registry.create(body)
-    return {**sub.model_dump(), "secret": secret}
+
+    async def change(claim: Claim | None) -> tuple[int, object]:
+        await _check_filters(services, body)
+        sub_id = "wh_" + claim.digest[:16] if claim is not None else None
+        sub, secret = await registry.create(body, sub_id)
+        return 201, {**sub.model_dump(mode="json"), "secret": secret}
+
+    return await _keyed(request, services, change)
 
 
 @router.get("", response_model=dict[str, list[Subscription]])
 async def list_webhooks(registry: Registry) -> dict[str, Any]:
-    return {"webhooks": [r.sub.model_dump() for r in await registry.all()]}
+    return {"webhooks": [r.sub.model_dump(mode="json") for r in await registry.all()]}
 
 
 @router.get("/{sub_id}", response_model=Subscription, responses=_NOT_FOUND)
@@ -72,16 +102,32 @@ async def get_webhook(sub_id: SubId, registry: Registry) -> Subscription:
 
 
 @router.patch("/{sub_id}", response_model=Subscription, responses=_NOT_FOUND)
-async def patch_webhook(sub_id: SubId, body: SubscriptionPatch, registry: Registry) -> Subscription:
+async def patch_webhook(
+    sub_id: SubId,
+    body: SubscriptionPatch,
+    request: Request,
+    registry: Registry,
+    services: ServicesDep,
+) -> Response:
     """Change some fields; `{"enabled": true}` re-enables a disabled subscription, which
     resumes at the event it failed to deliver."""
-    return await registry.patch(sub_id, body)
+
+    async def change(claim: Claim | None) -> tuple[int, object]:
+        await _check_filters(services, body)
+        return 200, (await registry.patch(sub_id, body)).model_dump(mode="json")
+
+    return await _keyed(request, services, change)
 
 
 @router.delete("/{sub_id}", status_code=204, response_class=Response, responses=_NOT_FOUND)
-async def delete_webhook(sub_id: SubId, registry: Registry) -> Response:
-    await registry.delete(sub_id)
-    return Response(status_code=204)
+async def delete_webhook(
+    sub_id: SubId, request: Request, registry: Registry, services: ServicesDep
+) -> Response:
+    async def change(claim: Claim | None) -> tuple[int, object]:
+        await registry.delete(sub_id)
+        return 204, None
+
+    return await _keyed(request, services, change)
 
 
 @router.get("/{sub_id}/attempts", response_model=AttemptPage, responses=_NOT_FOUND)
@@ -97,8 +143,15 @@ async def webhook_attempts(
 @router.post("/{sub_id}/redeliver", response_model=Subscription, responses=_NOT_FOUND)
 async def redeliver_webhook(
     sub_id: SubId,
+    request: Request,
     registry: Registry,
+    services: ServicesDep,
     start: Annotated[str, Query(alias="from", max_length=64, description="An event id")],
-) -> Subscription:
+) -> Response:
     """Deliver again every matching event from the event `from` on, in order."""
-    return await registry.redeliver(sub_id, parse_event_id(start, "from"))
+    event_id = parse_event_id(start, "from")
+
+    async def change(claim: Claim | None) -> tuple[int, object]:
+        return 200, (await registry.redeliver(sub_id, event_id)).model_dump(mode="json")
+
+    return await _keyed(request, services, change)

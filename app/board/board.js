@@ -120,6 +120,16 @@ function renderLocations() {
   }
 }
 
+// A channel's rules (docs/architecture.md "Channel rules"), so a figure below the locations'
+// sum explains itself.
+function ruleNote(channel) {
+  const notes = [];
+  const buffer = channel && channel.buffer;
+  if (buffer) notes.push("keeps " + ("percent" in buffer ? buffer.percent + " %" : buffer.units) + " back");
+  if (channel && (channel.exclude_skus || []).includes(board.sku)) notes.push("sku excluded");
+  return notes.length ? " (" + notes.join(", ") + ")" : "";
+}
+
 function renderChannels() {
   const body = $("#channels tbody");
   body.replaceChildren();
@@ -127,7 +137,7 @@ function renderChannels() {
     const a = board.availability.get(id) || { available: 0, status: "out_of_stock" };
     const row = body.insertRow();
     row.dataset.channel = id;
-    cell(row, id);
+    cell(row, id + ruleNote(board.channels.get(id)), "channel");
     cell(row, String(a.available), "num available");
     const badge = document.createElement("span");
     badge.className = `badge ${a.status}`;

@@ -33,12 +33,18 @@
     var channel = el.getAttribute("data-omnistock-channel") || "";
     var noun = el.getAttribute("data-omnistock-noun") || "store";
     var available = new Map(); // location -> units available
+    // The channel's own figure (null without a channel): a channel's buffer or exclusion
+    // (docs/architecture.md "Channel rules") can make it less than its locations' sum, and no
+    // location counts for more than it, as in the API's answer.
+    var figure = null;
     var filter = channel ? "&channel=" + enc(channel) : "";
     el.classList.add("omnistock-widget");
 
     function show() {
       var count = 0;
-      available.forEach(function (units) { if (units > 0) count += 1; });
+      available.forEach(function (units) {
+        if ((figure === null ? units : Math.min(units, figure)) > 0) count += 1;
+      });
       el.setAttribute("data-count", String(count));
       el.classList.toggle("in", count > 0);
       var dot = document.createElement("span");
@@ -95,6 +101,7 @@
         .then(function (a) {
           el.removeAttribute("data-error");
           available.clear();
+          figure = channel ? a.available : null;
           a.locations.forEach(function (l) { available.set(l.location, l.available); });
           show();
           return true;
@@ -109,6 +116,15 @@
       var e = JSON.parse(message.data);
       if (e.sku !== sku || !e.position) return;
       available.set(e.location, e.position.available);
+      var moved = (e.availability || []).filter(function (c) { return c.channel === channel; });
+      if (moved.length) {
+        figure = moved[0].after.available;
+        var sum = 0;
+        available.forEach(function (units) { sum += units; });
+        // Not the sum of its locations: a rule limits the channel, and the answer's locations
+        // (each at most the figure) can only be read again.
+        if (sum !== figure) { refresh(); return; }
+      }
       show();
     }
 

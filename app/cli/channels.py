@@ -9,7 +9,15 @@ from typing import Any
 
 import orjson
 
-from app.cli.common import USAGE, CliError, Service, add_service_flags, print_table, run_command
+from app.cli.common import (
+    USAGE,
+    CliError,
+    Service,
+    add_action,
+    command_group,
+    print_table,
+    run_command,
+)
 
 
 def _rows(channels: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -18,12 +26,38 @@ def _rows(channels: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "id": c["id"],
             "low_stock_threshold": c["low_stock_threshold"],
             "locations": ",".join(c["locations"]),
+            "buffer": _buffer_text(c.get("buffer")),
+            "exclude_skus": len(c.get("exclude_skus") or []),
         }
         for c in channels
     ]
 
 
-COLUMNS = ["id", "low_stock_threshold", "locations"]
+COLUMNS = ["id", "low_stock_threshold", "locations", "buffer", "exclude_skus"]
+
+
+def _buffer_text(buffer: dict[str, int] | None) -> str:
+    if not buffer:
+        return "-"
+    if "percent" in buffer:
+        return f"{buffer['percent']}%"
+    return f"{buffer['units']} units"
+
+
+def _rules(args: argparse.Namespace, current: dict[str, Any] | None) -> dict[str, Any]:
+    """The channel rules to send: the flags given, else the channel's current ones (a PUT
+    replaces the whole channel, so what is not sent would be cleared)."""
+    buffer = current.get("buffer") if current else None
+    if args.no_buffer:
+        buffer = None
+    elif args.buffer_units is not None:
+        buffer = {"units": args.buffer_units}
+    elif args.buffer_percent is not None:
+        buffer = {"percent": args.buffer_percent}
+    excluded = list(current.get("exclude_skus") or []) if current else []
+    if args.exclude_skus is not None:
+        excluded = _split([args.exclude_skus])
+    return {"buffer": buffer, "exclude_skus": excluded}
 
 
 def list_channels(args: argparse.Namespace) -> int:
@@ -66,6 +100,7 @@ def put_channel(args: argparse.Namespace) -> int:
             threshold = current["low_stock_threshold"]
         if threshold is not None:
             doc["low_stock_threshold"] = threshold
+        doc.update(_rules(args, current))
         saved = service.request("PUT", f"/v1/channels/{args.id}", doc)
         if args.json:
             print(orjson.dumps(saved).decode())
@@ -80,24 +115,31 @@ def put_channel(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    actions = command_group(
+        sub,
         "channels",
         help="list or configure the channels (web, app, pos ...) of a running service",
         description="Manage the channels of a running service through its HTTP API: which "
-        "locations each sells from, and its low-stock threshold. Exit 0 done, 1 the service "
-        "refused, 2 usage or API-key error, 3 unreachable.",
+        "locations each sells from, its low-stock threshold, its buffer and the skus it must "
+        "not see. Exit 0 done, 1 the service refused, 2 usage or API-key error, 3 unreachable.",
     )
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p_list = actions.add_parser("list", help="every channel and its locations")
-    p_list.add_argument("--json", action="store_true", help="print JSON")
-    add_service_flags(p_list)
-    p_list.set_defaults(func=list_channels)
-
-    p_put = actions.add_parser(
+    add_action(
+        actions,
+        "list",
+        list_channels,
+        "every channel and its locations",
+        service=True,
+        json="print JSON",
+    )
+    p_put = add_action(
+        actions,
         "put",
+        put_channel,
         help="configure a channel, or change the given fields of one",
         description="Configure a channel. --locations sets the whole list; --add and "
         "--remove change an existing one; flags not given keep their current value.",
+        service=True,
+        json="print the saved channel as JSON",
     )
     p_put.add_argument("id", help="channel id, e.g. web")
     p_put.add_argument("--locations", metavar="A,B,...", help="the eligible locations, in order")
@@ -108,6 +150,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p_put.add_argument(
         "--low-stock-threshold", type=int, metavar="N", help="available <= N is low_stock"
     )
-    p_put.add_argument("--json", action="store_true", help="print the saved channel as JSON")
-    add_service_flags(p_put)
-    p_put.set_defaults(func=put_channel)
+    rule = p_put.add_mutually_exclusive_group()
+    rule.add_argument(
+        "--buffer-units", type=int, metavar="N", help="keep N units of each sku back from it"
+    )
+    rule.add_argument(
+        "--buffer-percent", type=int, metavar="P", help="keep P%% of each sku back (rounded up)"
+    )
+    rule.add_argument("--no-buffer", action="store_true", help="remove its buffer")
+    p_put.add_argument(
+        "--exclude-skus", metavar="A,B,...", help="the skus it must not see ('' for none)"
+    )

@@ -100,41 +100,93 @@ def store_settings(args: argparse.Namespace) -> Settings:
         raise CliError(USAGE, str(exc)) from None
 
 
-@contextlib.asynccontextmanager
-async def open_store(settings: Settings, timeout_seconds: float = 30.0) -> AsyncIterator[Redis]:
-    """A client of the configured store; the embedded one is started for the command when no
-    service holds the data directory, and stopped after it."""
-    from app.store.connection import connect
+@contextlib.contextmanager
+def store_url(settings: Settings, shared_note: str | None = None) -> Iterator[str]:
+    """The configured store's URL; without one, the embedded store under the data directory,
+    started for the command and stopped after it, or, when a running `omnistock serve` holds
+    that directory, its store (`shared_note`, formatted with the reason, is then printed).
+    EmbeddedStoreError if neither."""
     from app.store.embedded import EmbeddedStore, EmbeddedStoreError, embedded_store_url
 
+    if settings.redis_url:
+        yield settings.redis_url
+        return
     embedded: EmbeddedStore | None = None
-    url = settings.redis_url
-    if not url:
-        if not settings.data_dir.is_dir():
-            raise CliError(
-                USAGE,
-                f"no data directory {settings.data_dir} (set --redis-url or --data-dir)",
-            )
-        try:
-            embedded = EmbeddedStore(settings.data_dir, supervise=False)
-            embedded.start()
-            url = embedded.url
-        except EmbeddedStoreError as exc:
-            embedded = None
-            url = embedded_store_url(settings.data_dir)
-            if url is None:
-                raise CliError(UNREACHABLE, f"embedded store: {exc}") from None
-    client = connect(settings.model_copy(update={"redis_timeout_seconds": timeout_seconds}), url)
     try:
-        await client.ping()
-        yield client
+        embedded = EmbeddedStore(settings.data_dir, supervise=False)
+        embedded.start()
+        url = embedded.url
+    except EmbeddedStoreError as exc:
+        embedded = None
+        shared = embedded_store_url(settings.data_dir)
+        if shared is None:
+            raise
+        url = shared
+        if shared_note:
+            print(shared_note.format(exc), file=sys.stderr)
+    try:
+        yield url
     finally:
-        await client.aclose()
         if embedded is not None:
             embedded.stop()
 
 
+@contextlib.asynccontextmanager
+async def open_store(settings: Settings, timeout_seconds: float = 30.0) -> AsyncIterator[Redis]:
+    """A client of the configured store (`store_url`)."""
+    from app.store.connection import connect
+    from app.store.embedded import EmbeddedStoreError
+
+    if not settings.redis_url and not settings.data_dir.is_dir():
+        raise CliError(
+            USAGE, f"no data directory {settings.data_dir} (set --redis-url or --data-dir)"
+        )
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(store_url(settings))
+        except EmbeddedStoreError as exc:
+            raise CliError(UNREACHABLE, f"embedded store: {exc}") from None
+        timeouts = settings.model_copy(update={"redis_timeout_seconds": timeout_seconds})
+        client = connect(timeouts, url)
+        try:
+            await client.ping()
+            yield client
+        finally:
+            await client.aclose()
+
+
 # -- a running service ------------------------------------------------------------------
+
+
+Actions = argparse._SubParsersAction  # the subparsers of a command's actions
+
+
+def command_group(
+    sub: Actions[argparse.ArgumentParser], name: str, help: str, description: str
+) -> Actions[argparse.ArgumentParser]:
+    """`omnistock NAME ACTION ...`: the command, and the subparsers of its actions."""
+    parser = sub.add_parser(name, help=help, description=description)
+    return parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+
+def add_action(
+    actions: Actions[argparse.ArgumentParser],
+    name: str,
+    func: Callable[[argparse.Namespace], int],
+    help: str,
+    description: str | None = None,
+    service: bool = False,
+    json: str | None = None,
+) -> argparse.ArgumentParser:
+    """An action of a command group that runs `func(args)`; `service`: it talks to a running
+    service (--url and the API key flags); `json`: the help of its --json flag."""
+    parser = actions.add_parser(name, help=help, description=description)
+    parser.set_defaults(func=func)
+    if json:
+        parser.add_argument("--json", action="store_true", help=json)
+    if service:
+        add_service_flags(parser)
+    return parser
 
 
 def add_service_flags(parser: argparse.ArgumentParser) -> None:

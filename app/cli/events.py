@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from app.cli.common import UNREACHABLE, CliError, Service, add_service_flags, run_command
+from app.cli.common import UNREACHABLE, CliError, Service, add_action, command_group, run_command
 
 LOG_PAGE = 500
 
@@ -135,18 +135,21 @@ def tail(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    actions = command_group(
+        sub,
         "events",
         help="follow the stock events of a running service",
         description="Read the outgoing events of a running service. Exit 0 done (or "
         "interrupted), 1 the service refused, 2 usage or API-key error, 3 unreachable.",
     )
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p_tail = actions.add_parser(
+    p_tail = add_action(
+        actions,
         "tail",
+        tail,
         help="print events as they happen (like tail -f)",
         description="Print events as they happen, one per line, resuming across "
         "disconnects without gaps. --from-start or --after read the retained log first.",
+        service=True,
     )
     p_tail.add_argument("--sku", help="only this sku")
     p_tail.add_argument("--location", help="only this location")
@@ -173,5 +176,3 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="SECONDS",
         help="reconnect when the stream is silent this long (keep-alives count; 60)",
     )
-    add_service_flags(p_tail)
-    p_tail.set_defaults(func=tail)

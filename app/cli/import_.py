@@ -14,7 +14,7 @@ import orjson
 import redis
 from redis.exceptions import RedisError
 
-from app.cli.common import CliError, add_store_flags, store_settings
+from app.cli.common import CliError, add_store_flags, store_settings, store_url
 from app.domain.checkpoint import Checkpoint, fingerprint
 from app.domain.importer import Importer, registered_locations
 from app.domain.snapshot import Rejected, SnapshotError, SnapshotReader, detect_format
@@ -61,38 +61,19 @@ class Progress:
 def _store(settings: Settings) -> Iterator[redis.Redis]:
     """The store of OMNISTOCK_REDIS_URL; else the embedded one under OMNISTOCK_DATA_DIR,
     started for the import, or the one a running `omnistock serve` keeps there."""
-    from app.store.embedded import EmbeddedStore, EmbeddedStoreError, embedded_store_url
+    note = "omnistock import: {}: a running `omnistock serve` holds this data directory; "
+    with store_url(settings, note + "importing into its store") as url:
+        client: redis.Redis
+        if settings.redis_cluster:
+            from app.store.cluster import sync_cluster_client
 
-    embedded = None
-    url = settings.redis_url
-    if not url:
+            client = sync_cluster_client(url, socket_timeout=60)  # type: ignore[assignment]
+        else:
+            client = redis.Redis.from_url(url, socket_timeout=60, socket_connect_timeout=5)
         try:
-            embedded = EmbeddedStore(settings.data_dir, supervise=False)
-            embedded.start()
-            url = embedded.url
-        except EmbeddedStoreError as exc:
-            embedded = None
-            url = embedded_store_url(settings.data_dir)
-            if url is None:
-                raise
-            print(
-                f"omnistock import: {exc}: a running `omnistock serve` holds this data "
-                "directory; importing into its store",
-                file=sys.stderr,
-            )
-    client: redis.Redis
-    if settings.redis_cluster:
-        from app.store.cluster import sync_cluster_client
-
-        client = sync_cluster_client(url, socket_timeout=60)  # type: ignore[assignment]
-    else:
-        client = redis.Redis.from_url(url, socket_timeout=60, socket_connect_timeout=5)
-    try:
-        yield client
-    finally:
-        client.close()
-        if embedded is not None:
-            embedded.stop()
+            yield client
+        finally:
+            client.close()
 
 
 def run_import(args: argparse.Namespace) -> int:

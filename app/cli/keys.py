@@ -15,28 +15,40 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 
+from app.cli.common import add_action, command_group
 from app.credentials import KeysFileError, append, hash_key, load, revoke
 
 
-def _keys_file(args: argparse.Namespace) -> Path | None:
-    value = args.file or os.environ.get("OMNISTOCK_API_KEYS_FILE")
-    return Path(value) if value else None
+def _on_file(
+    action: str, run: Callable[[argparse.Namespace, Path], int]
+) -> Callable[[argparse.Namespace], int]:
+    """`omnistock keys ACTION` on the keys file (--file or OMNISTOCK_API_KEYS_FILE): no file
+    named, or one that cannot be read or written, is exit 2 with the reason."""
+
+    def command(args: argparse.Namespace) -> int:
+        value = args.file or os.environ.get("OMNISTOCK_API_KEYS_FILE")
+        if not value:
+            print(
+                f"omnistock keys {action}: give --file or set OMNISTOCK_API_KEYS_FILE",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            return run(args, Path(value))
+        except (KeysFileError, OSError) as exc:
+            print(f"omnistock keys {action}: {exc}", file=sys.stderr)
+            return 2
+
+    return command
 
 
-def new(args: argparse.Namespace) -> int:
-    path = _keys_file(args)
-    if path is None:
-        print("omnistock keys new: give --file or set OMNISTOCK_API_KEYS_FILE", file=sys.stderr)
-        return 2
-    try:
-        key = append(path, args.name, args.scope)
-    except (KeysFileError, OSError) as exc:
-        print(f"omnistock keys new: {exc}", file=sys.stderr)
-        return 2
+def _new(args: argparse.Namespace, path: Path) -> int:
+    key = append(path, args.name, args.scope)
     print(key)
     print(
         f"omnistock: added key {args.name!r} ({', '.join(args.scope)}) to {path}. This is the "
@@ -46,17 +58,8 @@ def new(args: argparse.Namespace) -> int:
     return 0
 
 
-def list_(args: argparse.Namespace) -> int:
-    path = _keys_file(args)
-    if path is None:
-        print("omnistock keys list: give --file or set OMNISTOCK_API_KEYS_FILE", file=sys.stderr)
-        return 2
-    try:
-        keys = load(path)
-    except KeysFileError as exc:
-        print(f"omnistock keys list: {exc}", file=sys.stderr)
-        return 2
-    rows = [{"name": k.name, "scopes": sorted(k.scopes)} for k in keys]
+def _list(args: argparse.Namespace, path: Path) -> int:
+    rows = [{"name": k.name, "scopes": sorted(k.scopes)} for k in load(path)]
     if args.json:
         sys.stdout.buffer.write(orjson.dumps({"keys": rows}, option=orjson.OPT_INDENT_2) + b"\n")
         return 0
@@ -67,16 +70,8 @@ def list_(args: argparse.Namespace) -> int:
     return 0
 
 
-def revoke_(args: argparse.Namespace) -> int:
-    path = _keys_file(args)
-    if path is None:
-        print("omnistock keys revoke: give --file or set OMNISTOCK_API_KEYS_FILE", file=sys.stderr)
-        return 2
-    try:
-        removed = revoke(path, args.name)
-    except (KeysFileError, OSError) as exc:
-        print(f"omnistock keys revoke: {exc}", file=sys.stderr)
-        return 2
+def _revoke(args: argparse.Namespace, path: Path) -> int:
+    removed = revoke(path, args.name)
     if not removed:
         print(f"omnistock keys revoke: no key named {args.name!r} in {path}", file=sys.stderr)
         return 1
@@ -86,6 +81,11 @@ def revoke_(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+new = _on_file("new", _new)
+list_ = _on_file("list", _list)
+revoke_ = _on_file("revoke", _revoke)
 
 
 def hash_(args: argparse.Namespace) -> int:
@@ -99,18 +99,20 @@ def hash_(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    keys_sub = command_group(
+        sub,
         "keys",
         help="create API keys and hash them for OMNISTOCK_API_KEYS_FILE",
         description="API keys for OMNISTOCK_API_KEYS_FILE. The file holds each key's SHA-256, "
         "a name and scopes: read, reserve, pos:<location>, admin.",
     )
-    keys_sub = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    p_new = keys_sub.add_parser(
+    p_new = add_action(
+        keys_sub,
         "new",
-        help="create a key: print it once, append its hash to the keys file",
-        description="Create a random key, print it on stdout (shown only this once) and append "
-        "its SHA-256, name and scopes to the keys file (created with mode 0600 if missing).",
+        new,
+        "create a key: print it once, append its hash to the keys file",
+        "Create a random key, print it on stdout (shown only this once) and append its SHA-256, "
+        "name and scopes to the keys file (created with mode 0600 if missing).",
     )
     p_new.add_argument("--name", required=True, help="the client: web-shop, store-12-pos, ...")
     p_new.add_argument(
@@ -119,28 +121,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         required=True,
         help="read, reserve, pos:<location> or admin; repeat for several",
     )
-    p_new.add_argument("--file", help="keys file (default: OMNISTOCK_API_KEYS_FILE)")
-    p_new.set_defaults(func=new)
-    p_list = keys_sub.add_parser(
-        "list",
-        help="the keys' names and scopes (never their hashes)",
-        description="List the keys of the keys file: name and scopes, one line each.",
-    )
+    p_list = add_action(keys_sub, "list", list_, "the keys' names and scopes (never their hashes)")
     p_list.add_argument("--json", action="store_true", help='{"keys": [{"name", "scopes"}]}')
-    p_list.add_argument("--file", help="keys file (default: OMNISTOCK_API_KEYS_FILE)")
-    p_list.set_defaults(func=list_)
-    p_revoke = keys_sub.add_parser(
+    p_revoke = add_action(
+        keys_sub,
         "revoke",
-        help="remove every key of a name from the keys file",
-        description="Remove every key named NAME (a client mid-rotation has two) from the keys "
-        "file, rewritten atomically (mode 0600). A running service refuses them within a second.",
+        revoke_,
+        "remove every key of a name from the keys file",
+        "Remove every key named NAME (a client mid-rotation has two) from the keys file, "
+        "rewritten atomically (mode 0600). A running service refuses them within a second.",
     )
     p_revoke.add_argument("name", help="the client's name, as `keys list` shows it")
-    p_revoke.add_argument("--file", help="keys file (default: OMNISTOCK_API_KEYS_FILE)")
-    p_revoke.set_defaults(func=revoke_)
-    p_hash = keys_sub.add_parser(
+    for on_file in (p_new, p_list, p_revoke):
+        on_file.add_argument("--file", help="keys file (default: OMNISTOCK_API_KEYS_FILE)")
+    p_hash = add_action(
+        keys_sub,
         "hash",
-        help="print the SHA-256 of a key, for a keys file managed by other tools",
+        hash_,
+        "print the SHA-256 of a key, for a keys file managed by other tools",
     )
     p_hash.add_argument("key", help="the key, or - to read it from stdin")
-    p_hash.set_defaults(func=hash_)

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from app.cli.common import Service, add_service_flags, print_table, run_command
+from app.cli.common import Service, add_action, command_group, print_table, run_command
 
 COLUMNS = ["id", "type", "name", "ship", "pickup", "priority"]
 FIELDS = ["type", "name", "ship", "pickup", "priority"]
@@ -55,22 +55,29 @@ def put_location(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    actions = command_group(
+        sub,
         "locations",
         help="list or register locations (stores, DCs, 3PLs) of a running service",
         description="Manage the locations of a running service through its HTTP API. "
         "Exit 0 done, 1 the service refused, 2 usage or API-key error, 3 unreachable.",
     )
-    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p_list = actions.add_parser("list", help="every location, lowest sourcing priority first")
-    p_list.add_argument("--json", action="store_true", help="print JSON")
-    add_service_flags(p_list)
-    p_list.set_defaults(func=list_locations)
-
-    p_put = actions.add_parser(
+    add_action(
+        actions,
+        "list",
+        list_locations,
+        "every location, lowest sourcing priority first",
+        service=True,
+        json="print JSON",
+    )
+    p_put = add_action(
+        actions,
         "put",
+        put_location,
         help="register a location, or change the given fields of one",
         description="Register a location, or change only the fields given of an existing one.",
+        service=True,
+        json="print the saved location as JSON",
     )
     p_put.add_argument("id", help="location id, e.g. store-12")
     p_put.add_argument("--type", choices=["store", "warehouse", "dc", "3pl", "dropship"])
@@ -80,6 +87,3 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--pickup", action=argparse.BooleanOptionalAction, help="offers click & collect"
     )
     p_put.add_argument("--priority", type=int, help="sourcing order: lower is sourced first")
-    p_put.add_argument("--json", action="store_true", help="print the saved location as JSON")
-    add_service_flags(p_put)
-    p_put.set_defaults(func=put_location)

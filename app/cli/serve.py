@@ -88,7 +88,7 @@ def serve(args: argparse.Namespace) -> int:
             access_log=False,
             timeout_graceful_shutdown=10,
         )
-        supervision.run(config)
+        supervision.run(config, settings.api_keys_file)
     finally:
         if store is not None:
             store.stop()

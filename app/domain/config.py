@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 
 import orjson
 from redis.asyncio import Redis
 
 from app import keys
+from app.domain.channel_rules import script_entry
 from app.domain.errors import ChannelNotFound, InvalidRequest, LocationNotFound
 from app.domain.idempotency import Claim, checked, idem_for
 from app.domain.models import Channel, ChannelIn, Location, LocationIn
@@ -101,13 +103,16 @@ class ConfigService:
         eligible = set(channel.locations)
         return [loc for loc in self._by_priority if loc in eligible]
 
-    def channels_arg(self, locations: list[str] | None) -> bytes:
-        """ARGV for scripts: {channel: [low_stock_threshold, [locations]]} for every channel
-        that sees one of `locations` (all channels when None)."""
+    def channels_arg(
+        self, locations: list[str] | None, skus: Collection[str] | None = None
+    ) -> bytes:
+        """ARGV for scripts: {channel: [low_stock_threshold, [locations], rule?]}
+        (channel_rules.script_entry) for every channel that sees one of `locations` (all
+        channels when None); `skus`: the skus the script may touch (None: any)."""
         wanted = None if locations is None else set(locations)
         return orjson.dumps(
             {
-                ch.id: [ch.low_stock_threshold, ch.locations]
+                ch.id: script_entry(ch, skus)
                 for ch in self.channels.values()
                 if wanted is None or not wanted.isdisjoint(ch.locations)
             }
@@ -139,6 +144,7 @@ class ConfigService:
             )
         doc = body.model_dump()
         doc["locations"] = list(dict.fromkeys(body.locations))  # drop repeats, keep order
+        doc["exclude_skus"] = list(dict.fromkeys(body.exclude_skus))
         await self._put(keys.CHANNELS, channel_id, orjson.dumps(doc), claim)
         await self.refresh(force=True)
         return self.channels[channel_id]

@@ -6,9 +6,20 @@ from typing import Any
 
 
 class DomainError(Exception):
+    """A subclass names its problem in its header: `class X(DomainError, status=409,
+    code="...", title="...")`; a subclass of a subclass keeps the status it does not give."""
+
     status = 400
     code = "bad_request"
     title = "Bad request"
+
+    def __init_subclass__(
+        cls, *, status: int | None = None, code: str | None = None, title: str | None = None
+    ) -> None:
+        super().__init_subclass__()
+        cls.status = status if status is not None else cls.status
+        cls.code = code if code is not None else cls.code
+        cls.title = title if title is not None else cls.title
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -16,74 +27,83 @@ class DomainError(Exception):
         self.extra = extra
 
 
-class InvalidRequest(DomainError):
-    status = 422
-    code = "invalid_request"
-    title = "Invalid request"
+class InvalidRequest(DomainError, status=422, code="invalid_request", title="Invalid request"):
+    pass
 
 
-class NotFound(DomainError):
-    status = 404
-    code = "not_found"
-    title = "Not found"
+class NotFound(DomainError, status=404, code="not_found", title="Not found"):
+    pass
 
 
-class HoldNotFound(NotFound):
-    code = "hold_not_found"
-    title = "Hold not found"
+class HoldNotFound(NotFound, code="hold_not_found", title="Hold not found"):
+    pass
 
 
-class LocationNotFound(NotFound):
-    code = "location_not_found"
-    title = "Location not found"
+class LocationNotFound(NotFound, code="location_not_found", title="Location not found"):
+    pass
 
 
-class ChannelNotFound(NotFound):
-    code = "channel_not_found"
-    title = "Channel not found"
+class ChannelNotFound(NotFound, code="channel_not_found", title="Channel not found"):
+    pass
 
 
-class WebhookNotFound(NotFound):
-    code = "webhook_not_found"
-    title = "Webhook subscription not found"
+class WebhookNotFound(NotFound, code="webhook_not_found", title="Webhook subscription not found"):
+    pass
 
 
-class InsufficientStock(DomainError):
-    status = 409
-    code = "insufficient_stock"
-    title = "Insufficient stock"
+class InsufficientStock(
+    DomainError, status=409, code="insufficient_stock", title="Insufficient stock"
+):
+    pass
 
 
-class InvalidTransition(DomainError):
-    status = 409
-    code = "invalid_transition"
-    title = "Invalid hold transition"
+class InvalidTransition(
+    DomainError, status=409, code="invalid_transition", title="Invalid hold transition"
+):
+    pass
 
 
-class IdempotencyKeyReused(DomainError):
-    status = 422
-    code = "idempotency_key_reused"
-    title = "Idempotency key reused with a different request"
+class UnknownHoldLine(
+    DomainError, status=422, code="unknown_hold_line", title="The hold has no such line"
+):
+    pass
 
 
-class IdempotencyKeyInUse(DomainError):
-    status = 409
-    code = "idempotency_key_in_use"
-    title = "A request with this idempotency key is still in progress"
+class LineQuantityExceeded(
+    DomainError,
+    status=409,
+    code="line_quantity_exceeded",
+    title="More units than the hold line has open",
+):
+    pass
 
 
-class StoreUnavailable(DomainError):
-    status = 503
-    code = "store_unavailable"
-    title = "Store unavailable"
+class IdempotencyKeyReused(
+    DomainError,
+    status=422,
+    code="idempotency_key_reused",
+    title="Idempotency key reused with a different request",
+):
+    pass
 
 
-class Unauthorized(DomainError):
+class IdempotencyKeyInUse(
+    DomainError,
+    status=409,
+    code="idempotency_key_in_use",
+    title="A request with this idempotency key is still in progress",
+):
+    pass
+
+
+class StoreUnavailable(
+    DomainError, status=503, code="store_unavailable", title="Store unavailable"
+):
+    pass
+
+
+class Unauthorized(DomainError, status=401, code="unauthorized", title="Unauthorized"):
     """No API key, or one the service does not know (answered with `WWW-Authenticate`)."""
-
-    status = 401
-    code = "unauthorized"
-    title = "Unauthorized"
 
     def __init__(self, detail: str, error: str | None = None) -> None:
         super().__init__(detail)
@@ -92,10 +112,8 @@ class Unauthorized(DomainError):
         self.challenge = 'Bearer realm="omnistock"' + (f', error="{error}"' if error else "")
 
 
-class Forbidden(DomainError):
-    status = 403
-    code = "forbidden"
-    title = "Forbidden"
+class Forbidden(DomainError, status=403, code="forbidden", title="Forbidden"):
+    pass
 
 
 # Every problem `code` the service can answer with, for the docs and the OpenAPI description.
@@ -110,6 +128,8 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
         WebhookNotFound,
         InsufficientStock,
         InvalidTransition,
+        UnknownHoldLine,
+        LineQuantityExceeded,
         IdempotencyKeyReused,
         IdempotencyKeyInUse,
         StoreUnavailable,

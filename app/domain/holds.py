@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.domain import sourcing
+from app.domain.channel_rules import has_rules, over_figure
 from app.domain.clock import Clock, iso
 from app.domain.config import ConfigService
 from app.domain.errors import (
@@ -41,8 +42,10 @@ from app.domain.errors import (
     InvalidRequest,
     InvalidTransition,
     StoreUnavailable,
+    UnknownHoldLine,
 )
 from app.domain.hold_ids import HoldIdSecret, home_partition, keyed_hold_id, random_hold_id
+from app.domain.hold_lines import LINES_FROM, check_lines, line_views, raise_for
 from app.domain.hold_parts import (
     DECIDED,
     effective_status,
@@ -51,7 +54,14 @@ from app.domain.hold_parts import (
     unsettled,
 )
 from app.domain.idempotency import Claim, checked, idem_for, take
-from app.domain.models import Channel, HoldIn, HoldLineIn
+from app.domain.models import (
+    METADATA_MAX_KEYS,
+    Channel,
+    HoldIn,
+    HoldLineIn,
+    LineChangeIn,
+    LineOp,
+)
 from app.domain.stock import StockService
 from app.settings import Settings
 from app.store import calls
@@ -80,23 +90,18 @@ class Reserved:
     data: Any = None
 
 
+@dataclass(eq=False)  # a service, compared by identity
 class HoldService:
-    def __init__(
-        self,
-        redis: Redis,
-        scripts: Scripts,
-        config: ConfigService,
-        stock: StockService,
-        settings: Settings,
-        clock: Clock,
-    ) -> None:
-        self._redis = redis
-        self._scripts = scripts
-        self._config = config
-        self._stock = stock
-        self._settings = settings
-        self._clock = clock
-        self.id_secret = HoldIdSecret(redis)
+    _redis: Redis
+    _scripts: Scripts
+    _config: ConfigService
+    _stock: StockService
+    _settings: Settings
+    _clock: Clock
+    id_secret: HoldIdSecret = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.id_secret = HoldIdSecret(self._redis)
 
     # -- create --------------------------------------------------------------------------
 
@@ -131,6 +136,7 @@ class HoldService:
             ttl_ms=ttl * 1000,  # the script sets created_at and expires_at by the store's clock
             parts=",".join(str(p) for p in parts),
             owner=owner,
+            metadata=_metadata_arg(body.metadata),
         )
         if len(parts) == 1:
             reply = await self._reserve(
@@ -139,11 +145,13 @@ class HoldService:
             if reply.kind == Reply.INSUFFICIENT:
                 raise InsufficientStock("not enough stock for every line", lines=reply.data)
             if reply.kind == Reply.OK:  # render what the script wrote: no second round trip
-                return self._render(hold_id, [header.record(*reply.data)])
+                return self.render(hold_id, [header.record(*reply.data)])
         else:
             # Claimed before any part runs, so a concurrent duplicate reserves nothing anywhere.
             await take(self._scripts, claim, keys.tag(home), self._clock.offset_ms())
             try:
+                if channel is not None and has_rules(channel):
+                    await self._check_channel_figures(channel, list(parts.values()))
                 await self._create_multi(header, list(parts.values()), body.allow_split, candidates)
             except InsufficientStock:
                 # A retried create may be short of exactly the units its first attempt holds
@@ -200,8 +208,9 @@ class HoldService:
             ],
             skus=skus,
             candidates=candidates,
-            channels=self._config.channels_arg(touched),
+            channels=self._config.channels_arg(touched, skus),
             owner=header.owner,
+            metadata=header.metadata if p == int(header.parts.split(",")[0]) else "",
             pending_grace_ms=self._settings.pending_grace_seconds * 1000,  # pending lines count
             offset_ms=self._clock.offset_ms(),
             idem=idem_for(claim, keys.tag(p)),
@@ -213,6 +222,25 @@ class HoldService:
         if kind == Reply.OK:  # lines, created_at, expires_at
             return Reserved(kind, (result[1], int(result[2]), int(result[3])))
         return Reserved(kind, result[1])
+
+    async def _check_channel_figures(self, channel: Channel, parts: list[Part]) -> None:
+        """What each part's script would refuse by the channel's rules (channel_rules.lua's
+        channel_short), seen on a snapshot first: a multi-partition hold over its channel's
+        figure then reserves and aborts nothing in its other partitions. The scripts still
+        decide."""
+        need: dict[str, int] = defaultdict(int)
+        for part in parts:
+            for line in part.lines:
+                need[line.sku] += line.quantity
+        skus = list(need)
+        rows = await self._stock.read_rows(skus, list(channel.locations))
+        totals = {
+            sku: sum(row[i + 5] for i in range(0, len(row), 6))
+            for sku, row in zip(skus, rows, strict=True)
+        }
+        short = over_figure(channel, need, totals)
+        if short:
+            raise InsufficientStock("not enough stock for every line", lines=short)
 
     async def _create_multi(
         self, header: _Header, parts: list[Part], allow_split: bool, candidates: list[str]
@@ -398,9 +426,9 @@ class HoldService:
         return dict(zip(flat[::2], flat[1::2], strict=True))
 
     async def get(self, hold_id: str, viewer: str | None) -> dict[str, Any]:
-        return self._render(hold_id, await self._records(hold_id, viewer))
+        return self.render(hold_id, await self._records(hold_id, viewer))
 
-    def _render(self, hold_id: str, records: list[dict[str, str]]) -> dict[str, Any]:
+    def render(self, hold_id: str, records: list[dict[str, str]]) -> dict[str, Any]:
         """The hold as its parts are: the home part's status (by the store's clock: a lapsed
         part is expired, whatever the reaper has marked yet), and the lines of the parts in
         that status. After settling the parts agree; a part that could not follow (gone, or
@@ -410,7 +438,7 @@ class HoldService:
         lines: list[dict[str, Any]] = []
         for record in records:
             if record and effective_status(record) == status:
-                lines += orjson.loads(record["lines"])
+                lines += line_views(record, status)
         return {
             "id": hold_id,
             "status": status,
@@ -419,7 +447,111 @@ class HoldService:
             "created_at": iso(int(home["created_at"])),
             "expires_at": iso(int(home["expires_at"])),
             "lines": lines,
+            "metadata": orjson.loads(home.get("metadata") or "{}"),
         }
+
+    # -- metadata ------------------------------------------------------------------------
+
+    async def update_metadata(
+        self, hold_id: str, viewer: str | None, updates: dict[str, str], claim: Claim | None
+    ) -> dict[str, Any]:
+        """Set each key of `updates`, remove those given as "" (hold_metadata.lua, on the home
+        record: the hold's header). At most METADATA_MAX_KEYS keys after the update."""
+        home = home_partition(hold_id)
+        if claim is not None and home is not None:
+            claim.lives_in(keys.tag(home))
+        await self._records(hold_id, viewer)  # ownership (it never changes) and existence
+        assert home is not None
+        call = calls.hold_metadata(
+            home,
+            hold_id,
+            orjson.dumps(updates),
+            METADATA_MAX_KEYS,
+            self._clock.offset_ms(),
+            idem_for(claim, keys.tag(home)),
+        )
+        reply = checked(claim, await self._scripts.run(call))
+        if reply[0] == Reply.NOT_FOUND:
+            raise HoldNotFound(f"no hold {hold_id!r}")
+        if reply[0] == Reply.TOO_MANY:
+            raise InvalidRequest(
+                f"a hold has at most {METADATA_MAX_KEYS} metadata keys; "
+                f"this update would leave {reply[1]}",
+                errors=[{"loc": ["body", "metadata"], "msg": "too many keys"}],
+            )
+        return await self.get(hold_id, viewer)
+
+    # -- partial release and fulfil ------------------------------------------------------
+
+    async def change_lines(
+        self,
+        hold_id: str,
+        viewer: str | None,
+        op: LineOp,
+        lines: list[LineChangeIn],
+        claim: Claim | None,
+    ) -> dict[str, Any]:
+        """Release or fulfil these units of these lines, all or none, in one script call
+        (hold_lines.lua) per part. A one-partition hold (one sku, or skus sharing a partition)
+        is one atomic step, which also closes the hold when no unit is left open. A hold in
+        parts is checked whole first, then changed part by part (each part atomically, the
+        home part first: it takes the Idempotency-Key claim, the others are guarded by
+        operation markers); once no part has an open unit the whole hold is released or
+        fulfilled, home part first (docs/architecture.md, "Partial release and fulfil")."""
+        seen: set[tuple[str, str]] = set()
+        for i, line in enumerate(lines):
+            if (line.sku, line.location) in seen:
+                raise InvalidRequest(
+                    f"line {line.sku}@{line.location} is given twice",
+                    errors=[{"loc": ["body", "lines", i], "msg": "duplicate line"}],
+                )
+            seen.add((line.sku, line.location))
+        home = home_partition(hold_id)
+        if claim is not None and home is not None:
+            claim.lives_in(keys.tag(home))
+        records = await self._records(hold_id, viewer)
+        partitions = [int(p) for p in records[0]["parts"].split(",")]
+        by_part: dict[int, list[dict[str, Any]]] = {p: [] for p in partitions}
+        for line in lines:
+            p = keys.partition_of(line.sku)
+            if p not in by_part:
+                raise UnknownHoldLine(
+                    f"the hold has no line {line.sku}@{line.location}", line=line.model_dump()
+                )
+            by_part[p].append(line.model_dump())
+        if len(partitions) > 1 and effective_status(records[0]) in LINES_FROM[op]:
+            # All or none, before any part moves (a hold in another status: its home part's
+            # script answers why, as for a one-partition hold). A retried keyed request skips
+            # the parts its first attempt changed (their markers make them replay).
+            done = set()
+            if claim is not None:
+                marked = [keys.op_marker(p, claim.digest) for p in partitions]
+                done = {
+                    p
+                    for p, key in zip(partitions, marked, strict=True)
+                    if await self._redis.exists(key)
+                }
+            check_lines(records, [p if p not in done else -1 for p in partitions], by_part)
+        op_digest = claim.digest if claim and len(partitions) > 1 else None
+        for p, record in zip(partitions, records, strict=True):
+            if p != partitions[0] and not by_part[p]:
+                continue
+            reply = await self.transition_part(
+                hold_id,
+                p,
+                Transition.LINES,
+                op_digest,
+                lines_op=(op, orjson.dumps(by_part[p])),
+                record=record,
+                claim=claim if p == partitions[0] else None,
+            )
+            raise_for(hold_id, op, Reply(checked(claim, reply)[0]), reply)
+        if len(partitions) > 1:
+            after = await self._read_parts(hold_id, partitions)
+            if all(r and r.get("lines") == "[]" for r in after):
+                close = Transition.FULFIL if op == "fulfil" else Transition.RELEASE
+                return await self._transition(hold_id, viewer, close, None)
+        return await self.get(hold_id, viewer)
 
     # -- transitions ---------------------------------------------------------------------
 
@@ -508,6 +640,7 @@ class HoldService:
         *,
         ttl_ms: int | None = None,
         tombstone: bytes | None = None,
+        lines_op: tuple[str, bytes] | None = None,
         record: dict[str, str] | None = None,
         claim: Claim | None = None,
     ) -> list[Any]:
@@ -525,15 +658,16 @@ class HoldService:
             script,
             partition=p,
             hold_id=hold_id,
-            skus=list(dict.fromkeys(line["sku"] for line in lines)),
+            skus=(skus := list(dict.fromkeys(line["sku"] for line in lines))),
             retention_ms=self._stock.event_retention_ms,
             finished_ttl_seconds=self._settings.finished_hold_ttl_seconds,
-            channels=self._config.channels_arg([line["location"] for line in lines]),
+            channels=self._config.channels_arg([line["location"] for line in lines], skus),
             op_digest=op_digest,
             marker_ttl_seconds=self._settings.idempotency_ttl_seconds,
             offset_ms=self._clock.offset_ms(),
             ttl_ms=ttl_ms,
             tombstone=tombstone,
+            lines_op=lines_op,
             idem=idem_for(claim, keys.tag(p)),
         )
         result: list[Any] = await self._scripts.run(call)
@@ -564,6 +698,7 @@ class _Header:
     ttl_ms: int
     parts: str
     owner: str
+    metadata: bytes | str = ""
 
     def record(self, lines_json: str, created_at: int, expires_at: int) -> dict[str, str]:
         """The hold record as hold_reserve.lua writes it for an active hold."""
@@ -577,4 +712,16 @@ class _Header:
             "lines": lines_json,
             "parts": self.parts,
             "owner": self.owner,
+            **({"metadata": _text(self.metadata)} if self.metadata else {}),
         }
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _metadata_arg(metadata: dict[str, str] | None) -> bytes | str:
+    """hold_reserve.lua's metadata ARGV: the given keys (a key given "" is no key), "" for
+    none (the script then writes nothing more)."""
+    kept = {k: v for k, v in (metadata or {}).items() if v != ""}
+    return orjson.dumps(kept) if kept else ""

@@ -24,8 +24,10 @@ import orjson
 import redis
 
 from app import keys
+from app.domain.channel_rules import script_entry
 from app.domain.checkpoint import Checkpoint, fingerprint
 from app.domain.clock import Clock, StoreClock
+from app.domain.models import Channel
 from app.domain.snapshot import (
     Batch,
     Rejected,
@@ -67,12 +69,13 @@ class ImportStats:
 
 
 def channels_arg(client: redis.Redis) -> bytes:
-    """{channel: [low_stock_threshold, [locations]]} for every channel, as scripts take it."""
+    """{channel: [low_stock_threshold, [locations], rule?]} for every channel, as scripts take
+    it (channel_rules.script_entry)."""
     raw: dict[bytes, bytes] = client.hgetall(keys.CHANNELS)  # type: ignore[assignment]
     out = {}
     for channel_id, doc in raw.items():
-        ch = orjson.loads(doc)
-        out[channel_id.decode()] = [int(ch.get("low_stock_threshold", 5)), ch["locations"]]
+        ch = Channel.model_validate({**orjson.loads(doc), "id": channel_id.decode()})
+        out[ch.id] = script_entry(ch)
     return orjson.dumps(out)
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 # With Python's re, use .fullmatch(): its `$` also matches before a trailing "\n".
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
@@ -37,14 +44,46 @@ class Location(LocationIn):
     id: Identifier
 
 
+class BufferUnits(Request):
+    """Keep this many units of each sku back from the channel's total."""
+
+    units: Annotated[int, Field(ge=0, le=MAX_UNITS)]
+
+
+class BufferPercent(Request):
+    """Keep this percentage of each sku's total back from the channel (rounded up to a unit)."""
+
+    percent: Annotated[int, Field(ge=0, le=100)]
+
+
+MAX_EXCLUDED_SKUS = 1000  # the rule travels to every script that computes channel figures
+
+
 class ChannelIn(Request):
     locations: Annotated[list[Identifier], Field(max_length=10_000)]
     low_stock_threshold: Annotated[int, Field(ge=0, le=MAX_UNITS)] = 5
+    # Channel rules (docs/architecture.md "Channel rules"; app/domain/channel_rules.py).
+    buffer: BufferUnits | BufferPercent | None = None
+    exclude_skus: Annotated[list[Identifier], Field(max_length=MAX_EXCLUDED_SKUS)] = []
 
 
 class Channel(ChannelIn):
     model_config = ConfigDict(strict=False, extra="ignore")
     id: Identifier
+    _excluded: frozenset[str] = PrivateAttr(default=frozenset())
+    _eligible: frozenset[str] = PrivateAttr(default=frozenset())
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._excluded = frozenset(self.exclude_skus)
+        self._eligible = frozenset(self.locations)
+
+    def excludes(self, sku: str) -> bool:
+        return sku in self._excluded
+
+    def sees(self, sku: str, location: str) -> bool:
+        """Is a change of (sku, location) the channel's business (event filters): one of its
+        locations, and a sku it does not exclude."""
+        return location in self._eligible and sku not in self._excluded
 
 
 class StockIn(Request):
@@ -142,6 +181,23 @@ class StockEventResults(BaseModel):
     results: list[StockEventResult]
 
 
+# Stripe's metadata limits: at most 50 keys, a key at most 40 characters, a value at most 500,
+# strings only. In an update a value "" removes its key.
+METADATA_MAX_KEYS = 50
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+Metadata = Annotated[
+    dict[MetadataKey, MetadataValue],
+    Field(
+        max_length=METADATA_MAX_KEYS,
+        description="Your own key-value pairs (Stripe's limits: up to 50 keys, a key up to 40 "
+        'characters, a value up to 500, strings only); in an update, a key set to "" is '
+        "removed",
+        examples=[{"order_id": "A-1001"}],
+    ),
+]
+
+
 class HoldLineIn(Request):
     sku: Identifier
     quantity: Quantity
@@ -154,16 +210,47 @@ class HoldIn(Request):
     reference: Annotated[str, Field(max_length=256)] | None = None
     allow_split: bool = False
     lines: Annotated[list[HoldLineIn], Field(min_length=1, max_length=1000)]
+    metadata: Metadata | None = None
 
 
 class ExtendIn(Request):
     ttl_seconds: TtlSeconds
 
 
+class HoldPatchIn(Request):
+    """PATCH /v1/holds/{id}: each key given is set, a key given as "" is removed."""
+
+    metadata: Metadata
+
+
+LineOp = Literal["release", "fulfil"]  # hold_lines.lua's ARGV[8]
+
+
+class LineChangeIn(Request):
+    """Units of one line of the hold (its sku and the location it was sourced at)."""
+
+    sku: Identifier
+    location: Identifier
+    quantity: Quantity
+
+
+class LinesIn(Request):
+    """Partial release or fulfil: these units of these lines (each line at most once); without
+    a body, every open unit of the hold."""
+
+    lines: Annotated[list[LineChangeIn], Field(min_length=1, max_length=1000)]
+
+
 class HoldLine(BaseModel):
     sku: str
     location: str
-    quantity: int
+    quantity: int = Field(description="Units reserved on this line at creation")
+    released: int = Field(
+        0, description="Units of it released (partly or with the hold); absent: 0"
+    )
+    fulfilled: int = Field(
+        0, description="Units of it fulfilled (partly or with the hold); absent: 0"
+    )
 
 
 class Hold(BaseModel):
@@ -174,3 +261,12 @@ class Hold(BaseModel):
     created_at: str
     expires_at: str
     lines: list[HoldLine]
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class HoldList(BaseModel):
+    """One page of GET /v1/holds, in a stable order; `next`: pass it as `after` for the next
+    page (null: there is none)."""
+
+    data: list[Hold]
+    next: str | None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
@@ -35,9 +35,11 @@ class Reaper:
         interval_seconds: float,
         batch: int,
         on_expired: Callable[[int], None] = lambda n: None,
+        sweep: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         self._redis = redis
         self._holds = holds
+        self._sweep = sweep  # after each pass: HoldLister.sweep (the holds listing index)
         self._interval = interval_seconds
         self._batch = batch
         self._on_expired = on_expired
@@ -113,6 +115,8 @@ class Reaper:
                 while backlog:  # a full pass means more may be due: go on, yielding between
                     backlog = await self.run_once() >= self._batch
                     await asyncio.sleep(0)
+                if self._sweep is not None:
+                    await self._sweep()
             except Exception as exc:  # the store may be down; try again next interval
                 log.warning("reaper pass failed: %s", exc)
             await asyncio.sleep(self._interval)

@@ -9,6 +9,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from app import keys
+from app.domain.channel_rules import channel_figure, has_rules
 from app.domain.clock import Clock, store_ms
 from app.domain.config import ConfigService
 from app.domain.idempotency import Claim, checked, idem_for
@@ -115,7 +116,7 @@ class StockService:
             on_hand=on_hand,
             safety_stock=safety_stock,
             retention_ms=self.event_retention_ms,
-            channels=self._config.channels_arg([location]),
+            channels=self._config.channels_arg([location], [sku]),
             op_digest=claim.digest if claim else None,
             marker_ttl_seconds=self._settings.idempotency_ttl_seconds,
             offset_ms=self._clock.offset_ms(),
@@ -230,7 +231,8 @@ class StockService:
         self, skus: list[str], channel: Channel | None, locations: list[str] | None
     ) -> list[dict[str, Any]]:
         """Available-to-promise for each sku: the channel's eligible locations (or the given
-        ones, or every location the sku is stocked at), summed."""
+        ones, or every location the sku is stocked at), summed; for a channel with rules, its
+        figure of that sum (channel_rules.channel_figure)."""
         wanted: list[str] = []
         if channel is not None:
             wanted = list(channel.locations)
@@ -248,9 +250,13 @@ class StockService:
         results = []
         for sku, row in zip(skus, rows, strict=True):
             found = {row[i]: row[i + 5] for i in range(0, len(row), 6)}
+            total = sum(found.values())
+            if channel is not None and has_rules(channel):
+                # The channel's figure; no location shows more than it (a hold takes no more).
+                total = channel_figure(channel, sku, total)
+                found = {loc: min(n, total) for loc, n in found.items()}
             order = wanted if listed else sorted(found)
             per_location = [{"location": loc, "available": found.get(loc, 0)} for loc in order]
-            total = sum(found.values())
             results.append(
                 {
                     "sku": sku,

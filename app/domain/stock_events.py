@@ -121,20 +121,13 @@ def _first_partition(events: list[Any]) -> int:
     return keys.partition_of(sku if isinstance(sku, str) else "")
 
 
+@dataclass(eq=False)  # a service, compared by identity
 class StockEventService:
-    def __init__(
-        self,
-        scripts: Scripts,
-        config: ConfigService,
-        stock: StockService,
-        settings: Settings,
-        clock: Clock,
-    ) -> None:
-        self._scripts = scripts
-        self._config = config
-        self._stock = stock
-        self._settings = settings
-        self._clock = clock
+    _scripts: Scripts
+    _config: ConfigService
+    _stock: StockService
+    _settings: Settings
+    _clock: Clock
 
     async def validate(
         self, index: int, event: Any, only_location: str | None
@@ -237,7 +230,9 @@ class StockEventService:
             ],
             retention_ms=self._stock.event_retention_ms,
             dedupe_seconds=self._settings.event_dedupe_seconds,
-            channels=self._config.channels_arg(list({a.location for a in group})),
+            channels=self._config.channels_arg(
+                list({a.location for a in group}), {a.sku for a in group}
+            ),
             offset_ms=self._clock.offset_ms(),
         )
         reply: list[list[Any]] = await self._scripts.run(call)

@@ -1,11 +1,11 @@
 """Which events a reader wants: by sku, location and channel (the channel's eligible
-locations, looked up in the config cache on every event so a channel edit applies at once)."""
+locations, less the skus it excludes, looked up in the config cache on every event so a
+channel edit applies at once)."""
 
 from __future__ import annotations
 
 from app import keys
 from app.domain.config import ConfigService
-from app.domain.models import Channel
 
 
 class EventFilter:
@@ -23,8 +23,6 @@ class EventFilter:
         self.location = location
         self.channel = channel
         self._config = config
-        self._channel_seen: Channel | None = None
-        self._channel_locations: frozenset[str] = frozenset()
 
     def partitions(self) -> list[int]:
         """The streams that can hold a matching event: one when filtering by sku."""
@@ -37,14 +35,8 @@ class EventFilter:
             return False
         if self.location is not None and location != self.location:
             return False
-        return self.channel is None or location in self._eligible()
-
-    def _eligible(self) -> frozenset[str]:
-        assert self._config is not None and self.channel is not None
+        if self.channel is None:
+            return True
+        assert self._config is not None
         channel = self._config.channels.get(self.channel)
-        if channel is None:
-            return frozenset()
-        if channel is not self._channel_seen:  # the cache replaced it: a new version
-            self._channel_seen = channel
-            self._channel_locations = frozenset(channel.locations)
-        return self._channel_locations
+        return channel is not None and channel.sees(sku, location)

@@ -10,6 +10,8 @@ thread notices the parent gone (its multiprocessing sentinel closes, or getppid(
 Either way the worker shuts down gracefully and, if that takes too long, exits regardless.
 
 SIGHUP to the serve process reaches every worker, which re-reads the API keys file (KeysSupervisor).
+A worker that starts while the keys file is broken starts from the last version that loaded,
+which the serve process keeps (app/server/last_good_keys.py).
 
 The embedded store is a child of the serve process and sets the same signal for itself
 (app/store/embedded.py).
@@ -25,10 +27,14 @@ import os
 import signal
 import threading
 from multiprocessing.process import BaseProcess
+from pathlib import Path
+from socket import socket
 
 import uvicorn
 from fastapi import FastAPI
 from uvicorn.supervisors.multiprocess import Multiprocess
+
+from app.server.last_good_keys import LastGoodKeys
 
 log = logging.getLogger("omnistock.server")
 
@@ -71,14 +77,19 @@ def _watch_parent(parent: BaseProcess, parent_pid: int) -> None:
     os._exit(1)
 
 
-def run(config: uvicorn.Config) -> None:
+def run(config: uvicorn.Config, keys_file: Path | None = None) -> None:
     """uvicorn.run for our config: one worker in this process, or several under KeysSupervisor.
     (uvicorn's own supervisor answers SIGHUP by replacing every worker; we want each worker to
     re-read the keys file instead and keep its connections.)"""
     server = uvicorn.Server(config)
     with contextlib.suppress(KeyboardInterrupt):
         if config.workers > 1:
-            KeysSupervisor(config, sockets=[config.bind_socket()]).run()
+            last_good = LastGoodKeys(keys_file) if keys_file is not None else None
+            try:
+                KeysSupervisor(config, [config.bind_socket()], last_good).run()
+            finally:
+                if last_good is not None:
+                    last_good.close()
             return
         server.run()
     if not server.started:
@@ -87,10 +98,25 @@ def run(config: uvicorn.Config) -> None:
 
 class KeysSupervisor(Multiprocess):
     """uvicorn's worker supervisor, with SIGHUP passed on to every worker (each reloads its
-    API keys, app/api/keys_reload.py) rather than a restart of them all."""
+    API keys, app/api/keys_reload.py) rather than a restart of them all, and the last keys
+    file that loaded kept for the workers it starts (app/server/last_good_keys.py)."""
+
+    def __init__(
+        self, config: uvicorn.Config, sockets: list[socket], last_good: LastGoodKeys | None
+    ) -> None:
+        super().__init__(config, sockets)
+        self._last_good = last_good
+
+    def keep_subprocess_alive(self) -> None:
+        # Every tick (0.5 s), before a dead worker is started again.
+        if self._last_good is not None:
+            self._last_good.refresh()
+        super().keep_subprocess_alive()
 
     def handle_hup(self) -> None:
         log.info("omnistock: SIGHUP: the workers re-read the API keys file")
+        if self._last_good is not None:
+            self._last_good.refresh(force=True)
         for worker in self.processes:
             # Only a worker done starting has its SIGHUP handler (the default would kill it);
             # one still starting reads the file as it starts anyway.

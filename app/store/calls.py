@@ -37,6 +37,10 @@ class Script(StrEnum):
     HOLD_ABORT = "hold_abort"
     HOLD_ROLLBACK = "hold_rollback"
     HOLD_EXPIRE = "hold_expire"
+    HOLD_LINES = "hold_lines"
+    HOLD_LIST = "hold_list"
+    HOLD_INDEX_SWEEP = "hold_index_sweep"
+    HOLD_METADATA = "hold_metadata"
     IDEMPOTENCY_CLAIM = "idempotency_claim"
     IDEMPOTENCY_COMPLETE = "idempotency_complete"
     CONFIG_PUT = "config_put"
@@ -64,6 +68,9 @@ class Reply(StrEnum):
     STORED = "stored"
     RELEASED = "released"
     NOT_CLAIMED = "not_claimed"
+    UNKNOWN_LINE = "unknown_line"  # hold_lines.lua
+    OVER_QUANTITY = "over_quantity"
+    TOO_MANY = "too_many"  # hold_metadata.lua
 
 
 class IdemReply(StrEnum):
@@ -104,6 +111,7 @@ class Transition(StrEnum):
     ABORT = Script.HOLD_ABORT.value
     ROLLBACK = Script.HOLD_ROLLBACK.value
     EXPIRE = Script.HOLD_EXPIRE.value
+    LINES = Script.HOLD_LINES.value  # partial release or fulfil (no settle step uses it)
 
     @property
     def script(self) -> Script:
@@ -190,10 +198,12 @@ def hold_reserve(
     channels: bytes,
     owner: str,
     pending_grace_ms: int,
+    metadata: bytes | str = "",
     offset_ms: int = 0,
     idem: Idem | None = None,
 ) -> Call:
-    """hold_reserve.lua. `lines`: [{"s": sku index (1-based), "q": quantity, "l"?}]."""
+    """hold_reserve.lua. `lines`: [{"s": sku index (1-based), "q": quantity, "l"?}];
+    `metadata`: a JSON object, "" for none."""
     p = partition
     return Call(
         Script.HOLD_RESERVE,
@@ -202,6 +212,7 @@ def hold_reserve(
             keys.expiry_index(p),
             keys.events(p),
             *_sku_keys(p, skus),
+            keys.holds_index(p),
             *_idem_keys(idem),
         ],
         [
@@ -222,6 +233,7 @@ def hold_reserve(
             channels,
             owner,
             pending_grace_ms,
+            metadata,
             *_idem_args(idem),
         ],
     )
@@ -241,10 +253,14 @@ def transition(
     offset_ms: int = 0,
     ttl_ms: int | None = None,
     tombstone: bytes | None = None,
+    lines_op: tuple[str, bytes] | None = None,
     idem: Idem | None = None,
 ) -> Call:
     """The transition layout (lua/includes/transition.lua) of `script`; `ttl_ms` is
-    hold_extend.lua's ARGV[8], `tombstone` hold_rollback.lua's."""
+    hold_extend.lua's ARGV[8], `tombstone` hold_rollback.lua's, `lines_op` (operation, lines
+    JSON) hold_lines.lua's ARGV[8..9]."""
+    if (lines_op is not None) != (script is Transition.LINES):
+        raise ValueError("lines_op goes with hold_lines, and only with it")
     if (ttl_ms is not None) != (script is Transition.EXTEND):
         raise ValueError("ttl_ms goes with hold_extend, and only with it")
     if tombstone is not None and script is not Transition.ROLLBACK:
@@ -253,6 +269,8 @@ def transition(
     extra: list[Any] = [ttl_ms] if ttl_ms is not None else []
     if tombstone is not None:
         extra = [tombstone]
+    if lines_op is not None:
+        extra = list(lines_op)
     return Call(
         script.script,
         [
@@ -279,6 +297,35 @@ def transition(
 
 def hold_read(partition: int, hold_id: str, offset_ms: int = 0) -> Call:
     return Call(Script.HOLD_READ, [keys.hold(partition, hold_id)], [offset_ms])
+
+
+def hold_list(partition: int, members: Sequence[str], offset_ms: int = 0) -> Call:
+    """hold_list.lua: the records named by `members` of the partition's listing index
+    (lua/includes/hold_index.lua: "<owner> <created_at> <hold id>")."""
+    records = [keys.hold(partition, m.rsplit(" ", 1)[1]) for m in members]
+    return Call(Script.HOLD_LIST, [keys.holds_index(partition), *records], [offset_ms, *members])
+
+
+def hold_index_sweep(partition: int, members: Sequence[str]) -> Call:
+    """hold_index_sweep.lua: drop the members whose hold record has gone."""
+    records = [keys.hold(partition, m.rsplit(" ", 1)[1]) for m in members]
+    return Call(Script.HOLD_INDEX_SWEEP, [keys.holds_index(partition), *records], list(members))
+
+
+def hold_metadata(
+    partition: int,
+    hold_id: str,
+    updates: bytes,
+    max_keys: int,
+    offset_ms: int = 0,
+    idem: Idem | None = None,
+) -> Call:
+    """hold_metadata.lua on the hold's home record: `updates` a JSON object ("" removes)."""
+    return Call(
+        Script.HOLD_METADATA,
+        [keys.hold(partition, hold_id), *_idem_keys(idem)],
+        [offset_ms, updates, max_keys, *_idem_args(idem)],
+    )
 
 
 def hold_due(partition: int, limit: int, offset_ms: int = 0) -> Call:

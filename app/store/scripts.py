@@ -213,8 +213,14 @@ class WaitingScript(_Registered):
 # marker covers (a lost Idempotency-Key claim or stored response makes a retry run again and
 # meet the marker; a lost event identity claim is re-made, the partition's record decides).
 UNWAITED_WRITES = frozenset(
-    {Script.IDEMPOTENCY_CLAIM, Script.IDEMPOTENCY_COMPLETE, Script.EVENT_CLAIM}
-)
+    {
+        Script.IDEMPOTENCY_CLAIM,
+        Script.IDEMPOTENCY_COMPLETE,
+        Script.EVENT_CLAIM,
+        Script.HOLD_LIST,
+        Script.HOLD_INDEX_SWEEP,
+    }
+)  # hold_list.lua writes only to drop index members of records already gone
 
 
 def writes(name: str) -> bool:
@@ -249,6 +255,10 @@ class Scripts:
     hold_abort: AsyncScript
     hold_rollback: AsyncScript
     hold_expire: AsyncScript
+    hold_lines: AsyncScript
+    hold_list: AsyncScript
+    hold_index_sweep: AsyncScript
+    hold_metadata: AsyncScript
     idempotency_claim: AsyncScript
     idempotency_complete: AsyncScript
     config_put: AsyncScript

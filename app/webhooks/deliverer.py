@@ -152,9 +152,9 @@ class WebhookDeliverer:
             finally:
                 self._hub.unsubscribe(sub)
 
-    def _eligible(self, channel: str) -> frozenset[str]:
+    def _sees(self, channel: str, sku: str, location: str) -> bool:
         found = self._config.channels.get(channel) if self._config else None
-        return frozenset(found.locations) if found else frozenset()
+        return found is not None and found.sees(sku, location)
 
     async def _run(self, record: Record) -> None:
         """Deliver one subscription from its cursor on; ends when it is disabled or changed
@@ -167,7 +167,7 @@ class WebhookDeliverer:
 
     async def _deliver_all(self, record: Record) -> None:
         sub, settings = record.sub, self._settings
-        matcher = Matcher(sub, self._eligible)
+        matcher = Matcher(sub, self._sees)
         only_sku = sub.skus[0] if sub.skus is not None and len(sub.skus) == 1 else None
         flt = EventFilter(sku=only_sku)
         cursor: EventId = parse_event_id(sub.cursor, "cursor")

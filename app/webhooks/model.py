@@ -103,14 +103,15 @@ class Delivery:
 
 
 class Matcher:
-    """A subscription's filters. `eligible(channel)` gives a channel's locations now (the
-    config cache), so a channel filter follows channel edits."""
+    """A subscription's filters. `sees(channel, sku, location)`: is that change the channel's
+    business now (the config cache: its locations, less the skus it excludes), so a channel
+    filter follows channel edits."""
 
     def __init__(
-        self, sub: Subscription, eligible: Callable[[str], frozenset[str]] | None = None
+        self, sub: Subscription, sees: Callable[[str, str, str], bool] | None = None
     ) -> None:
         self.sub = sub
-        self._eligible = eligible or (lambda channel: frozenset())
+        self._sees = sees or (lambda channel, sku, location: False)
 
     def type_wanted(self, event_type: str) -> bool:
         types = self.sub.event_types
@@ -133,7 +134,7 @@ class Matcher:
             return []
         out: list[Delivery] = []
         if self.type_wanted(doc["type"]) and (
-            sub.channels is None or any(location in self._eligible(c) for c in sub.channels)
+            sub.channels is None or any(self._sees(c, sku, location) for c in sub.channels)
         ):
             out.append(Delivery(doc["id"], doc["type"], doc))
         for change in doc.get("availability", []):

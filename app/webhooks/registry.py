@@ -89,8 +89,11 @@ class WebhookRegistry:
 
     # -- the admin API ----------------------------------------------------------------------
 
-    async def create(self, body: SubscriptionIn) -> tuple[Subscription, str]:
-        sub_id = "wh_" + secrets.token_hex(8)
+    async def create(
+        self, body: SubscriptionIn, sub_id: str | None = None
+    ) -> tuple[Subscription, str]:
+        """A new subscription (`sub_id`: the one a keyed request's retry writes again)."""
+        sub_id = sub_id or "wh_" + secrets.token_hex(8)
         now = await self._now_ms()
         fields = _encode(body)
         fields.setdefault("secret", new_secret())

@@ -1,7 +1,10 @@
 -- Channel availability of one sku, for the before/after figures of outgoing events.
--- `channels` is ARGV-decoded configuration: {channel id = {low_stock_threshold, {locations}}},
--- restricted by the caller to channels that can see the locations this script may touch.
+-- `channels` is ARGV-decoded configuration: {channel id = {low_stock_threshold, {locations},
+-- rule?}} (channel_rules.lua), restricted by the caller to channels that can see the locations
+-- this script may touch. The totals here are the channel's locations summed; what an event
+-- reports is their channel_figure() (event.lua's event_channel()).
 --!include position.lua
+--!include channel_rules.lua
 
 -- THE status rule of a channel's total (app/domain/stock.py's stock_status is checked against
 -- it by tests/lua/test_rules.py).

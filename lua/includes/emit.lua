@@ -32,7 +32,7 @@ local function emit_change(stream_key, min_id, now, channels, ev_type, sku, loca
   end
   local moved = nil
   for id, a in pairs(after) do
-    moved = event_channel(moved, id, before.totals[id] or 0, a, channels[id][1])
+    moved = event_channel(moved, id, before.totals[id] or 0, a, channels[id], sku)
   end
   local id = event_add(stream_key, min_id, ev_type, sku, location, now, view.on_hand, view.held,
                        view.committed, view.safety, view.available, moved, cause_k, cause_v)

@@ -9,10 +9,17 @@
 local EVENT_CHANNEL = '{"channel":"%s","available_before":%d,"available_after":%d,' ..
                       '"status_before":"%s","status_after":"%s"}'
 
--- `moved` (nil, or the entries so far) with channel `id`'s entry added when its total moved
--- from `before` to `after` (its status can move only with it).
-local function event_channel(moved, id, before, after, threshold)
+-- `moved` (nil, or the entries so far) with channel `id`'s entry added when its figure of
+-- `sku` moved: `before` and `after` are the channel's totals (its locations summed), `ch` the
+-- channel (its threshold and rule: the figures are channel_figure()'s; a status can move only
+-- with its figure).
+local function event_channel(moved, id, before, after, ch, sku)
   if after == before then return moved end
+  if ch[3] then
+    before, after = channel_figure(ch, sku, before), channel_figure(ch, sku, after)
+    if after == before then return moved end
+  end
+  local threshold = ch[1]
   local entry = string.format(EVENT_CHANNEL, id, before, after, stock_status(before, threshold),
                               stock_status(after, threshold))
   if moved then return moved .. ',' .. entry end

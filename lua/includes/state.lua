@@ -110,7 +110,7 @@ local function state_emit(stream_key, min_id, now, channels, seers, ev_type, sku
     local id = ids[k]
     local b = totals[id]
     totals[id] = b + delta
-    moved = event_channel(moved, id, b, b + delta, channels[id][1])
+    moved = event_channel(moved, id, b, b + delta, channels[id], sku)
   end
   return event_add(stream_key, min_id, ev_type, sku, loc, now, p.on_hand, p.held - lapsed,
                    p.committed, p.safety, available, moved, cause_k, cause_v)

@@ -368,3 +368,64 @@ async def test_a_retry_with_reordered_json_keys_is_the_same_request(
     assert retry.json() == first.json()
     position = (await client.get("/v1/stock/idem-json")).json()["positions"][0]
     assert position["held"] == 1
+
+
+# -- webhook subscriptions (admin) ------------------------------------------------------------
+
+HOOK = {"url": "http://127.0.0.1:9/hook"}
+
+
+async def test_create_webhook_retry_returns_the_same_201_and_subscribes_once(
+    client: httpx.AsyncClient,
+) -> None:
+    first = await client.post("/v1/webhooks", json=HOOK, headers=key("wh-1"))
+    assert first.status_code == 201
+    retry = await client.post("/v1/webhooks", json=HOOK, headers=key("wh-1"))
+    same_response(first, retry)
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.json()["secret"] == first.json()["secret"]
+    assert [w["id"] for w in (await client.get("/v1/webhooks")).json()["webhooks"]] == [
+        first.json()["id"]
+    ]
+
+
+async def test_create_webhook_same_key_different_body_is_422_idempotency_key_reused(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post("/v1/webhooks", json=HOOK, headers=key("wh-1"))
+    other = {"url": "http://127.0.0.1:9/other"}
+    r = await client.post("/v1/webhooks", json=other, headers=key("wh-1"))
+    assert_problem(r, 422, "idempotency_key_reused")
+    assert len((await client.get("/v1/webhooks")).json()["webhooks"]) == 1
+
+
+async def test_patch_delete_and_redeliver_webhook_replay_and_refuse_another_body(
+    client: httpx.AsyncClient,
+) -> None:
+    sub = (await client.post("/v1/webhooks", json=HOOK)).json()["id"]
+    path = f"/v1/webhooks/{sub}"
+    first = await client.patch(path, json={"description": "erp"}, headers=key("p"))
+    assert first.status_code == 200
+    await client.patch(path, json={"description": "moved on"})
+    retry = await client.patch(path, json={"description": "erp"}, headers=key("p"))
+    same_response(first, retry)
+    assert (await client.get(path)).json()["description"] == "moved on"  # not undone
+    r = await client.patch(path, json={"description": "x"}, headers=key("p"))
+    assert_problem(r, 422, "idempotency_key_reused")
+
+    event = "1763978412345-0-042"
+    first = await client.post(f"{path}/redeliver", params={"from": event}, headers=key("r"))
+    assert first.status_code == 200
+    retry = await client.post(f"{path}/redeliver", params={"from": event}, headers=key("r"))
+    same_response(first, retry)
+    later = "1763978412399-0-000"
+    r = await client.post(f"{path}/redeliver", params={"from": later}, headers=key("r"))
+    assert_problem(r, 422, "idempotency_key_reused")
+
+    gone = await client.delete(path, headers=key("d"))
+    assert gone.status_code == 204 and gone.content == b""
+    again = await client.delete(path, headers=key("d"))
+    assert again.status_code == 204 and again.headers["idempotent-replayed"] == "true"
+    assert_problem(await client.delete(path), 404, "webhook_not_found")
+    r = await client.delete(f"/v1/webhooks/wh_{'0' * 16}", headers=key("d"))
+    assert_problem(r, 422, "idempotency_key_reused")

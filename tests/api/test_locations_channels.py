@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from tests.api.helpers import assert_problem, available, channels_by_id
 from tests.conftest import seed
+
+NO_RULES: dict[str, Any] = {"buffer": None, "exclude_skus": []}  # a channel without channel rules
 
 
 async def test_put_location_registers_it_and_returns_it(client: httpx.AsyncClient) -> None:
@@ -63,7 +67,12 @@ async def test_put_channel_registers_it_and_returns_it(client: httpx.AsyncClient
     await seed(client, channels={"pos": ["store-a"]})
     r = await client.put("/v1/channels/web", json={"locations": ["dc"], "low_stock_threshold": 4})
     assert r.status_code == 200, r.text
-    assert r.json() == {"id": "web", "locations": ["dc"], "low_stock_threshold": 4}
+    assert r.json() == {
+        "id": "web",
+        "locations": ["dc"],
+        "low_stock_threshold": 4,
+        **NO_RULES,
+    }
 
 
 async def test_get_channels_lists_registered_channels(client: httpx.AsyncClient) -> None:
@@ -72,8 +81,8 @@ async def test_get_channels_lists_registered_channels(client: httpx.AsyncClient)
     assert r.status_code == 200
     by_id = {c["id"]: c for c in r.json()["channels"]}
     assert by_id == {
-        "web": {"id": "web", "locations": ["dc", "store-a"], "low_stock_threshold": 2},
-        "pos-a": {"id": "pos-a", "locations": ["store-a"], "low_stock_threshold": 2},
+        "web": {"id": "web", "locations": ["dc", "store-a"], "low_stock_threshold": 2, **NO_RULES},
+        "pos-a": {"id": "pos-a", "locations": ["store-a"], "low_stock_threshold": 2, **NO_RULES},
     }
 
 

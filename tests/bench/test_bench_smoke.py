@@ -34,7 +34,7 @@ def test_every_measurement_has_a_row_with_figures_and_a_verdict(
     results, _ = smoke
     rows = results["table"]
     measured = {row["measurement"].split(".")[0] for row in rows}
-    assert measured == {"1", "2", "3", "4", "5", "6", "7", "8"}
+    assert measured == {"1", "2", "3", "4", "5", "6", "7", "8", "9"}
     for row in rows:
         assert row["figures"] and row["result"]
         assert row["met"] in ("met", "**missed**", "n/a")
@@ -150,3 +150,15 @@ def test_a_profile_is_summarised_by_area_and_function() -> None:
     assert summary["samples"] == 40
     assert dict(summary["areas"]) == {"redis-py client": 75.0, "uvicorn + httptools": 25.0}
     assert dict(summary["app_inclusive"]) == {"handle (app/api/stock_routes.py)": 75.0}
+
+
+def test_webhook_delivery_delay_and_rate_are_in_the_table(
+    smoke: tuple[dict[str, Any], Path],
+) -> None:
+    results, out = smoke
+    hooks = results["webhooks"]
+    assert hooks["bad_signatures"] == 0
+    assert hooks["burst_events"] == SMOKE.webhook_changes
+    assert hooks["delay_ms_p99"] >= hooks["delay_ms_p50"] > 0
+    doc = (out / "benchmarks.md").read_text()
+    assert "9. webhook delivery delay" in doc and "deliveries/s" in doc

@@ -121,7 +121,27 @@ def test_channels_put_sets_locations_and_threshold(
         "id": "web",
         "locations": ["dc-north", "store-12"],
         "low_stock_threshold": 3,
+        "buffer": None,
+        "exclude_skus": [],
     }
+
+
+def test_channels_put_sets_channel_rules_and_keeps_them_when_not_given(
+    api: httpx.Client, cli: Any, live_url: str
+) -> None:
+    api.put("/v1/locations/dc-north", json={})
+    args = ["channels", "put", "market", "--url", live_url]
+    result = cli(
+        *args, "--locations", "dc-north", "--buffer-percent", "10", "--exclude-skus", "A,B"
+    )
+    assert result.code == 0, result.err
+    assert cli(*args, "--low-stock-threshold", "1").code == 0
+    saved = channel(api, "market")
+    assert (saved["buffer"], saved["exclude_skus"]) == ({"percent": 10}, ["A", "B"])
+    assert "10%" in cli("channels", "list", "--url", live_url).out
+    assert cli(*args, "--no-buffer", "--exclude-skus", "").code == 0
+    saved = channel(api, "market")
+    assert (saved["buffer"], saved["exclude_skus"]) == (None, [])
 
 
 def test_channels_put_adds_and_removes_locations_keeping_the_threshold(
@@ -140,6 +160,8 @@ def test_channels_put_adds_and_removes_locations_keeping_the_threshold(
         "id": "web",
         "locations": ["store-12", "store-7"],
         "low_stock_threshold": 4,
+        "buffer": None,
+        "exclude_skus": [],
     }
 
 
@@ -167,7 +189,7 @@ def test_channels_list_shows_each_channel_and_its_locations(
         api.put(f"/v1/locations/{loc}", json={})
     api.put("/v1/channels/web", json={"locations": ["dc-north", "store-12"]})
     result = cli("channels", "list", "--url", live_url)
-    assert result.out.splitlines()[1].split() == ["web", "5", "dc-north,store-12"]
+    assert result.out.splitlines()[1].split() == ["web", "5", "dc-north,store-12", "-", "0"]
 
 
 @pytest.mark.parametrize("command", [("locations", "list"), ("channels", "list")])

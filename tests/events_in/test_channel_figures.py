@@ -16,11 +16,17 @@ from tests.conftest import seed
 
 SKU = "fig-1"
 CHANNELS = {"web": ["dc", "store-a", "store-b"], "pickup": ["store-a", "store-b"]}
+# Channels with rules (docs/architecture.md "Channel rules"): their figures move differently.
+RULES: dict[str, dict[str, Any]] = {
+    "market": {"locations": ["dc", "store-a", "store-b"], "buffer": {"units": 3}},
+    "outlet": {"locations": ["dc", "store-a"], "buffer": {"percent": 30}},
+    "hidden": {"locations": ["dc", "store-a", "store-b"], "exclude_skus": [SKU]},
+}
 
 
 async def channel_figures(client: httpx.AsyncClient) -> dict[str, tuple[int, str]]:
     out = {}
-    for channel in CHANNELS:
+    for channel in [*CHANNELS, *RULES]:
         body = (await client.get(f"/v1/availability/{SKU}", params={"channel": channel})).json()
         out[channel] = (body["available"], body["status"])
     return out
@@ -32,6 +38,9 @@ async def test_event_channel_figures_match_the_api_before_and_after_each_change(
     await seed(
         client, {(SKU, "dc"): 6, (SKU, "store-a"): 3, (SKU, "store-b"): 1}, channels=CHANNELS
     )
+    for channel, body in RULES.items():
+        r = await client.put(f"/v1/channels/{channel}", json={"low_stock_threshold": 2, **body})
+        assert r.status_code == 200, r.text
     stream = keys.events(keys.partition_of(SKU))
     lapsing = await client.post(
         "/v1/holds",
@@ -79,6 +88,7 @@ async def test_event_channel_figures_match_the_api_before_and_after_each_change(
         lambda: sale("store-b", 1, "s-2"),
     ]
     assert lapsing.status_code == 201
+    moved: set[str] = set()
     for step in steps:
         before = await channel_figures(client)
         last: Any = (await redis.xrevrange(stream, count=1) or [("0-0", {})])[0][0]
@@ -87,10 +97,12 @@ async def test_event_channel_figures_match_the_api_before_and_after_each_change(
         new = [f for _, f in await redis.xrange(stream, min=f"({last}") if f["type"] != "shortfall"]
         assert len(new) == 1, new
         reported = {c["channel"]: c for c in orjson.loads(new[0].get("channels", "[]"))}
-        for channel in CHANNELS:
+        for channel in [*CHANNELS, *RULES]:
             if before[channel] == after[channel]:
                 assert channel not in reported
             else:
                 c = reported[channel]
                 assert (c["available_before"], c["status_before"]) == before[channel]
                 assert (c["available_after"], c["status_after"]) == after[channel]
+                moved.add(channel)
+    assert moved == {"web", "pickup", "market", "outlet"}  # an excluded sku never moves

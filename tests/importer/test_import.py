@@ -161,6 +161,32 @@ async def test_an_import_event_has_the_fields_of_a_stock_set_event(
     assert by_api == by_import
 
 
+async def test_an_import_event_reports_channel_figures_under_the_channel_rules(
+    client: httpx.AsyncClient, use_store: None, tmp_path: Path, redis: Redis
+) -> None:
+    await seed(client, {("A-1", "store-a"): 5, ("B-2", "store-a"): 5})
+    for channel, rule in (
+        ("market", {"buffer": {"units": 4}}),
+        ("outlet", {"buffer": {"percent": 50}, "exclude_skus": ["B-2"]}),
+    ):
+        r = await client.put(f"/v1/channels/{channel}", json={"locations": ["dc"], **rule})
+        assert r.status_code == 200, r.text
+    snapshot = "sku,location,on_hand\nA-1,dc,9\nB-2,dc,9\n"
+    assert run(str(write(tmp_path, "snap.csv", snapshot))) == 0
+    figures = {}
+    for sku in ("A-1", "B-2"):
+        (event,) = [e for e in await events_of(redis, sku) if e["type"] == "stock.imported"]
+        figures[sku] = {c["channel"]: c["available_after"] for c in orjson.loads(event["channels"])}
+    assert figures == {
+        "A-1": {"web": 14, "market": 5, "outlet": 4},  # 9 - 4; 9 - 4.5 kept (-> 5)
+        "B-2": {"web": 14, "market": 5},  # outlet excludes B-2: it never moves there
+    }
+    for sku, channels in figures.items():  # as the API answers
+        for channel, n in channels.items():
+            r = await client.get(f"/v1/availability/{sku}", params={"channel": channel})
+            assert r.json()["available"] == n
+
+
 async def test_an_import_below_held_units_emits_a_shortfall(
     client: httpx.AsyncClient, use_store: None, tmp_path: Path, redis: Redis
 ) -> None:

@@ -13,8 +13,10 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.domain import sourcing
+from app.domain.channel_rules import channel_figure, script_entry
 from app.domain.clock import StoreClock
 from app.domain.config import ConfigService
+from app.domain.models import BufferPercent, BufferUnits, Channel
 from app.domain.stock import StockService, stock_status
 from app.settings import Settings
 from app.store import calls
@@ -165,3 +167,39 @@ async def test_multi_partition_plan_sources_as_hold_reserve(redis: Redis) -> Non
             fits = all(e["available"] >= e["requested"] for e in expected)
             outcomes["no single location" if fits else "short"] += 1
     assert all(outcomes[k] > 10 for k in ("single", "no single location", "short")), outcomes
+
+
+async def test_python_channel_figure_is_channel_rules_lua_rule(redis: Redis) -> None:
+    """app/domain/channel_rules.py's channel_figure against channel_rules.lua's, on the
+    channels as scripts get them (script_entry): units, percents (rounding), exclusions."""
+    channels = [
+        Channel(id="plain", locations=["dc"]),
+        Channel(id="ex", locations=["dc"], exclude_skus=["a"]),
+        *(Channel(id=f"u{n}", locations=["dc"], buffer=BufferUnits(units=n)) for n in (0, 1, 7)),
+        *(
+            Channel(
+                id=f"p{n}", locations=["dc"], buffer=BufferPercent(percent=n), exclude_skus=["b"]
+            )
+            for n in (0, 1, 10, 33, 50, 99, 100)
+        ),
+    ]
+    grid = [
+        (ch, sku, total)
+        for ch in channels
+        for sku in ("a", "b", "c")
+        for total in [*range(0, 41), 99, 101, 999, 10**12]
+    ]
+    cases = [[script_entry(ch), sku, total] for ch, sku, total in grid]
+    main = (
+        "local rcall = redis.call\n--!include channels.lua\n"
+        "local out = {}\n"
+        "for i, c in ipairs(cjson.decode(ARGV[1])) do\n"
+        "  out[i] = channel_figure(c[1], c[2], c[3])\nend\nreturn out\n"
+    )
+
+    def read(path: str) -> str:
+        return main if path == "probe.lua" else (lua_dir() / path).read_text()
+
+    lua = await redis.eval(expand("probe", read).text, 0, orjson.dumps(cases))
+    assert lua == [channel_figure(ch, sku, total) for ch, sku, total in grid]
+    assert len(set(lua)) > 50  # the cases reach many figures, 0 among them

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -71,7 +71,11 @@ async def transition(
     now: int = NOW,
     marker_ttl: int = 0,
     skus: tuple[str, ...] = (SKU,),
+    lines: list[dict[str, Any]] | None = None,
 ) -> Any:
+    """`lines`: hold_lines.lua's release of these units (none given: one unit at dc)."""
+    if script is Transition.LINES and lines is None:
+        lines = [{"sku": SKU, "location": "dc", "quantity": 1}]
     call = calls.transition(
         script,
         partition=P,
@@ -84,6 +88,7 @@ async def transition(
         marker_ttl_seconds=marker_ttl,
         offset_ms=now,
         ttl_ms=NOW if script is Transition.EXTEND else None,
+        lines_op=("release", orjson.dumps(lines)) if lines is not None else None,
     )
     return await scripts.run(call)
 
@@ -141,6 +146,42 @@ async def test_transitions_reply_not_found_for_an_unknown_hold(
     scripts: Scripts, name: Transition
 ) -> None:
     assert await transition(scripts, name, "nope") == ["not_found"]
+
+
+async def test_hold_lines_releases_units_then_refuses_more_than_open(
+    scripts: Scripts, redis: Redis
+) -> None:
+    await set_stock(scripts, 5)
+    await reserve(scripts, "h1", 3)
+    two = [{"sku": SKU, "location": "dc", "quantity": 2}]
+    assert await transition(scripts, Transition.LINES, "h1", lines=two) == ["ok", "active"]
+    assert await redis.hget(keys.position(P, SKU), "dc") == "5:1:0:0"
+    assert await redis.zrange(keys.hold_expiry_by_sku(P, SKU), 0, -1) == ["h1|dc|1"]
+    reply = await transition(scripts, Transition.LINES, "h1", lines=two)
+    assert reply[0] == "over_quantity" and reply[2] == 1
+    other = [{"sku": SKU, "location": "store-a", "quantity": 1}]
+    assert (await transition(scripts, Transition.LINES, "h1", lines=other))[0] == "unknown_line"
+    assert await transition(scripts, Transition.LINES, "h1") == ["ok", "released"]
+    assert await redis.hget(keys.position(P, SKU), "dc") == "5:0:0:0"
+
+
+async def test_hold_list_reads_records_and_drops_members_whose_record_is_gone(
+    scripts: Scripts, redis: Redis
+) -> None:
+    await set_stock(scripts, 5)
+    await reserve(scripts, "h1", 1)
+    await reserve(scripts, "h2", 1)
+    members = cast(list[str], await redis.zrange(keys.holds_index(P), 0, -1))
+    assert [m.split(" ")[0] for m in members] == ["client-a", "client-a"]
+    await redis.delete(keys.hold(P, "h1"))
+    records = await scripts.run(calls.hold_list(P, members))
+    got = {
+        m.rsplit(" ", 1)[1]: dict(zip(r[::2], r[1::2], strict=True))
+        for m, r in zip(members, records, strict=True)
+    }
+    assert got["h1"] == {} and got["h2"]["status"] == "active"
+    left = cast(list[str], await redis.zrange(keys.holds_index(P), 0, -1))
+    assert [m.rsplit(" ", 1)[1] for m in left] == ["h2"]
 
 
 async def test_commit_replies_ok_then_invalid_on_a_second_commit(scripts: Scripts) -> None:

@@ -38,7 +38,22 @@ class MHold:
     channel: str | None
     status: str  # active, committed, fulfilled, released, expired (as marked in the store)
     expires_at: int
-    lines: dict[tuple[str, str], int]
+    lines: dict[tuple[str, str], int]  # the open units (partial releases and fulfils close some)
+    closed: dict[tuple[tuple[str, str], str], int] = field(default_factory=dict)  # (pos, as)
+
+    def view(self, now: int) -> dict[tuple[str, str], dict[str, int]]:
+        """The lines as GET shows them: per position the units reserved, and those released
+        and fulfilled (partly, or with the whole hold), zero counts left out."""
+        status = self.visible_status(now)
+        out: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for pos, qty in self.lines.items():
+            out[pos]["quantity"] += qty
+            if status in ("released", "fulfilled"):
+                out[pos][status] += qty
+        for (pos, as_), qty in self.closed.items():
+            out[pos]["quantity"] += qty
+            out[pos][as_] += qty
+        return {pos: {k: n for k, n in v.items() if n} for pos, v in out.items()}
 
     def visible_status(self, now: int) -> str:
         """What GET answers: an active hold whose time is up is expired, reaped or not."""
@@ -159,6 +174,16 @@ def check_split(plan: Plan, got: dict[tuple[str, str], int]) -> None:
     for sku in SKUS:
         wanted = plan.need.get(sku, 0) + sum(q for (s, _), q in plan.pinned.items() if s == sku)
         assert sum(q for (s, _), q in got.items() if s == sku) == wanted, (sku, got, plan)
+
+
+def line_views(body: dict[str, Any]) -> dict[tuple[str, str], dict[str, int]]:
+    """A hold answer's lines by position: quantity, released, fulfilled (as given)."""
+    out: dict[tuple[str, str], dict[str, int]] = {}
+    for line in body["lines"]:
+        pos = (line["sku"], line["location"])
+        assert pos not in out, ("a position appears twice in a hold", body)
+        out[pos] = {k: line[k] for k in ("quantity", "released", "fulfilled") if k in line}
+    return out
 
 
 def lines_of(body: dict[str, Any]) -> dict[tuple[str, str], int]:

@@ -70,6 +70,7 @@ from tests.model.model import (
     Model,
     assert_problem,
     check_split,
+    line_views,
     lines_of,
     plan_hold,
 )
@@ -404,11 +405,18 @@ class ServiceVersusModel(RuleBasedStateMachine):
         return str(body["id"])
 
     def transition(
-        self, hold_id: str, action: str, allowed_from: str, retry: bool = False, **kw: Any
+        self,
+        hold_id: str,
+        action: str,
+        allowed_from: str,
+        retry: bool = False,
+        refused: str | None = None,
+        **kw: Any,
     ) -> MHold | None:
         """Act on a hold; the model says whether it may. Returns the hold when it moved. With
         `retry`, the request carries an Idempotency-Key and is sent twice: the retry answers
-        the same and changes nothing (the invariants after the step check the latter)."""
+        the same and changes nothing (the invariants after the step check the latter). With
+        `refused`, a hold in the right status answers 409 with that code."""
         h = self.model.holds[hold_id]
         if retry:
             kw["headers"] = {"Idempotency-Key": f"act-{next(self.keys)}"}
@@ -425,6 +433,9 @@ class ServiceVersusModel(RuleBasedStateMachine):
         if visible != allowed_from and not (action == "release" and visible == "committed"):
             body = assert_problem(r, 409, "invalid_transition")
             assert body["hold_status"] == visible, body
+            return None
+        if refused:
+            assert_problem(r, 409, refused)
             return None
         assert r.status_code == 200, r.text
         return h
@@ -448,6 +459,44 @@ class ServiceVersusModel(RuleBasedStateMachine):
         h = self.transition(hold_id, "release", "active", retry)
         if h:
             h.status = "released"
+
+    @rule(
+        hold_id=holds,
+        op=st.sampled_from(["release", "fulfil"]),
+        pick=st.lists(
+            st.tuples(st.integers(0, 5), st.sampled_from(["one", "one", "all", "more"])),
+            min_size=1,
+            max_size=2,
+        ),
+        retry=st.booleans(),
+    )
+    def partial(self, hold_id: str, op: str, pick: list[tuple[int, str]], retry: bool) -> None:
+        """Release or fulfil some units of some lines: one unit, every open unit, or one more
+        than open (all or none: one line asking more than it has open refuses the request)."""
+        h = self.model.holds[hold_id]
+        positions = sorted(set(h.lines) | {pos for pos, _ in h.closed})
+        units = {"one": lambda n: 1, "all": lambda n: max(n, 1), "more": lambda n: n + 1}
+        want = {
+            positions[i % len(positions)]: units[how](h.lines.get(positions[i % len(positions)], 0))
+            for i, how in pick
+        }
+        over = any(q > h.lines.get(pos, 0) for pos, q in want.items())
+        body = {
+            "lines": [{"sku": s, "location": loc, "quantity": q} for (s, loc), q in want.items()]
+        }
+        allowed_from = "committed" if op == "fulfil" else "active"
+        refused = "line_quantity_exceeded" if over else None
+        if not self.transition(hold_id, op, allowed_from, retry, refused, json=body):
+            return
+        done = "fulfilled" if op == "fulfil" else "released"
+        for pos, q in want.items():
+            h.lines[pos] -= q
+            h.closed[(pos, done)] = h.closed.get((pos, done), 0) + q
+            if op == "fulfil":
+                self.model.set_on_hand(pos, self.model.on_hand[pos] - q, "fulfil")
+        h.lines = {pos: q for pos, q in h.lines.items() if q}
+        if not h.lines:
+            h.status = done  # the operation that closes the last line closes the hold
 
     @rule(hold_id=holds, ttl=st.sampled_from([30, 60, 600]))
     def extend(self, hold_id: str, ttl: int) -> None:
@@ -537,7 +586,7 @@ class ServiceVersusModel(RuleBasedStateMachine):
             assert body["status"] == h.visible_status(self.model.now), (body, h)
             assert body["expires_at"] == self.expires_at[hold_id], (body, h)
             assert body["channel"] == h.channel
-            assert lines_of(body) == h.lines
+            assert line_views(body) == h.view(self.model.now), (body, h)
 
     @invariant()
     def counters_equal_the_sums_over_live_hold_records(self) -> None:

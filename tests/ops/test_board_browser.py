@@ -303,6 +303,30 @@ def test_widget_on_an_origin_the_service_does_not_allow_is_blocked_and_says_why(
     assert any("OMNISTOCK_CORS_ORIGINS" in e and other_origin in e for e in errors), errors
 
 
+def test_widget_and_board_follow_a_channels_buffer(
+    start_service: Any, store_url: str, page: Any
+) -> None:
+    """A channel whose buffer keeps every unit back shows no store; one unit more for the
+    channel and each store with stock counts again, as the API answers (channel rules)."""
+    from playwright.sync_api import expect
+
+    service = start_service(OMNISTOCK_REDIS_URL=store_url)
+    with httpx.Client(base_url=service.base_url, timeout=5) as http:
+        seed(http)
+        pickup = {"locations": ["store-12", "store-7"], "buffer": {"units": 7}}
+        http.put("/v1/channels/pickup", json=pickup).raise_for_status()
+        page.goto(f"{service.base_url}/board/widget-example.html?sku=SKU-1&channel=pickup")
+        widget = page.locator("#widget")
+        expect(widget).to_have_text("Out of stock in stores")
+        expect(widget).to_have_attribute("data-live", "true")
+        http.put("/v1/stock/SKU-1/store-12", json={"on_hand": 5}).raise_for_status()
+        expect(widget).to_have_text("In stock at 2 stores", timeout=LIVE_TIMEOUT_MS)
+    page.goto(f"{service.base_url}/board/?sku=SKU-1")  # the board says why the figure is low
+    row = page.locator('#channels tr[data-channel="pickup"]')
+    expect(row.locator("td.channel")).to_have_text("pickup (keeps 7 back)")
+    expect(row.locator("td.available")).to_have_text("1")
+
+
 def test_widget_for_a_channel_that_does_not_exist_tells_the_developer(
     start_service: Any, store_url: str, page: Any
 ) -> None:

@@ -131,13 +131,10 @@ def test_mutating_operations_document_the_idempotency_key_and_its_codes(
     mutating = [
         (name, op)
         for name, op in operations(spec)
-        if name.startswith(("PUT", "POST"))
-        and name != "POST /v1/availability/query"
-        # Webhook admin: redeliver is idempotent by nature (it moves the cursor); create takes
-        # no Idempotency-Key yet (issue 15 follow-up).
-        and not name.startswith("POST /v1/webhooks")
+        if name.startswith(("PUT", "POST", "PATCH", "DELETE"))
+        and name != "POST /v1/availability/query"  # a read with a body
     ]
-    assert len(mutating) >= 9
+    assert len(mutating) >= 13
     for name, op in mutating:
         headers = {p["name"] for p in op.get("parameters", []) if p["in"] == "header"}
         assert "Idempotency-Key" in headers, name
@@ -192,7 +189,10 @@ async def test_the_service_accepts_every_request_example(
         assert (await client.put(f"/v1/locations/{loc}", json=body)).status_code == 200
     await client.put("/v1/channels/web", json={"locations": ["dc-north", "store-12"]})
     await client.put("/v1/stock/SKU-1/store-12", json={"on_hand": 20})
-    hold = await client.post("/v1/holds", json={"lines": [{"sku": "SKU-1", "quantity": 1}]})
+    two = {"lines": [{"sku": "SKU-1", "quantity": 2}]}  # a partial change leaves it open
+    hold = await client.post("/v1/holds", json=two)
+    committed = (await client.post("/v1/holds", json=two)).json()["id"]
+    assert (await client.post(f"/v1/holds/{committed}/commit")).status_code == 200
     params = {
         "sku": "SKU-1",
         "location": "dc-north",
@@ -208,7 +208,10 @@ async def test_the_service_accepts_every_request_example(
             continue
         method, template = name.split(" ")
         for value in examples(op["requestBody"]["content"]["application/json"]):
-            r = await client.request(method, template.format(**params), json=value)
+            if name == "POST /v1/holds/{hold_id}/fulfil":  # fulfils a committed hold
+                r = await client.request(method, f"/v1/holds/{committed}/fulfil", json=value)
+            else:
+                r = await client.request(method, template.format(**params), json=value)
             assert r.is_success, (name, value, r.text)
             sent += 1
     assert sent >= 10

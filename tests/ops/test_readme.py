@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,8 +27,33 @@ def test_every_python_snippet_is_valid_python(block: str) -> None:
     ast.parse(block)
 
 
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            choices: dict[str, argparse.ArgumentParser] = action.choices
+            return choices
+    return {}
+
+
+def cli_table() -> dict[str, str]:
+    """command -> the rest of its row, from the README's `| `omnistock COMMAND ...` | ... |`."""
+    rows = re.findall(r"^\| `omnistock ([a-z]+)(.*)$", README, re.MULTILINE)
+    return {name: rest for name, rest in rows}
+
+
 def test_every_command_in_the_cli_table_exists() -> None:
-    parser = build_parser()
-    commands: Any = next(a for a in parser._actions if hasattr(a, "choices") and a.choices).choices
-    for name in re.findall(r"^\| `omnistock ([a-z]+)", README, re.MULTILINE):
+    commands = subcommands(build_parser())
+    table = cli_table()
+    assert table
+    for name in table:
         assert name in commands, name
+
+
+def test_every_command_and_subcommand_is_in_the_cli_table() -> None:
+    table = cli_table()
+    for name, parser in subcommands(build_parser()).items():
+        assert name in table, f"`omnistock {name}` is missing from the README's CLI table"
+        for sub in subcommands(parser):
+            assert re.search(rf"`(omnistock {name} )?{sub}\b", table[name]) or table[
+                name
+            ].startswith(f" {sub}"), f"`omnistock {name} {sub}` is missing from the CLI table"

@@ -190,3 +190,48 @@ async def test_admin_api_answers_problems_for_bad_input(client: httpx.AsyncClien
     assert [s["id"] for s in listed] == [sub["id"]] and "secret" not in listed[0]
     assert (await client.delete(f"/v1/webhooks/{sub['id']}")).status_code == 204
     assert (await client.get(f"/v1/webhooks/{sub['id']}")).status_code == 404
+
+
+async def test_out_of_stock_and_back_in_stock_follow_the_channel_rules(
+    client: httpx.AsyncClient,
+) -> None:
+    """A buffered channel goes out of stock while units remain (its figure reaches 0); a
+    channel that excludes the sku never sees it move (docs/architecture.md "Channel rules")."""
+    await seed(client)
+    sku = fresh_sku()
+    for channel, rule in (
+        ("market", {"buffer": {"units": 2}}),
+        ("hidden", {"exclude_skus": [sku]}),
+    ):
+        r = await client.put(f"/v1/channels/{channel}", json={"locations": ["dc"], **rule})
+        assert r.status_code == 200, r.text
+    types = ["availability.out_of_stock", "availability.back_in_stock"]
+    async with serve(Receiver()) as receiver:
+        await subscribe(client, receiver.url, event_types=types, channels=["market", "hidden"])
+        await changes(client, sku, [3, 2, 5, 1])
+        await until(lambda: len(receiver.acked) >= 4)
+        await asyncio.sleep(0.1)
+        assert [(r.doc["type"], r.doc["channel"], r.doc["available"]) for r in receiver.acked] == [
+            ("availability.back_in_stock", "market", 1),
+            ("availability.out_of_stock", "market", 0),
+            ("availability.back_in_stock", "market", 3),
+            ("availability.out_of_stock", "market", 0),
+        ]
+
+
+async def test_a_channel_filter_leaves_out_the_skus_the_channel_excludes(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client)
+    hidden, shown = fresh_sku(), fresh_sku()
+    r = await client.put(
+        "/v1/channels/hidden", json={"locations": ["dc"], "exclude_skus": [hidden]}
+    )
+    assert r.status_code == 200, r.text
+    async with serve(Receiver()) as receiver:
+        await subscribe(client, receiver.url, channels=["hidden"])
+        await changes(client, hidden, [3, 4])
+        await changes(client, shown, [1])  # after them in the log: delivered after them
+        await until(lambda: len(receiver.acked) >= 1)
+        await asyncio.sleep(0.1)
+        assert [r.doc["sku"] for r in receiver.acked] == [shown]
