@@ -14,7 +14,8 @@ from benchmarks.harness import summarise_profile
 from benchmarks.run import SMOKE, TARGETS, run
 from benchmarks.sharding import partitions_per_primary
 
-# the whole harness at tiny scale: ~45 s on a quiet machine, far more on a loaded one
+# The module's fixture runs every measurement (44 s alone on a loaded 2-core machine); beside
+# the other xdist workers it needs more than the suite's 120 s.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(360)]
 
 
