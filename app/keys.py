@@ -153,6 +153,10 @@ CONFIG_TAG = f"{PREFIX}:{{cfg}}"
 LOCATIONS = f"{CONFIG_TAG}:locations"  # hash: location id -> JSON
 CHANNELS = f"{CONFIG_TAG}:channels"  # hash: channel id -> JSON
 CONFIG_VERSION = f"{CONFIG_TAG}:version"  # counter bumped on every config change
+# geo set (GEOADD): member location id, for every location with coordinates; written by
+# config_put.lua with the location's record, so it never disagrees with the records.
+GEO = f"{CONFIG_TAG}:geo"
+KITS = f"{CONFIG_TAG}:kits"  # hash: kit sku -> JSON {"components": [{"sku", "quantity"}]}
 # string: 256 random bits (hex) keying the ids of holds made with an Idempotency-Key
 # (app/domain/hold_ids.py); created once with SET NX, the same for every process and host.
 HOLD_ID_SECRET = f"{CONFIG_TAG}:hold_id_secret"

@@ -2,6 +2,7 @@
 tuning in docs/benchmarks.md.
 
     python -m benchmarks.ab /tmp/before . availability --reps 4
+    python -m benchmarks.ab /tmp/before . hold1 --keyed   # a fresh Idempotency-Key a request
 
 Both trees are served at once (one worker each, `app` imported from the tree given), on the
 same store and catalogue; runs alternate A, B, A, B ... so the machine's noise hits both alike.
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--keyed", action="store_true", help="a fresh Idempotency-Key a request")
     args = parser.parse_args(argv)
     trees = {"A": args.a.resolve(), "B": args.b.resolve()}
     runs: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
@@ -79,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                         args.scenario,
                         connections=args.connections,
                         duration=args.seconds,
+                        keyed=args.keyed,
                     )
                     _, _, usec = h.store_stats(r)
                     good = sum(v for k, v in res["statuses"].items() if k.startswith("2"))

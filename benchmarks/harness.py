@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +82,12 @@ def configure(r: redis.Redis) -> None:
     put = r.register_script(script_source("config_put"))
     for i, loc in enumerate(LOCATIONS):
         doc = {"type": "dc" if i == 0 else "store", "name": loc, "ship": True, "priority": i}
-        put(keys=[keys.LOCATIONS, keys.CONFIG_VERSION], args=[loc, orjson.dumps(doc)])
-    put(
-        keys=[keys.CHANNELS, keys.CONFIG_VERSION],
-        args=["web", orjson.dumps({"locations": LOCATIONS, "low_stock_threshold": 5})],
+        call = calls.config_put(keys.LOCATIONS, loc, orjson.dumps(doc), geo="-")
+        put(keys=call.keys, args=call.args)
+    call = calls.config_put(
+        keys.CHANNELS, "web", orjson.dumps({"locations": LOCATIONS, "low_stock_threshold": 5})
     )
+    put(keys=call.keys, args=call.args)
 
 
 def write_snapshot(path: Path, positions: int, on_hand: int | None = None) -> int:
@@ -168,14 +169,15 @@ def omnistock(store_url: str, logs: Path, workers: int = 1, **env: str) -> Itera
 
 
 @contextmanager
-def pg_baseline(dsn: str, logs: Path, workers: int = 1) -> Iterator[Server]:
+def uvicorn_app(app: str, env: dict[str, str], logs: Path, workers: int = 1) -> Iterator[Server]:
+    """A bench peer (`module:app`) on uvicorn with uvloop and httptools, as Omnistock runs."""
     port = free_port()
     server = Server(
         [
             sys.executable,
             "-m",
             "uvicorn",
-            "benchmarks.pg_baseline.app:app",
+            app,
             "--port",
             str(port),
             "--loop",
@@ -188,15 +190,31 @@ def pg_baseline(dsn: str, logs: Path, workers: int = 1) -> Iterator[Server]:
             "--workers",
             str(workers),
         ],
-        {**clean_env(), "OMNISTOCK_BENCH_PG_DSN": dsn},
+        {**clean_env(), **env},
         port,
-        logs / f"pg-baseline-{port}.log",
+        logs / f"{app.split(':')[0].split('.')[-2]}-{port}.log",
     )
     try:
         server.wait_ready("/healthz")
         yield server
     finally:
         server.stop()
+
+
+def pg_baseline(dsn: str, logs: Path, workers: int = 1) -> AbstractContextManager[Server]:
+    return uvicorn_app(
+        "benchmarks.pg_baseline.app:app", {"OMNISTOCK_BENCH_PG_DSN": dsn}, logs, workers
+    )
+
+
+def counter_peer(store_url: str, logs: Path, workers: int = 1) -> AbstractContextManager[Server]:
+    """The FastAPI + Lua counter of public flash-sale demos (benchmarks/counter_peer/app.py)."""
+    return uvicorn_app(
+        "benchmarks.counter_peer.app:app",
+        {"OMNISTOCK_BENCH_PEER_REDIS_URL": store_url},
+        logs,
+        workers,
+    )
 
 
 def pg_reachable(dsn: str) -> str | None:

@@ -9,7 +9,8 @@ holds on its own sku, so every variant sees the same history. Rounds alternate t
 each after a `CONFIG RESETSTAT`; the figure is the median over the rounds of `usec_per_call`
 of EVALSHA in `INFO commandstats`.
 
-A variant is `head` (git HEAD's lua/), `work` (lua/ as it is now), or a file: a
+A variant is `head` (git HEAD's lua/), `work` (lua/ as it is now), `git:REV`, `floor` (the
+hold's commands without logic: benchmarks/run.py HOLD_FLOOR_LUA), or a file: a
 hold_reserve.lua-like script whose `--!include` lines name files of lua/includes/ (as it is
 now) — e.g. a copy of the script cut short with `do return {'ok','[]'} end` to bisect.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +27,14 @@ from app import keys
 from app.store.scripts import expand, lua_dir
 from benchmarks import harness as h
 from benchmarks.lua_micro import _git_lua, variant_sources
+from benchmarks.run import HOLD_FLOOR_LUA
 
 
 def source_of(variant: str) -> str:
-    if variant in ("head", "work"):
-        return variant_sources(variant)["hold_reserve"]
+    if variant == "floor":
+        return HOLD_FLOOR_LUA
+    if variant in ("head", "work") or variant.startswith("git:"):
+        return variant_sources(variant, ["hold_reserve"])["hold_reserve"]
     path = Path(variant)
 
     def read(name: str) -> str:  # the script from `variant`, its includes from lua/
@@ -40,6 +45,23 @@ def source_of(variant: str) -> str:
 
 def hold_argv(sha: str, sku: str, hold_id: str) -> list[str]:
     return h.bench_hold(sku, hold_id, "web-shop").argv(sha)
+
+
+def floor_argv(sha: str, sku: str, hold_id: str) -> list[Any]:
+    p = keys.partition_of(sku)
+    ks = [
+        f"{keys.tag(p)}:floor:hold:{hold_id}",
+        keys.position(p, sku),
+        keys.hold_expiry_by_sku(p, sku),
+        f"{keys.tag(p)}:floor:events",
+        f"{keys.tag(p)}:floor:ho",
+        f"{keys.tag(p)}:floor:expiry",
+    ]
+    return [sha, len(ks), *ks, int(time.time() * 1000), hold_id]
+
+
+def _ok(reply: Any) -> bool:
+    return bool(reply == 1 or reply[0] == b"ok")  # the floor answers 1
 
 
 def main() -> None:
@@ -70,14 +92,15 @@ def main() -> None:
                 r.config_resetstat()
                 pipe = r.pipeline(transaction=False)
                 for i in range(args.n):
-                    argv = hold_argv(shas[v], skus[v], f"hp{rnd}-{i}")
+                    make = floor_argv if v == "floor" else hold_argv
+                    argv = make(shas[v], skus[v], f"hp{rnd}-{i}")
                     if args.depth == 1:
                         reply = r.execute_command("EVALSHA", *argv)
-                        assert reply[0] == b"ok", reply
+                        assert _ok(reply), reply
                         continue
                     pipe.execute_command("EVALSHA", *argv)
                     if len(pipe) == args.depth:
-                        assert all(x[0] == b"ok" for x in pipe.execute())
+                        assert all(_ok(x) for x in pipe.execute())
                 pipe.execute()
                 stats = r.info("commandstats")["cmdstat_evalsha"]
                 figures[v].append(float(stats["usec_per_call"]))

@@ -50,6 +50,16 @@ def scenarios(skus: int, seed: int, flash_sku: str = "FLASH-1") -> dict[str, Req
             groups.extend(_groups_of(skus, 5))
         return groups
 
+    def purchase(i: int) -> tuple[str, str, bytes]:
+        return ("POST", "/v1/holds", orjson.dumps({"sku": flash_sku, "quantity": 1}))
+
+    by_size: dict[int, list[list[str]]] = {}
+
+    def groups_of(n: int) -> list[list[str]]:
+        if n not in by_size:
+            by_size[n] = _groups_of(skus, n)
+        return by_size[n]
+
     def hold_body(lines: list[dict[str, Any]]) -> bytes:
         return orjson.dumps({"channel": "web", "lines": lines})
 
@@ -72,10 +82,37 @@ def scenarios(skus: int, seed: int, flash_sku: str = "FLASH-1") -> dict[str, Req
             hold_body([{"sku": s, "quantity": 1} for s in rnd.choice(groups5())]),
         ),
         "flash": lambda i: ("POST", "/v1/holds", hold_body([{"sku": flash_sku, "quantity": 1}])),
-        "pg_flash": lambda i: (
+        # the PostgreSQL baseline and the FastAPI + Lua counter peer take the same body
+        "pg_flash": purchase,
+        "peer_flash": purchase,
+        # Find in store (benchmarks/nearby.py): `skus` NB- skus stocked at 1,000 stores.
+        "nearby": lambda i: ("GET", nearby_path(rnd, f"NB-{rnd.randrange(skus):05d}"), None),
+        "availability_near": lambda i: (
+            "GET",
+            f"/v1/availability/NB-{rnd.randrange(skus):05d}?channel=web",
+            None,
+        ),
+        "hold3": lambda i: (
             "POST",
             "/v1/holds",
-            orjson.dumps({"sku": flash_sku, "quantity": 1}),
+            orjson.dumps(
+                {
+                    "channel": "ship",
+                    "lines": [{"sku": s, "quantity": 1} for s in rnd.choice(groups_of(3))],
+                }
+            ),
+        ),
+        "kit_hold": lambda i: (
+            "POST",
+            "/v1/holds",
+            orjson.dumps(
+                {
+                    "channel": "ship",
+                    "lines": [
+                        {"sku": f"KIT-{rnd.randrange(len(groups_of(3))):05d}", "quantity": 1}
+                    ],
+                }
+            ),
         ),
         "event": lambda i: (
             "POST",
@@ -95,6 +132,20 @@ def scenarios(skus: int, seed: int, flash_sku: str = "FLASH-1") -> dict[str, Req
             ),
         ),
     }
+
+
+# The square benchmarks/nearby.py spreads its 1,000 stores over (France, roughly).
+NEARBY_BOX = (43.0, 50.0, -1.0, 7.0)  # lat min, lat max, lon min, lon max
+NEARBY_RADIUS_KM = 50
+
+
+def nearby_path(rnd: random.Random, sku: str) -> str:
+    lat_lo, lat_hi, lon_lo, lon_hi = NEARBY_BOX
+    lat, lon = rnd.uniform(lat_lo, lat_hi), rnd.uniform(lon_lo, lon_hi)
+    return (
+        f"/v1/availability/{sku}/nearby?lat={lat:.5f}&lon={lon:.5f}"
+        f"&radius_km={NEARBY_RADIUS_KM}&channel=web"
+    )
 
 
 def _groups_of(skus: int, n: int) -> list[list[str]]:

@@ -26,7 +26,7 @@ import random
 import statistics
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -49,19 +49,22 @@ from benchmarks.loadgen import _groups_of
 SCENARIOS = ("hold1", "hold5", "availability", "batch100", "event")
 
 
-def _git_lua(name: str) -> str:
+def _git_lua(name: str, rev: str = "HEAD") -> str:
     out = subprocess.run(
-        ["git", "show", f"HEAD:lua/{name}"], cwd=h.ROOT, capture_output=True, check=True
+        ["git", "show", f"{rev}:lua/{name}"], cwd=h.ROOT, capture_output=True, check=True
     )
     return out.stdout.decode()
 
 
-def variant_sources(variant: str) -> dict[str, str]:
-    """{script name: source with includes expanded} of `head`, `work` or a directory."""
-    if variant == "head":
+def variant_sources(variant: str, names: Iterable[str] | None = None) -> dict[str, str]:
+    """{script name: source with includes expanded} of `head` (git HEAD's lua/), `git:REV`
+    (lua/ at a git revision), `work` (lua/ as it is now) or a directory laid out like lua/;
+    every script of the registry, or those `names`."""
+    if variant == "head" or variant.startswith("git:"):
+        rev = "HEAD" if variant == "head" else variant.removeprefix("git:")
 
         def read(name: str) -> str:
-            return _git_lua(name)
+            return _git_lua(name, rev)
 
     else:
         base = lua_dir() if variant == "work" else Path(variant)
@@ -69,7 +72,8 @@ def variant_sources(variant: str) -> dict[str, str]:
         def read(name: str) -> str:
             return (base / name).read_text()
 
-    return {f.name: expand(f.name, read).text for f in fields(Scripts)}
+    wanted = list(names) if names is not None else [f.name for f in fields(Scripts)]
+    return {name: expand(name, read).text for name in wanted}
 
 
 class Bench:

@@ -24,12 +24,13 @@ from typing import Any
 
 import httpx
 import orjson
+import redis
 
 from app import keys
 from app.store import calls
 from app.store.scripts import script_source
 from benchmarks import harness as h
-from benchmarks import promise, report, sharding, webhooks
+from benchmarks import nearby, promise, report, sharding, webhooks
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Scale:
     profile: bool
     webhook_changes: int = 2000  # benchmarks/webhooks.py: the backlog drained at once
     webhook_rate: float = 50.0  # and the steady rate its delay is measured at
+    near_skus: int = 200  # skus stocked at every one of the nearby bench's 1,000 stores
 
 
 FULL = Scale(
@@ -82,11 +84,14 @@ SMOKE = Scale(
     profile=False,
     webhook_changes=20,
     webhook_rate=20.0,
+    near_skus=5,
 )
 
 TARGETS = {
     "availability_vs_healthz": 0.75,
     "flash_vs_pg": 5.0,
+    "flash_vs_peer": 1.5,
+    "keyed_vs_unkeyed": 0.85,
     "hold1_usec": 25.0,
     "batch100_usec": 300.0,
     "bytes_per_position": 150.0,
@@ -188,19 +193,24 @@ def measure_floor(svc: h.Server, scale: Scale) -> dict[str, Any]:
     }
 
 
-def oversell_omnistock(svc: h.Server, scale: Scale, conns: int, workers: int = 1) -> dict[str, Any]:
-    """A fresh sku with a little stock, far more requests than units: the 201s the clients
-    count must not exceed the stock and must equal the units the store holds."""
-    sku = f"FLASH-OS-{conns}-{workers}"  # a fresh sku for every run
-    set_stock(svc.base_url, sku, "dc-1", scale.oversell_stock)
-    check = h.loadgen(
-        svc.base_url,
-        "flash",
+def oversell_load(url: str, scenario: str, scale: Scale, conns: int, sku: str) -> dict[str, Any]:
+    """Three requests for every unit of `sku`'s little stock, one unit each."""
+    return h.loadgen(
+        url,
+        scenario,
         connections=conns,
         duration=60,
         max_requests=scale.oversell_stock * 3,
         sku=sku,
     )
+
+
+def oversell_omnistock(svc: h.Server, scale: Scale, conns: int, workers: int = 1) -> dict[str, Any]:
+    """A fresh sku with a little stock, far more requests than units: the 201s the clients
+    count must not exceed the stock and must equal the units the store holds."""
+    sku = f"FLASH-OS-{conns}-{workers}"  # a fresh sku for every run
+    set_stock(svc.base_url, sku, "dc-1", scale.oversell_stock)
+    check = oversell_load(svc.base_url, "flash", scale, conns, sku)
     position = httpx.get(f"{svc.base_url}/v1/stock/{sku}", timeout=10).json()["positions"][0]
     granted = h.ok(check, "201")
     return {
@@ -219,14 +229,7 @@ def oversell_pg(
     h.pg_execute(
         dsn, f"INSERT INTO bench_stock (sku, on_hand) VALUES ('{sku}', {scale.oversell_stock})"
     )
-    check = h.loadgen(
-        pg.base_url,
-        "pg_flash",
-        connections=conns,
-        duration=60,
-        max_requests=scale.oversell_stock * 3,
-        sku=sku,
-    )
+    check = oversell_load(pg.base_url, "pg_flash", scale, conns, sku)
     (rows,) = h.pg_execute(
         dsn,
         "SELECT s.on_hand, s.reserved, (SELECT count(*) FROM bench_reservation r "
@@ -243,59 +246,129 @@ def oversell_pg(
     }
 
 
+def oversell_peer(peer: h.Server, r: Any, scale: Scale, conns: int) -> dict[str, Any]:
+    """The peer's oversell check, as Omnistock's: its counter must fall by the 201s counted."""
+    sku = f"FLASH-OS-{conns}"
+    r.set(f"stock:{sku}", scale.oversell_stock)
+    check = oversell_load(peer.base_url, "peer_flash", scale, conns, sku)
+    granted = h.ok(check, "201")
+    held = scale.oversell_stock - int(r.get(f"stock:{sku}"))
+    return {
+        "stock": scale.oversell_stock,
+        "requests": check["requests"],
+        "granted": granted,
+        "held": held,
+        "ok": granted <= scale.oversell_stock and held == granted,
+    }
+
+
 def measure_flash(svc: h.Server, store_url: str, scale: Scale, logs: Path) -> dict[str, Any]:
-    """Holds/s on one sku with stock that never runs out, Omnistock and PostgreSQL in
-    interleaved halves (the machine's noise hits both alike); then each side's oversell check.
-    Both sides run the same number of uvicorn workers: one (`svc`), then each count of
-    `scale.flash_workers` above one."""
+    """Holds/s on one sku with stock that never runs out, Omnistock, the FastAPI + Lua counter
+    peer (one worker, its own store with the same settings) and PostgreSQL in interleaved
+    halves (the machine's noise hits them alike); then each side's oversell check. Omnistock and
+    PostgreSQL run the same number of uvicorn workers: one (`svc`), then each count of
+    `scale.flash_workers` above one; the peer runs with one."""
     dsn = os.environ.get("OMNISTOCK_BENCH_PG_DSN", "")
     why = "OMNISTOCK_BENCH_PG_DSN is not set" if not dsn else h.pg_reachable(dsn)
     out: dict[str, Any] = {"pg": None if why else "ok", "pg_skipped": why, "runs": {}}
-    for workers in scale.flash_workers:
-        with contextlib.ExitStack() as stack:
-            omni = (
-                svc
-                if workers == 1
-                else stack.enter_context(h.omnistock(store_url, logs, workers=workers))
-            )
-            pg = None if why else stack.enter_context(h.pg_baseline(dsn, logs, workers))
-            for conns in scale.flash_connections:
-                run = flash_run(omni, pg, dsn, scale, conns, workers)
-                run.update(connections=conns, workers=workers)
-                out["runs"][str(conns) if workers == 1 else f"{conns}x{workers}"] = run
+    with contextlib.ExitStack() as peer_stack:
+        peer_store = peer_stack.enter_context(h.store(fsync="always"))
+        peer_r = peer_stack.enter_context(h.client(peer_store))
+        peer = peer_stack.enter_context(h.counter_peer(peer_store.url, logs))
+        omni_r = peer_stack.enter_context(redis.Redis.from_url(store_url, socket_timeout=120))
+        for workers in scale.flash_workers:
+            with contextlib.ExitStack() as stack:
+                omni = (
+                    svc
+                    if workers == 1
+                    else stack.enter_context(h.omnistock(store_url, logs, workers=workers))
+                )
+                pg = None if why else stack.enter_context(h.pg_baseline(dsn, logs, workers))
+                sides: dict[str, Side] = {"omnistock": Side(omni, "flash", omni_r)}
+                if workers == 1:
+                    sides["peer"] = Side(peer, "peer_flash", peer_r)
+                if pg is not None:
+                    sides["pg"] = Side(pg, "pg_flash", None)
+                for conns in scale.flash_connections:
+                    run = flash_run(sides, dsn, scale, conns, workers)
+                    run.update(connections=conns, workers=workers)
+                    out["runs"][str(conns) if workers == 1 else f"{conns}x{workers}"] = run
     return out
 
 
+@dataclass
+class Side:
+    """One side of the flash sale: its server, the load generator's scenario, and a client
+    of its store (for the commands it ran; None for PostgreSQL)."""
+
+    server: h.Server
+    scenario: str
+    store: Any
+
+
+# The store commands that show what each side runs per hold: Omnistock's script and the
+# writes inside it (record, position, indexes, event), the peer's EVAL and its GET/DECRBY.
+PROOF_COMMANDS = ("evalsha", "eval", "hset", "zadd", "xadd", "get", "decrby")
+
+
 def flash_run(
-    svc: h.Server, pg: h.Server | None, dsn: str, scale: Scale, conns: int, workers: int
+    sides: dict[str, Side], dsn: str, scale: Scale, conns: int, workers: int
 ) -> dict[str, Any]:
     log(f"2: flash sale, {conns} connections")
-    set_stock(svc.base_url, "FLASH-1", "dc-1", 1_000_000_000)
-    sides = {"omnistock": (svc.base_url, "flash")}
-    if pg is not None:
+    set_stock(sides["omnistock"].server.base_url, "FLASH-1", "dc-1", 1_000_000_000)
+    if "peer" in sides:
+        sides["peer"].store.set("stock:FLASH-1", 1_000_000_000)
+    if "pg" in sides:
         h.pg_execute(
             dsn,
             "TRUNCATE bench_reservation",
             "DELETE FROM bench_stock",
             "INSERT INTO bench_stock (sku, on_hand) VALUES ('FLASH-1', 1000000000)",
         )
-        sides["pg"] = (pg.base_url, "pg_flash")
     run: dict[str, Any] = {
-        name: {"granted": 0, "elapsed": 0.0, "statuses": Counter()} for name in sides
+        name: {"granted": 0, "elapsed": 0.0, "statuses": Counter(), "commands": Counter()}
+        for name in sides
     }
     for _ in range(2):
-        for name, (url, scenario) in sides.items():
-            res = h.loadgen(url, scenario, connections=conns, duration=scale.duration / 2)
+        for name, side in sides.items():
+            if side.store is not None:
+                side.store.config_resetstat()
+            res = h.loadgen(
+                side.server.base_url,
+                side.scenario,
+                connections=conns,
+                duration=scale.duration / 2,
+            )
             run[name]["granted"] += h.ok(res, "201")
             run[name]["elapsed"] += res["elapsed"]
             run[name]["statuses"].update(res["statuses"])
             run[name]["latency_ms"] = res["latency_ms"]  # the second, warm half
+            if side.store is not None:
+                stats = side.store.info("commandstats")
+                for cmd in PROOF_COMMANDS:
+                    got = stats.get(f"cmdstat_{cmd}", {})
+                    run[name]["commands"][cmd] += int(got.get("calls", 0))
+                    run[name]["commands"][f"{cmd}_usec"] += float(got.get("usec", 0))
     for side in run.values():
         side["holds_per_s"] = side["granted"] / max(side["elapsed"], 1e-9)
         side["statuses"] = dict(side["statuses"])
-    run["omnistock"]["oversell"] = oversell_omnistock(svc, scale, conns, workers)
-    if pg is not None:
-        run["pg"]["oversell"] = oversell_pg(dsn, pg, scale, conns, workers)
+        commands = side.pop("commands")
+        side["store_per_hold"] = {
+            cmd: commands[cmd] / max(side["granted"], 1) for cmd in PROOF_COMMANDS
+        }
+        script = commands["evalsha"] + commands["eval"]
+        side["store_usec_per_script"] = (
+            (commands["evalsha_usec"] + commands["eval_usec"]) / script if script else 0.0
+        )
+    omni = sides["omnistock"]
+    run["omnistock"]["oversell"] = oversell_omnistock(omni.server, scale, conns, workers)
+    if "peer" in sides:
+        run["peer"]["oversell"] = oversell_peer(
+            sides["peer"].server, sides["peer"].store, scale, conns
+        )
+        run["peer_ratio"] = run["omnistock"]["holds_per_s"] / max(run["peer"]["holds_per_s"], 1e-9)
+    if "pg" in sides:
+        run["pg"]["oversell"] = oversell_pg(dsn, sides["pg"].server, scale, conns, workers)
         run["ratio"] = run["omnistock"]["holds_per_s"] / max(run["pg"]["holds_per_s"], 1e-9)
     return run
 
@@ -349,6 +422,7 @@ def measure_scripts(s: Any, r: Any, svc: h.Server, scale: Scale) -> dict[str, An
         duration=scale.duration,
         skus=scale.skus,
     )
+    out["keyed"] = measure_keyed(r, svc, scale)
     out["capacity"] = {
         "tool": "redis-benchmark" if bench_hold else None,
         "hold1": {
@@ -360,6 +434,40 @@ def measure_scripts(s: Any, r: Any, svc: h.Server, scale: Scale) -> dict[str, An
             "store_rps": bench_avail or 1e6 / max(out["availability"]["usec_per_call"], 1e-9),
         },
     }
+    return out
+
+
+def measure_keyed(r: Any, svc: h.Server, scale: Scale) -> dict[str, Any]:
+    """1-line holds/s with a fresh Idempotency-Key each (as every real checkout sends) vs
+    without, the two interleaved in halves, with the script calls per hold from the store."""
+    log("3: keyed vs unkeyed 1-line holds, interleaved")
+    sides = {"unkeyed": [0, 0.0, 0, 0.0], "keyed": [0, 0.0, 0, 0.0]}
+    for order in (("unkeyed", "keyed"), ("keyed", "unkeyed")):
+        for name in order:
+            r.config_resetstat()
+            res = h.loadgen(
+                svc.base_url,
+                "hold1",
+                connections=scale.connections,
+                duration=scale.duration / 2,
+                skus=scale.skus,
+                keyed=name == "keyed",
+            )
+            calls, script_usec, _ = h.store_stats(r)
+            side = sides[name]
+            side[0] += h.ok(res, "201")
+            side[1] += res["elapsed"]
+            side[2] += calls
+            side[3] += script_usec
+    out: dict[str, Any] = {
+        name: {
+            "holds_per_s": n / max(elapsed, 1e-9),
+            "evalsha_per_hold": calls / max(n, 1),
+            "store_usec_per_hold": usec / max(n, 1),
+        }
+        for name, (n, elapsed, calls, usec) in sides.items()
+    }
+    out["ratio"] = out["keyed"]["holds_per_s"] / max(out["unkeyed"]["holds_per_s"], 1e-9)
     return out
 
 
@@ -555,6 +663,14 @@ def run(scale: Scale, out_dir: Path, doc: Path | None) -> dict[str, Any]:
             results["workers"] = measure_workers(s.url, scale, work)
             r.close()
         results["replica_wait"] = measure_replica_wait(scale, work)
+        results["nearby"] = nearby.measure(
+            scale.near_skus,
+            scale.skus,
+            scale.script_requests,
+            scale.connections,
+            scale.duration,
+            work,
+        )
         log(f"webhooks: {scale.webhook_changes} changes, delay at {scale.webhook_rate:.0f}/s")
         results["webhooks"] = webhooks.run(scale.webhook_changes, scale.webhook_rate)
     results["machine"]["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())

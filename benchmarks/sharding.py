@@ -312,7 +312,8 @@ def paper_section(shard: dict[str, Any]) -> list[str]:
         "",
         f"Measured on the cluster's primaries: s_flash = {s_f:.1f} µs per 1-line hold of one sku "
         f"(its primary), s_mix = {s_m:.1f} µs per catalogue-wide 1-line hold ({s_k:.1f} µs "
-        f"with an Idempotency-Key: claim, hold and completion are three script calls), and one "
+        f"with an Idempotency-Key: the claim, the hold and its stored response in one script "
+        f"call), and one "
         f"service worker on the cluster carried w = {w:,.0f} holds/s.",
         "",
         "| N primaries | flash sale, one sku: 1e6 / s_flash | catalogue-wide, even spread: "

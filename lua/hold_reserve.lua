@@ -24,10 +24,13 @@
 -- ARGV[8]  parts: comma-separated partitions of the whole hold, its home partition first
 -- ARGV[9]  allow_split: "1" or "0"
 -- ARGV[10] event retention, ms (MINID trimming)
--- ARGV[11] lines JSON: [{"s": sku index (1-based), "q": quantity, "l": location?}, ...]
+-- ARGV[11] lines JSON: [{"s": sku index (1-based), "q": quantity, "l": location?,
+--          "g": group?}, ...]; lines of one group (the components of one kit line) are all
+--          sourced at one location (includes/split.lua)
 -- ARGV[12] skus JSON: ["sku", ...] naming the key pairs in order
 -- ARGV[13] candidate locations JSON, best first, for lines without a location
--- ARGV[14] unused (was created_at; kept so the positions stay stable)
+-- ARGV[14] max_locations: how many locations a split may use ("" or "0": no cap; was
+--          created_at, unused, before; includes/split.lua)
 -- ARGV[15] channels JSON {id: [low_stock_threshold, [locations], rule?]} that see the
 --          candidates (includes/channel_rules.lua), the hold's channel among them
 -- ARGV[16] owner: the API key name that creates the hold ("" for the anonymous owner)
@@ -45,6 +48,8 @@
 --   {"exists", status}                                   a hold with this id already exists
 --   {"insufficient", JSON [{"sku","requested","available","location"?}]}  nothing changed
 --   {"idem", ...}                                        the claim's answer (idempotency.lua)
+-- A keyed "ok" has stored its response in the claim's record (idem_store: 201, the deferred
+-- form IDEM_HOLD_CREATED): the request needs no idempotency_complete.lua call.
 
 -- Store time is the budget here (issue #5: a 1-line hold <= 25 µs per EVALSHA): every table,
 -- closure, string and library call costs more than a command's own work (see
@@ -59,6 +64,7 @@ local rcall, tonumber, match, format = redis.call, tonumber, string.match, strin
 --!include clock.lua
 --!include event.lua
 --!include idempotency.lua
+--!include split.lua
 --!include hold_index.lua
 local POS = POS_PATTERN
 
@@ -198,6 +204,9 @@ if nun > 0 and #short == 0 then
       local line = unpinned[i]
       take(line.s, chosen, line.q)
     end
+  elseif allow_split and split_needed(unpinned, tonumber(ARGV[14]) or 0) then
+    -- Kit lines or a cap on locations: includes/split.lua (a plain hold never comes here).
+    short = split_source(unpinned, candidates, free, take, tonumber(ARGV[14]) or 0, skus)
   else
     for i = 1, nun do
       local line = unpinned[i]
@@ -307,4 +316,7 @@ if deadline then rcall('HSET', hold_key, 'deadline', deadline) end
 rcall('ZADD', expiry_key, deadline or count_until, hold_id)
 -- The listing index and metadata (GET /v1/holds): one ZADD; metadata only when given.
 hold_index_add(KEYS[3 * nskus + 4], hold_key, ARGV[16], now, hold_id, ARGV[18])
+-- A keyed create's response, stored with the change (no completion call; idempotency.lua).
+idem_store('201', IDEM_HOLD_CREATED .. cjson.encode({hold_id, ARGV[3], ARGV[6], ARGV[7],
+           format('%d', now), format('%d', expires_at), lines_json, ARGV[18] or ''}))
 return {'ok', lines_json, now, expires_at}

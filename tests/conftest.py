@@ -47,6 +47,9 @@ from app.store.embedded import EmbeddedStore, free_port
 from benchmarks.harness import Server
 from tests.cluster.support import LocalCluster
 
+# The fuzzing run's counts, summed over the xdist workers (tests/fuzz/stats.py).
+pytest_plugins = ("tests.fuzz.stats",)
+
 
 @pytest.fixture(scope="session")
 def store_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
@@ -102,6 +105,22 @@ def store_kinds(metafunc: pytest.Metafunc) -> list[str]:
     if module in CLUSTER_LEG and not metafunc.definition.get_closest_marker("single_server"):
         return ["single", "cluster"]
     return []
+
+
+# `make test` runs the suite in pytest-xdist workers with `--dist loadfile`: each test module
+# is one unit of work (its tests run in order, in one worker, sharing its module-scoped
+# services); each worker has its own session fixtures (store server, cluster) and tmp dirs.
+SLOW_MARKS = ("slow", "fault", "cluster")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In the workers, the modules with a test marked slow, fault or cluster go first (xdist
+    hands the modules out in collection order with `--no-loadscope-reorder`), so that no long
+    module starts last and keeps one worker busy while the others are idle."""
+    if not hasattr(config, "workerinput"):
+        return
+    slow = {item.path for item in items if any(map(item.get_closest_marker, SLOW_MARKS))}
+    items.sort(key=lambda item: item.path not in slow)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

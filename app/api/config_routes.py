@@ -34,17 +34,25 @@ async def put_location(
     location: LocationPath, body: LocationIn, request: Request, services: ServicesDep
 ) -> Response:
     """Register or update a location (store, warehouse/DC, 3PL, drop-ship source)."""
-    return await _saved(
-        request, services, lambda c: services.config.put_location(location, body, c)
-    )
+
+    async def op(claim: Claim | None) -> tuple[int, object]:
+        saved = await services.config.put_location(location, body, claim)
+        return 200, saved.public()
+
+    return await services.idempotency.run(request, op)
 
 
-@router.get("/locations", response_model=dict[str, list[Location]], dependencies=[auth.READ])
+@router.get(
+    "/locations",
+    response_model=dict[str, list[Location]],
+    response_model_exclude_none=True,  # `geo` only where a location has coordinates
+    dependencies=[auth.READ],
+)
 async def list_locations(services: ServicesDep) -> dict[str, object]:
     """Every registered location, lowest sourcing priority first."""
     await services.config.refresh()
     order = services.config.sourcing_order(None)
-    return {"locations": [services.config.locations[loc].model_dump() for loc in order]}
+    return {"locations": [services.config.locations[loc].public() for loc in order]}
 
 
 @router.put("/channels/{channel}", response_model=Channel, dependencies=[auth.ADMIN])

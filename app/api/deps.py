@@ -12,7 +12,9 @@ from app.api.idempotency import Idempotency
 from app.domain.config import ConfigService
 from app.domain.hold_list import HoldLister
 from app.domain.holds import HoldService
+from app.domain.kit_service import KitService
 from app.domain.models import ID_PATTERN
+from app.domain.nearby import NearbyService
 from app.domain.reaper import Reaper
 from app.domain.stock import StockService
 from app.domain.stock_events import StockEventService
@@ -35,6 +37,8 @@ class Services:
     config: ConfigService
     stock: StockService
     holds: HoldService
+    kits: KitService
+    nearby: NearbyService
     hold_list: HoldLister
     stock_events: StockEventService
     supply: SupplyService

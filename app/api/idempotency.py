@@ -6,7 +6,9 @@
    `idempotency_key_reused`, a request still running is 409 `idempotency_key_in_use`.
    The operation's script writes the change in the same atomic step, with an operation
    marker (or, for a hold, the hold id derived from the key).
-2. Complete: store the response in the same record (`idempotency_complete.lua`, same slot).
+2. Complete: store the response in the same record (`idempotency_complete.lua`, same slot),
+   unless the change's script stored it with the change (a created hold: `Claim.stored`, one
+   store round trip for a keyed create).
 
 A failover keeps or loses the record together with the change (one slot, one replication
 stream). If the process dies between 1 and 2, the claim's lease runs out, a retry runs the
@@ -113,7 +115,7 @@ class Idempotency:
         claim (store the response, or give the claim up) in the same slot."""
 
         async def complete(status: str, body: bytes) -> None:
-            if claim.taken:
+            if claim.taken and not claim.stored:
                 await self.scripts.run(calls.idempotency_complete(claim.idem(), status, body))
 
         try:

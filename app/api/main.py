@@ -17,6 +17,7 @@ from app.api import (
     event_routes,
     hold_routes,
     limits,
+    nearby_routes,
     openapi_doc,
     openapi_examples,
     ops_routes,
@@ -36,6 +37,8 @@ from app.domain.clock import Clock, StoreClock
 from app.domain.config import ConfigService
 from app.domain.hold_list import HoldLister
 from app.domain.holds import HoldService
+from app.domain.kit_service import KitService
+from app.domain.nearby import NearbyService
 from app.domain.reaper import Reaper
 from app.domain.stock import StockService
 from app.domain.stock_events import StockEventService
@@ -83,6 +86,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         config=config,
         stock=stock,
         holds=holds,
+        kits=KitService(config, stock),
+        nearby=NearbyService(config, stock),
         hold_list=hold_list,
         stock_events=StockEventService(scripts, config, stock, settings, clock, redis),
         supply=SupplyService(
@@ -176,6 +181,7 @@ def create_app(
         stock_routes.router,
         hold_routes.router,
         supply_routes.router,
+        nearby_routes.router,
         config_routes.router,
         event_routes.router,
         webhook_routes.router,

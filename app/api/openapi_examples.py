@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from app.api.nearby_examples import NEARBY_OPERATIONS
 from app.api.openapi_doc import PROBLEM_SCHEMA
 from app.api.problems import PROBLEM_JSON
 from app.api.supply_examples import SUPPLY_OPERATIONS, SUPPLY_PROBLEMS
@@ -305,6 +306,16 @@ OPERATIONS: dict[str, Doc] = {
                 },
                 "On-hand units first, then stock on its way (lines say `available_from`)",
             ),
+            "ship_to": _ex(
+                {
+                    "channel": "web",
+                    "ship_to": {"lat": 48.8966, "lon": 2.2206},
+                    "allow_split": True,
+                    "max_locations": 2,
+                    "lines": [{"sku": "SKU-1", "quantity": 3}],
+                },
+                "Nearest stores first; a split over at most 2 locations",
+            ),
         },
         errors=(
             "insufficient_stock",
@@ -422,6 +433,7 @@ OPERATIONS: dict[str, Doc] = {
 OPERATIONS.update({route: Doc(**fields) for route, fields in WEBHOOK_OPERATIONS.items()})
 OPERATIONS.update({route: Doc(**fields) for route, fields in SUPPLY_OPERATIONS.items()})
 PROBLEM_EXAMPLES.update(SUPPLY_PROBLEMS)
+OPERATIONS.update({route: Doc(**fields) for route, fields in NEARBY_OPERATIONS.items()})
 
 
 def codes_for(method: str, path: str, op: dict[str, Any], doc: Doc) -> list[str]:

@@ -1,5 +1,6 @@
 // The live stock board: a sku's positions per location and availability per channel, kept
 // current from the service's event stream. Plain ES module, no build step.
+import { setupNearby } from "./nearby.js";
 import { openEventStream } from "./sse.js";
 
 const API = new URL("../v1/", document.baseURI); // relative: works behind a path prefix
@@ -21,6 +22,8 @@ const board = {
   events: [],
   points: [],
   changed: new Set(),
+  kit: false, // the sku is a kit: its figures come from its components
+  reload: 0, // timer of a kit's pending re-read
 };
 
 function apiKey() {
@@ -39,14 +42,22 @@ async function get(path) {
 }
 
 async function load(sku) {
-  const [locations, channels, stock] = await Promise.all([
+  const [locations, channels, stock, kits] = await Promise.all([
     get("locations"),
     get("channels"),
     get(`stock/${enc(sku)}`),
+    get("kits"),
   ]);
   board.locations = new Map(locations.locations.map((l) => [l.id, l]));
   board.channels = new Map(channels.channels.map((c) => [c.id, c]));
-  board.positions = new Map(stock.positions.map((p) => [p.location, p]));
+  board.kit = kits.kits.some((k) => k.sku === sku);
+  if (board.kit) {
+    // A kit has no positions: whole kits per location (min over its components), no counters.
+    const units = await get(`availability/${enc(sku)}`);
+    board.positions = new Map(units.locations.map((l) => [l.location, { location: l.location, available: l.available }]));
+  } else {
+    board.positions = new Map(stock.positions.map((p) => [p.location, p]));
+  }
   const per = await Promise.all(
     channels.channels.map((c) => get(`availability/${enc(sku)}?channel=${enc(c.id)}`)),
   );
@@ -54,6 +65,7 @@ async function load(sku) {
   // Stock on its way (future supply): as of the load; position events do not carry it.
   board.incoming = new Map(per.map((a) => [a.channel, { incoming: a.incoming || 0, next: a.next_available_at }]));
   board.points = [total()];
+  nearby.refresh();
 }
 
 function total() {
@@ -69,6 +81,14 @@ function apply(event) {
     return;
   }
   const e = event.data;
+  if (board.kit && e.position) {
+    // A component changed: the kit's figures are re-read (one read per burst of events).
+    clearTimeout(board.reload);
+    board.reload = setTimeout(() => load(board.sku).then(render, showError), 200);
+    board.events.unshift({ ...e, delta: 0 });
+    board.events.length = Math.min(board.events.length, MAX_EVENTS);
+    return;
+  }
   if (e.sku !== board.sku || !e.position) return;
   const before = board.positions.get(e.location);
   board.positions.set(e.location, { location: e.location, ...e.position });
@@ -115,7 +135,8 @@ function renderLocations() {
     cell(row, location?.name ? `${location.name} (${id})` : id);
     cell(row, location?.type ?? "");
     for (const name of ["on_hand", "held", "committed", "safety_stock"]) {
-      cell(row, p ? String(p[name]) : "–", `num ${name}${p && p[name] < 0 ? " neg" : ""}`);
+      const value = p && p[name] !== undefined ? String(p[name]) : "–";
+      cell(row, value, `num ${name}${p && p[name] < 0 ? " neg" : ""}`);
     }
     cell(row, p ? String(p.available) : "0", "num available");
     flash(row, id);
@@ -255,6 +276,10 @@ async function watch(sku) {
   render();
   early.forEach(apply);
 }
+
+const nearby = setupNearby({
+  api: API, apiKey, sku: () => board.sku, locations: () => board.locations,
+});
 
 $("#pick").addEventListener("submit", (event) => {
   event.preventDefault();

@@ -18,6 +18,7 @@ from app.cli.common import Service, add_action, command_group, print_table, run_
 
 COLUMNS = ["id", "type", "name", "ship", "pickup", "priority"]
 FIELDS = ["type", "name", "ship", "pickup", "priority"]
+KEPT = [*FIELDS, "geo"]  # kept from the current location on an update (no flag sets geo yet)
 
 
 def list_locations(args: argparse.Namespace) -> int:
@@ -40,7 +41,7 @@ def put_location(args: argparse.Namespace) -> int:
         current: dict[str, Any] = {}
         for location in service.request("GET", "/v1/locations")["locations"]:
             if location["id"] == args.id:
-                current = {k: location[k] for k in FIELDS if k in location}
+                current = {k: location[k] for k in KEPT if k in location}
         given = {k: getattr(args, k) for k in FIELDS if getattr(args, k) is not None}
         saved = service.request("PUT", f"/v1/locations/{args.id}", {**current, **given})
         if args.json:

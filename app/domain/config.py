@@ -1,4 +1,4 @@
-"""Locations and channels: stored under the `{cfg}` tag, cached in every process.
+"""Locations, channels and kits: stored under the `{cfg}` tag, cached in every process.
 
 Scripts never read configuration; the service passes what they need (a channel's eligible
 locations, in sourcing order) as ARGV from this cache. Each process re-reads the cache when the
@@ -19,8 +19,9 @@ from redis.asyncio import Redis
 from app import keys
 from app.domain.channel_rules import script_entry
 from app.domain.errors import ChannelNotFound, InvalidRequest, LocationNotFound
+from app.domain.geo import GeoIndex, Placed
 from app.domain.idempotency import Claim, checked, idem_for
-from app.domain.models import Channel, ChannelIn, Location, LocationIn
+from app.domain.models import Channel, ChannelIn, Geo, Kit, Location, LocationIn
 from app.domain.tasks import cancel_and_wait
 from app.store import calls
 from app.store.scripts import Scripts
@@ -36,6 +37,8 @@ class ConfigService:
         self._version = -1
         self.locations: dict[str, Location] = {}
         self.channels: dict[str, Channel] = {}
+        self.kits: dict[str, Kit] = {}
+        self.geo = GeoIndex([])
         self._by_priority: list[str] = []
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -50,7 +53,8 @@ class ConfigService:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hgetall(keys.LOCATIONS)
                 pipe.hgetall(keys.CHANNELS)
-                raw_locations, raw_channels = await pipe.execute()
+                pipe.hgetall(keys.KITS)
+                raw_locations, raw_channels, raw_kits = await pipe.execute()
             self.locations = {
                 k: Location.model_validate({**orjson.loads(v), "id": k})
                 for k, v in raw_locations.items()
@@ -59,8 +63,16 @@ class ConfigService:
                 k: Channel.model_validate({**orjson.loads(v), "id": k})
                 for k, v in raw_channels.items()
             }
+            self.kits = {
+                k: Kit.model_validate({**orjson.loads(v), "sku": k}) for k, v in raw_kits.items()
+            }
             self._by_priority = sorted(
                 self.locations, key=lambda loc: (self.locations[loc].priority, loc)
+            )
+            self.geo = GeoIndex(
+                Placed(loc.geo.lat, loc.geo.lon, loc.id)
+                for loc in self.locations.values()
+                if loc.geo is not None
             )
             self._version = version
 
@@ -96,12 +108,21 @@ class ConfigService:
         except KeyError:
             raise ChannelNotFound(f"channel {channel_id!r} is not registered") from None
 
-    def sourcing_order(self, channel: Channel | None) -> list[str]:
-        """Eligible locations, lowest priority first (ties by id)."""
+    def sourcing_order(self, channel: Channel | None, ship_to: Geo | None = None) -> list[str]:
+        """Eligible locations, lowest priority first (ties by id); with `ship_to`, nearest
+        first (to the metre), priority breaking ties, locations without coordinates last
+        (docs/architecture.md, "Sourcing rule")."""
         if channel is None:
-            return list(self._by_priority)
-        eligible = set(channel.locations)
-        return [loc for loc in self._by_priority if loc in eligible]
+            order = list(self._by_priority)
+        else:
+            eligible = set(channel.locations)
+            order = [loc for loc in self._by_priority if loc in eligible]
+        if ship_to is not None:
+            far = float("inf")
+            distance = self.geo.distances(ship_to.lat, ship_to.lon)
+            # sorted() is stable: equal distances keep the priority order.
+            order.sort(key=lambda loc: round(distance.get(loc, far), 3))
+        return order
 
     def channels_arg(
         self, locations: list[str] | None, skus: Collection[str] | None = None
@@ -123,7 +144,11 @@ class ConfigService:
     async def put_location(
         self, location_id: str, body: LocationIn, claim: Claim | None = None
     ) -> Location:
-        await self._put(keys.LOCATIONS, location_id, orjson.dumps(body.model_dump()), claim)
+        # The geo index changes in the same script as the record (a location that loses its
+        # coordinates leaves the index).
+        geo = "-" if body.geo is None else f"{body.geo.lon!r} {body.geo.lat!r}"
+        doc = orjson.dumps(body.model_dump())
+        await self._put(keys.LOCATIONS, location_id, doc, claim, geo=geo)
         await self.refresh(force=True)
         return self.locations[location_id]
 
@@ -149,8 +174,16 @@ class ConfigService:
         await self.refresh(force=True)
         return self.channels[channel_id]
 
-    async def _put(self, hash_key: str, item_id: str, doc: bytes, claim: Claim | None) -> None:
+    async def put_kit(self, sku: str, doc: bytes, claim: Claim | None) -> None:
+        """Store a kit definition (app/domain/kits.py validates it); `doc` b"" deletes it."""
+        await self._put(keys.KITS, sku, doc, claim)
+        await self.refresh(force=True)
+
+    async def _put(
+        self, hash_key: str, item_id: str, doc: bytes, claim: Claim | None, geo: str = ""
+    ) -> None:
         """config_put.lua, which takes a keyed request's claim in `{cfg}` first."""
         idem = idem_for(claim, keys.CONFIG_TAG)
         # offset 0: the store's clock runs the lease
-        checked(claim, await self._scripts.run(calls.config_put(hash_key, item_id, doc, 0, idem)))
+        call = calls.config_put(hash_key, item_id, doc, 0, idem, geo=geo)
+        checked(claim, await self._scripts.run(call))

@@ -47,6 +47,10 @@ class ChannelNotFound(NotFound, code="channel_not_found", title="Channel not fou
     pass
 
 
+class KitNotFound(NotFound, code="kit_not_found", title="Kit not found"):
+    pass
+
+
 class WebhookNotFound(NotFound, code="webhook_not_found", title="Webhook subscription not found"):
     pass
 
@@ -148,6 +152,7 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
         SupplyNotFound,
         PromiseNotReceived,
         BackorderNotSupported,
+        KitNotFound,
         InsufficientStock,
         InvalidTransition,
         UnknownHoldLine,

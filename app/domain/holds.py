@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 from app import keys
 from app.domain import backorder, sourcing
 from app.domain.channel_rules import has_rules, over_figure
-from app.domain.clock import Clock, iso
+from app.domain.clock import Clock
 from app.domain.config import ConfigService
 from app.domain.errors import (
     HoldNotFound,
@@ -45,7 +45,7 @@ from app.domain.errors import (
     UnknownHoldLine,
 )
 from app.domain.hold_ids import HoldIdSecret, home_partition, keyed_hold_id, random_hold_id
-from app.domain.hold_lines import LINES_FROM, check_lines, line_views, raise_for
+from app.domain.hold_lines import LINES_FROM, check_lines, raise_for
 from app.domain.hold_parts import (
     DECIDED,
     effective_status,
@@ -53,7 +53,9 @@ from app.domain.hold_parts import (
     settle_path,
     unsettled,
 )
+from app.domain.hold_render import render
 from app.domain.idempotency import Claim, checked, idem_for, take
+from app.domain.kits import KitLine, kit_lines
 from app.domain.models import (
     METADATA_MAX_KEYS,
     Channel,
@@ -62,6 +64,7 @@ from app.domain.models import (
     LineChangeIn,
     LineOp,
 )
+from app.domain.sourcing import Part
 from app.domain.stock import StockService
 from app.settings import Settings
 from app.store import calls
@@ -71,15 +74,6 @@ from app.store.scripts import Scripts
 log = logging.getLogger("omnistock.holds")
 
 ANONYMOUS_OWNER = ""  # no API keys, or a hold recorded before owners were: admin only
-
-
-@dataclass
-class Part:
-    partition: int
-    lines: list[HoldLineIn] = field(default_factory=list)
-
-    def skus(self) -> list[str]:
-        return list(dict.fromkeys(line.sku for line in self.lines))
 
 
 @dataclass
@@ -108,13 +102,15 @@ class HoldService:
     async def create(self, body: HoldIn, claim: Claim | None, owner: str) -> dict[str, Any]:
         """Reserve the hold; a keyed create's claim lives in its home partition (the first
         line's), taken by the home part's script (one partition) or before the parts run."""
-        if len(body.lines) > self._settings.max_lines_per_hold:
+        lines = kit_lines(self._config.kits, body.lines)
+        if len(lines) > self._settings.max_lines_per_hold:
             raise InvalidRequest(
-                f"a hold has at most {self._settings.max_lines_per_hold} lines",
+                f"a hold has at most {self._settings.max_lines_per_hold} lines "
+                "(a kit line counts one per component)",
                 errors=[{"loc": ["body", "lines"], "msg": "too many lines"}],
             )
         parts: dict[int, Part] = {}
-        for line in body.lines:
+        for line in lines:
             p = keys.partition_of(line.sku)
             parts.setdefault(p, Part(p)).lines.append(line)
         home = next(iter(parts))
@@ -122,7 +118,14 @@ class HoldService:
             claim.lives_in(keys.tag(home))
         channel = await self._config.channel(body.channel) if body.channel else None
         await self._check_pinned_locations(body.lines, channel)
-        candidates = self._config.sourcing_order(channel)
+        candidates = self._config.sourcing_order(channel, body.ship_to)
+        kits_split = any(isinstance(line, KitLine) for line in lines) and body.allow_split
+        if len(parts) > 1 and kits_split and (body.max_locations or 1) > 1:
+            raise InvalidRequest(
+                "max_locations above 1 is not supported for a split hold with kit lines whose "
+                "components live in several partitions; hold the kits without max_locations",
+                errors=[{"loc": ["body", "max_locations"], "msg": "not for multi-partition kits"}],
+            )
 
         if claim is None:
             hold_id = random_hold_id(home)
@@ -142,7 +145,13 @@ class HoldService:
             return await self._create_backorder(header, parts, body, candidates, claim)
         if len(parts) == 1:
             reply = await self._reserve(
-                header, parts[home], HoldStatus.ACTIVE, body.allow_split, candidates, claim
+                header,
+                parts[home],
+                HoldStatus.ACTIVE,
+                body.allow_split,
+                candidates,
+                claim,
+                body.max_locations,
             )
             if reply.kind == Reply.INSUFFICIENT:
                 raise InsufficientStock("not enough stock for every line", lines=reply.data)
@@ -154,7 +163,9 @@ class HoldService:
             try:
                 if channel is not None and has_rules(channel):
                     await self._check_channel_figures(channel, list(parts.values()))
-                await self._create_multi(header, list(parts.values()), body.allow_split, candidates)
+                await self._create_multi(
+                    header, list(parts.values()), body.allow_split, candidates, body.max_locations
+                )
             except InsufficientStock:
                 # A retried create may be short of exactly the units its first attempt holds
                 # (planning reads them as taken): that attempt's home part decides instead.
@@ -216,6 +227,7 @@ class HoldService:
         allow_split: bool,
         candidates: list[str],
         claim: Claim | None = None,
+        max_locations: int | None = None,
     ) -> Reserved:
         p = part.partition
         skus = part.skus()
@@ -237,6 +249,7 @@ class HoldService:
                     "s": index[line.sku],
                     "q": line.quantity,
                     **({"l": line.location} if line.location else {}),
+                    **({"g": line.group} if isinstance(line, KitLine) else {}),
                 }
                 for line in part.lines
             ],
@@ -248,12 +261,15 @@ class HoldService:
             pending_grace_ms=self._settings.pending_grace_seconds * 1000,  # pending lines count
             offset_ms=self._clock.offset_ms(),
             idem=idem_for(claim, keys.tag(p)),
+            max_locations=max_locations,
         )
         result = await self._scripts.run(call)
         kind = Reply(checked(claim, result)[0])
         if kind == Reply.INSUFFICIENT:
             return Reserved(kind, orjson.loads(result[1]))
         if kind == Reply.OK:  # lines, created_at, expires_at
+            if claim is not None:
+                claim.stored = True  # with the change (hold_reserve.lua idem_store)
             return Reserved(kind, (result[1], int(result[2]), int(result[3])))
         return Reserved(kind, result[1])
 
@@ -277,7 +293,12 @@ class HoldService:
             raise InsufficientStock("not enough stock for every line", lines=short)
 
     async def _create_multi(
-        self, header: _Header, parts: list[Part], allow_split: bool, candidates: list[str]
+        self,
+        header: _Header,
+        parts: list[Part],
+        allow_split: bool,
+        candidates: list[str],
+        max_locations: int | None = None,
     ) -> None:
         unpinned = [line for part in parts for line in part.lines if line.location is None]
         if not unpinned:
@@ -311,7 +332,22 @@ class HoldService:
             shortage = await self._try_parts(header, pinned, allow_split=False, candidates=[])
             if shortage is None:
                 return
-        if allow_split:
+        if allow_split and max_locations:
+            # The capped rule of lua/includes/split.lua, planned from the snapshot and pinned;
+            # the scripts check every pinned line, all or nothing.
+            demand = [(line.sku, line.quantity) for line in unpinned]
+            plan, short = sourcing.capped_split(free, demand, candidates, max_locations)
+            if short:
+                raise InsufficientStock("not enough stock for every line", lines=short)
+            shortage = await self._try_parts(
+                header, sourcing.pin_plan(parts, plan), allow_split=False, candidates=[]
+            )
+            if shortage is None:
+                return
+        elif allow_split:
+            # Kit components may live in several partitions: each kit line is planned whole
+            # at one location (the rule of lua/includes/split.lua), the scripts check it.
+            parts = sourcing.pin_groups(parts, free, candidates)
             shortage = await self._try_parts(header, parts, allow_split=True, candidates=candidates)
             if shortage is None:
                 return
@@ -463,27 +499,8 @@ class HoldService:
         return self.render(hold_id, await self._records(hold_id, viewer))
 
     def render(self, hold_id: str, records: list[dict[str, str]]) -> dict[str, Any]:
-        """The hold as its parts are: the home part's status (by the store's clock: a lapsed
-        part is expired, whatever the reaper has marked yet), and the lines of the parts in
-        that status. After settling the parts agree; a part that could not follow (gone, or
-        lapsed past its grace) is not shown as reserved."""
-        home = records[0]
-        status = effective_status(home)
-        lines: list[dict[str, Any]] = []
-        for record in records:
-            if record and effective_status(record) == status:
-                lines += line_views(record, status)
-                lines += backorder.promised_lines(record)
-        return {
-            "id": hold_id,
-            "status": status,
-            "channel": home["channel"] or None,
-            "reference": home["reference"] or None,
-            "created_at": iso(int(home["created_at"])),
-            "expires_at": iso(int(home["expires_at"])),
-            "lines": lines,
-            "metadata": orjson.loads(home.get("metadata") or "{}"),
-        }
+        """The hold as the API shows it (app/domain/hold_render.py)."""
+        return render(hold_id, records)
 
     # -- metadata ------------------------------------------------------------------------
 

@@ -46,6 +46,9 @@ class Claim:
     ttl_seconds: int
     slot: str | None = None  # the tag of the change's slot, once the domain has named it
     taken: bool = False  # a script of this request holds (or may hold) the claim
+    # the change's script stored the response with the change (a created hold): nothing to
+    # complete, and nothing to give up
+    stored: bool = False
 
     def lives_in(self, slot: str) -> None:
         """Name the slot of the change this request makes (before anything can fail), so an
@@ -86,7 +89,10 @@ def checked(claim: Claim | None, reply: Any) -> Any:
         )
     if reply[1] == IdemReply.IN_USE:
         raise IdempotencyKeyInUse(f"a request with Idempotency-Key {claim.key!r} is still running")
-    raise StoredResponse(int(reply[2]), reply[3])
+    # imported here: hold_render reaches back to this module (through backorder)
+    from app.domain.hold_render import stored_body
+
+    raise StoredResponse(int(reply[2]), stored_body(reply[3]))
 
 
 async def take(

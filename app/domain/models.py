@@ -31,17 +31,36 @@ class Request(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
+Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+# Half the Earth's circumference: a larger radius is no "nearby" (422).
+MAX_RADIUS_KM = 20_000.0
+RadiusKm = Annotated[float, Field(gt=0, le=MAX_RADIUS_KM, allow_inf_nan=False)]
+
+
+class Geo(Request):
+    """WGS 84 coordinates in degrees (numbers: "48.1" as a string is a 422)."""
+
+    lat: Latitude
+    lon: Longitude
+
+
 class LocationIn(Request):
     type: LocationType = "store"
     name: Annotated[str, Field(max_length=200)] = ""
     ship: bool = False
     pickup: bool = False
     priority: Annotated[int, Field(ge=0, le=1_000_000)] = 100
+    geo: Geo | None = None
 
 
 class Location(LocationIn):
     model_config = ConfigDict(strict=False, extra="ignore")
     id: Identifier
+
+    def public(self) -> dict[str, Any]:
+        """As answered: `geo` only for a location that has coordinates."""
+        return self.model_dump(exclude={"geo"} if self.geo is None else None)
 
 
 class BufferUnits(Request):
@@ -221,6 +240,10 @@ class HoldIn(Request):
     # supply lines whose eta is not after needed_by (RFC 3339) once on-hand units run out.
     allow_backorder: bool = False
     needed_by: Annotated[str, Field(max_length=64)] | None = None
+    # Sourcing (docs/architecture.md, "Sourcing rule"): nearest eligible location first, and
+    # a cap on how many locations a split hold may use.
+    ship_to: Geo | None = None
+    max_locations: Annotated[int, Field(ge=1, le=100)] | None = None
     metadata: Metadata | None = None
 
 
@@ -276,6 +299,73 @@ class Hold(BaseModel):
     created_at: str
     expires_at: str
     lines: list[HoldLine]
+
+
+class NearbyLocation(BaseModel):
+    location: str
+    name: str
+    distance_km: float
+    available: int
+
+
+class Nearby(BaseModel):
+    sku: str
+    channel: str | None
+    locations: list[NearbyLocation]
+
+
+NearbyLimit = Annotated[int, Field(ge=1, le=1000)]
+
+
+class NearbyLineIn(Request):
+    sku: Identifier
+    quantity: Quantity = 1
+
+
+class NearbyQuery(Request):
+    """Locations within `radius_km` of (lat, lon) that can serve every line, nearest first."""
+
+    lines: Annotated[list[NearbyLineIn], Field(min_length=1, max_length=100)]
+    lat: Latitude
+    lon: Longitude
+    radius_km: RadiusKm
+    limit: NearbyLimit | None = None
+    channel: Identifier | None = None
+
+
+class NearbyLineAvailability(BaseModel):
+    sku: str
+    available: int
+
+
+class NearbyCartLocation(BaseModel):
+    location: str
+    name: str
+    distance_km: float
+    lines: list[NearbyLineAvailability]
+
+
+class NearbyCart(BaseModel):
+    channel: str | None
+    locations: list[NearbyCartLocation]
+
+
+class KitComponent(Request):
+    sku: Identifier
+    quantity: Quantity
+
+
+class KitIn(Request):
+    components: Annotated[list[KitComponent], Field(min_length=1, max_length=50)]
+
+
+class Kit(BaseModel):
+    sku: str
+    components: list[KitComponent]
+
+
+class Kits(BaseModel):
+    kits: list[Kit]
     metadata: dict[str, str] = Field(default_factory=dict)
 
 

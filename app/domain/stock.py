@@ -13,6 +13,7 @@ from app.domain.channel_rules import channel_figure, has_rules
 from app.domain.clock import Clock, store_ms
 from app.domain.config import ConfigService
 from app.domain.idempotency import Claim, checked, idem_for
+from app.domain.kits import expand, kit_available
 from app.domain.models import Channel
 from app.settings import Settings
 from app.store import batch, calls
@@ -227,6 +228,26 @@ class StockService:
             out[p] = (group, rows)
         return out, list(dict.fromkeys(unsure))
 
+    async def units(
+        self, skus: list[str], wanted: list[str], nothing: bool = False
+    ) -> dict[str, dict[str, int]]:
+        """{sku: {location: available}} at `wanted` (none: wherever stocked) for skus and kits
+        (app/domain/kits.py: from their base components), in one round trip to the store.
+        `nothing`: no location is in scope (no read)."""
+        kits = self._config.kits
+        parts = {sku: expand(kits, sku) for sku in skus if sku in kits}
+        reads = list(dict.fromkeys(s for sku in skus for s in (parts.get(sku) or [sku])))
+        rows: list[list[Any]] = (
+            [[] for _ in reads] if nothing else await self.read_rows(reads, wanted)
+        )
+        found = {
+            sku: {row[i]: row[i + 5] for i in range(0, len(row), 6)}
+            for sku, row in zip(reads, rows, strict=True)
+        }
+        return {
+            sku: kit_available(parts[sku], found) if sku in parts else found[sku] for sku in skus
+        }
+
     async def availability(
         self, skus: list[str], channel: Channel | None, locations: list[str] | None
     ) -> list[dict[str, Any]]:
@@ -243,13 +264,10 @@ class StockService:
             wanted = list(dict.fromkeys(locations))
         threshold = channel.low_stock_threshold if channel is not None else 0
         listed = channel is not None or locations is not None
-        if listed and not wanted:
-            rows: list[list[Any]] = [[] for _ in skus]
-        else:
-            rows = await self.read_rows(skus, wanted)
+        units = await self.units(skus, wanted, listed and not wanted)
         results = []
-        for sku, row in zip(skus, rows, strict=True):
-            found = {row[i]: row[i + 5] for i in range(0, len(row), 6)}
+        for sku in skus:
+            found = units[sku]
             total = sum(found.values())
             if channel is not None and has_rules(channel):
                 # The channel's figure; no location shows more than it (a hold takes no more).

@@ -102,8 +102,9 @@ class EventHub:
             # No await from here on: `position` and the registration are one step, so the
             # queue gets exactly the events after `start`.
             sub = Subscription(flt, self._queue_size, self.position)
-            if flt.sku is not None:
-                self._by_sku.setdefault(flt.sku, set()).add(sub)
+            if flt.skus is not None:  # a kit's reader: under each of its components
+                for sku in flt.skus:
+                    self._by_sku.setdefault(sku, set()).add(sub)
             else:
                 self._others.add(sub)
             self._count += 1
@@ -111,13 +112,22 @@ class EventHub:
             return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        group = self._others if sub.filter.sku is None else self._by_sku.get(sub.filter.sku)
-        if group is not None and sub in group:
-            group.discard(sub)
+        skus = sub.filter.skus
+        if skus is None:
+            found = sub in self._others
+            self._others.discard(sub)
+        else:
+            found = False
+            for sku in skus:
+                group = self._by_sku.get(sku)
+                if group is not None and sub in group:
+                    found = True
+                    group.discard(sub)
+                    if not group:
+                        del self._by_sku[sku]
+        if found:
             self._count -= 1
             SSE_CLIENTS.dec()
-            if sub.filter.sku is not None and not group:
-                del self._by_sku[sub.filter.sku]
 
     async def stop(self) -> None:
         self._stopped = True
@@ -136,7 +146,9 @@ class EventHub:
             sub.wake()
 
     def _all(self) -> list[Subscription]:
-        return [*self._others, *(sub for group in self._by_sku.values() for sub in group)]
+        # A kit's reader is in the group of each of its components: list it once.
+        by_sku = {sub for group in self._by_sku.values() for sub in group}
+        return [*self._others, *by_sku]
 
     # -- the reader ------------------------------------------------------------------------
 

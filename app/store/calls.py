@@ -211,8 +211,10 @@ def hold_reserve(
     metadata: bytes | str = "",
     offset_ms: int = 0,
     idem: Idem | None = None,
+    max_locations: int | None = None,
 ) -> Call:
-    """hold_reserve.lua. `lines`: [{"s": sku index (1-based), "q": quantity, "l"?}];
+    """hold_reserve.lua. `lines`: [{"s": sku index (1-based), "q": quantity, "l"?, "g"?}]
+    ("g": the kit line a component line belongs to: a group is sourced at one location);
     `metadata`: a JSON object, "" for none."""
     p = partition
     return Call(
@@ -239,7 +241,7 @@ def hold_reserve(
             orjson.dumps(lines),
             orjson.dumps(skus),
             orjson.dumps(candidates),
-            "",  # ARGV[14] unused
+            max_locations or "",
             channels,
             owner,
             pending_grace_ms,
@@ -610,12 +612,19 @@ def idempotency_complete(idem: Idem, status: int | str, body: str | bytes) -> Ca
 
 
 def config_put(
-    hash_key: str, item_id: str, doc: bytes | str, offset_ms: int = 0, idem: Idem | None = None
+    hash_key: str,
+    item_id: str,
+    doc: bytes | str,
+    offset_ms: int = 0,
+    idem: Idem | None = None,
+    geo: str = "",
 ) -> Call:
+    """config_put.lua. `doc` "" deletes the item; `geo` (locations): "-" no coordinates,
+    "<lon> <lat>" its place in the geo index, "" (channels, kits) leaves the index alone."""
     return Call(
         Script.CONFIG_PUT,
-        [hash_key, keys.CONFIG_VERSION, *_idem_keys(idem)],
-        [item_id, doc, offset_ms, *_idem_args(idem)],
+        [hash_key, keys.CONFIG_VERSION, keys.GEO, *_idem_keys(idem)],
+        [item_id, doc, offset_ms, geo, *_idem_args(idem)],
     )
 
 

@@ -39,6 +39,23 @@ local function idem_claim(now)
   return nil
 end
 
+-- Store the response in the claim this script call took (idem_claim() went on, so the record
+-- is this request's); nothing without a key. A script whose change answers for itself stores
+-- its response with the change, and the request needs no completion call (hold_reserve.lua:
+-- a created hold, in the deferred form IDEM_HOLD_CREATED that app/domain/idempotency.py
+-- renders; a keyed create is one store round trip).
+local function idem_store(status, body)
+  if idem_fp == '' then return end
+  redis.call('HSET', idem_key, 'state', 'done', 'status', status, 'body', body)
+  redis.call('EXPIRE', idem_key, idem_ttl)
+end
+
+-- The stored body of a created hold (POST /v1/holds, 201): this prefix, then the JSON array
+-- [hold id, status, channel, reference, created_at, expires_at, lines JSON, metadata JSON or
+-- ""], which the service
+-- renders exactly as it rendered the first response (app/domain/hold_render.py).
+local IDEM_HOLD_CREATED = '\0hold_created\0'
+
 -- Store the response of this request's claim, or give the claim up (status ""): the request
 -- failed before it could change anything, so a retry must run it again.
 -- Replies {"stored"} | {"released"} | {"not_claimed"} (the record is gone or another request's).
@@ -48,7 +65,6 @@ local function idem_complete(status, body)
     redis.call('DEL', idem_key)
     return {'released'}
   end
-  redis.call('HSET', idem_key, 'state', 'done', 'status', status, 'body', body)
-  redis.call('EXPIRE', idem_key, idem_ttl)
+  idem_store(status, body)
   return {'stored'}
 end

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from app import keys
+from app.domain import holds as holds_module
 from app.domain.clock import ManualClock
 from tests.api.helpers import (
     act,
@@ -191,6 +192,48 @@ async def test_create_hold_retry_returns_the_same_201_and_reserves_once(
     retry = await client.post("/v1/holds", json=HOLD_BODY, headers=key("h-1"))
     same_response(first, retry)
     assert await snapshot(client, ["sku-1"]) == before
+    assert (await position(client, "sku-1", "dc"))["held"] == 2
+
+
+async def test_a_created_hold_is_replayed_byte_for_byte(client: httpx.AsyncClient) -> None:
+    # the script stored it with the hold in deferred form; the replay renders it again
+    await seed(client, {("sku-1", "dc"): 5})
+    first = await client.post("/v1/holds", json=HOLD_BODY, headers=key("h-bytes"))
+    retry = await client.post("/v1/holds", json=HOLD_BODY, headers=key("h-bytes"))
+    assert first.status_code == retry.status_code == 201
+    assert retry.content == first.content
+    assert retry.headers["idempotent-replayed"] == "true"
+
+
+async def test_a_created_hold_with_metadata_is_replayed_byte_for_byte(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client, {("sku-1", "dc"): 5})
+    body = {**HOLD_BODY, "reference": "cart-9", "metadata": {"cart": "c-9", "note": 'é " x'}}
+    first = await client.post("/v1/holds", json=body, headers=key("h-meta"))
+    retry = await client.post("/v1/holds", json=body, headers=key("h-meta"))
+    assert first.status_code == retry.status_code == 201
+    assert first.json()["metadata"] == {"cart": "c-9", "note": 'é " x'}
+    assert retry.content == first.content
+
+
+async def test_a_create_whose_service_died_before_answering_is_replayed_not_in_use(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the response is stored by the hold's own script, not by a call after it
+    await seed(client, {("sku-1", "dc"): 5})
+
+    def dies(*args: Any) -> None:
+        raise RuntimeError("the worker dies before it answers")
+
+    monkeypatch.setattr(holds_module, "render", dies)
+    with pytest.raises(RuntimeError):
+        await client.post("/v1/holds", json=HOLD_BODY, headers=key("h-dies"))
+    monkeypatch.undo()
+    retry = await client.post("/v1/holds", json=HOLD_BODY, headers=key("h-dies"))
+    assert retry.status_code == 201
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.json()["lines"] == [{"sku": "sku-1", "location": "dc", "quantity": 2}]
     assert (await position(client, "sku-1", "dc"))["held"] == 2
 
 

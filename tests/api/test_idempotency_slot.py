@@ -89,7 +89,7 @@ async def _evalsha_calls(redis: Redis) -> int:
     return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
-async def test_a_keyed_hold_create_takes_two_store_round_trips(
+async def test_a_keyed_hold_create_takes_one_store_round_trip(
     client: httpx.AsyncClient, redis: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await seed(client, {("sku-1", "dc"): 50})
@@ -112,9 +112,10 @@ async def test_a_keyed_hold_create_takes_two_store_round_trips(
     r = await client.post("/v1/holds", json=HOLD_BODY, headers=key("counted"))
     after = await _evalsha_calls(redis)
     assert r.status_code == 201
-    # hold_reserve.lua (claim + change), then idempotency_complete.lua: was 3 (claim first)
-    assert after - before == 2
-    assert [c for c in sent if c != "INFO"] == ["EVALSHA", "EVALSHA"]  # INFO: ours
+    # hold_reserve.lua: claim, change and stored response in one call (was 2: the response
+    # stored by idempotency_complete.lua; 3 before that: the claim first)
+    assert after - before == 1
+    assert [c for c in sent if c != "INFO"] == ["EVALSHA"]  # INFO: ours
 
 
 @pytest.fixture

@@ -215,7 +215,7 @@ async def test_a_late_home_reservation_meets_a_tombstone_and_the_hold_stays_rele
         await redis.delete(keys.hold(keys.partition_of(s), hold_id))
     service = holds_of(app)
     header = _header(hold_id, skus)
-    from app.domain.holds import Part
+    from app.domain.sourcing import Part
 
     for s, q in zip(skus[1:], [2, 3], strict=True):
         line = _line(s, q)

@@ -100,3 +100,22 @@ async def test_reader_stops_when_idle_and_restarts_at_now(
     (event,) = await drain(again, 1)
     assert event.id.partition == 9
     await hub.stop()
+
+
+async def test_a_kit_filter_gets_its_components_events_once_and_leaves_cleanly(
+    redis: Redis, hub: EventHub
+) -> None:
+    from app.domain.config import ConfigService
+    from app.domain.models import Kit, KitComponent
+
+    config = ConfigService(redis, None, 60)  # type: ignore[arg-type]  # only its cache is read
+    config.kits = {"bike": Kit(sku="bike", components=[KitComponent(sku="frame", quantity=1)])}
+    sub = await hub.subscribe(EventFilter(config, sku="bike"))
+    frame_p = keys.partition_of("frame")
+    await write(redis, 2, [frame_p], sku="other")
+    await write(redis, 3, [frame_p], sku="frame")
+    got = await drain(sub, 3)
+    assert [e.sku for e in got] == ["frame"] * 3
+    assert hub.subscribers == 1
+    hub.unsubscribe(sub)
+    assert hub.subscribers == 0

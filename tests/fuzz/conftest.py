@@ -5,7 +5,6 @@ code that reserves and moves stock."""
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,9 +16,6 @@ from redis import Redis as SyncRedis
 from app.credentials import hash_key, new_key
 from app.store.embedded import EmbeddedStore, free_port
 from tests.conftest import ServiceProcess, service_env
-
-# What the run saw, printed in the terminal summary (`make fuzz` reads it from there).
-STATS: collections.Counter[str] = collections.Counter()
 
 # The service runs with API keys, as deployed: the fuzzer sends this admin key, and the cases
 # that drop or mangle it must get a 401 problem.
@@ -75,19 +71,3 @@ def _seed(base_url: str) -> None:
             ok(c.post("/v1/holds", json={"lines": [{"sku": "0", "quantity": 1}]}))
         h = ok(c.post("/v1/holds", json={"lines": [{"sku": "A", "quantity": 1}]}))
         ok(c.post(f"/v1/holds/{h['id']}/commit"))
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not STATS["cases"]:
-        return
-    statuses = ", ".join(
-        f"{k[len('status:') :]}x{v}" for k, v in sorted(STATS.items()) if k.startswith("status:")
-    )
-    phases = ", ".join(
-        f"{k[len('phase:') :]}x{v}" for k, v in sorted(STATS.items()) if k.startswith("phase:")
-    )
-    terminalreporter.write_line(
-        f"openapi fuzz: {STATS['cases']} generated cases, {STATS['5xx']} 5xx responses, "
-        f"{STATS['not_problem']} 4xx without a problem body"
-    )
-    terminalreporter.write_line(f"openapi fuzz: by status {statuses}; by phase {phases}")

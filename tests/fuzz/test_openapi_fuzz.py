@@ -38,7 +38,8 @@ from app.api.main import create_app
 from app.domain.models import StockEventIn, SupplyLineIn
 from app.settings import Settings
 from tests.conftest import ServiceProcess
-from tests.fuzz.conftest import ADMIN_KEY, STATS
+from tests.fuzz.conftest import ADMIN_KEY
+from tests.fuzz.stats import STATS
 
 # Random cases per operation in the fuzzing phase (17 operations), on top of the coverage phase.
 EXAMPLES = int(os.environ.get("OMNISTOCK_FUZZ_EXAMPLES", "12"))

@@ -169,6 +169,75 @@ async def test_multi_partition_plan_sources_as_hold_reserve(redis: Redis) -> Non
     assert all(outcomes[k] > 10 for k in ("single", "no single location", "short")), outcomes
 
 
+async def test_multi_partition_capped_plan_sources_as_split_lua(redis: Redis) -> None:
+    """sourcing.capped_split (a multi-partition hold's max_locations plan) against
+    hold_reserve.lua's capped split (lua/includes/split.lua) on the same positions, where no
+    single location serves the hold: the same locations and units, or the same short lines."""
+    p, skus = same_partition_skus(3)
+    scripts = Scripts.register(redis)
+    stock = StockService(
+        redis, scripts, ConfigService(redis, scripts, 60.0), Settings(), StoreClock()
+    )
+    rnd = random.Random(14)
+    locations = [*LOCATIONS, "store-3", "store-4"]
+    outcomes: dict[str, int] = defaultdict(int)
+    for case in range(200):
+        chosen = rnd.sample(skus, rnd.randint(1, 3))
+        for sku in chosen:
+            await redis.delete(*keys.sku_keys(p, sku))
+            for loc in locations:
+                if rnd.random() < 0.7:
+                    await redis.hset(keys.position(p, sku), loc, f"{rnd.randint(0, 6)}:0:0:0")
+        demand = [(rnd.choice(chosen), rnd.randint(1, 7)) for _ in range(rnd.randint(1, 4))]
+        need: dict[str, int] = defaultdict(int)
+        for sku, q in demand:
+            need[sku] += q
+        candidates = rnd.sample(locations, rnd.randint(2, len(locations)))
+        cap = rnd.randint(1, 3)
+        snapshot = await stock.read_rows(chosen, candidates)
+        free = {
+            sku: {row[i]: row[i + 5] for i in range(0, len(row), 6)}
+            for sku, row in zip(chosen, snapshot, strict=True)
+        }
+        if sourcing.single_locations(free, need, candidates):
+            continue  # the script takes one location before any split
+        plan, short = sourcing.capped_split(free, demand, candidates, cap)
+        index = {sku: i + 1 for i, sku in enumerate(chosen)}
+        reply = await scripts.run(
+            calls.hold_reserve(
+                partition=p,
+                hold_id=f"cap-hold-{case}",
+                status=HoldStatus.ACTIVE,
+                ttl_ms=60_000,
+                pending_ttl_ms=0,
+                channel="",
+                reference="",
+                parts=str(p),
+                allow_split=True,
+                retention_ms=86_400_000,
+                lines=[{"s": index[sku], "q": q} for sku, q in demand],
+                skus=chosen,
+                candidates=candidates,
+                channels=b"{}",
+                owner="owner",
+                pending_grace_ms=0,
+                max_locations=cap,
+            )
+        )
+        if short:
+            assert reply[0] == "insufficient", (case, reply, free, demand, candidates, cap)
+            assert orjson.loads(reply[1]) == short, (case, free, demand, candidates, cap)
+            outcomes["short"] += 1
+        else:
+            assert reply[0] == "ok", (case, reply, free, demand, candidates, cap)
+            got: dict[str, dict[str, int]] = defaultdict(dict)
+            for line in orjson.loads(reply[1]):
+                got[line["sku"]][line["location"]] = line["quantity"]
+            assert got == plan, (case, free, demand, candidates, cap)
+            outcomes["split"] += 1
+    assert outcomes["short"] > 10 and outcomes["split"] > 10, outcomes
+
+
 async def test_python_channel_figure_is_channel_rules_lua_rule(redis: Redis) -> None:
     """app/domain/channel_rules.py's channel_figure against channel_rules.lua's, on the
     channels as scripts get them (script_entry): units, percents (rounding), exclusions."""

@@ -41,7 +41,9 @@ async def set_stock(scripts: Scripts, on_hand: int, marker: str = "-", marker_tt
     return await scripts.run(call)
 
 
-async def reserve(scripts: Scripts, hold_id: str, qty: int, ttl_ms: int = 60_000) -> Any:
+async def reserve(
+    scripts: Scripts, hold_id: str, qty: int, ttl_ms: int = 60_000, idem: Idem | None = None
+) -> Any:
     call = calls.hold_reserve(
         partition=P,
         hold_id=hold_id,
@@ -60,6 +62,7 @@ async def reserve(scripts: Scripts, hold_id: str, qty: int, ttl_ms: int = 60_000
         owner="client-a",
         pending_grace_ms=0,
         offset_ms=NOW,
+        idem=idem,
     )
     return await scripts.run(call)
 
@@ -116,6 +119,26 @@ async def test_hold_reserve_replies_exists_for_a_known_hold_id(scripts: Scripts)
     await set_stock(scripts, 5)
     await reserve(scripts, "h1", 2)
     assert await reserve(scripts, "h1", 2) == ["exists", "active"]
+
+
+async def test_a_keyed_hold_reserve_stores_its_response_with_the_change(scripts: Scripts) -> None:
+    await set_stock(scripts, 5)
+    idem = Idem(keys.idempotency(keys.tag(P), "e" * 64), "f1", 1000, 60)
+    _, lines, created_at, expires_at = await reserve(scripts, "h1", 2, idem=idem)
+    kind, state, status, body = await reserve(scripts, "h1", 2, idem=idem)
+    assert (kind, state, status) == ("idem", "done", "201")
+    prefix = "\0hold_created\0"  # the deferred form (lua/includes/idempotency.lua)
+    assert body.startswith(prefix)
+    assert orjson.loads(body[len(prefix) :]) == [
+        "h1",
+        "active",
+        "",
+        "",
+        str(created_at),
+        str(expires_at),
+        lines,
+        "",  # no metadata
+    ]
 
 
 async def test_hold_reserve_replies_insufficient_and_writes_nothing(

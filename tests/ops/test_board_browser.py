@@ -349,3 +349,54 @@ def test_board_without_channels_says_how_to_create_one(
     service = start_service(OMNISTOCK_DATA_DIR=str(tmp_path / "data"))  # an empty store
     page.goto(f"{service.base_url}/board/?sku=SKU-1")
     expect(page.locator("#no-channels")).to_contain_text("PUT /v1/channels/")
+
+
+def test_board_nearby_panel_finds_stores_and_holds_at_one(
+    start_service: Any, store_url: str, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    service = start_service(OMNISTOCK_REDIS_URL=store_url)
+    with httpx.Client(base_url=service.base_url, timeout=5) as http:
+        for loc, (lat, lon), on_hand in (
+            ("store-5", (48.8706, 2.3318), 0),
+            ("store-7", (48.8532, 2.3691), 3),
+            ("store-9", (48.8918, 2.2389), 1),
+        ):
+            body = {"name": loc.title(), "pickup": True, "geo": {"lat": lat, "lon": lon}}
+            http.put(f"/v1/locations/{loc}", json=body).raise_for_status()
+            http.put(f"/v1/stock/SKU-9/{loc}", json={"on_hand": on_hand}).raise_for_status()
+        http.put("/v1/channels/pos", json={"locations": ["store-5", "store-7"]}).raise_for_status()
+        page.goto(f"{service.base_url}/board/?sku=SKU-9")
+        expect(page.locator("#nearby-card")).to_be_visible()
+        page.select_option("#nearby-from", "store-5")
+        page.fill("#nearby-ref", "customer-4411")
+        page.click("#nearby-form button[type=submit]")
+        rows = page.locator("#nearby tbody tr")
+        expect(rows).to_have_count(2)
+        expect(rows.first).to_have_attribute("data-location", "store-7")
+        rows.first.locator("button").click()
+        expect(page.locator("#nearby-result")).to_contain_text("held at store-7")
+        expect(rows.first.locator("td").nth(2)).to_have_text("2")
+        held = http.get("/v1/stock/SKU-9").json()["positions"]
+        assert {p["location"]: p["held"] for p in held}["store-7"] == 1
+
+
+def test_board_shows_a_kit_in_whole_kits_and_follows_its_components(
+    start_service: Any, store_url: str, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    service = start_service(OMNISTOCK_REDIS_URL=store_url)
+    with httpx.Client(base_url=service.base_url, timeout=5) as http:
+        seed(http)
+        http.put("/v1/stock/WHEEL/store-12", json={"on_hand": 5}).raise_for_status()
+        http.put("/v1/stock/SKU-1/store-12", json={"on_hand": 4}).raise_for_status()
+        body = {"components": [{"sku": "SKU-1", "quantity": 1}, {"sku": "WHEEL", "quantity": 2}]}
+        http.put("/v1/kits/BIKE", json=body).raise_for_status()
+        page.goto(f"{service.base_url}/board/?sku=BIKE")
+        expect(available_cell(page, "store-12")).to_have_text("2")
+        expect(page.locator("#state")).to_have_text("live")
+        http.put("/v1/stock/WHEEL/store-12", json={"on_hand": 9}).raise_for_status()
+        expect(available_cell(page, "store-12")).to_have_text("4", timeout=LIVE_TIMEOUT_MS)
+        expect(channel_cell(page, "web")).to_have_text("4", timeout=LIVE_TIMEOUT_MS)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-FILES = ["board.js", "sse.js", "board.css", "widget.js", "widget-example.html"]
+FILES = ["board.js", "sse.js", "nearby.js", "board.css", "widget.js", "widget-example.html"]
 
 
 async def test_board_redirects_to_its_index_page(client: httpx.AsyncClient) -> None:

@@ -69,15 +69,16 @@ def test_every_reply_kind_a_script_header_lists_is_a_reply_member() -> None:
     assert listed <= {r.value for r in Reply}
 
 
-def test_hold_reserve_lays_out_seventeen_argv_then_the_claim() -> None:
+def test_hold_reserve_lays_out_eighteen_argv_then_the_claim() -> None:
     plain, keyed = reserve(), reserve(IDEM)
     assert plain.keys == [
         keys.hold(P, "h1"),
         keys.expiry_index(P),
         keys.events(P),
         *keys.sku_keys(P, SKU),
+        keys.holds_index(P),
     ]
-    assert len(plain.args) == 17
+    assert len(plain.args) == 18  # the 18th: metadata
     assert plain.args[2] == "pending" and plain.args[8] == "1" and plain.args[16] == 7
     assert keyed.keys == [*plain.keys, IDEM.record]
     assert keyed.args == [*plain.args, "fp", 1000, 60]

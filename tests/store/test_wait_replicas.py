@@ -187,5 +187,12 @@ async def test_wait_aof_waits_for_the_replicas_append_only_file(pair: Replicated
 def test_every_mutating_script_waits_and_no_read_does() -> None:
     names = [f.name for f in Scripts.__dataclass_fields__.values()]
     reads = {n for n in names if script_source(n).startswith("#!lua flags=no-writes")}
-    assert reads == {"availability", "audit_snapshot", "hold_read", "hold_due"}
+    assert reads == {
+        "availability",
+        "audit_snapshot",
+        "audit_supply",
+        "hold_read",
+        "hold_due",
+        "supply_read",
+    }
     assert {n for n in names if waits(n)} == set(names) - reads - UNWAITED_WRITES
