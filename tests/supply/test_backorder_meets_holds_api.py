@@ -8,7 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
+from app import keys
+from app.domain.audit import Auditor
+from app.domain.clock import ManualClock
+from app.store.scripts import Scripts
 from tests.api.helpers import act, assert_problem, position
 from tests.conftest import seed
 from tests.supply.helpers import backorder, days, ok_supply, supply_lines
@@ -201,3 +206,29 @@ async def test_partial_fulfil_of_a_promised_line_is_409_promise_not_received(
     r = await act(client, hold["id"], "fulfil", json={"lines": [promise_line(1)]})
     assert_problem(r, 409, "promise_not_received")
     assert await promised_units(client) == 5
+
+
+async def test_a_receipt_after_a_partial_release_moves_only_the_promise_left_into_the_hold(
+    client: httpx.AsyncClient,
+) -> None:
+    await ok_supply(client, "sku-1", "dc", "po", 10, days(2))
+    hold = await made(client, 8)
+    await act(client, hold["id"], "release", json={"lines": [promise_line(2)]})
+    receipt = {"id": "r1", "type": "receipt", "sku": "sku-1", "location": "dc", "quantity": 10}
+    r = await client.post("/v1/stock/events", json={"events": [{**receipt, "supply_id": "po"}]})
+    assert r.json()["results"][0]["status"] == "applied", r.text
+    after = (await client.get(f"/v1/holds/{hold['id']}")).json()
+    assert on_hand(after) == [("dc", 6)]  # 3 on hand at creation + the 3 still promised
+    assert (await position(client, "sku-1", "dc"))["held"] == 6
+
+
+async def test_the_audit_finds_a_partially_released_promise_consistent(
+    client: httpx.AsyncClient, redis: Redis, clock: ManualClock
+) -> None:
+    await ok_supply(client, "sku-1", "dc", "po", 10, days(2))
+    hold = await made(client, 8)
+    r = await act(client, hold["id"], "release", json={"lines": [promise_line(2)]})
+    assert r.status_code == 200, r.text
+    auditor = Auditor(redis, Scripts.register(redis), clock, parts_grace=0.2)
+    report = await auditor.audit([keys.partition_of("sku-1")])
+    assert report.clean, report.as_dict()
