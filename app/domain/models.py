@@ -419,9 +419,16 @@ class SupplyLine(BaseModel):
     incoming: int  # not promised yet
 
 
+class BrokenPromise(BaseModel):
+    """A hold whose promised units lost their backing, and how many."""
+
+    hold: str
+    units: int
+
+
 class SupplyChange(SupplyLine):
     action: Literal["created", "updated", "cancelled", "unchanged"]
-    broken_promises: list[dict[str, Any]]
+    broken_promises: list[BrokenPromise]
 
 
 class SupplyList(BaseModel):
@@ -450,7 +457,7 @@ class SupplyBatchResult(BaseModel):
     supply_id: str | None
     status: Literal["created", "updated", "cancelled", "unchanged", "rejected"]
     reason: str | None = None
-    broken_promises: list[dict[str, Any]] = []
+    broken_promises: list[BrokenPromise] = []
 
 
 class SupplyBatchResults(BaseModel):

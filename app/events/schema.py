@@ -7,11 +7,11 @@ tests/events/test_event_schema.py checks real events against them.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.domain.models import StockStatus
+from app.domain.models import BrokenPromise, StockStatus
 
 
 class EventPosition(BaseModel):
@@ -45,6 +45,19 @@ class EventCause(BaseModel):
     )
 
 
+class SupplyState(BaseModel):
+    """The supply line a `supply.*` or `promise_broken` event is about, after the change."""
+
+    location: str
+    supply_id: str
+    type: str
+    quantity: int
+    eta: str | None = None
+    reference: str | None = None
+    promised: int | None = Field(default=None, description="absent on `supply.received`")
+    received: int | None = Field(default=None, description="`supply.received` only")
+
+
 class StockChangeEvent(BaseModel):
     """A change of one position: `stock.*` (sale, receipt, set, imported, ...), `hold.*`
     (reserved, committed, fulfilled, released, expired, aborted), `shortfall`, `supply.*`
@@ -64,12 +77,12 @@ class StockChangeEvent(BaseModel):
     shortfall: int | None = Field(
         default=None, description="`shortfall` only: units promised beyond on_hand"
     )
-    supply: dict[str, Any] | None = Field(
+    supply: SupplyState | None = Field(
         default=None,
         description="`supply.*` and `promise_broken`: the supply line after the change "
         "{location, supply_id, type, quantity, eta, reference, promised}",
     )
-    broken: list[dict[str, Any]] | None = Field(
+    broken: list[BrokenPromise] | None = Field(
         default=None,
         description="`promise_broken` only: each hold whose promised units lost their backing "
         "and how many [{hold, units}] (`holds` names them too)",
