@@ -53,15 +53,13 @@ local rcall = redis.call
 --!include clock.lua
 --!include state.lua
 --!include promise.lua
---!include idempotency.lua
+--!include hold_create.lua
 --!include hold_index.lua
 
 local hold_key, expiry_key, stream_key = KEYS[1], KEYS[2], KEYS[3]
 local now = clock_now(ARGV[1])
-local stop = idem_claim(now)
+local stop = hold_create_start(hold_key, now)
 if stop then return stop end
-local existing = rcall('HGET', hold_key, 'status')
-if existing then return {'exists', existing} end
 local needed_by = tonumber(ARGV[13])
 if needed_by ~= 0 and needed_by <= now then return {'needed_by_past'} end
 

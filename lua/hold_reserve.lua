@@ -63,18 +63,15 @@
 local rcall, tonumber, match, format = redis.call, tonumber, string.match, string.format
 --!include clock.lua
 --!include event.lua
---!include idempotency.lua
+--!include hold_create.lua
 --!include split.lua
 --!include hold_index.lua
 local POS = POS_PATTERN
 
 local hold_key, expiry_key, stream_key = KEYS[1], KEYS[2], KEYS[3]
 local now = clock_now(ARGV[1])
-local stop = idem_claim(now)
+local stop = hold_create_start(hold_key, now)
 if stop then return stop end
--- A retry of a create that got through (its claim's lease ran out): before any other work.
-local existing = rcall('HGET', hold_key, 'status')
-if existing then return {'exists', existing} end
 
 local hold_id = ARGV[2]
 local expires_at = now + tonumber(ARGV[4])

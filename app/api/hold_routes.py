@@ -24,6 +24,7 @@ from app.domain.models import (
     HoldList,
     HoldPatchIn,
     HoldStatus,
+    LineOp,
     LinesIn,
 )
 
@@ -152,6 +153,24 @@ async def _transition(
     return await services.idempotency.run(request, op)
 
 
+async def _settle(
+    hold_id: str, request: Request, services: ServicesDep, body: LinesIn | None, op: LineOp
+) -> Response:
+    """Fulfil or release the whole hold, or with `body` only those units of its lines."""
+    holds = services.holds
+    past = "fulfilled" if op == "fulfil" else "released"
+    if body is not None:
+        lines = body.lines
+        return await _transition(
+            request,
+            services,
+            f"{past}_lines",
+            lambda v, d: holds.change_lines(hold_id, v, op, lines, d),
+        )
+    whole = holds.fulfil if op == "fulfil" else holds.release
+    return await _transition(request, services, past, lambda v, d: whole(hold_id, v, d))
+
+
 @router.post(
     "/{hold_id}/commit",
     response_model=Hold,
@@ -176,17 +195,7 @@ async def fulfil_hold(
 ) -> Response:
     """Shipped or picked up: on_hand goes down by the hold's units and the hold is done. With
     `lines`, only those units (all or none): the hold stays committed until no unit is open."""
-    if body is not None:
-        lines = body.lines
-        return await _transition(
-            request,
-            services,
-            "fulfilled_lines",
-            lambda v, d: services.holds.change_lines(hold_id, v, "fulfil", lines, d),
-        )
-    return await _transition(
-        request, services, "fulfilled", lambda v, d: services.holds.fulfil(hold_id, v, d)
-    )
+    return await _settle(hold_id, request, services, body, "fulfil")
 
 
 @router.post(
@@ -200,17 +209,7 @@ async def release_hold(
 ) -> Response:
     """Cancelled: the units return to available. With `lines`, only those units (all or
     none): the hold keeps its status until no unit is open."""
-    if body is not None:
-        lines = body.lines
-        return await _transition(
-            request,
-            services,
-            "released_lines",
-            lambda v, d: services.holds.change_lines(hold_id, v, "release", lines, d),
-        )
-    return await _transition(
-        request, services, "released", lambda v, d: services.holds.release(hold_id, v, d)
-    )
+    return await _settle(hold_id, request, services, body, "release")
 
 
 @router.post(
