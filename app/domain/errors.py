@@ -83,7 +83,17 @@ class InsufficientStock(
 class InvalidTransition(
     DomainError, status=409, code="invalid_transition", title="Invalid hold transition"
 ):
-    pass
+    @classmethod
+    def expired(cls, hold_id: str) -> InvalidTransition:
+        """The hold has lapsed (its script found it past expires_at)."""
+        return cls(f"hold {hold_id} has expired", hold_status="expired", hold_id=hold_id)
+
+    @classmethod
+    def refused(cls, hold_id: str, status: str, doing: str) -> InvalidTransition:
+        """The hold is `status`, so it cannot `doing`."""
+        return cls(
+            f"hold {hold_id} is {status}; cannot {doing}", hold_status=status, hold_id=hold_id
+        )
 
 
 class UnknownHoldLine(

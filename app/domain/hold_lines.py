@@ -55,15 +55,9 @@ def raise_for(hold_id: str, op: str, kind: Reply, reply: list[Any]) -> None:
     if kind == Reply.NOT_FOUND:
         raise HoldNotFound(f"no hold {hold_id!r}")
     if kind == Reply.EXPIRED:
-        raise InvalidTransition(
-            f"hold {hold_id} has expired", hold_status="expired", hold_id=hold_id
-        )
+        raise InvalidTransition.expired(hold_id)
     if kind == Reply.INVALID:
-        raise InvalidTransition(
-            f"hold {hold_id} is {reply[1]}; cannot {op} its lines",
-            hold_status=reply[1],
-            hold_id=hold_id,
-        )
+        raise InvalidTransition.refused(hold_id, reply[1], f"{op} its lines")
     if kind == Reply.UNKNOWN_LINE:
         raise UnknownHoldLine(
             f"the hold has no line {_line_name(reply[1])}", line=orjson.loads(reply[1])

@@ -656,15 +656,9 @@ class HoldService:
             # it, so a release of a hold whose home part lapsed still returns every unit.
             await self.settle(hold_id, partitions)
         if kind == Reply.EXPIRED:
-            raise InvalidTransition(
-                f"hold {hold_id} has expired", hold_status="expired", hold_id=hold_id
-            )
+            raise InvalidTransition.expired(hold_id)
         if kind == Reply.INVALID:
-            raise InvalidTransition(
-                f"hold {hold_id} is {first[1]}; cannot move it to {script.target}",
-                hold_status=first[1],
-                hold_id=hold_id,
-            )
+            raise InvalidTransition.refused(hold_id, first[1], f"move it to {script.target}")
         if kind == Reply.KEYS_MISMATCH:  # lines never change after creation: a bug, not a race
             raise AssertionError(f"hold {hold_id}: keys do not cover its lines")
         if len(partitions) > 1:
