@@ -65,6 +65,15 @@ class Claim:
         return Idem(self.record(), self.fingerprint, self.lease_ms, self.ttl_seconds)
 
 
+def sku_partition(claim: Claim | None, sku: str) -> int:
+    """The partition of a change to `sku`; a keyed request's claim lives in its slot from
+    here on, so a refusal before the script (an unknown location: 404) is stored there."""
+    p = keys.partition_of(sku)
+    if claim is not None:
+        claim.lives_in(keys.tag(p))
+    return p
+
+
 def idem_for(claim: Claim | None, slot: str) -> Idem | None:
     """The last key and the last three ARGV of every script that takes a keyed request
     (lua/includes/idempotency.lua), for a change in `slot`. Passing them marks the claim

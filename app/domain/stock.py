@@ -12,7 +12,7 @@ from app import keys
 from app.domain.channel_rules import channel_figure, has_rules
 from app.domain.clock import Clock, store_ms
 from app.domain.config import ConfigService
-from app.domain.idempotency import Claim, checked, idem_for
+from app.domain.idempotency import Claim, checked, idem_for, sku_partition
 from app.domain.kits import expand, kit_available
 from app.domain.models import Channel
 from app.settings import Settings
@@ -107,10 +107,8 @@ class StockService:
         claim: Claim | None,
     ) -> PositionDict:
         """Set a position; a keyed request's claim lives in the sku's partition."""
-        p = keys.partition_of(sku)
-        if claim is not None:
-            claim.lives_in(keys.tag(p))  # a 404 below is stored there
-        await self._config.location(location)
+        p = sku_partition(claim, sku)
+        await self._config.location(location)  # a 404 here is stored in p's slot
         call = calls.stock_set(
             sku=sku,
             location=location,
