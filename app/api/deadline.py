@@ -20,23 +20,21 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.asgi import HttpMiddleware
 from app.api.problems import store_unavailable
 from app.store.durable import answer_by
 
 log = logging.getLogger("omnistock.api")
 
 
-class DeadlineMiddleware:
+class DeadlineMiddleware(HttpMiddleware):
     """Pure ASGI middleware; `seconds` is the budget from the request to the response start."""
 
     def __init__(self, app: ASGIApp, seconds: float) -> None:
-        self.app = app
+        super().__init__(app)
         self.seconds = seconds
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None

@@ -23,7 +23,9 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from app.api.asgi import HttpMiddleware
 
 # No `_created` series: they double the series count for a figure Prometheus does not use, and
 # the multiprocess collector (OMNISTOCK_WORKERS > 1) never has them, so both modes agree.
@@ -70,17 +72,11 @@ def render() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
-class MetricsMiddleware:
+class MetricsMiddleware(HttpMiddleware):
     """Pure ASGI (no BaseHTTPMiddleware): counts and times every HTTP request by the route
     template it matched, so /v1/holds/{hold_id} is one series, not one per hold."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         status = 500
 

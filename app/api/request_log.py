@@ -18,8 +18,9 @@ import re
 import secrets
 import time
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from app.api.asgi import HttpMiddleware
 from app.logs import REQUEST_ID
 
 log = logging.getLogger("omnistock.access")
@@ -53,14 +54,8 @@ def request_id_from(scope: Scope) -> str:
     return _new_id()
 
 
-class RequestLogMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class RequestLogMiddleware(HttpMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         request_id = request_id_from(scope)
         raw_id = request_id.encode("ascii")
