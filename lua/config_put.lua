@@ -10,7 +10,10 @@
 -- ARGV[2] JSON document ("" deletes the item)
 -- ARGV[3] clock offset, ms (0; see includes/clock.lua): the claim's lease
 -- ARGV[4] geo of the item: "" leave the index alone (channels, kits), "-" the location has no
---         coordinates (drop it from the index), "<lon> <lat>" (re)place it in the index
+--         coordinates (drop it from the index), "<lon> <lat>" (re)place it in the index; a
+--         latitude beyond GEOADD's Web Mercator limit (|lat| > 85.05112878, valid for the API
+--         and for the service's own distances) is left out of the index, never an error
+--         after the write
 -- ARGV[5..7] the Idempotency-Key claim (includes/idempotency.lua), taken first
 --
 -- Reply: the new configuration version (integer), or the claim's {"idem", ...}
@@ -31,6 +34,10 @@ if geo == '-' then
   rcall('ZREM', KEYS[3], ARGV[1])
 elseif geo ~= '' then
   local lon, lat = string.match(geo, '^(%S+) (%S+)$')
-  rcall('GEOADD', KEYS[3], lon, lat, ARGV[1])
+  if math.abs(tonumber(lat)) <= 85.05112878 then
+    rcall('GEOADD', KEYS[3], lon, lat, ARGV[1])
+  else
+    rcall('ZREM', KEYS[3], ARGV[1])
+  end
 end
 return rcall('INCR', KEYS[2])

@@ -70,3 +70,15 @@ async def test_the_geo_index_follows_moves_and_removals(
     assert lat == pytest.approx(10.0, abs=1e-5) and lon == pytest.approx(20.0, abs=1e-5)
     await put_location(client, "b")  # lost its coordinates
     assert await redis.zrange(keys.GEO, 0, -1) == ["a"]
+
+
+async def test_a_polar_location_is_saved_and_left_out_of_the_store_geo_index(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    # GEOADD refuses |lat| > 85.05112878 (Web Mercator); the API takes any valid latitude
+    # (found by the fuzzer: the script wrote the location, then failed on GEOADD with a 500).
+    await put_location(client, "north", geo={"lat": 10.0, "lon": 20.0})
+    r = await put_location(client, "north", geo={"lat": 89.5, "lon": 20.0})
+    assert r.status_code == 200, r.text
+    assert r.json()["geo"] == {"lat": 89.5, "lon": 20.0}
+    assert await redis.zrange(keys.GEO, 0, -1) == []
