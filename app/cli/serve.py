@@ -13,6 +13,8 @@ import tempfile
 from app.logs import configure, logging_config
 from app.settings import Settings, SettingsError, load_settings
 
+KEEP_ALIVE_SECONDS = 75
+
 log = logging.getLogger("omnistock")
 
 
@@ -87,6 +89,12 @@ def serve(args: argparse.Namespace) -> int:
             log_config=logging_config(settings.log_format, args.log_level),
             access_log=False,
             timeout_graceful_shutdown=10,
+            # Idle keep-alive connections stay open longer than any client or load balancer
+            # keeps them (httpx 5 s, nginx 75 s... ALB 60 s): uvicorn's 5 s default closes a
+            # connection just as a client reuses it, and that request is lost (ReadError, or
+            # a 502 from a balancer). Silent new connections are still cut at the header
+            # timeout (app/server/timeouts.py).
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
         supervision.run(config, settings.api_keys_file)
     finally:
