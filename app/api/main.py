@@ -27,12 +27,11 @@ from app.api import (
     webhook_routes,
 )
 from app.api import fast_path as fast_paths
-from app.api.deadline import DeadlineMiddleware
+from app.api.asgi import Frame
 from app.api.deps import Services
 from app.api.idempotency import Idempotency
 from app.api.keys_reload import KeysReloader
-from app.api.metrics import HOLD_EXPIRIES, MetricsMiddleware, script_timer
-from app.api.request_log import RequestLogMiddleware
+from app.api.metrics import HOLD_EXPIRIES, script_timer
 from app.domain.clock import Clock, StoreClock
 from app.domain.config import ConfigService
 from app.domain.hold_list import HoldLister
@@ -168,13 +167,16 @@ def create_app(
     problems.install(app)
     openapi_doc.install(app)
     openapi_examples.install(app)  # after openapi_doc: adds examples to its problem responses
-    limits.install(app, settings.max_body_bytes)
-    app.add_middleware(DeadlineMiddleware, seconds=settings.request_deadline_seconds)
-    app.add_middleware(MetricsMiddleware)
-    # Outside every other middleware but the request log: their answers (413, 503) carry the
-    # CORS headers too, and a preflight is logged with its request id.
-    cors.install(app, settings.cors_origins)
-    app.add_middleware(RequestLogMiddleware)  # outermost: its id is set for every log line
+    limits.install(app)
+    # Inside the frame: the frame's own answers (413, 503) get its headers through `answer`,
+    # and a preflight is logged and counted with its request id.
+    answer = cors.install(app, settings.cors_origins)
+    app.add_middleware(  # outermost: its request id is set for every log line
+        Frame,
+        deadline_seconds=settings.request_deadline_seconds,
+        max_body_bytes=settings.max_body_bytes,
+        answer=answer,
+    )
     # Matched in this order: the cheap probes, then the hot routes before the rare admin ones.
     for router in (
         ops_routes.router,
