@@ -19,6 +19,8 @@ import secrets
 
 from starlette.types import Scope
 
+from app.logs import info_record
+
 log = logging.getLogger("omnistock.access")
 
 HEADER = b"x-request-id"
@@ -55,19 +57,13 @@ def log_request(scope: Scope, route: str, status: int, seconds: float) -> None:
     if log.isEnabledFor(logging.INFO):
         duration_ms = round(seconds * 1000, 3)
         client = scope.get("client")
-        log.info(
-            "%s %s %d %.1fms",
-            scope["method"],
-            route,
-            status,
-            duration_ms,
-            extra={
-                "fields": {
-                    "method": scope["method"],
-                    "route": route,
-                    "status": status,
-                    "duration_ms": duration_ms,
-                    "client": client[0] if client else None,
-                }
-            },
-        )
+        method = scope["method"]
+        fields = {
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": duration_ms,
+            "client": client[0] if client else None,
+        }
+        args = (method, route, status, duration_ms)
+        log.handle(info_record(log, "%s %s %d %.1fms", args, fields))
