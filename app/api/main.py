@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -159,6 +161,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served by app/api/docs.py with assets of our own, not a CDN's
         redoc_url=None,
+        **_without_fastapi_telemetry(),
     )
     app.state.services = services
     app.state.keyring = keys.keyring if keys is not None else None
@@ -193,6 +196,17 @@ def create_app(
     docs.install(app)
     fast_paths.install(app, enabled=fast_path)  # last: builds every route's handler
     return app
+
+
+def _without_fastapi_telemetry() -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry instrumentation, off: the service's telemetry is its
+    Prometheus metrics and request log. On, with no OpenTelemetry provider configured, it
+    still asked the OpenTelemetry API for the global providers on every request (environment
+    look-ups): 8-25 µs of CPU a request (docs/benchmarks.md, "Session 5, HTTP tier").
+    FastAPI versions without it take nothing."""
+    if "telemetry" not in inspect.signature(FastAPI).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
 
 
 def create_app_from_env() -> FastAPI:
