@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute, request_response
 
 from app import __version__
 from app.api import (
@@ -191,11 +193,29 @@ def create_app(
         event_routes.router,
         webhook_routes.router,
     ):
-        app.include_router(router)
+        _include(app, router)
     board.install(app)
     docs.install(app)
     fast_paths.install(app, enabled=fast_path)  # last: builds every route's handler
     return app
+
+
+def _include(app: FastAPI, router: APIRouter) -> None:
+    """Add `router`'s routes to the app's own list, as the app's routes: what
+    `app.include_router(router)` did before FastAPI 0.16x. Now it adds the router as one entry
+    that, on every request, matches each of its routes through an "effective route context",
+    twice for the router it picks (to pick it, then within it): 42 µs to route POST /v1/holds,
+    the third router, against 9 in one flat list (docs/benchmarks.md, "Session 5, HTTP
+    tier"). The same routes in the same order: the same matches, the same OpenAPI document
+    (tests/ops/test_openapi.py). Each route is a copy whose dependency overrides are the
+    app's (as an included route's are), its handler built for that."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute) or getattr(route, "max_body_size", None) is not None:
+            raise TypeError(f"{route!r}: only API routes without a body limit of their own")
+        own = copy.copy(route)
+        own.dependency_overrides_provider = app
+        own.app = request_response(own.get_route_handler())
+        app.router.routes.append(own)
 
 
 def _without_fastapi_telemetry() -> dict[str, Any]:
