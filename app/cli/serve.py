@@ -22,7 +22,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.server import supervision
-    from app.server.timeouts import ReadTimeoutProtocol
+    from app.server.writes import CoalescingProtocol
     from app.store.durable import configuration_error
     from app.store.embedded import EmbeddedStore, EmbeddedStoreError
 
@@ -81,7 +81,7 @@ def serve(args: argparse.Namespace) -> int:
         config = uvicorn.Config(
             "app.server.supervision:create_worker_app",
             factory=True,
-            http=ReadTimeoutProtocol,
+            http=CoalescingProtocol,
             host=settings.host,
             port=settings.port,
             workers=settings.workers,
