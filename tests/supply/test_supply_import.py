@@ -326,19 +326,21 @@ def db_url(store_url: str, db: int) -> str:
 def supply_state(url: str, skus: list[str]) -> dict[str, Any]:
     """Every line of `skus` as stored (without its created / updated times) and the types of
     the supply events each line emitted, in order."""
-    sync = SyncRedis.from_url(url)
+    sync = SyncRedis.from_url(url, decode_responses=True)
     lines: dict[str, Any] = {}
     for sku in skus:
-        for field, raw in sync.hgetall(keys.supply(keys.partition_of(sku), sku)).items():
+        stored: Any = sync.hgetall(keys.supply(keys.partition_of(sku), sku))
+        for field, raw in stored.items():
             doc = orjson.loads(raw)
-            lines[f"{sku}|{field.decode()}"] = {k: doc[k] for k in ("t", "q", "e", "r")}
+            lines[f"{sku}|{field}"] = {k: doc[k] for k in ("t", "q", "e", "r")}
     events: dict[str, list[str]] = {}
     for p in sorted({keys.partition_of(sku) for sku in skus}):
-        for _, f in sync.xrange(keys.events(p)):
-            if f[b"type"].startswith(b"supply."):
-                line = orjson.loads(f[b"supply"])
-                name = f"{f[b'sku'].decode()}|{line['location']}|{line['supply_id']}"
-                events.setdefault(name, []).append(f[b"type"].decode())
+        entries: Any = sync.xrange(keys.events(p))
+        for _, f in entries:
+            if f["type"].startswith("supply."):
+                line = orjson.loads(f["supply"])
+                name = f"{f['sku']}|{line['location']}|{line['supply_id']}"
+                events.setdefault(name, []).append(f["type"])
     sync.close()
     return {"lines": lines, "events": events}
 
