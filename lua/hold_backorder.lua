@@ -58,6 +58,9 @@
 --   {"needed_by_past"}                                  needed_by is not after now: nothing changed
 --   {"insufficient", JSON [{"sku","requested","available","location"?}]}  nothing changed
 --   {"idem", ...}                                       the claim's answer (idempotency.lua)
+-- A keyed "ok" has stored its response in the claim's record (idem_store: 201, the deferred
+-- form IDEM_HOLD_CREATED with the promises): the request needs no idempotency_complete.lua
+-- call. Only a one-partition hold passes a claim (a multi-partition create claims first).
 
 local rcall = redis.call
 --!include clock.lua
@@ -199,4 +202,8 @@ rcall('HSET', hold_key, 'status', status, 'channel', ARGV[4], 'reference', ARGV[
 if deadline then rcall('HSET', hold_key, 'deadline', deadline) end
 rcall('ZADD', expiry_key, deadline or count_until, hold_id)
 hold_index_add(KEYS[5 * #skus + 4], hold_key, ARGV[12], now, hold_id, ARGV[14])
+-- A keyed create's response, stored with the change (no completion call; idempotency.lua).
+idem_store('201', IDEM_HOLD_CREATED .. cjson.encode({hold_id, status, ARGV[4], ARGV[5],
+           string.format('%d', now), string.format('%d', expires_at), lines_json, ARGV[14],
+           promises_json}))
 return {'ok', lines_json, now, expires_at, promises_json}

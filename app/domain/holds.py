@@ -88,11 +88,13 @@ class Reserved:
     error: DomainError | None = None
 
 
-def _reserved(result: list[Any]) -> Reserved:
-    kind = Reply(result[0])
+def _reserved(claim: Claim | None, result: list[Any]) -> Reserved:
+    kind = Reply(checked(claim, result)[0])
     if kind == Reply.INSUFFICIENT:
         return Reserved(kind, orjson.loads(result[1]))
     if kind == Reply.OK:  # lines, created_at, expires_at (, promises: hold_backorder.lua)
+        if claim is not None:
+            claim.stored = True  # with the change (the script's idem_store)
         return Reserved(kind, (result[1], int(result[2]), int(result[3]), *result[4:]))
     if kind == Reply.NEEDED_BY_PAST:
         return Reserved(kind, error=backorder.needed_by_past())
@@ -263,7 +265,7 @@ class HoldService:
             offset_ms=self._clock.offset_ms(),
             claim=claim,
         )
-        return _reserved(checked(claim, await self._scripts.run(call)))
+        return _reserved(claim, await self._scripts.run(call))
 
     async def _check_pinned_locations(
         self, lines: list[HoldLineIn], channel: Channel | None
@@ -322,10 +324,7 @@ class HoldService:
             idem=idem_for(claim, keys.tag(p)),
             max_locations=max_locations,
         )
-        reply = _reserved(checked(claim, await self._scripts.run(call)))
-        if reply.kind == Reply.OK and claim is not None:
-            claim.stored = True  # with the change (hold_reserve.lua idem_store)
-        return reply
+        return _reserved(claim, await self._scripts.run(call))
 
     async def _check_channel_figures(self, channel: Channel, parts: list[Part]) -> None:
         """What each part's script would refuse by the channel's rules (channel_rules.lua's
