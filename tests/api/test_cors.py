@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ import pytest
 from redis.asyncio import Redis
 
 from app.api.main import create_app
-from app.domain.clock import ManualClock
 from app.settings import Settings, SettingsError, load_settings
 from app.store.embedded import EmbeddedStore
 from tests.api.helpers import assert_problem
@@ -74,47 +72,49 @@ async def test_cors_headers_on_the_fast_path_and_on_problems(client: httpx.Async
     assert "access-control-allow-origin" not in unlisted.headers
 
 
-@asynccontextmanager
-async def serving(settings: Settings, clock: ManualClock) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, clock)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://o") as c,
-    ):
-        yield c
+class TestTheFramesOwnAnswers:
+    """413 and 503 are answered by the request frame outside CORS (app/api/asgi.py), and get
+    CORS's headers from it all the same."""
 
+    @pytest.fixture
+    def store_url(self, tmp_path: Path) -> Iterator[str]:
+        """A store of this test's own, which it may pause."""
+        with EmbeddedStore(tmp_path / "store", fsync="everysec", supervise=False) as store:
+            yield store.url
 
-async def test_cors_headers_on_a_413_answered_before_the_body_is_read(
-    store_url: str, clock: ManualClock
-) -> None:
-    settings = make_settings(store_url, cors_origins=SHOP, max_body_bytes=1024)
-    async with serving(settings, clock) as c:
-        r = await c.post(
+    @pytest.fixture
+    def settings(self, store_url: str) -> Settings:
+        return make_settings(
+            store_url,
+            cors_origins=SHOP,
+            max_body_bytes=1024,
+            request_deadline_seconds=0.3,
+            redis_timeout_seconds=5,
+        )
+
+    async def test_cors_headers_on_a_413_answered_before_the_body_is_read(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        r = await client.post(
             "/v1/holds",
             content=b" " * 1025,
             headers={"Origin": SHOP, "content-type": "application/json"},
         )
-    assert_problem(r, 413, "payload_too_large")
-    assert r.headers["access-control-allow-origin"] == SHOP
-    assert r.headers["x-request-id"]
+        assert_problem(r, 413, "payload_too_large")
+        assert r.headers["access-control-allow-origin"] == SHOP
+        assert r.headers["x-request-id"]
 
-
-async def test_cors_headers_on_the_503_of_a_request_past_its_deadline(
-    tmp_path: Path, clock: ManualClock
-) -> None:
-    with EmbeddedStore(tmp_path / "store", fsync="everysec", supervise=False) as store:
-        settings = make_settings(
-            store.url, cors_origins=SHOP, request_deadline_seconds=0.3, redis_timeout_seconds=5
-        )
-        admin = Redis.from_url(store.url)
-        async with serving(settings, clock) as c:
-            await seed(c, {("sku-1", "dc"): 5})
-            await admin.execute_command("CLIENT", "PAUSE", 1500, "ALL")  # lifts by itself
-            r = await c.get("/v1/availability/sku-1?channel=web", headers={"Origin": SHOP})
+    async def test_cors_headers_on_the_503_of_a_request_past_its_deadline(
+        self, client: httpx.AsyncClient, store_url: str
+    ) -> None:
+        await seed(client, {("sku-1", "dc"): 5})
+        admin = Redis.from_url(store_url)
+        await admin.execute_command("CLIENT", "PAUSE", 1500, "ALL")  # lifts by itself
+        r = await client.get("/v1/availability/sku-1?channel=web", headers={"Origin": SHOP})
         await admin.aclose()
-    assert_problem(r, 503, "store_unavailable")
-    assert r.headers["access-control-allow-origin"] == SHOP
-    assert r.headers["x-request-id"]
+        assert_problem(r, 503, "store_unavailable")
+        assert r.headers["access-control-allow-origin"] == SHOP
+        assert r.headers["x-request-id"]
 
 
 async def test_a_preflight_is_logged_and_counted_with_its_request_id(
