@@ -56,8 +56,8 @@ _TOKEN = re.compile(
     """,
     re.S | re.X,
 )
-_OPENS = {"function", "do", "if", "repeat"}
-_CLOSES = {"end", "until"}
+_OPENS = {"function", "do", "if", "repeat", "(", "{", "["}  # blocks and brackets
+_CLOSES = {"end", "until", ")", "}", "]"}
 _KEYWORDS = {
     "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "if", "in",
     "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while",
@@ -116,9 +116,9 @@ def statements(toks: list[_Token]) -> list[_Statement]:
             out.append(_Statement(current[0].line, current[-1].line, current))
             current = []
         current.append(tok)
-        if tok.kind == "name" and tok.text in _OPENS or tok.text in "({[" and tok.kind == "op":
+        if tok.text in _OPENS and tok.kind in ("name", "op"):
             depth += 1
-        elif tok.kind == "name" and tok.text in _CLOSES or tok.text in ")}]" and tok.kind == "op":
+        elif tok.text in _CLOSES and tok.kind in ("name", "op"):
             depth -= 1
     if current:
         out.append(_Statement(current[0].line, current[-1].line, current))
@@ -199,9 +199,9 @@ def _declares(toks: list[_Token]) -> list[str]:
     return _local_names(toks)[0]
 
 
-def _free_names(toks: list[_Token]) -> set[str]:
-    """Names `toks` reads as variables (not fields, keys or keywords)."""
-    out = set()
+def _variables(toks: list[_Token]) -> list[_Token]:
+    """The names `toks` uses as variables (not fields, table keys or keywords)."""
+    out = []
     for i, tok in enumerate(toks):
         if tok.kind != "name" or tok.text in _KEYWORDS:
             continue
@@ -209,8 +209,12 @@ def _free_names(toks: list[_Token]) -> set[str]:
         after = toks[i + 1].text if i + 1 < len(toks) else ""
         if before in (".", ":") or (after == "=" and before in ("{", ",", ";")):
             continue
-        out.add(tok.text)
+        out.append(tok)
     return out
+
+
+def _free_names(toks: list[_Token]) -> set[str]:
+    return {t.text for t in _variables(toks)}
 
 
 def _globals(
@@ -220,20 +224,11 @@ def _globals(
     declared yet where it stood, e.g. the second `tonumber` of `local tonumber = tonumber`)
     read as `_G.name`: moved into the function, the statement would see the local."""
     lines = prelude[stmt.first : stmt.last + 1]
-    hits = [
-        t
-        for t in expr
-        if t.kind == "name" and t.text in unseen and t.text in _free_names_at(expr, t)
-    ]
+    hits = [t for t in _variables(expr) if t.text in unseen]
     for t in sorted(hits, key=lambda t: (t.line, -t.col)):
         k = t.line - stmt.first
         lines[k] = f"{lines[k][: t.col]}_G.{lines[k][t.col :]}"
     return lines
-
-
-def _free_names_at(expr: list[_Token], tok: _Token) -> set[str]:
-    i = expr.index(tok)
-    return _free_names(expr[max(0, i - 1) : i + 2]) if i else _free_names(expr[i : i + 2])
 
 
 @dataclass(frozen=True)
@@ -289,17 +284,17 @@ class Library:
         constants: set[str] = set()
         declared: set[str] = set()
         owner: dict[int, _Statement] = {}
-        for stmt in stmts:
-            for k in range(stmt.first, stmt.last + 1):
-                owner[k] = stmt
-        later = {n for stmt in stmts for n in _declares(stmt.toks)}  # every top-level name
+        for each in stmts:
+            for k in range(each.first, each.last + 1):
+                owner[k] = each
+        later = {n for each in stmts for n in _declares(each.toks)}  # every top-level name
         done: set[int] = set()
         for k, line in enumerate(prelude):
             origin = origins[start + k]
-            stmt = owner.get(k)
-            if stmt is None:
+            if k not in owner:
                 top.append((line, origin))  # a comment or blank line
                 continue
+            stmt = owner[k]
             if id(stmt) in done:
                 continue
             done.add(id(stmt))
@@ -331,7 +326,7 @@ class Library:
                     else:
                         first = first.replace("local ", "", 1)
                     entry.append((first, body[0][1]))
-                    entry.extend((text, o) for text, (_, o) in zip(moved[1:], body[1:], strict=True))
+                    entry.extend(zip(moved[1:], (o for _, o in body[1:]), strict=True))
             else:
                 names = []
                 if _free_names(toks) & (later - declared):
