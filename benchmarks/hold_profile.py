@@ -139,7 +139,8 @@ def main() -> None:
             a, b = variants
             for what, got in (("command time", figures), ("server CPU", cpu)):
                 ratios = [y / x for x, y in zip(got[a], got[b], strict=True)]
-                print(f"{b} / {a}, {what}: median ratio of the rounds {statistics.median(ratios):.2f}")
+                ratio = statistics.median(ratios)
+                print(f"{b} / {a}, {what}: median ratio of the rounds {ratio:.2f}")
         r.close()
 
 

@@ -385,7 +385,7 @@ class Scripts:
 
 async def _load_missing(redis: Any, libraries: list[Library], where: dict[str, Any]) -> None:
     """FUNCTION LOAD each of `libraries` that the server (`where`: a cluster node) lacks."""
-    listed = await redis.execute_command("FUNCTION", "LIST", "LIBRARYNAME", "os_", **where)
+    listed = await redis.execute_command("FUNCTION", "LIST", "LIBRARYNAME", "os_*", **where)
     have = {_library_name(entry) for entry in listed or ()}
     for lib in libraries:
         if lib.name in have:
