@@ -306,9 +306,9 @@ class Side:
     store: Any
 
 
-# The store commands that show what each side runs per hold: Omnistock's script and the
+# The store commands that show what each side runs per hold: Omnistock's script (FCALL) and the
 # writes inside it (record, position, indexes, event), the peer's EVAL and its GET/DECRBY.
-PROOF_COMMANDS = ("evalsha", "eval", "hset", "zadd", "xadd", "get", "decrby")
+PROOF_COMMANDS = ("fcall", "evalsha", "eval", "hset", "zadd", "xadd", "get", "decrby")
 
 
 def flash_run(
@@ -356,10 +356,9 @@ def flash_run(
         side["store_per_hold"] = {
             cmd: commands[cmd] / max(side["granted"], 1) for cmd in PROOF_COMMANDS
         }
-        script = commands["evalsha"] + commands["eval"]
-        side["store_usec_per_script"] = (
-            (commands["evalsha_usec"] + commands["eval_usec"]) / script if script else 0.0
-        )
+        script = commands["fcall"] + commands["evalsha"] + commands["eval"]
+        usec = commands["fcall_usec"] + commands["evalsha_usec"] + commands["eval_usec"]
+        side["store_usec_per_script"] = usec / script if script else 0.0
     omni = sides["omnistock"]
     run["omnistock"]["oversell"] = oversell_omnistock(omni.server, scale, conns, workers)
     if "peer" in sides:
