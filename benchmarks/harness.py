@@ -24,7 +24,8 @@ from app import keys
 from app.store import calls
 from app.store.calls import Call, HoldStatus
 from app.store.embedded import EmbeddedStore, free_port
-from app.store.scripts import script_source
+from app.store.functions import Library
+from app.store.scripts import library, script_source
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCATIONS = ["dc-1", "store-1", "store-2", "store-3"]
@@ -325,6 +326,18 @@ def store_stats(r: redis.Redis) -> tuple[int, float, float]:
     calls, usec = script_calls(stats)
     total = sum(float(stats[k]["usec"]) for k in TOP_LEVEL if k in stats)
     return calls, usec, total
+
+
+def load_function(r: redis.Redis, name: str, text: str | None = None) -> str:
+    """Load `lua/<name>.lua` (or the plain script `text`) as the service does, a function
+    library (app/store/functions.py); the function's name, for FCALL."""
+    if text is None:
+        lib = library(name)
+    else:
+        count = len(text.splitlines())
+        lib = Library.of(name, text, tuple((name, n) for n in range(1, count + 1)))
+    r.execute_command("FUNCTION", "LOAD", "REPLACE", lib.text)
+    return lib.function
 
 
 def script_calls(stats: dict[str, Any]) -> tuple[int, float]:

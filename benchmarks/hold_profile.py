@@ -14,12 +14,16 @@ hold's commands without logic: benchmarks/run.py HOLD_FLOOR_LUA), or a file: a
 hold_reserve.lua-like script whose `--!include` lines name files of lua/includes/ (as it is
 now) — e.g. a copy of the script cut short with `do return {'ok','[]'} end` to bisect.
 `fn:VARIANT` is the same script as a function library (app/store/functions.py: FUNCTION
-LOAD once, FCALL per call), e.g. `--variant work --variant fn:work`.
+LOAD once, FCALL per call), e.g. `--variant work --variant fn:work`. Beside the command time,
+each round reports the store process's CPU per call (less stretched by other processes on a
+busy machine); `--capacity N` adds a redis-benchmark run (50 clients, N calls) per variant and
+round: the store's capacity for the call.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -91,7 +95,15 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=1000, help="calls per measurement")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--depth", type=int, default=50, help="pipeline depth (1: one at a time)")
+    parser.add_argument(
+        "--capacity",
+        type=int,
+        default=0,
+        metavar="REQUESTS",
+        help="also run redis-benchmark (50 clients, REQUESTS calls) on each variant per round",
+    )
     args = parser.parse_args()
+    load_before = os.getloadavg()
     variants = args.variants or ["head", "work"]
     _git_lua("hold_reserve.lua")  # fail early outside a git checkout
     with h.store(fsync="always") as s:
@@ -128,20 +140,31 @@ def main() -> None:
                 cpu[v].append((_cpu(r) - cpu_before) * 1e6 / args.n)
                 stats = r.info("commandstats")[f"cmdstat_{commands[v].lower()}"]
                 figures[v].append(float(stats["usec_per_call"]))
-        for v in variants:
-            runs = " ".join(f"{x:.1f}" for x in figures[v])
-            median = statistics.median(figures[v])
-            print(f"{v:40s} median {median:6.2f} µs/{commands[v]}  ({runs})")
-            runs = " ".join(f"{x:.1f}" for x in cpu[v])
-            median = statistics.median(cpu[v])
-            print(f"{'':40s} server CPU {median:6.2f} µs/call  ({runs})")
-        if len(variants) == 2:
-            a, b = variants
-            for what, got in (("command time", figures), ("server CPU", cpu)):
-                ratios = [y / x for x, y in zip(got[a], got[b], strict=True)]
-                ratio = statistics.median(ratios)
-                print(f"{b} / {a}, {what}: median ratio of the rounds {ratio:.2f}")
+        capacity: dict[str, list[float]] = {v: [] for v in variants}
+        for rnd in range(args.rounds if args.capacity else 0):
+            for v in variants if rnd % 2 == 0 else reversed(variants):
+                make = floor_argv if v.removeprefix("fn:") == "floor" else hold_argv
+                argv = [commands[v], *map(str, make(shas[v], skus[v], "hb__rand_int__"))]
+                capacity[v].append(h.redis_benchmark(s, argv, args.capacity) or 0.0)
         r.close()
+    report("µs a call (INFO commandstats)", {v: f"µs/{commands[v]}" for v in variants}, figures)
+    report("server CPU µs a call", {v: "µs" for v in variants}, cpu)
+    if args.capacity:
+        report("redis-benchmark, 50 clients", {v: "calls/s" for v in variants}, capacity)
+    print(f"load average before and after: {load_before} -> {os.getloadavg()}")
+
+
+def report(what: str, units: dict[str, str], figures: dict[str, list[float]]) -> None:
+    """Each variant's median over the rounds (and every round), and with two variants the
+    median of the second's round-by-round ratio to the first."""
+    print(what)
+    for v, runs in figures.items():
+        each = " ".join(f"{x:.1f}" for x in runs)
+        print(f"  {v:38s} median {statistics.median(runs):9.2f} {units[v]}  ({each})")
+    if len(figures) == 2:
+        (a, xs), (b, ys) = figures.items()
+        ratio = statistics.median(y / x for x, y in zip(xs, ys, strict=True) if x)
+        print(f"  {b} / {a}: median ratio of the rounds {ratio:.2f}")
 
 
 if __name__ == "__main__":
