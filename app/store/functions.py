@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 Origin = tuple[str, int]
@@ -231,6 +232,20 @@ def _globals(
     return lines
 
 
+def located_lines(message: str, pattern: re.Pattern[str], origins: Sequence[Origin | None]) -> str:
+    """`message` with each match of `pattern` (its group 1: a line number n, 1-based) followed
+    by `(file:line)` of `origins[n - 1]`, where that is known."""
+
+    def where(match: re.Match[str]) -> str:
+        n = int(match.group(1))
+        origin = origins[n - 1] if 0 < n <= len(origins) else None
+        if origin is None:
+            return match.group(0)
+        return f"{match.group(0)} ({origin[0]}:{origin[1]})"
+
+    return pattern.sub(where, message)
+
+
 @dataclass(frozen=True)
 class Library:
     """A script as a function library: `text` for FUNCTION LOAD, `function` for FCALL."""
@@ -245,20 +260,10 @@ class Library:
     def function(self) -> str:
         return self.name
 
-    def origin(self, line: int) -> Origin | None:
-        return self.origins[line - 1] if 0 < line <= len(self.origins) else None
-
     def translate(self, message: str) -> str:
         """`message` (a Lua error of the function) with each `user_function:N` followed by
         the `lua/` file and line it came from."""
-
-        def where(match: re.Match[str]) -> str:
-            origin = self.origin(int(match.group(1)))
-            if origin is None:
-                return match.group(0)
-            return f"{match.group(0)} ({origin[0]}:{origin[1]})"
-
-        return _FUNCTION_LINE.sub(where, message)
+        return located_lines(message, _FUNCTION_LINE, self.origins)
 
     @classmethod
     def of(cls, script: str, text: str, origins: tuple[Origin, ...]) -> Library:

@@ -29,7 +29,7 @@ from redis.typing import EncodableT, KeyT
 
 from app.store.calls import Call, Script
 from app.store.durable import Writer
-from app.store.functions import Library
+from app.store.functions import Library, located_lines
 from app.store.mux import Multiplexer
 
 _INCLUDE = re.compile(r"^--!include (\S+)\s*$")
@@ -58,14 +58,7 @@ class Expanded:
     def translate(self, message: str) -> str:
         """`message` (a Lua error) with each `user_script:N` (a line of the expanded text)
         followed by the `lua/` file and line it came from."""
-
-        def where(match: re.Match[str]) -> str:
-            origin = self.origin(int(match.group(1)))
-            if origin is None:
-                return match.group(0)
-            return f"{match.group(0)} ({origin[0]}:{origin[1]})"
-
-        return _SCRIPT_LINE.sub(where, message)
+        return located_lines(message, _SCRIPT_LINE, self.origins)
 
 
 def expand(name: str, read: Callable[[str], str]) -> Expanded:
