@@ -38,10 +38,12 @@ the library text; `Library.translate` adds the `lua/` file and line it came from
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 Origin = tuple[str, int]
 
@@ -71,8 +73,7 @@ class LibraryError(ValueError):
     """A script's prelude does not follow the conventions the transformation relies on."""
 
 
-@dataclass(frozen=True)
-class _Token:
+class _Token(NamedTuple):
     kind: str  # name, string, number, op
     text: str
     line: int  # 0-based line of the text it was read from
@@ -81,21 +82,21 @@ class _Token:
 
 def tokens(text: str) -> list[_Token]:
     """Lua tokens of `text` (comments and white space dropped)."""
+    starts = [0] + [m.end() for m in re.finditer("\n", text)]  # each line's offset
     out: list[_Token] = []
-    line, line_start, pos = 0, 0, 0
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None:
-            raise LibraryError(f"unexpected character {text[pos]!r} on line {line + 1}")
+    end = 0
+    for match in _TOKEN.finditer(text):
+        if match.start() != end:
+            line = bisect.bisect_right(starts, end) - 1
+            raise LibraryError(f"unexpected character {text[end]!r} on line {line + 1}")
+        end = match.end()
         kind = match.lastgroup or ""
-        value = match.group(0)
         if kind in ("name", "string", "number", "op"):
-            out.append(_Token(kind, value, line, pos - line_start))
-        newlines = value.count("\n")
-        if newlines:
-            line += newlines
-            line_start = match.start() + value.rindex("\n") + 1
-        pos = match.end()
+            at = match.start()
+            line = bisect.bisect_right(starts, at) - 1
+            out.append(_Token(kind, match.group(0), line, at - starts[line]))
+    if end != len(text):
+        raise LibraryError(f"unexpected character {text[end]!r}")
     return out
 
 

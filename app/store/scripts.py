@@ -123,6 +123,7 @@ def function_missing(error: Exception) -> bool:
     return isinstance(error, ResponseError) and str(error).startswith("Function not found")
 
 
+@cache
 def library_of(source: str, lines: Expanded | None) -> Library:
     """The library of a script given as its text and, if known, its expanded lines."""
     if lines is None:
