@@ -11,7 +11,7 @@ from tests.conftest import seed
 
 async def flush(redis: Redis) -> None:
     await redis.function_flush()
-    await flush(redis)
+    await redis.script_flush()
 
 
 async def test_every_endpoint_works_after_the_functions_are_flushed(
