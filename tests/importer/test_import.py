@@ -4,6 +4,7 @@ embedded store is used (or refused clearly) when no URL is given."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,21 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 def run(*argv: str) -> int:
     return main(["import", *argv, "--quiet"])
+
+
+Rejecting = Callable[[str, str], tuple[Path, str]]
+
+
+@pytest.fixture
+def rejecting(use_store: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Rejecting:
+    """Import `text` from a file `name`: exit 1 (rows rejected); the file and stderr."""
+
+    def rejected(name: str, text: str) -> tuple[Path, str]:
+        path = write(tmp_path, name, text)
+        assert run(str(path)) == 1
+        return path, capsys.readouterr().err
+
+    return rejected
 
 
 CSV = "sku,location,on_hand,safety_stock\nA-1,dc,10,2\nA-1,store-a,4,\nB-2,dc,7,0\n"
@@ -200,10 +216,7 @@ async def test_an_import_below_held_units_emits_a_shortfall(
 
 
 async def test_rejected_rows_are_named_by_line_and_the_rest_apply(
-    client: httpx.AsyncClient,
-    use_store: None,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    client: httpx.AsyncClient, rejecting: Rejecting
 ) -> None:
     await seed(client)
     text = (
@@ -215,9 +228,7 @@ async def test_rejected_rows_are_named_by_line_and_the_rest_apply(
         "D-4,dc\n"
         "E-5,store-a,5\n"
     )
-    path = write(tmp_path, "snap.csv", text)
-    assert run(str(path)) == 1
-    err = capsys.readouterr().err
+    path, err = rejecting("snap.csv", text)
     assert f"{path}:3: on_hand must be an integer" in err
     assert f"{path}:4: sku must be" in err
     assert f"{path}:5: location 'nowhere' is not registered" in err
@@ -228,10 +239,7 @@ async def test_rejected_rows_are_named_by_line_and_the_rest_apply(
 
 
 async def test_ndjson_rows_with_wrong_types_or_unknown_fields_are_rejected(
-    client: httpx.AsyncClient,
-    use_store: None,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    client: httpx.AsyncClient, rejecting: Rejecting
 ) -> None:
     await seed(client)
     text = (
@@ -242,9 +250,7 @@ async def test_ndjson_rows_with_wrong_types_or_unknown_fields_are_rejected(
         "\n"
         '{"sku": "A-1", "location": "dc", "on_hand": 5}\n'
     )
-    path = write(tmp_path, "snap.jsonl", text)
-    assert run(str(path)) == 1
-    err = capsys.readouterr().err
+    path, err = rejecting("snap.jsonl", text)
     assert f"{path}:1: on_hand must be an integer" in err
     assert f"{path}:2: unknown fields: safety_stok" in err
     assert f"{path}:3: safety_stock must be" in err
