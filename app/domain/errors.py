@@ -65,15 +65,6 @@ class PromiseNotReceived(
     pass
 
 
-class BackorderNotSupported(
-    DomainError,
-    status=422,
-    code="backorder_multi_partition",
-    title="Backorder holds live in one partition",
-):
-    pass
-
-
 class InsufficientStock(
     DomainError, status=409, code="insufficient_stock", title="Insufficient stock"
 ):
@@ -161,7 +152,6 @@ PROBLEM_CODES: dict[str, tuple[int, str]] = {
         WebhookNotFound,
         SupplyNotFound,
         PromiseNotReceived,
-        BackorderNotSupported,
         KitNotFound,
         InsufficientStock,
         InvalidTransition,

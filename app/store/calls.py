@@ -328,9 +328,14 @@ def hold_backorder(
     metadata: bytes | str = "",
     offset_ms: int = 0,
     idem: Idem | None = None,
+    parts: str | None = None,
+    status: HoldStatus = HoldStatus.ACTIVE,
+    pending_ttl_ms: int = 0,
+    pending_grace_ms: int = 0,
 ) -> Call:
-    """hold_backorder.lua: a one-partition hold that may promise future supply;
-    `metadata`: a JSON object, "" for none."""
+    """hold_backorder.lua: a hold that may promise future supply, or (`status` pending) one
+    part of a multi-partition one; `parts` (default: this partition alone) as
+    hold_reserve's; `metadata`: a JSON object, "" for none."""
     p = partition
     ks = [keys.hold(p, hold_id), keys.expiry_index(p), keys.events(p)]
     for sku in skus:
@@ -344,7 +349,7 @@ def hold_backorder(
             ttl_ms,
             channel,
             reference,
-            str(p),
+            parts or str(p),
             retention_ms,
             orjson.dumps(lines),
             orjson.dumps(skus),
@@ -353,6 +358,9 @@ def hold_backorder(
             owner,
             needed_by_ms,
             metadata,
+            status.value,
+            pending_ttl_ms,
+            pending_grace_ms,
             *_idem_args(idem),
         ],
     )
