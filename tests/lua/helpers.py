@@ -9,24 +9,32 @@ from app.store.calls import HoldStatus
 
 
 def reserve_call(
-    *, partition: int, hold_id: str, skus: list[str], lines: list[dict[str, Any]], **given: Any
+    *,
+    partition: int,
+    hold_id: str,
+    skus: list[str],
+    lines: list[dict[str, Any]],
+    allow_split: bool = False,
+    max_locations: int | None = None,
+    **given: Any,
 ) -> calls.Call:
     """calls.hold_reserve of `lines` (over `skus`, 1-based): an active one-partition hold
-    that lapses in a minute, every argument a test does not give at a neutral value."""
+    that lapses in a minute, every field of calls.NewHold a test does not give at a neutral
+    value."""
     neutral: dict[str, Any] = {
         "status": HoldStatus.ACTIVE,
         "ttl_ms": 60_000,
         "pending_ttl_ms": 0,
+        "pending_grace_ms": 0,
         "channel": "",
         "reference": "",
         "parts": str(partition),
-        "allow_split": False,
         "retention_ms": 86_400_000,
         "candidates": [],
         "channels": b"{}",
         "owner": "owner",
-        "pending_grace_ms": 0,
     }
-    return calls.hold_reserve(
+    hold = calls.NewHold(
         partition=partition, hold_id=hold_id, skus=skus, lines=lines, **(neutral | given)
     )
+    return calls.hold_reserve(hold, allow_split=allow_split, max_locations=max_locations)
