@@ -105,6 +105,7 @@ def run_import(args: argparse.Namespace) -> int:
         print(f"omnistock import: {exc.message}", file=sys.stderr)
         return exc.code
     rejects_out: IO[str] | None = None
+    saved_line = checkpoint.line if checkpoint else 0  # what the checkpoint file says
     try:
         with _store(settings) as client, open(path, "rb") as fh:
             client.ping()
@@ -130,10 +131,12 @@ def run_import(args: argparse.Namespace) -> int:
                     rejects_out.write(f"{rejected.line}\t{rejected.reason}\n")
 
             def on_commit(line: int, offset: int, rejected: int) -> None:
+                nonlocal saved_line
                 if checkpoint is not None:
                     checkpoint.line, checkpoint.offset = line, offset
                     checkpoint.rejected += rejected
                     checkpoint.save()
+                    saved_line = line
 
             importer = (SupplyImporter if args.supply else Importer)(
                 client,
@@ -159,10 +162,8 @@ def run_import(args: argparse.Namespace) -> int:
         interrupted = isinstance(exc, KeyboardInterrupt)
         what = "interrupted" if interrupted else f"store unreachable or failed: {redact(str(exc))}"
         print(f"omnistock import: {what}", file=sys.stderr)
-        if checkpoint is not None and checkpoint.line:
-            print(
-                f"  resume with the same command (after line {checkpoint.line:,})", file=sys.stderr
-            )
+        if saved_line:
+            print(f"  resume with the same command (after line {saved_line:,})", file=sys.stderr)
         return 1 if interrupted else 3
     finally:
         if rejects_out is not None:
