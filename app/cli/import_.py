@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from app.cli.common import CliError, add_store_flags, store_settings, store_url
 from app.domain.checkpoint import Checkpoint, fingerprint
-from app.domain.importer import Importer, registered_locations
+from app.domain.importer import Importer, ImportRun, registered_locations
 from app.domain.snapshot import Rejected, SnapshotError, SnapshotReader, detect_format
 from app.domain.supply_import import SupplyImporter, SupplyReader
 from app.logs import redact
@@ -143,14 +143,10 @@ def run_import(args: argparse.Namespace) -> int:
                 event_retention_seconds=settings.event_retention_seconds,
                 batch_rows=args.batch_rows,
             )
-            stats = importer.run(
-                reader,  # type: ignore[arg-type]  # each importer gets its own reader
-                offset=start_offset,
-                line=start_line,
-                on_reject=on_reject,
-                on_commit=on_commit,
-                on_progress=progress.update,
+            job = ImportRun(
+                on_reject, on_commit, progress.update, offset=start_offset, line=start_line
             )
+            stats = importer.run(reader, job)  # type: ignore[arg-type]  # each its own reader
             progress.update(size, stats.rows, final=True)
     except SnapshotError as exc:
         print(f"omnistock import: {path}: {exc}", file=sys.stderr)

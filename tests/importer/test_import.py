@@ -16,7 +16,14 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.cli import main
-from app.domain.importer import Checkpoint, Importer, Rejected, SnapshotReader, fingerprint
+from app.domain.importer import (
+    Checkpoint,
+    Importer,
+    ImportRun,
+    Rejected,
+    SnapshotReader,
+    fingerprint,
+)
 from app.store.embedded import EmbeddedStore, free_port
 from tests.conftest import seed
 
@@ -301,8 +308,10 @@ def test_the_checkpoint_follows_each_acknowledged_batch(store_url: str, tmp_path
     with open(path, "rb") as fh:
         Importer(sync, event_retention_seconds=60, batch_rows=3).run(
             SnapshotReader(fh, "csv", {"dc"}),
-            on_reject=lambda rejected: None,
-            on_commit=lambda line, offset, rejected: seen.append((line, offset)),
+            ImportRun(
+                on_reject=lambda rejected: None,
+                on_commit=lambda line, offset, rejected: seen.append((line, offset)),
+            ),
         )
     sync.close()
     assert [line for line, _ in seen] == [4, 7, 10, 11]
@@ -512,9 +521,11 @@ def test_a_store_that_loses_the_script_mid_import_gets_every_row_once_in_order(
     with open(path, "rb") as fh:
         stats = Importer(sync, event_retention_seconds=60, batch_rows=3).run(
             SnapshotReader(fh, "csv", {"dc"}),
-            on_reject=lambda rejected: None,
-            on_commit=lambda line, offset, rejected: committed.append(line),
-            on_progress=flush,
+            ImportRun(
+                on_reject=lambda rejected: None,
+                on_commit=lambda line, offset, rejected: committed.append(line),
+                on_progress=flush,
+            ),
         )
     noscript = sync.info("errorstats").get("errorstat_NOSCRIPT", {}).get("count", 0)
     final = {
