@@ -14,7 +14,7 @@ import orjson
 import redis
 from redis.exceptions import RedisError
 
-from app.cli.common import CliError, add_store_flags, store_settings, store_url
+from app.cli.common import CliError, add_action, store_settings, store_url
 from app.domain.checkpoint import Checkpoint, fingerprint
 from app.domain.importer import Importer, ImportRun, registered_locations
 from app.domain.snapshot import Rejected, SnapshotError, SnapshotReader, detect_format
@@ -196,8 +196,10 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = add_action(
+        sub,
         "import",
+        run_import,
         help="load a stock snapshot (CSV or NDJSON) from ERP/WMS",
         description="Set on_hand (and optionally safety_stock) of every position in FILE: CSV "
         "with a header `sku,location,on_hand[,safety_stock]`, or NDJSON with one object per "
@@ -205,9 +207,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "idempotent: a re-run changes nothing. Rejected rows are listed with their line "
         "numbers (exit 1). Uses OMNISTOCK_REDIS_URL, or the embedded store under "
         "OMNISTOCK_DATA_DIR (the one a running service keeps there, if any).",
+        store=True,
     )
     p.add_argument("file", help="snapshot file (.csv, .ndjson or .jsonl)")
-    add_store_flags(p)
     p.add_argument("--format", choices=["csv", "ndjson"], help="default: from the file name")
     p.add_argument("--checkpoint", help="checkpoint file (default: FILE.checkpoint)")
     p.add_argument("--no-checkpoint", action="store_true", help="do not write a checkpoint")
@@ -222,4 +224,3 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=run_import)
