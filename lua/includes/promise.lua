@@ -24,9 +24,9 @@ local function promise_counts(count_until, now)
   return count_until == -1 or count_until > now
 end
 
--- The open promises of a sku that still count: list of {field, hold, line ("loc|sid"), units,
--- count_until, created, needed_by}, oldest first (ties by field), and units by line.
-local function promises_open(px_key, now)
+-- The promises of a sku that still count, in no order: list of {field, hold, line ("loc|sid"),
+-- units, count_until, created, needed_by}, and units by line.
+local function promises_counting(px_key, now)
   local flat = rcall('HGETALL', px_key)
   local list, by_line = {}, {}
   for i = 1, #flat, 2 do
@@ -38,6 +38,13 @@ local function promises_open(px_key, now)
       by_line[line] = (by_line[line] or 0) + u
     end
   end
+  return list, by_line
+end
+
+-- The open promises of a sku that still count (promises_counting), oldest first (ties by
+-- field), and units by line.
+local function promises_open(px_key, now)
+  local list, by_line = promises_counting(px_key, now)
   table.sort(list, function(a, b)
     if a.created ~= b.created then return a.created < b.created end
     return a.field < b.field
@@ -47,10 +54,12 @@ end
 
 -- A sku's supply lines with what is promised from each: list of {line ("loc|sid"), location,
 -- supply_id, type, quantity, eta, reference, created, updated, promised, free}, earliest eta
--- first (then location, then supply id: the order promises consume them).
+-- first (then location, then supply id: the order promises consume them). Most skus have no
+-- supply line: then one HGETALL of a missing key is the whole cost (no promise read).
 local function supply_lines(sup_key, px_key, now)
   local flat = rcall('HGETALL', sup_key)
-  local _, by_line = promises_open(px_key, now)
+  if #flat == 0 then return flat end
+  local _, by_line = promises_counting(px_key, now)
   local out = {}
   for i = 1, #flat, 2 do
     local d = cjson.decode(flat[i + 1])
@@ -60,11 +69,29 @@ local function supply_lines(sup_key, px_key, now)
                      quantity = d.q, eta = d.e, reference = d.r, created = d.c, updated = d.u,
                      promised = promised, free = math.max(d.q - promised, 0)}
   end
-  table.sort(out, function(a, b)
-    if a.eta ~= b.eta then return a.eta < b.eta end
-    return a.line < b.line
-  end)
+  if #out > 1 then
+    table.sort(out, function(a, b)
+      if a.eta ~= b.eta then return a.eta < b.eta end
+      return a.line < b.line
+    end)
+  end
   return out
+end
+
+-- THE incoming rule (docs/architecture.md "Availability"): what `lines` (supply_lines(), earliest
+-- eta first) add to a sku's availability at the locations of `scope` (a set; nil: every
+-- location): the units not yet promised, and the earliest eta of a line with such units (0:
+-- none). Future units are not buffered by a channel's rule.
+local function supply_incoming(lines, scope)
+  local incoming, first = 0, 0
+  for i = 1, #lines do
+    local l = lines[i]
+    if l.free > 0 and (scope == nil or scope[l.location]) then
+      incoming = incoming + l.free
+      if first == 0 then first = l.eta end
+    end
+  end
+  return incoming, first
 end
 
 -- Can a promise with this needed_by (0: none) wait for this eta?

@@ -55,9 +55,10 @@ async def seed(redis: Redis, rnd: random.Random) -> dict[str, int]:
     return cases
 
 
+@pytest.mark.parametrize("supply", [False, True], ids=["positions", "with-supply"])
 @pytest.mark.parametrize("locations", [[], [*LOCATIONS, "nowhere"]])
 async def test_batch_read_available_matches_availability_script(
-    redis: Redis, locations: list[str]
+    redis: Redis, locations: list[str], supply: bool
 ) -> None:
     cases = await seed(redis, random.Random(12))
     assert all(n > 5 for n in cases.values()), cases  # the data exercises every branch
@@ -68,13 +69,13 @@ async def test_batch_read_available_matches_availability_script(
     by_partition: dict[int, list[str]] = defaultdict(list)
     for sku in SKUS:
         by_partition[keys.partition_of(sku)].append(sku)
-    python, unsure = await stock._transaction(by_partition, 0, locations)
+    python, unsure = await stock._transaction(by_partition, 0, locations, supply)
     assert unsure == []  # every row was computed in Python, none handed to the script
     compared = 0
     for p, group in by_partition.items():
-        lua = await scripts.run(calls.availability(p, group, locations))
+        lua = await scripts.run(calls.availability(p, group, locations, supply=supply))
         assert python[p] == (group, lua), group
-        compared += sum(len(row) // 6 for row in lua)
+        compared += sum(len(item[0] if supply else item) // 6 for item in lua)
     assert compared > 100
 
 
