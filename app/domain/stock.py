@@ -140,13 +140,11 @@ class StockService:
         one script call per partition, pipelined."""
         return await self._read(skus, locations, False)
 
-    async def read_supplied(self, skus: list[str], locations: list[str]) -> list[Supplied]:
-        """[row, incoming, next eta ms (0: none)] of each sku (availability.lua with its
-        supply lines, `locations` also their scope), in one round trip to the store when no
-        sku asked has supply lines (most have none), else two."""
-        return await self._read(skus, locations, True)
-
     async def _read(self, skus: list[str], locations: list[str], supply: bool) -> list[Any]:
+        """Each sku's row, or with `supply` [row, incoming, next eta ms (0: none)]
+        (availability.lua with the sku's supply lines, `locations` also their scope, as
+        `Supplied`): one round trip to the store when no sku asked has supply lines (most
+        have none), else two."""
         offset = self._clock.offset_ms()
         if len(skus) == 1:  # a product page: one script call, nothing to group
             (sku,) = skus
@@ -206,17 +204,10 @@ class StockService:
                     commands.append(("HMGET", keys.position(p, sku), *locations))
                 else:
                     commands.append(("HGETALL", keys.position(p, sku)))
+                # The earliest lines by rank: what ZRANGEBYSCORE -inf +inf LIMIT 0 n answers,
+                # for less store time (no score range, no LIMIT to parse).
                 commands.append(
-                    (
-                        "ZRANGEBYSCORE",
-                        keys.hold_expiry_by_sku(p, sku),
-                        "-inf",
-                        "+inf",
-                        "WITHSCORES",
-                        "LIMIT",
-                        0,
-                        _LAPSED_PAGE,
-                    )
+                    ("ZRANGE", keys.hold_expiry_by_sku(p, sku), 0, _LAPSED_PAGE - 1, "WITHSCORES")
                 )
                 if supply:
                     commands.append(("EXISTS", keys.supply(p, sku)))
@@ -248,7 +239,7 @@ class StockService:
         kits = self._config.kits
         parts = {sku: expand(kits, sku) for sku in skus if sku in kits}
         if not parts:
-            return parts, list(dict.fromkeys(skus))
+            return parts, skus if len(skus) == 1 else list(dict.fromkeys(skus))
         reads = [s for sku in skus for s in (parts.get(sku) or (sku,))]
         return parts, list(dict.fromkeys([*reads, *parts] if own else reads))
 
@@ -262,7 +253,10 @@ class StockService:
         rows: list[list[Any]] = (
             [[] for _ in reads] if nothing else await self.read_rows(reads, wanted)
         )
-        return _by_sku(skus, parts, reads, rows)
+        found = {sku: _available(row) for sku, row in zip(reads, rows, strict=True)}
+        return {
+            sku: kit_available(parts[sku], found) if sku in parts else found[sku] for sku in skus
+        }
 
     async def availability(
         self,
@@ -279,43 +273,51 @@ class StockService:
         same script call as the positions (a kit: its own supply lines)."""
         wanted: list[str] = []
         if channel is not None:
-            wanted = list(channel.locations)
+            wanted = channel.locations  # only read
             if locations is not None:
                 allowed = set(locations)
                 wanted = [loc for loc in wanted if loc in allowed]
         elif locations is not None:
             wanted = list(dict.fromkeys(locations))
-        threshold = channel.low_stock_threshold if channel is not None else 0
         listed = channel is not None or locations is not None
         parts, reads = self._reads(skus, own=incoming)
         items: list[Supplied]
         if listed and not wanted:  # no location in scope: nothing to read
             items = [[[], 0, 0] for _ in reads]
         elif incoming:
-            items = await self.read_supplied(reads, wanted)
+            items = await self._read(reads, wanted, True)
         else:
-            items = [[row, 0, 0] for row in await self.read_rows(reads, wanted)]
-        units = _by_sku(skus, parts, reads, [item[0] for item in items])
-        supplied = dict(zip(reads, items, strict=True))
+            items = [[row, 0, 0] for row in await self._read(reads, wanted, False)]
+        # A product page (one sku, not a kit): its one read, no lookup by sku.
+        read = items[0] if len(reads) == 1 and not parts else None
+        by_sku = {} if read is not None else dict(zip(reads, items, strict=True))
         ruled = channel if channel is not None and has_rules(channel) else None
+        channel_id = channel.id if channel is not None else None
+        threshold = channel.low_stock_threshold if channel is not None else 0
         results = []
         for sku in skus:
-            found = units[sku]
+            row, units_incoming, eta = read or by_sku[sku]
+            kit = parts.get(sku)
+            if kit is None:
+                found = _available(row)
+            else:
+                found = kit_available(kit, {s: _available(by_sku[s][0]) for s in kit})
             total = sum(found.values())
             if ruled is not None:
                 # The channel's figure; no location shows more than it (a hold takes no more).
                 total = channel_figure(ruled, sku, total)
                 found = {loc: min(n, total) for loc, n in found.items()}
-            order = wanted if listed else sorted(found)
             result = {
                 "sku": sku,
-                "channel": channel.id if channel is not None else None,
+                "channel": channel_id,
                 "available": total,
                 "status": stock_status(total, threshold),
-                "locations": [{"location": loc, "available": found.get(loc, 0)} for loc in order],
+                "locations": [
+                    {"location": loc, "available": found.get(loc, 0)}
+                    for loc in (wanted if listed else sorted(found))
+                ],
             }
             if incoming:
-                _, units_incoming, eta = supplied[sku]
                 result["incoming"] = units_incoming
                 # When nothing is available now: from when something can be promised.
                 result["next_available_at"] = iso(eta) if eta and total == 0 else None
@@ -323,13 +325,6 @@ class StockService:
         return results
 
 
-def _by_sku(
-    skus: list[str], parts: dict[str, dict[str, int]], reads: list[str], rows: list[list[Any]]
-) -> dict[str, dict[str, int]]:
-    """{sku: {location: available}} of `skus` from the rows of `reads` (a kit: kit_available
-    of its components' rows)."""
-    found = {
-        sku: {row[i]: row[i + 5] for i in range(0, len(row), 6)}
-        for sku, row in zip(reads, rows, strict=True)
-    }
-    return {sku: kit_available(parts[sku], found) if sku in parts else found[sku] for sku in skus}
+def _available(row: list[Any]) -> dict[str, int]:
+    """{location: available} of an availability.lua row."""
+    return {row[i]: row[i + 5] for i in range(0, len(row), 6)}
