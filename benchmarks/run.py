@@ -404,7 +404,9 @@ def measure_scripts(s: Any, r: Any, svc: h.Server, scale: Scale) -> dict[str, An
     hold_sha = r.script_load(script_source("hold_reserve"))
     avail_sha = r.script_load(script_source("availability"))
     hold_argv = ["EVALSHA", *h.bench_hold(sku, "hb__rand_int__", "bench").argv(hold_sha)]
-    avail_argv = ["EVALSHA", *calls.availability(p, [sku], h.LOCATIONS).argv(avail_sha)]
+    # the product page's call: positions and supply lines (incoming, next_available_at)
+    avail_call = calls.availability(p, [sku], h.LOCATIONS, supply=True)
+    avail_argv = ["EVALSHA", *avail_call.argv(avail_sha)]
     out["hold1_floor"] = measure_hold_floor(r, hold_argv, scale.script_requests)
     bench_hold = h.redis_benchmark(s, hold_argv, scale.benchmark_requests)
     bench_avail = h.redis_benchmark(s, avail_argv, scale.benchmark_requests)

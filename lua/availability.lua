@@ -19,12 +19,12 @@
 --   (a location asked for without a position is left out);
 -- with ARGV[2] "1" the item is {row, incoming, next eta ms (0: none)}: the unpromised units of
 --   the sku's supply lines at the locations asked and the earliest eta of one that has some
---   (includes/promise.lua supply_incoming()).
+--   (includes/promise_read.lua supply_incoming()).
 
 local rcall = redis.call
 --!include clock.lua
 --!include position.lua
---!include promise.lua
+--!include promise_read.lua
 
 local now = clock_now(ARGV[1])
 local supply = ARGV[2] == '1'

@@ -143,60 +143,48 @@ class StockService:
     async def _read(self, skus: list[str], locations: list[str], supply: bool) -> list[Any]:
         """Each sku's row, or with `supply` [row, incoming, next eta ms (0: none)]
         (availability.lua with the sku's supply lines, `locations` also their scope, as
-        `Supplied`): one round trip to the store when no sku asked has supply lines (most
-        have none), else two."""
+        `Supplied`), in one round trip to the store; two when a sku of a many-partition read
+        on one server has supply lines (most have none) or many lapsed hold lines."""
         offset = self._clock.offset_ms()
+
+        def script(p: int, group: list[str]) -> Any:
+            return self._scripts.run(calls.availability(p, group, locations, offset, supply))
+
         if len(skus) == 1:  # a product page: one script call, nothing to group
-            (sku,) = skus
-            p = keys.partition_of(sku)
-            call = calls.availability(p, skus, locations, offset, supply)
-            return [(await self._scripts.run(call))[0]]
+            return [(await script(keys.partition_of(skus[0]), skus))[0]]
         by_partition: dict[int, list[str]] = defaultdict(list)
         for sku in dict.fromkeys(skus):
             by_partition[keys.partition_of(sku)].append(sku)
         items: dict[str, Any] = {}
         if len(by_partition) == 1:
             ((p, group),) = by_partition.items()
-            call = calls.availability(p, group, locations, offset, supply)
-            items.update(zip(group, await self._scripts.run(call), strict=True))
-        else:
-            for group, results in await self._pipelined(by_partition, offset, locations, supply):
-                items.update(zip(group, results, strict=True))
+            items.update(zip(group, await script(p, group), strict=True))
+            return [items[sku] for sku in skus]
+        groups = by_partition
+        if not self._settings.redis_cluster:
+            items, groups = await self._transaction(by_partition, offset, locations, supply)
+        # A cluster client refuses EVALSHA in pipelines: one concurrent call per partition
+        # (redis-py routes each to its node), still one network wait in total.
+        results = await asyncio.gather(*(script(p, group) for p, group in groups.items()))
+        for group, result in zip(groups.values(), results, strict=True):
+            items.update(zip(group, result, strict=True))
         return [items[sku] for sku in skus]
-
-    async def _pipelined(
-        self, by_partition: dict[int, list[str]], offset: int, locations: list[str], supply: bool
-    ) -> list[tuple[list[str], list[Any]]]:
-        def script(p: int) -> Any:
-            return self._scripts.run(
-                calls.availability(p, by_partition[p], locations, offset, supply)
-            )
-
-        if self._settings.redis_cluster:
-            # A cluster client refuses EVALSHA in pipelines: one concurrent call per partition
-            # (redis-py routes each to its node), still one network wait in total.
-            results = await asyncio.gather(*(script(p) for p in by_partition))
-            return list(zip(by_partition.values(), results, strict=True))
-        out, redo = await self._transaction(by_partition, offset, locations, supply)
-        if redo:  # a sku with supply lines, or a page of lapsed lines: the script reads it all
-            redone = await asyncio.gather(*(script(p) for p in redo))
-            for p, results in zip(redo, redone, strict=True):
-                out[p] = (by_partition[p], results)
-        return list(out.values())
 
     async def _transaction(
         self, by_partition: dict[int, list[str]], offset: int, locations: list[str], supply: bool
-    ) -> tuple[dict[int, tuple[list[str], list[Any]]], list[int]]:
+    ) -> tuple[dict[str, Any], dict[int, list[str]]]:
         """The reads of availability.lua as plain commands in one MULTI/EXEC: as atomic as the
         script (one server, every sku at one instant), without a script call per partition,
-        which is what a many-sku read spends its store time on (docs/benchmarks.md).
+        which is what a many-sku read spends its store time on (docs/benchmarks.md). Returns
+        each sku's item as the script gives it, and by partition the skus it cannot answer,
+        for the script to read.
 
         The store's TIME, read in the same transaction, decides which hold lines lapsed: each
         sku's earliest `_LAPSED_PAGE` lines come with their scores. A sku whose whole page
-        lapsed may have more: its partition is returned for the script to read. With `supply`,
-        an EXISTS of each sku's supply lines: a partition with a sku that has some is returned
-        too (the promising rules are the script's, lua/includes/promise.lua); the others get
-        [row, 0, 0], nothing incoming."""
+        lapsed may have more: the script reads it. With `supply`, an EXISTS of each sku's
+        supply lines: a sku that has some goes to the script too (the promising rules are the
+        script's, lua/includes/promise.lua), positions and supply at one instant; the others
+        get [row, 0, 0], nothing incoming."""
         commands: list[tuple[str | int, ...]] = [("TIME",)]
         for p, group in by_partition.items():
             for sku in group:
@@ -213,24 +201,23 @@ class StockService:
                     commands.append(("EXISTS", keys.supply(p, sku)))
         replies = iter(await batch.transaction(self._redis, commands, self._mux))
         now = store_ms(next(replies)) + offset
-        out: dict[int, tuple[list[str], list[Any]]] = {}
-        redo: list[int] = []
+        items: dict[str, Any] = {}
+        redo: dict[int, list[str]] = defaultdict(list)
         for p, group in by_partition.items():
-            results: list[Any] = []
-            for _ in group:
+            for sku in group:
                 raw, page = next(replies), _scored(next(replies))
                 supplied = supply and next(replies) == 1
                 if supplied or (len(page) == _LAPSED_PAGE and page[-1][1] <= now):
-                    redo.append(p)
+                    redo[p].append(sku)
+                    continue
                 if locations:
                     found: Any = zip(locations, raw, strict=True)
                 else:  # HGETALL: a map (RESP3) or a flat field, value list (RESP2)
                     pairs = zip(raw[::2], raw[1::2], strict=True) if isinstance(raw, list) else ()
                     found = raw.items() if isinstance(raw, dict) else pairs
                 row = _view_row(found, [member for member, score in page if score <= now])
-                results.append([row, 0, 0] if supply else row)
-            out[p] = (group, results)
-        return out, list(dict.fromkeys(redo))
+                items[sku] = [row, 0, 0] if supply else row
+        return items, redo
 
     def _reads(self, skus: list[str], own: bool) -> tuple[dict[str, dict[str, int]], list[str]]:
         """The base components of each kit among `skus` (app/domain/kits.py), and the skus to
