@@ -50,10 +50,11 @@ def _view_row(found: Any, lapsed: list[str]) -> list[Any]:
     for location, value in found:
         if value is None:
             continue
-        on_hand, held, committed, safety = (int(x) for x in value.split(":"))
-        held -= expired.get(location, 0)
-        available = max(0, on_hand - held - committed - safety)
-        row += (location, on_hand, held, committed, safety, available)
+        on_hand, held, committed, safety = map(int, value.split(":"))
+        if expired:
+            held -= expired.get(location, 0)
+        available = on_hand - held - committed - safety
+        row += (location, on_hand, held, committed, safety, available if available > 0 else 0)
     return row
 
 
