@@ -171,10 +171,28 @@ class SupplyService:
 
     async def lines_of(self, sku: str) -> tuple[int, list[SupplyRow]]:
         """The store's now and the sku's supply lines, earliest eta first (supply_read.lua)."""
-        call = calls.supply_read(keys.partition_of(sku), [sku], self._clock.offset_ms())
-        now, rows = await self._scripts.run(call)
-        (lines,) = orjson.loads(rows)
-        return int(now), lines if isinstance(lines, list) else []  # cjson writes {} for []
+        now, lines = await self.lines_of_many([sku])
+        return now, lines[sku]
+
+    async def lines_of_many(self, skus: list[str]) -> tuple[int, dict[str, list[SupplyRow]]]:
+        """The store's now and each sku's supply lines (earliest eta first): one supply_read.lua
+        call per partition, concurrently (the export's read)."""
+        by_partition: dict[int, list[str]] = defaultdict(list)
+        for sku in dict.fromkeys(skus):
+            by_partition[keys.partition_of(sku)].append(sku)
+        offset = self._clock.offset_ms()
+        replies = await asyncio.gather(
+            *(
+                self._scripts.run(calls.supply_read(p, group, offset))
+                for p, group in by_partition.items()
+            )
+        )
+        now, out = 0, {}
+        for group, (at, rows) in zip(by_partition.values(), replies, strict=True):
+            now = max(now, int(at))
+            for sku, lines in zip(group, orjson.loads(rows), strict=True):
+                out[sku] = lines if isinstance(lines, list) else []  # cjson writes {} for []
+        return now, out
 
     async def list_lines(self, sku: str) -> dict[str, Any]:
         _, lines = await self.lines_of(sku)
