@@ -520,24 +520,29 @@ def machine() -> dict[str, str]:
     }
 
 
-def bench_hold(sku: str, hold_id: str, owner: str) -> Call:
-    """The bench's 1-line hold (benchmarks/run.py measure_scripts, hold_profile.py): channel
-    `web` seeing the 4 locations, no pinned location, the store's clock."""
-    return calls.hold_reserve(
+def bench_new_hold(sku: str, hold_id: str, owner: str) -> calls.NewHold:
+    """The bench's 1-line hold: channel `web` seeing the 4 locations, no pinned location,
+    the store's clock."""
+    return calls.NewHold(
         partition=keys.partition_of(sku),
         hold_id=hold_id,
         status=HoldStatus.ACTIVE,
         ttl_ms=900_000,
         pending_ttl_ms=0,
+        pending_grace_ms=0,
         channel="web",
         reference="-",
         parts=str(keys.partition_of(sku)),
-        allow_split=False,
         retention_ms=86_400_000,
         lines=[{"s": 1, "q": 1}],
         skus=[sku],
         candidates=LOCATIONS,
         channels=orjson.dumps({"web": [5, LOCATIONS]}),
         owner=owner,
-        pending_grace_ms=0,
     )
+
+
+def bench_hold(sku: str, hold_id: str, owner: str) -> Call:
+    """The bench's 1-line hold as hold_reserve.lua takes it (benchmarks/run.py
+    measure_scripts, hold_profile.py)."""
+    return calls.hold_reserve(bench_new_hold(sku, hold_id, owner), allow_split=False)

@@ -232,16 +232,20 @@ def reserve(rnd: random.Random, step: int, now: int, ids: list[str], idem: Idem 
         lines.append(line)
     hold_id = rnd.choice(ids) if ids and rnd.random() < 0.05 else f"h{step}"
     ids.append(hold_id)
-    return calls.hold_reserve(
+    # Drawn in the order the operation sequence has always drawn them (same seed, same ops).
+    status = rnd.choice([HoldStatus.ACTIVE, HoldStatus.PENDING])
+    ttl_ms, pending_ttl_ms = rnd.choice(TTLS), rnd.choice([0, HALF, 3 * HALF])
+    channel, reference = rnd.choice(["web", ""]), rnd.choice(["", "ref-1"])
+    allow_split = rnd.choice([False, True])
+    hold = calls.NewHold(
         partition=P,
         hold_id=hold_id,
-        status=rnd.choice([HoldStatus.ACTIVE, HoldStatus.PENDING]),
-        ttl_ms=rnd.choice(TTLS),
-        pending_ttl_ms=rnd.choice([0, HALF, 3 * HALF]),
-        channel=rnd.choice(["web", ""]),
-        reference=rnd.choice(["", "ref-1"]),
+        status=status,
+        ttl_ms=ttl_ms,
+        pending_ttl_ms=pending_ttl_ms,
+        channel=channel,
+        reference=reference,
         parts=str(P),
-        allow_split=rnd.choice([False, True]),
         retention_ms=RETENTION_MS,
         lines=lines,
         skus=skus,
@@ -252,6 +256,7 @@ def reserve(rnd: random.Random, step: int, now: int, ids: list[str], idem: Idem 
         offset_ms=now,
         idem=idem,
     )
+    return calls.hold_reserve(hold, allow_split=allow_split)
 
 
 def random_idem(rnd: random.Random, used: list[str]) -> Idem | None:

@@ -403,7 +403,9 @@ def measure_scripts(s: Any, r: Any, svc: h.Server, scale: Scale) -> dict[str, An
     hold_fn = h.load_function(r, "hold_reserve")
     avail_fn = h.load_function(r, "availability")
     hold_argv = ["FCALL", *h.bench_hold(sku, "hb__rand_int__", "bench").argv(hold_fn)]
-    avail_argv = ["FCALL", *calls.availability(p, [sku], h.LOCATIONS).argv(avail_fn)]
+    # the product page's call: positions and supply lines (incoming, next_available_at)
+    avail_call = calls.availability(p, [sku], h.LOCATIONS, supply=True)
+    avail_argv = ["FCALL", *avail_call.argv(avail_fn)]
     out["hold1_floor"] = measure_hold_floor(r, hold_argv, scale.script_requests)
     bench_hold = h.redis_benchmark(s, hold_argv, scale.benchmark_requests)
     bench_avail = h.redis_benchmark(s, avail_argv, scale.benchmark_requests)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -293,3 +294,13 @@ def server_binary() -> str:
     binary = find_server_binary()
     assert shutil.which(binary) or os.path.exists(binary)
     return binary
+
+
+def bare_store(
+    server_binary: str, port: int, data_dir: Path, *flags: str
+) -> subprocess.Popen[bytes]:
+    """A store server of a test's own on `port`, without persistence (and its output), `flags`
+    added (e.g. `--requirepass`); the caller stops it."""
+    argv = [server_binary, "--port", str(port), "--bind", "127.0.0.1", *flags]
+    argv += ["--save", "", "--appendonly", "no", "--dir", str(data_dir)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -34,7 +34,7 @@ from app.cli.common import (
     USAGE,
     CliError,
     Progress,
-    add_store_flags,
+    add_action,
     open_store,
     run_command,
     store_settings,
@@ -142,7 +142,7 @@ async def _supply_skus(redis: Any, partitions: set[int]) -> dict[int, set[str]]:
 async def _supply_rows(supply: SupplyService, skus: list[str]) -> list[list[Row]]:
     """Each sku's supply lines as export rows, in the order asked: the units still to come,
     the eta in RFC 3339, and whether it has passed (`overdue`, by the store's clock)."""
-    now, lines = await supply.lines_of(skus)
+    now, lines = await supply.lines_of_many(skus)
     return [
         [
             {
@@ -205,14 +205,17 @@ def export(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = add_action(
+        sub,
         "export",
+        export,
         help="write every position (or supply line) out as NDJSON or CSV",
         description="Write every position (sku, location, on_hand, held, committed, "
         "safety_stock, available), or with --supply every supply line, to stdout or a file, "
         "streamed partition by partition; progress on stderr. Each batch of skus is read "
         "atomically (the whole file is not one point in time). Exit 0 done, 2 usage error, "
         "3 store unreachable.",
+        store=True,
     )
     p.add_argument("--format", choices=["ndjson", "csv"], help="default: from --output, or ndjson")
     p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here (default: stdout)")
@@ -243,5 +246,3 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="only partition N (repeatable; default: all 256)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
-    add_store_flags(p)
-    p.set_defaults(func=export)

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from app import keys
 from app.cli import main
 from app.domain.checkpoint import Checkpoint, fingerprint
+from app.domain.importer import ImportRun
 from app.domain.supply_import import SupplyImporter, SupplyReader
 from tests.conftest import seed, service_env
 from tests.supply.helpers import backorder, days, ok_supply, supply_lines
@@ -254,8 +255,10 @@ def test_the_supply_checkpoint_follows_each_acknowledged_batch(
     with open(path, "rb") as fh:
         SupplyImporter(sync, event_retention_seconds=60, batch_rows=3).run(
             SupplyReader(fh, "ndjson", {"dc"}),
-            on_reject=lambda rejected: None,
-            on_commit=lambda line, offset, rejected: seen.append((line, offset)),
+            ImportRun(
+                on_reject=lambda rejected: None,
+                on_commit=lambda line, offset, rejected: seen.append((line, offset)),
+            ),
         )
     sync.close()
     assert [line for line, _ in seen] == [3, 6, 9, 10]
@@ -283,9 +286,11 @@ def test_a_store_that_loses_the_script_mid_supply_import_gets_every_row_once_in_
     with open(path, "rb") as fh:
         stats = SupplyImporter(sync, event_retention_seconds=60, batch_rows=3).run(
             SupplyReader(fh, "ndjson", {"dc"}),
-            on_reject=lambda rejected: pytest.fail(str(rejected)),
-            on_commit=lambda line, offset, rejected: committed.append(line),
-            on_progress=flush,
+            ImportRun(
+                on_reject=lambda rejected: pytest.fail(str(rejected)),
+                on_commit=lambda line, offset, rejected: committed.append(line),
+                on_progress=flush,
+            ),
         )
     noscript = sync.info("errorstats").get("errorstat_NOSCRIPT", {}).get("count", 0)
     final = {
