@@ -1,8 +1,15 @@
--- Reserve a hold that may wait for stock on its way (`allow_backorder`): every line takes
--- on-hand units first, then units of supply lines whose eta is not after needed_by, earliest
--- eta first; all or nothing. Writes the positions, both hold-line indexes, the promises, the
--- hold record and one event per changed position in one atomic step. Holds without
--- allow_backorder never come here (hold_reserve.lua): its store time is unchanged.
+-- Reserve a hold that may wait for stock on its way (`allow_backorder`), or one partition's
+-- part of a multi-partition one: every line takes on-hand units first, then units of supply
+-- lines whose eta is not after needed_by, earliest eta first; all or nothing. Writes the
+-- positions, both hold-line indexes, the promises, the hold record and one event per changed
+-- position in one atomic step. Holds without allow_backorder never come here
+-- (hold_reserve.lua): its store time is unchanged.
+--
+-- A part of a multi-partition hold is reserved `pending` (the two-phase protocol of
+-- hold_reserve.lua, app/domain/hold_parts.py): its deadline is now + the pending TTL (the
+-- record's `deadline`, its expiry-index score), and its on-hand lines (hx) and its promises
+-- (px) count until that deadline + the pending grace (`count_until`); hold_confirm.lua moves
+-- both to expires_at, hold_abort.lua and hold_rollback.lua give both back.
 --
 -- The sourcing rule (docs/architecture.md, "Future supply and promising"): a line pinned to a
 -- location uses that location only; an unpinned line uses the candidates, and takes on-hand
@@ -29,7 +36,7 @@
 -- ARGV[3]  TTL, ms: expires_at = now + TTL
 -- ARGV[4]  channel ("" for none)
 -- ARGV[5]  reference ("" for none)
--- ARGV[6]  parts: the hold's one partition (backorder holds live in one partition)
+-- ARGV[6]  parts: comma-separated partitions of the whole hold, its home partition first
 -- ARGV[7]  event retention, ms (MINID trimming)
 -- ARGV[8]  lines JSON: [{"s": sku index (1-based), "q": quantity, "l": location?}, ...]
 -- ARGV[9]  skus JSON: ["sku", ...] naming the key groups in order
@@ -39,7 +46,10 @@
 -- ARGV[12] owner: the API key name that creates the hold ("" anonymous)
 -- ARGV[13] needed_by, ms (0: any eta)
 -- ARGV[14] metadata JSON object ("" for none: then nothing more is written)
--- KEYS[last], ARGV[15..17]: the Idempotency-Key claim (includes/idempotency.lua), taken first
+-- ARGV[15] status to create: "active", or "pending" for a part awaiting confirmation
+-- ARGV[16] pending TTL, ms: a pending part's deadline is now + this (ignored for "active")
+-- ARGV[17] pending grace, ms: a pending part counts until its deadline + this (count_until)
+-- KEYS[last], ARGV[18..20]: the Idempotency-Key claim (includes/idempotency.lua), taken first
 --
 -- Replies:
 --   {"ok", lines JSON [{"sku","location","quantity"}], created_at, expires_at,
@@ -48,6 +58,9 @@
 --   {"needed_by_past"}                                  needed_by is not after now: nothing changed
 --   {"insufficient", JSON [{"sku","requested","available","location"?}]}  nothing changed
 --   {"idem", ...}                                       the claim's answer (idempotency.lua)
+-- A keyed "ok" has stored its response in the claim's record (idem_store: 201, the deferred
+-- form IDEM_HOLD_CREATED with the promises): the request needs no idempotency_complete.lua
+-- call. Only a one-partition hold passes a claim (a multi-partition create claims first).
 
 local rcall = redis.call
 --!include clock.lua
@@ -65,6 +78,9 @@ if needed_by ~= 0 and needed_by <= now then return {'needed_by_past'} end
 
 local hold_id = ARGV[2]
 local expires_at = now + tonumber(ARGV[3])
+local status = ARGV[15] == 'pending' and 'pending' or 'active'
+local deadline = status == 'pending' and now + tonumber(ARGV[16]) or nil
+local count_until = deadline and deadline + tonumber(ARGV[17]) or expires_at
 local min_id = clock_min_id(now, ARGV[7])
 local lines = cjson.decode(ARGV[8])
 local skus = cjson.decode(ARGV[9])
@@ -160,7 +176,7 @@ for k = 1, #order do
   state_write(s, loc, {on_hand = p.on_hand, held = p.held + q, committed = p.committed,
                        safety = p.safety})
   local member = line_member(hold_id, loc, q)
-  rcall('ZADD', key(si, 2), expires_at, member)
+  rcall('ZADD', key(si, 2), count_until, member)
   local event_id = state_emit(stream_key, min_id, now, channels, seers, 'hold.reserved',
                               skus[si], loc, s, before, 'hold', hold_id)
   local ms, seq = string.match(event_id, '^(%d+)-(%d+)$')
@@ -172,17 +188,22 @@ for k = 1, #porder do
   local si, l = porder[k][1], porder[k][2]
   local q = promised[si][l.line]
   rcall('HSET', key(si, 5), hold_id .. '|' .. l.line,
-        promise_value(q, expires_at, now, needed_by))
+        promise_value(q, count_until, now, needed_by))
   promises[k] = {sku = skus[si], location = l.location, supply_id = l.supply_id, quantity = q,
                  available_from = l.eta}
 end
 
 local lines_json = #out > 0 and cjson.encode(out) or '[]'
 local promises_json = #promises > 0 and cjson.encode(promises) or '[]'
-rcall('HSET', hold_key, 'status', 'active', 'channel', ARGV[4], 'reference', ARGV[5],
+rcall('HSET', hold_key, 'status', status, 'channel', ARGV[4], 'reference', ARGV[5],
       'created_at', now, 'updated_at', now, 'expires_at', expires_at,
-      'count_until', expires_at, 'lines', lines_json, 'parts', ARGV[6],
+      'count_until', count_until, 'lines', lines_json, 'parts', ARGV[6],
       'owner', ARGV[12], 'promises', promises_json, 'needed_by', needed_by)
-rcall('ZADD', expiry_key, expires_at, hold_id)
+if deadline then rcall('HSET', hold_key, 'deadline', deadline) end
+rcall('ZADD', expiry_key, deadline or count_until, hold_id)
 hold_index_add(KEYS[5 * #skus + 4], hold_key, ARGV[12], now, hold_id, ARGV[14])
+-- A keyed create's response, stored with the change (no completion call; idempotency.lua).
+idem_store('201', IDEM_HOLD_CREATED .. cjson.encode({hold_id, status, ARGV[4], ARGV[5],
+           string.format('%d', now), string.format('%d', expires_at), lines_json, ARGV[14],
+           promises_json}))
 return {'ok', lines_json, now, expires_at, promises_json}

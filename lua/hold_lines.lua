@@ -7,8 +7,9 @@
 --
 -- A promised line (a backorder hold's units on a supply line: the record's `promises`) is
 -- named by its `supply_id` as well and can be released, not fulfilled (its units are not
--- there: the service refuses that first, 409 promise_not_received): its px entry and the
--- record's `promises` lose the units, which so go back to the supply line at once; `closed`
+-- there: the service refuses that first, 409 promise_not_received): the record's `promises`
+-- lose the units, and its px entry keeps at most the units still open (unbacked units of a
+-- broken promise go first), so backed units go back to the supply line at once; `closed`
 -- gets them with their supply_id and available_from. No position changes, so no event (as a whole release's
 -- promises). A hold stays open while it has promised units.
 --
@@ -98,7 +99,10 @@ local function close(line, q)
   closed[#closed + 1] = {sku = line.sku, location = line.location, quantity = q, as = as,
                          supply_id = line.supply_id, available_from = line.available_from}
 end
--- Release q units of a promised line: its px entry loses them (gone at 0).
+-- Release q of the line.quantity units the record promises from a supply line: its px entry
+-- keeps at most the units still open (gone at 0). A promise that lost part of its backing
+-- (promise_broken) so releases its unbacked units first, as a channel answering the event
+-- expects: the backed units stay with the units it keeps.
 local pkeys = promise_keys()
 local function unpromise(line, q)
   local key = pkeys[line.sku]
@@ -106,8 +110,9 @@ local function unpromise(line, q)
   local v = key and rcall('HGET', key, field)
   if not v then return end
   local u, cu, cr, nb = promise_parse(v)
-  if u > q then
-    rcall('HSET', key, field, promise_value(u - q, cu, cr, nb))
+  local keep = math.min(u, line.quantity - q)
+  if keep > 0 then
+    if keep < u then rcall('HSET', key, field, promise_value(keep, cu, cr, nb)) end
   else
     rcall('HDEL', key, field)
   end

@@ -1,9 +1,10 @@
 -- Apply one `receipt` stock event that names a supply line: its units move from the supply
 -- line to on_hand, and the units promised from that line (oldest promise first) become
--- on-hand units of the same holds (held, or committed for a committed hold), so availability
--- moves only by the receipt's unpromised units. A receipt larger than the line closes it and
--- the excess goes to on_hand too; a smaller one leaves the rest of the line open. The event
--- identity (location, id) is applied once, as in stock_events.lua.
+-- on-hand units of the same holds (held, counting until the hold's count_until, for an active
+-- hold or a pending part of a multi-partition one; committed for a committed hold), so
+-- availability moves only by the receipt's unpromised units. A receipt larger than the line
+-- closes it and the excess goes to on_hand too; a smaller one leaves the rest of the line
+-- open. The event identity (location, id) is applied once, as in stock_events.lua.
 --
 -- KEYS[1] event stream         os:{P}:events
 -- KEYS[2] skus of partition    os:{P}:skus
@@ -74,7 +75,9 @@ end
 local function move_to_on_hand(pr, n, p)
   local key = hold_keys[pr.hold]
   local h = hold_load(key)
-  local active = h.status == 'active'
+  -- A pending part's new units count as its other lines do (until its count_until), and
+  -- follow it: confirmed with it, or returned when it is rolled back or aborted.
+  local held = h.status == 'active' or h.status == 'pending'
   local lines, had = h.lines_t, 0
   for _, l in ipairs(lines) do
     if l.sku == sku and l.location == location then had = l.quantity l.quantity = had + n end
@@ -84,7 +87,7 @@ local function move_to_on_hand(pr, n, p)
   local order = had > 0 and rcall('ZSCORE', ho_key, old) or tostring(now * 1000)
   rcall('ZREM', ho_key, old)
   rcall('ZADD', ho_key, order, new)
-  if active then
+  if held then
     rcall('ZREM', hx_key, old)
     rcall('ZADD', hx_key, h.count_until, new)
     p.held = p.held + n

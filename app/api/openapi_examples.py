@@ -321,7 +321,6 @@ OPERATIONS: dict[str, Doc] = {
             "insufficient_stock",
             "channel_not_found",
             "location_not_found",
-            "backorder_multi_partition",
         ),
         idempotent=True,
     ),

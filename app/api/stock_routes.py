@@ -35,14 +35,12 @@ async def put_stock(
 ) -> Response:
     """Set the absolute on_hand (and optionally safety_stock) of a position, as ERP/WMS
     counted it. Held and committed units are untouched."""
-
-    async def op(claim: Claim | None) -> tuple[int, object]:
-        position = await services.stock.set_position(
+    return await services.idempotency.answer(
+        request,
+        lambda claim: services.stock.set_position(
             sku, location, body.on_hand, body.safety_stock, claim
-        )
-        return 200, position
-
-    return await services.idempotency.run(request, op)
+        ),
+    )
 
 
 @router.get("/stock/{sku}", response_model=StockOut, dependencies=[auth.READ])

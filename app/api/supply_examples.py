@@ -100,7 +100,4 @@ SUPPLY_PROBLEMS: dict[str, dict[str, Any]] = {
         "detail": "the hold has promised units whose supply has not been received; commit it "
         "and fulfil once they arrive, or release it"
     },
-    "backorder_multi_partition": {
-        "detail": "a backorder hold's skus must share one partition; split it into one hold per sku"
-    },
 }

@@ -1,10 +1,20 @@
-"""`omnistock export`: every position out of the store, as NDJSON or CSV, streamed.
+"""`omnistock export`: every position (or, with `--supply`, every supply line) out of the
+store, as NDJSON or CSV, streamed.
 
 Reads partition by partition (the skus of each from its `skus` set, then their positions in
 batches, each batch one atomic script call with expired holds already not counting), so
 memory stays flat for any catalogue and a partition's rows come out sorted by sku. The whole
 file is not one point in time: each batch is. `--for-import` writes the columns `omnistock
 import` reads (sku, location, on_hand, safety_stock), so a store can be copied to another.
+
+`--supply` writes the supply lines instead (sku, location, supply_id, type, quantity: the
+units still to come, eta, reference, promised, incoming), a partition's skus found by one SCAN
+of the supply keys first (a sku may have supply and no position; only the names are kept), the
+lines of a batch of skus read by one `supply_read.lua` call per partition (lapsed holds'
+promises already not counting). With `--for-import` it writes what `omnistock import --supply`
+reads (the first seven): the promises belong to holds, which are not exported, as held units
+are not. A line whose eta has passed (overdue, not received) is written, and counted on
+stderr: the import refuses it (an eta must be ahead, as through the API), by its line number.
 """
 
 from __future__ import annotations
@@ -24,19 +34,23 @@ from app.cli.common import (
     USAGE,
     CliError,
     Progress,
-    add_store_flags,
+    add_action,
     open_store,
     run_command,
     store_settings,
 )
-from app.domain.clock import StoreClock
+from app.domain.clock import StoreClock, iso
 from app.domain.config import ConfigService
 from app.domain.stock import StockService
+from app.domain.supply import SupplyService
+from app.domain.supply_import import COLUMNS as SUPPLY_IMPORT_COLUMNS
 from app.store.scripts import Scripts
 
 COLUMNS = ["sku", "location", "on_hand", "held", "committed", "safety_stock", "available"]
 IMPORT_COLUMNS = ["sku", "location", "on_hand", "safety_stock"]
+SUPPLY_COLUMNS = [*SUPPLY_IMPORT_COLUMNS, "promised", "incoming"]
 BATCH_SKUS = 500
+Row = dict[str, Any]
 
 
 class Writer:
@@ -47,36 +61,101 @@ class Writer:
         if fmt == "csv":
             out.write(",".join(columns).encode() + b"\n")
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, row: Row) -> None:
         if self._fmt == "csv":
-            # Identifiers are [A-Za-z0-9._:-] and counters integers: nothing to quote.
-            self._out.write(",".join(str(row[c]) for c in self._columns).encode() + b"\n")
+            self._out.write(",".join(_csv(row, c) for c in self._columns).encode() + b"\n")
         else:
             self._out.write(orjson.dumps({c: row[c] for c in self._columns}) + b"\n")
 
 
-async def _export(args: argparse.Namespace, writer: Writer) -> tuple[int, int]:
+def _csv(row: Row, column: str) -> str:
+    """One CSV field. Identifiers are [A-Za-z0-9._:-] and counters integers: nothing to quote;
+    a supply line's reference (free text) is quoted as RFC 4180 says when it needs it, and
+    empty when there is none. A line break cannot be in a one-line row."""
+    value = row[column]
+    if value is None:
+        return ""
+    text = str(value)
+    if "\n" in text or "\r" in text:
+        raise CliError(
+            USAGE,
+            f"the {column} of {row['sku']} {row['location']} {row.get('supply_id', '')} holds a "
+            "line break, which a CSV row cannot: export as --format ndjson",
+        )
+    if "," in text or '"' in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+async def _export(args: argparse.Namespace, writer: Writer) -> tuple[int, int, int]:
+    """(skus, rows written, overdue supply lines written)."""
     settings = store_settings(args)
     partitions = args.partition or list(range(keys.PARTITIONS))
     wanted = set(args.location) if args.location else None
-    progress = Progress("export", "positions", not args.quiet)
-    skus_seen = positions = 0
+    progress = Progress("export", "supply lines" if args.supply else "positions", not args.quiet)
+    skus_seen = written = overdue = 0
     async with open_store(settings) as redis:
         scripts = Scripts.register(redis)
         config = ConfigService(redis, scripts, settings.config_refresh_seconds)
         stock = StockService(redis, scripts, config, settings, StoreClock())
+        if args.supply:
+            supply = SupplyService(
+                scripts, config, stock, StoreClock(), redis, cluster=settings.redis_cluster
+            )
+            by_partition = await _supply_skus(redis, set(partitions))
         for done, p in enumerate(partitions, 1):
-            skus = sorted([sku async for sku in redis.sscan_iter(keys.skus(p), count=1000)])
+            if args.supply:
+                skus = sorted(by_partition.get(p, ()))
+            else:
+                skus = sorted([sku async for sku in redis.sscan_iter(keys.skus(p), count=1000)])
             for start in range(0, len(skus), BATCH_SKUS):
                 batch = skus[start : start + BATCH_SKUS]
-                for sku, rows in zip(batch, await stock.positions_of(batch), strict=True):
+                if args.supply:
+                    rows_of = await _supply_rows(supply, batch)
+                else:
+                    rows_of = await stock.positions_of(batch)
+                for sku, rows in zip(batch, rows_of, strict=True):
                     skus_seen += bool(rows)
                     for row in rows:
                         if wanted is None or row["location"] in wanted:
                             writer.write({"sku": sku, **row})
-                            positions += 1
-            progress(done, len(partitions), positions)
-    return skus_seen, positions
+                            written += 1
+                            overdue += row.get("overdue", False)
+            progress(done, len(partitions), written)
+    return skus_seen, written, overdue
+
+
+async def _supply_skus(redis: Any, partitions: set[int]) -> dict[int, set[str]]:
+    """The skus with supply lines, by partition: one SCAN pass over the supply keys (on a
+    cluster, over every primary)."""
+    found: dict[int, set[str]] = {}
+    prefix = len(keys.supply(0, ""))  # every partition's tag has the same length
+    pattern = f"{keys.PREFIX}:{{[0-9][0-9][0-9]}}:sup:*"
+    async for key in redis.scan_iter(match=pattern, count=1000):
+        name = key.decode() if isinstance(key, bytes) else key
+        p = keys.partition_of(sku := name[prefix:])
+        if p in partitions and name == keys.supply(p, sku):
+            found.setdefault(p, set()).add(sku)
+    return found
+
+
+async def _supply_rows(supply: SupplyService, skus: list[str]) -> list[list[Row]]:
+    """Each sku's supply lines as export rows, in the order asked: the units still to come,
+    the eta in RFC 3339, and whether it has passed (`overdue`, by the store's clock)."""
+    now, lines = await supply.lines_of(skus)
+    return [
+        [
+            {
+                **line,
+                "eta": iso(line["eta"]),
+                "reference": line.get("reference") or None,
+                "incoming": line["free"],
+                "overdue": line["eta"] <= now,
+            }
+            for line in lines[sku]
+        ]
+        for sku in skus
+    ]
 
 
 def export(args: argparse.Namespace) -> int:
@@ -85,24 +164,35 @@ def export(args: argparse.Namespace) -> int:
         if bad:
             raise CliError(USAGE, f"no partition {bad[0]} (0-{keys.PARTITIONS - 1})")
         fmt = args.format or ("csv" if args.output and args.output.suffix == ".csv" else "ndjson")
-        columns = IMPORT_COLUMNS if args.for_import else COLUMNS
+        if args.supply:
+            columns = list(SUPPLY_IMPORT_COLUMNS) if args.for_import else SUPPLY_COLUMNS
+        else:
+            columns = IMPORT_COLUMNS if args.for_import else COLUMNS
         started = time.monotonic()
         if args.output is None:
-            skus, positions = asyncio.run(_export(args, Writer(sys.stdout.buffer, fmt, columns)))
+            skus, rows, overdue = asyncio.run(
+                _export(args, Writer(sys.stdout.buffer, fmt, columns))
+            )
             sys.stdout.flush()
         else:
             # Written beside the target and renamed at the end: never a half-written file.
             partial = args.output.with_name(f".{args.output.name}.partial")
             try:
                 with open(partial, "wb") as out:
-                    skus, positions = asyncio.run(_export(args, Writer(out, fmt, columns)))
+                    skus, rows, overdue = asyncio.run(_export(args, Writer(out, fmt, columns)))
                 os.replace(partial, args.output)
             finally:
                 partial.unlink(missing_ok=True)
         if not args.quiet:
             print(
-                f"exported {positions:,} positions of {skus:,} skus as {fmt} in "
-                f"{time.monotonic() - started:.1f} s",
+                f"exported {rows:,} {'supply lines' if args.supply else 'positions'} of "
+                f"{skus:,} skus as {fmt} in {time.monotonic() - started:.1f} s",
+                file=sys.stderr,
+            )
+        if overdue:  # said even with --quiet: an import of this file rejects them
+            print(
+                f"{overdue:,} supply lines are overdue (their eta has passed): `omnistock "
+                "import --supply` rejects them, as the API refuses an eta that is not ahead",
                 file=sys.stderr,
             )
         return 0
@@ -115,20 +205,32 @@ def export(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = add_action(
+        sub,
         "export",
-        help="write every position out as NDJSON or CSV",
+        export,
+        help="write every position (or supply line) out as NDJSON or CSV",
         description="Write every position (sku, location, on_hand, held, committed, "
-        "safety_stock, available) to stdout or a file, streamed partition by partition; "
-        "progress on stderr. Each batch of skus is read atomically (the whole file is not "
-        "one point in time). Exit 0 done, 2 usage error, 3 store unreachable.",
+        "safety_stock, available), or with --supply every supply line, to stdout or a file, "
+        "streamed partition by partition; progress on stderr. Each batch of skus is read "
+        "atomically (the whole file is not one point in time). Exit 0 done, 2 usage error, "
+        "3 store unreachable.",
+        store=True,
     )
     p.add_argument("--format", choices=["ndjson", "csv"], help="default: from --output, or ndjson")
     p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here (default: stdout)")
     p.add_argument(
         "--for-import",
         action="store_true",
-        help="only sku, location, on_hand, safety_stock: the input of `omnistock import`",
+        help="only sku, location, on_hand, safety_stock: the input of `omnistock import` "
+        "(with --supply: sku, location, supply_id, type, quantity, eta, reference, the input of "
+        "`omnistock import --supply`)",
+    )
+    p.add_argument(
+        "--supply",
+        action="store_true",
+        help="the supply lines instead of the positions: sku, location, supply_id, type, "
+        "quantity (the units still to come), eta, reference, promised, incoming",
     )
     p.add_argument(
         "--location",
@@ -144,5 +246,3 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="only partition N (repeatable; default: all 256)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
-    add_store_flags(p)
-    p.set_defaults(func=export)

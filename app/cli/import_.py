@@ -14,9 +14,9 @@ import orjson
 import redis
 from redis.exceptions import RedisError
 
-from app.cli.common import CliError, add_store_flags, store_settings, store_url
+from app.cli.common import CliError, add_action, store_settings, store_url
 from app.domain.checkpoint import Checkpoint, fingerprint
-from app.domain.importer import Importer, registered_locations
+from app.domain.importer import Importer, ImportRun, registered_locations
 from app.domain.snapshot import Rejected, SnapshotError, SnapshotReader, detect_format
 from app.domain.supply_import import SupplyImporter, SupplyReader
 from app.logs import redact
@@ -105,6 +105,7 @@ def run_import(args: argparse.Namespace) -> int:
         print(f"omnistock import: {exc.message}", file=sys.stderr)
         return exc.code
     rejects_out: IO[str] | None = None
+    saved_line = checkpoint.line if checkpoint else 0  # what the checkpoint file says
     try:
         with _store(settings) as client, open(path, "rb") as fh:
             client.ping()
@@ -130,24 +131,22 @@ def run_import(args: argparse.Namespace) -> int:
                     rejects_out.write(f"{rejected.line}\t{rejected.reason}\n")
 
             def on_commit(line: int, offset: int, rejected: int) -> None:
+                nonlocal saved_line
                 if checkpoint is not None:
                     checkpoint.line, checkpoint.offset = line, offset
                     checkpoint.rejected += rejected
                     checkpoint.save()
+                    saved_line = line
 
             importer = (SupplyImporter if args.supply else Importer)(
                 client,
                 event_retention_seconds=settings.event_retention_seconds,
                 batch_rows=args.batch_rows,
             )
-            stats = importer.run(
-                reader,  # type: ignore[arg-type]  # each importer gets its own reader
-                offset=start_offset,
-                line=start_line,
-                on_reject=on_reject,
-                on_commit=on_commit,
-                on_progress=progress.update,
+            job = ImportRun(
+                on_reject, on_commit, progress.update, offset=start_offset, line=start_line
             )
+            stats = importer.run(reader, job)  # type: ignore[arg-type]  # each its own reader
             progress.update(size, stats.rows, final=True)
     except SnapshotError as exc:
         print(f"omnistock import: {path}: {exc}", file=sys.stderr)
@@ -159,10 +158,8 @@ def run_import(args: argparse.Namespace) -> int:
         interrupted = isinstance(exc, KeyboardInterrupt)
         what = "interrupted" if interrupted else f"store unreachable or failed: {redact(str(exc))}"
         print(f"omnistock import: {what}", file=sys.stderr)
-        if checkpoint is not None and checkpoint.line:
-            print(
-                f"  resume with the same command (after line {checkpoint.line:,})", file=sys.stderr
-            )
+        if saved_line:
+            print(f"  resume with the same command (after line {saved_line:,})", file=sys.stderr)
         return 1 if interrupted else 3
     finally:
         if rejects_out is not None:
@@ -199,8 +196,10 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = add_action(
+        sub,
         "import",
+        run_import,
         help="load a stock snapshot (CSV or NDJSON) from ERP/WMS",
         description="Set on_hand (and optionally safety_stock) of every position in FILE: CSV "
         "with a header `sku,location,on_hand[,safety_stock]`, or NDJSON with one object per "
@@ -208,9 +207,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "idempotent: a re-run changes nothing. Rejected rows are listed with their line "
         "numbers (exit 1). Uses OMNISTOCK_REDIS_URL, or the embedded store under "
         "OMNISTOCK_DATA_DIR (the one a running service keeps there, if any).",
+        store=True,
     )
     p.add_argument("file", help="snapshot file (.csv, .ndjson or .jsonl)")
-    add_store_flags(p)
     p.add_argument("--format", choices=["csv", "ndjson"], help="default: from the file name")
     p.add_argument("--checkpoint", help="checkpoint file (default: FILE.checkpoint)")
     p.add_argument("--no-checkpoint", action="store_true", help="do not write a checkpoint")
@@ -225,4 +224,3 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=run_import)

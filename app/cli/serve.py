@@ -10,6 +10,7 @@ import shutil
 import sys
 import tempfile
 
+from app.cli.common import add_action
 from app.logs import configure, logging_config
 from app.settings import Settings, SettingsError, load_settings
 
@@ -22,7 +23,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.server import supervision
-    from app.server.timeouts import ReadTimeoutProtocol
+    from app.server.writes import CoalescingProtocol
     from app.store.durable import configuration_error
     from app.store.embedded import EmbeddedStore, EmbeddedStoreError
 
@@ -81,7 +82,7 @@ def serve(args: argparse.Namespace) -> int:
         config = uvicorn.Config(
             "app.server.supervision:create_worker_app",
             factory=True,
-            http=ReadTimeoutProtocol,
+            http=CoalescingProtocol,
             host=settings.host,
             port=settings.port,
             workers=settings.workers,
@@ -146,8 +147,10 @@ def check_protected_mode(settings: Settings) -> int | None:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p_serve = sub.add_parser(
+    p_serve = add_action(
+        sub,
         "serve",
+        serve,
         help="run the HTTP service",
         description="Run the HTTP service. Without OMNISTOCK_REDIS_URL it starts and supervises "
         "a private store with append-only persistence under OMNISTOCK_DATA_DIR (./data).",
@@ -163,4 +166,3 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         choices=["json", "text"],
         help="one JSON object per line, or plain text (OMNISTOCK_LOG_FORMAT, default json)",
     )
-    p_serve.set_defaults(func=serve)

@@ -5,8 +5,8 @@ what one partition's supply lines and promises must look like.
   exceed the line's quantity: a unit promised twice;
 - `promise_orphan`: a promise that still counts names a supply line that does not exist (a
   cancelled line breaks its promises in the same step, so this is drift);
-- `promise_without_hold`: a promise that still counts whose hold is gone, not open, or does not
-  list it.
+- `promise_without_hold`: a promise that still counts whose hold is gone, not open (active,
+  committed, or a pending part of a multi-partition hold), or does not list it.
 
 Read in one atomic step by lua/audit_supply.lua; none is repaired by `--fix` (a person decides
 whether to re-promise or release), so each is reported, not fixable.
@@ -21,7 +21,7 @@ import orjson
 
 from app.domain.audit_rules import Finding, as_list
 
-_OPEN = frozenset({"active", "committed"})
+_OPEN = frozenset({"active", "pending", "committed"})
 
 
 def check_supply(p: int, raw: str | bytes) -> list[Finding]:

@@ -26,19 +26,22 @@ def check_lines(
     records: list[dict[str, str]], partitions: list[int], by_part: dict[int, list[dict[str, Any]]]
 ) -> None:
     """Every requested line is an open line of its part with the units asked (what
-    hold_lines.lua checks per part), checked on every part before any changes."""
+    hold_lines.lua checks per part), checked on every part before any changes. A promised
+    line (a backorder hold's) is named by its supply_id too."""
     for p, record in zip(partitions, records, strict=True):
         if not record or p < 0:  # gone, or changed by this request's first attempt
             continue
         open_units = {
-            (x["sku"], x["location"]): x["quantity"] for x in orjson.loads(record["lines"])
+            (x["sku"], x["location"], x.get("supply_id")): x["quantity"]
+            for x in orjson.loads(record["lines"]) + orjson.loads(record.get("promises") or "[]")
         }
         known = set(open_units) | {
-            (x["sku"], x["location"]) for x in orjson.loads(record.get("closed") or "[]")
+            (x["sku"], x["location"], x.get("supply_id"))
+            for x in orjson.loads(record.get("closed") or "[]")
         }
         for want in by_part[p]:
-            key = (want["sku"], want["location"])
-            if key not in known or "supply_id" in want:  # a hold in parts promises nothing
+            key = (want["sku"], want["location"], want.get("supply_id"))
+            if key not in known:
                 raise UnknownHoldLine(f"the hold has no line {key[0]}@{key[1]}", line=want)
             if want["quantity"] > open_units.get(key, 0):
                 raise LineQuantityExceeded(

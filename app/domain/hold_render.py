@@ -1,6 +1,6 @@
 """A hold as the API shows it, from its records; and a created hold's response stored by
-hold_reserve.lua in deferred form (lua/includes/idempotency.lua IDEM_HOLD_CREATED), rendered
-here exactly as the first response was."""
+hold_reserve.lua or hold_backorder.lua in deferred form (lua/includes/idempotency.lua
+IDEM_HOLD_CREATED), rendered here exactly as the first response was."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ def render(hold_id: str, records: list[dict[str, str]]) -> dict[str, Any]:
 
 def stored_body(body: str | bytes) -> bytes:
     """A stored response's body as the client gets it: a created hold's deferred form
-    rendered (the record as hold_reserve.lua wrote it at that moment), anything else as is."""
+    rendered (the record as hold_reserve.lua or hold_backorder.lua wrote it at that moment),
+    anything else as is."""
     raw = body.encode() if isinstance(body, str) else body
     if not raw.startswith(HOLD_CREATED):
         return raw
@@ -57,6 +58,8 @@ def stored_body(body: str | bytes) -> bytes:
         "expires_at": expires,
         "lines": lines,
     }
-    if len(fields) > 7 and fields[7]:  # metadata as hold_reserve.lua wrote it ("": none)
+    if len(fields) > 7 and fields[7]:  # metadata as the script wrote it ("": none)
         record["metadata"] = fields[7]
+    if len(fields) > 8:  # a backorder hold's promises (hold_backorder.lua)
+        record["promises"] = fields[8]
     return orjson.dumps(render(hold_id, [record]))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -37,6 +38,7 @@ from app.domain.channel_rules import has_rules, over_figure
 from app.domain.clock import Clock
 from app.domain.config import ConfigService
 from app.domain.errors import (
+    DomainError,
     HoldNotFound,
     InsufficientStock,
     InvalidRequest,
@@ -78,10 +80,25 @@ ANONYMOUS_OWNER = ""  # no API keys, or a hold recorded before owners were: admi
 
 @dataclass
 class Reserved:
-    """hold_reserve.lua's reply: its kind, and its data decoded."""
+    """hold_reserve.lua's or hold_backorder.lua's reply: its kind, its data decoded, and the
+    refusal it means once the other parts are undone (needed_by past: 422)."""
 
     kind: Reply
     data: Any = None
+    error: DomainError | None = None
+
+
+def _reserved(claim: Claim | None, result: list[Any]) -> Reserved:
+    kind = Reply(checked(claim, result)[0])
+    if kind == Reply.INSUFFICIENT:
+        return Reserved(kind, orjson.loads(result[1]))
+    if kind == Reply.OK:  # lines, created_at, expires_at (, promises: hold_backorder.lua)
+        if claim is not None:
+            claim.stored = True  # with the change (the script's idem_store)
+        return Reserved(kind, (result[1], int(result[2]), int(result[3]), *result[4:]))
+    if kind == Reply.NEEDED_BY_PAST:
+        return Reserved(kind, error=backorder.needed_by_past())
+    return Reserved(kind, result[1])
 
 
 @dataclass(eq=False)  # a service, compared by identity
@@ -182,29 +199,55 @@ class HoldService:
         candidates: list[str],
         claim: Claim | None,
     ) -> dict[str, Any]:
-        """A hold that may wait for supply: one partition, one script call (backorder.py)."""
-        backorder.check_one_partition(len(parts))
-        ((p, part),) = parts.items()
-        pinned = [line.location for line in part.lines if line.location]
-        call = backorder.reserve_call(
-            partition=p,
-            hold_id=header.hold_id,
-            lines=part.lines,
-            body=body,
-            ttl_ms=header.ttl_ms,
-            owner=header.owner,
-            metadata=header.metadata,
-            candidates=candidates,
-            channels=self._config.channels_arg(candidates + pinned),
-            retention_ms=self._stock.event_retention_ms,
-            offset_ms=self._clock.offset_ms(),
-            claim=claim,
-        )
-        reply = await self._scripts.run(call)
-        record = backorder.reserved_record(reply, claim, header.record("[]", 0, 0))
-        if record is None:  # a retried create: its first attempt made the hold
+        """A hold that may wait for supply (backorder.py): one script call for one partition;
+        over several, every part is reserved pending by hold_backorder.lua and the two-phase
+        protocol of `_try_parts` decides, a keyed create's claim taken first (as for an
+        on-hand multi-partition hold: a retry resumes). The sourcing rule is per line, so per
+        part; channel rules are per sku, so each part's script applies its skus' own."""
+        needed_by = backorder.needed_by_ms(body)
+
+        def reserve(part: Part, status: HoldStatus, claim: Claim | None) -> Awaitable[Reserved]:
+            return self._reserve_backorder(header, part, status, needed_by, candidates, claim)
+
+        if len(parts) == 1:
+            (part,) = parts.values()
+            reply = await reserve(part, HoldStatus.ACTIVE, claim)
+            if reply.error is not None:
+                raise reply.error
+            if reply.kind == Reply.INSUFFICIENT:
+                raise backorder.short(reply.data)
+            if reply.kind == Reply.OK:  # render what the script wrote
+                lines, created, expires, promises = reply.data
+                record = {**header.record(lines, created, expires), "promises": promises}
+                return self.render(header.hold_id, [record])
+            # a retried create: its first attempt made the hold
             return await self.get(header.hold_id, viewer=header.owner)
-        return self.render(header.hold_id, [record])
+        # Claimed before any part runs, so a concurrent duplicate reserves nothing anywhere.
+        await take(self._scripts, claim, keys.tag(next(iter(parts))), self._clock.offset_ms())
+        shortage = await self._try_parts(
+            header,
+            list(parts.values()),
+            reserve=lambda part: reserve(part, HoldStatus.PENDING, None),
+        )
+        if shortage is not None:
+            raise backorder.short(shortage)
+        return await self.get(header.hold_id, viewer=header.owner)
+
+    async def _reserve_backorder(
+        self,
+        header: _Header,
+        part: Part,
+        status: HoldStatus,
+        needed_by_ms: int,
+        candidates: list[str],
+        claim: Claim | None,
+    ) -> Reserved:
+        """One part of a backorder hold, or the whole (`status` active): hold_backorder.lua."""
+        pinned = [line.location for line in part.lines if line.location]
+        channels = self._config.channels_arg(candidates + pinned)
+        new = self._new_hold(header, part, status, candidates, channels, claim, groups=False)
+        call = calls.hold_backorder(new, needed_by_ms=needed_by_ms)
+        return _reserved(claim, await self._scripts.run(call))
 
     async def _check_pinned_locations(
         self, lines: list[HoldLineIn], channel: Channel | None
@@ -229,49 +272,55 @@ class HoldService:
         claim: Claim | None = None,
         max_locations: int | None = None,
     ) -> Reserved:
+        touched = candidates + [line.location for line in part.lines if line.location]
+        channels = self._config.channels_arg(touched, part.skus())
+        new = self._new_hold(header, part, status, candidates, channels, claim, groups=True)
+        call = calls.hold_reserve(new, allow_split=allow_split, max_locations=max_locations)
+        return _reserved(claim, await self._scripts.run(call))
+
+    def _new_hold(
+        self,
+        header: _Header,
+        part: Part,
+        status: HoldStatus,
+        candidates: list[str],
+        channels: bytes,
+        claim: Claim | None,
+        groups: bool,
+    ) -> calls.NewHold:
+        """What hold_reserve.lua and hold_backorder.lua take of a part; `groups`: lines carry
+        their kit line ("g", hold_reserve.lua's split sourcing)."""
         p = part.partition
         skus = part.skus()
         index = {sku: i + 1 for i, sku in enumerate(skus)}
-        touched = candidates + [line.location for line in part.lines if line.location]
-        call = calls.hold_reserve(
+        return calls.NewHold(
             partition=p,
             hold_id=header.hold_id,
             status=status,
             ttl_ms=header.ttl_ms,
-            pending_ttl_ms=self._settings.pending_ttl_seconds * 1000,  # a pending part's deadline
+            pending_ttl_ms=self._settings.pending_ttl_seconds * 1000,
+            pending_grace_ms=self._settings.pending_grace_seconds * 1000,
             channel=header.channel,
             reference=header.reference,
             parts=header.parts,
-            allow_split=allow_split,
             retention_ms=self._stock.event_retention_ms,
             lines=[
                 {
                     "s": index[line.sku],
                     "q": line.quantity,
                     **({"l": line.location} if line.location else {}),
-                    **({"g": line.group} if isinstance(line, KitLine) else {}),
+                    **({"g": line.group} if groups and isinstance(line, KitLine) else {}),
                 }
                 for line in part.lines
             ],
             skus=skus,
             candidates=candidates,
-            channels=self._config.channels_arg(touched, skus),
+            channels=channels,
             owner=header.owner,
             metadata=header.metadata if p == int(header.parts.split(",")[0]) else "",
-            pending_grace_ms=self._settings.pending_grace_seconds * 1000,  # pending lines count
             offset_ms=self._clock.offset_ms(),
             idem=idem_for(claim, keys.tag(p)),
-            max_locations=max_locations,
         )
-        result = await self._scripts.run(call)
-        kind = Reply(checked(claim, result)[0])
-        if kind == Reply.INSUFFICIENT:
-            return Reserved(kind, orjson.loads(result[1]))
-        if kind == Reply.OK:  # lines, created_at, expires_at
-            if claim is not None:
-                claim.stored = True  # with the change (hold_reserve.lua idem_store)
-            return Reserved(kind, (result[1], int(result[2]), int(result[3])))
-        return Reserved(kind, result[1])
 
     async def _check_channel_figures(self, channel: Channel, parts: list[Part]) -> None:
         """What each part's script would refuse by the channel's rules (channel_rules.lua's
@@ -356,17 +405,24 @@ class HoldService:
         raise InsufficientStock("not enough stock for every line", lines=shortage)
 
     async def _try_parts(
-        self, header: _Header, parts: list[Part], allow_split: bool, candidates: list[str]
+        self,
+        header: _Header,
+        parts: list[Part],
+        allow_split: bool = False,
+        candidates: list[str] | None = None,
+        reserve: Callable[[Part], Awaitable[Reserved]] | None = None,
     ) -> list[dict[str, Any]] | None:
-        """Reserve every part as pending, then confirm the home part (the decision: the hold's
-        commit point) and then the others; or abort those reserved. Returns None on success
-        (or when a retried create found its hold), else the short lines."""
-        replies = await asyncio.gather(
-            *(
-                self._reserve(header, part, HoldStatus.PENDING, allow_split, candidates)
-                for part in parts
+        """Reserve every part as pending (hold_reserve.lua, or `reserve`: a backorder hold's
+        hold_backorder.lua), then confirm the home part (the decision: the hold's commit
+        point) and then the others; or abort those reserved (and raise a part's refusal other
+        than a shortage). Returns None on success (or when a retried create found its hold),
+        else the short lines."""
+        pending = reserve or (
+            lambda part: self._reserve(
+                header, part, HoldStatus.PENDING, allow_split, candidates or []
             )
         )
+        replies = await asyncio.gather(*(pending(part) for part in parts))
         if all(r.kind == Reply.OK for r in replies):
             await self._decide(header.hold_id, [part.partition for part in parts])
             return None
@@ -380,6 +436,9 @@ class HoldService:
                 if r.kind == Reply.OK
             )
         )
+        for r in replies:
+            if r.error is not None:
+                raise r.error
         short: list[dict[str, Any]] = []
         for r in replies:
             if r.kind == Reply.INSUFFICIENT:
@@ -601,7 +660,7 @@ class HoldService:
             raise_for(hold_id, op, Reply(checked(claim, reply)[0]), reply)
         if len(partitions) > 1:
             after = await self._read_parts(hold_id, partitions)
-            if all(r and r.get("lines") == "[]" for r in after):
+            if all(r and r.get("lines") == "[]" and not backorder.promises(r) for r in after):
                 close = Transition.FULFIL if op == "fulfil" else Transition.RELEASE
                 return await self._transition(hold_id, viewer, close, None)
         return await self.get(hold_id, viewer)
@@ -703,7 +762,9 @@ class HoldService:
         lines_json = record.get("lines")
         # A missing record still goes through the script: it answers not_found atomically
         # (and the reaper's copy drops the stale expiry-index entry).
-        lines = orjson.loads(lines_json or "[]")
+        # A receipt turns promised units into lines (supply_receive.lua), maybe of a sku the
+        # part had no line of yet: the promised skus' keys come too, so they always cover it.
+        lines = orjson.loads(lines_json or "[]") + backorder.promises(record)
         call = calls.transition(
             script,
             partition=p,

@@ -5,18 +5,23 @@ snapshot (app/cli/import_.py drives both).
 
 NDJSON: one object per line with `sku`, `location`, `supply_id`, `type`, `quantity`, `eta`
 (RFC 3339; not needed for quantity 0, which cancels the line) and optionally `reference`.
-CSV: a header naming those columns (any order); fields may be wrapped in plain double quotes.
+CSV: a header naming those columns (any order); a field may be quoted as RFC 4180 says (a
+reference with a comma or a double quote: `"PO 7, dock 2"`, `"the ""blue"" one"`), one row per
+line. `omnistock export --supply --for-import` writes both forms.
 
 Each row is one `supply_put.lua` call (its events, broken promises and checks, as through the
 API), pipelined per batch. A row sets a line absolutely, so a re-run of the same file changes
-nothing (`unchanged`), and a resumed run may safely repeat the rows after its checkpoint.
+nothing (`unchanged`), and a resumed run may safely repeat the rows after its checkpoint: a
+row that cancels a line which is not there (cancelled by the run that was interrupted, or
+never created) is `unchanged` too, as the line is already as the row says.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import IO, Any
@@ -24,11 +29,12 @@ from typing import IO, Any
 import orjson
 import redis
 from pydantic import ValidationError
+from redis.exceptions import NoScriptError
 
 from app.domain.clock import parse_ms
-from app.domain.importer import ImportStats
+from app.domain.importer import ImportRun, ImportStats
 from app.domain.models import SupplyLineIn
-from app.domain.snapshot import Rejected, SnapshotError, _unquote
+from app.domain.snapshot import Rejected, SnapshotError
 from app.domain.supply import DAY_MS, HORIZON_DAYS
 from app.store import calls
 from app.store.scripts import script_source
@@ -36,7 +42,6 @@ from app.store.scripts import script_source
 COLUMNS = ("sku", "location", "supply_id", "type", "quantity", "eta", "reference")
 REQUIRED = ("sku", "location", "supply_id", "type", "quantity")
 _STORE_REJECTS = {
-    "not_found": "no such supply line to cancel",
     "eta_past": "eta: must be after now",
     "eta_beyond": f"eta: must be within {HORIZON_DAYS} days",
 }
@@ -64,7 +69,7 @@ class SupplyReader:
         if fmt == "csv":
             raw = fh.readline()
             self.header_end = len(raw)
-            names = [_unquote(f).lower() for f in raw.decode("utf-8-sig").strip().split(",")]
+            names = [f.lower() for f in _csv_fields(raw.decode("utf-8-sig").strip())]
             if any(c not in names for c in REQUIRED) or any(c not in COLUMNS for c in names):
                 raise SnapshotError(
                     f"the CSV header must name {', '.join(REQUIRED)} and optionally eta and "
@@ -92,14 +97,12 @@ class SupplyReader:
     def _parse(self, line: int, raw: bytes) -> tuple[int, SupplyLineIn, int] | Rejected:
         if self.format == "csv":
             try:
-                fields = raw.decode().rstrip("\r\n").split(",")
+                fields = _csv_fields(raw.decode().rstrip("\r\n"))
             except UnicodeDecodeError:
                 return Rejected(line, "not UTF-8")
             if len(fields) != len(self._columns):
                 return Rejected(line, f"expected {len(self._columns)} fields, got {len(fields)}")
-            doc: Any = {
-                k: v for k, v in zip(self._columns, map(_unquote, fields), strict=True) if v != ""
-            }
+            doc: Any = {k: v for k, v in zip(self._columns, fields, strict=True) if v != ""}
             if isinstance(doc.get("quantity"), str) and doc["quantity"].lstrip("-").isdigit():
                 doc["quantity"] = int(doc["quantity"])
         else:
@@ -136,41 +139,44 @@ class SupplyImporter:
         self._source = script_source("supply_put").encode()
         self._sha = hashlib.sha1(self._source).hexdigest()
 
-    def run(
-        self,
-        reader: SupplyReader,
-        *,
-        offset: int = 0,
-        line: int = 0,
-        on_reject: Callable[[Rejected], None],
-        on_commit: Callable[[int, int, int], None],
-        on_progress: Callable[[int, int], None] | None = None,
-    ) -> ImportStats:
+    def run(self, reader: SupplyReader, job: ImportRun) -> ImportStats:
+        """Imports the rows of `reader` as `job` says (a batch's `rejected`: its rows rejected
+        by the reader or by the store)."""
         self._client.script_load(self._source)
         stats = ImportStats()
         start = time.perf_counter()
-        for batch in reader.batches(offset, line, self._batch_rows):
+        for batch in reader.batches(job.offset, job.line, self._batch_rows):
             rejected = list(batch.rejected)
             for (row_line, _, _), reply in zip(batch.rows_in, self._send(batch), strict=True):
                 kind = _text(reply[0])
-                if kind != "ok":
+                if kind == "not_found":  # a cancel of a line that is not there: as the row says
+                    stats.unchanged += 1
+                elif kind != "ok":
                     rejected.append(Rejected(row_line, _STORE_REJECTS.get(kind, kind)))
                 elif _text(reply[1]) == "unchanged":
                     stats.unchanged += 1
                 else:
                     stats.changed += 1
             for item in sorted(rejected, key=lambda r: r.line):
-                on_reject(item)
+                job.on_reject(item)
             stats.rejected += len(rejected)
             stats.rows += batch.rows
             stats.last_line = batch.line
-            on_commit(batch.line, batch.offset, len(rejected))
-            if on_progress is not None:
-                on_progress(batch.offset, stats.rows)
+            job.on_commit(batch.line, batch.offset, len(rejected))
+            if job.on_progress is not None:
+                job.on_progress(batch.offset, stats.rows)
         stats.seconds = time.perf_counter() - start
         return stats
 
+    ROUNDS = 3  # resends before giving up on a store that keeps losing the script
+
     def _send(self, batch: SupplyBatch) -> list[Any]:
+        """The replies of the batch's rows, in order. A store that lost its script cache
+        (restart, SCRIPT FLUSH, failover) answers NOSCRIPT without running the call; a call
+        after it may have run or not (the script can be loaded again in between), so the
+        script is loaded and every call from the first NOSCRIPT on is sent again, in order
+        (as app/store/import_writer.py does): rows are absolute, and a reply counts from the
+        first time its row ran."""
         sends = [
             calls.supply_put(
                 sku=row.sku,
@@ -185,12 +191,42 @@ class SupplyImporter:
             )
             for _, row, eta in batch.rows_in
         ]
+        replies: list[Any] = [None] * len(sends)  # None: not run yet
+        start = 0
+        for _ in range(self.ROUNDS):
+            for i, reply in enumerate(self._run(sends[start:]), start):
+                if replies[i] is None and not isinstance(reply, NoScriptError):
+                    replies[i] = reply
+            if None not in replies:
+                return replies
+            self._client.script_load(self._source)
+            start = replies.index(None)
+        raise NoScriptError("the store keeps losing the supply import script")
+
+    def _run(self, sends: list[calls.Call]) -> list[Any]:
+        """One pipeline (one call at a time on a cluster): each call's reply, or the
+        NoScriptError of a call that did not run; any other error is raised."""
+        replies: list[Any] = []
         if isinstance(self._client, redis.Redis):
             pipe = self._client.pipeline(transaction=False)
             for call in sends:
                 pipe.evalsha(self._sha, len(call.keys), *call.keys, *call.args)
-            return list(pipe.execute())
-        return [self._client.evalsha(self._sha, len(c.keys), *c.keys, *c.args) for c in sends]
+            replies = list(pipe.execute(raise_on_error=False))
+        else:
+            for c in sends:
+                try:
+                    replies.append(self._client.evalsha(self._sha, len(c.keys), *c.keys, *c.args))
+                except NoScriptError as exc:
+                    replies.append(exc)
+        for reply in replies:
+            if isinstance(reply, Exception) and not isinstance(reply, NoScriptError):
+                raise reply
+        return replies
+
+
+def _csv_fields(text: str) -> list[str]:
+    """The fields of one CSV line, RFC 4180 quoting undone."""
+    return next(csv.reader([text]), [])
 
 
 def _text(value: Any) -> str:

@@ -41,9 +41,9 @@ end
 
 -- Store the response in the claim this script call took (idem_claim() went on, so the record
 -- is this request's); nothing without a key. A script whose change answers for itself stores
--- its response with the change, and the request needs no completion call (hold_reserve.lua:
--- a created hold, in the deferred form IDEM_HOLD_CREATED that app/domain/idempotency.py
--- renders; a keyed create is one store round trip).
+-- its response with the change, and the request needs no completion call (hold_reserve.lua,
+-- hold_backorder.lua: a created hold, in the deferred form IDEM_HOLD_CREATED that
+-- app/domain/hold_render.py renders; a keyed create is one store round trip).
 local function idem_store(status, body)
   if idem_fp == '' then return end
   redis.call('HSET', idem_key, 'state', 'done', 'status', status, 'body', body)
@@ -52,8 +52,8 @@ end
 
 -- The stored body of a created hold (POST /v1/holds, 201): this prefix, then the JSON array
 -- [hold id, status, channel, reference, created_at, expires_at, lines JSON, metadata JSON or
--- ""], which the service
--- renders exactly as it rendered the first response (app/domain/hold_render.py).
+-- "", promises JSON (hold_backorder.lua only)], which the service renders exactly as it
+-- rendered the first response (app/domain/hold_render.py).
 local IDEM_HOLD_CREATED = '\0hold_created\0'
 
 -- Store the response of this request's claim, or give the claim up (status ""): the request

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.logs import REQUEST_ID, JsonFormatter, TextFormatter, redact
+from app.logs import REQUEST_ID, JsonFormatter, TextFormatter, info_record, redact
 from app.store.embedded import free_port
+from tests.conftest import bare_store
 
 ACCESS = "omnistock.access"
 
@@ -83,6 +83,29 @@ async def test_the_log_line_carries_the_request_id_the_client_sent(
     assert (doc["method"], doc["route"], doc["status"]) == ("GET", "/healthz", 200)
 
 
+def test_a_lean_access_record_is_the_record_logger_info_makes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As `omnistock serve` logs (no thread or process names), the access log's own record
+    has every attribute, with the same values, of the one `Logger.info` would make."""
+    for flag in ("logThreads", "logProcesses", "logMultiprocessing", "logAsyncioTasks"):
+        monkeypatch.setattr(logging, flag, False, raising=False)
+    logger = logging.getLogger(ACCESS)
+    fields = {"method": "GET", "status": 200}
+    lean = info_record(logger, "%s %d", ("GET", 200), fields)
+    standard = logger.makeRecord(
+        ACCESS, logging.INFO, "(unknown file)", 0, "%s %d", ("GET", 200), None,
+        "(unknown function)", {"fields": fields},
+    )  # fmt: skip
+    timing = ("created", "msecs", "relativeCreated")
+    assert {k: v for k, v in vars(lean).items() if k not in timing} == {
+        k: v for k, v in vars(standard).items() if k not in timing
+    }
+    assert abs(lean.created - standard.created) < 1
+    assert 0 <= lean.msecs < 1000 and lean.relativeCreated > 0
+    assert lean.getMessage() == "GET 200"
+
+
 def _format_in_request(record: logging.LogRecord, request_id: str) -> str:
     """Format as the handler did: inside the request, where REQUEST_ID is set."""
     token = REQUEST_ID.set(request_id)
@@ -122,6 +145,8 @@ def test_text_formatter_appends_the_request_id() -> None:
         ("url=redis://omnistock:s3cr3t@redis", "s3cr3t"),
         ("Authorization: Bearer osk_AbC-123_xyz=", "osk_AbC-123_xyz="),
         ("authorization: basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
+        # not ASCII: the pattern's case folding matches U+017F (long s) as "s"
+        ("Authorization: Ba\u017fic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
     ],
 )
 def test_redact_removes_credentials_from_urls_and_authorization_values(
@@ -166,25 +191,7 @@ def test_service_writes_only_json_lines_one_per_request_and_no_secrets(
     request with the echoed id, uvicorn's own access log is off, and no secret appears."""
     password = "store-pw-5b1e9c"
     port = free_port()
-    store = subprocess.Popen(
-        [
-            server_binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--requirepass",
-            password,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    store = bare_store(server_binary, port, tmp_path, "--requirepass", password)
     try:
         service = start_service(OMNISTOCK_REDIS_URL=f"redis://:{password}@127.0.0.1:{port}/0")
         api_key = "osk_not-a-real-key-3f9d1c77"

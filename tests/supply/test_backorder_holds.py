@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.domain.clock import ManualClock
-from tests.api.helpers import assert_problem, skus_in_distinct_partitions
+from tests.api.helpers import assert_problem
 from tests.conftest import seed
 from tests.supply.helpers import backorder, days, ok_supply, supply_lines
 
@@ -174,14 +174,6 @@ async def test_fulfilling_a_hold_before_its_supply_arrived_is_409(
     r = await client.post(f"/v1/holds/{hold['id']}/fulfil")
     assert_problem(r, 409, "promise_not_received")
     assert (await client.get(f"/v1/holds/{hold['id']}")).json()["status"] == "committed"
-
-
-async def test_a_backorder_hold_over_several_partitions_is_refused(
-    client: httpx.AsyncClient,
-) -> None:
-    a, b = skus_in_distinct_partitions(2, "bo")
-    r = await backorder(client, [{"sku": a, "quantity": 1}, {"sku": b, "quantity": 1}])
-    assert_problem(r, 422, "backorder_multi_partition")
 
 
 async def test_a_keyed_backorder_create_replays_the_same_hold(client: httpx.AsyncClient) -> None:

@@ -1,0 +1,86 @@
+"""A keyed one-partition backorder create is one store round trip: hold_backorder.lua claims
+the Idempotency-Key, makes the hold and stores the response with it (idem_store, the deferred
+form that app/domain/hold_render.py renders), so a replay is the first response byte for byte
+(the twin of tests/api/test_idempotency.py's on-hand case)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from app.domain import holds as holds_module
+from app.store.mux import Multiplexer
+from tests.api.helpers import position
+from tests.conftest import script_calls, seed
+from tests.supply.helpers import days, ok_supply, supply_lines
+
+BODY = {
+    "channel": "web",
+    "allow_backorder": True,
+    "reference": "cart-9",
+    "metadata": {"cart": "c-9", "note": 'é " x'},
+    "lines": [{"sku": "sku-1", "quantity": 5}],
+}
+
+
+def key(value: str) -> dict[str, str]:
+    return {"Idempotency-Key": value}
+
+
+@pytest.fixture(autouse=True)
+async def _seeded(client: httpx.AsyncClient) -> None:
+    await seed(client, {("sku-1", "dc"): 2})
+    await ok_supply(client, "sku-1", "dc", "po", 10, days(4))
+
+
+async def test_a_created_backorder_hold_is_replayed_byte_for_byte(
+    client: httpx.AsyncClient,
+) -> None:
+    first = await client.post("/v1/holds", json=BODY, headers=key("bo-bytes"))
+    retry = await client.post("/v1/holds", json=BODY, headers=key("bo-bytes"))
+    assert first.status_code == retry.status_code == 201, first.text
+    assert [x.get("supply_id") for x in first.json()["lines"]] == [None, "po"]
+    assert retry.content == first.content
+    assert retry.headers["idempotent-replayed"] == "true"
+
+
+async def test_a_backorder_create_whose_service_died_before_answering_is_replayed(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the response is stored by the hold's own script, not by a call after it
+    def dies(*args: Any) -> None:
+        raise RuntimeError("the worker dies before it answers")
+
+    monkeypatch.setattr(holds_module, "render", dies)
+    with pytest.raises(RuntimeError):
+        await client.post("/v1/holds", json=BODY, headers=key("bo-dies"))
+    monkeypatch.undo()
+    retry = await client.post("/v1/holds", json=BODY, headers=key("bo-dies"))
+    assert retry.status_code == 201, retry.text
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert (await supply_lines(client, "sku-1"))[0]["promised"] == 3
+    assert (await position(client, "sku-1", "dc"))["held"] == 2
+
+
+async def test_a_keyed_backorder_create_takes_one_store_round_trip(
+    client: httpx.AsyncClient, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await client.post("/v1/holds", json=BODY, headers=key("warm-up"))  # reads the id secret
+    sent: list[str] = []
+    mux_execute = Multiplexer.execute
+
+    async def via_mux(self: Multiplexer, *args: Any) -> Any:
+        sent.append(str(args[0]))
+        return await mux_execute(self, *args)
+
+    monkeypatch.setattr(Multiplexer, "execute", via_mux)
+    before = await script_calls(redis)
+    r = await client.post("/v1/holds", json=BODY, headers=key("counted"))
+    after = await script_calls(redis)
+    assert r.status_code == 201, r.text
+    # hold_backorder.lua: claim, change and stored response in one call (was 2: the response
+    # stored by idempotency_complete.lua after it)
+    assert (after - before, sent) == (1, ["FCALL"])
