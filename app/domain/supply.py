@@ -70,7 +70,7 @@ class SupplyService:
         cluster: bool = False,
     ) -> None:
         # redis, mux, cluster: no longer used (availability reads the supply lines with the
-        # positions); app/api/main.py still passes them.
+        # positions); app/api/main.py and app/cli/export.py still pass them.
         self._scripts = scripts
         self._config = config
         self._stock = stock
@@ -169,16 +169,30 @@ class SupplyService:
 
     # -- reads -----------------------------------------------------------------------------
 
-    async def lines_of(self, sku: str) -> tuple[int, list[SupplyRow]]:
-        """The store's now and the sku's supply lines, earliest eta first (supply_read.lua)."""
-        call = calls.supply_read(keys.partition_of(sku), [sku], self._clock.offset_ms())
-        now, rows = await self._scripts.run(call)
-        (lines,) = orjson.loads(rows)
-        return int(now), lines if isinstance(lines, list) else []  # cjson writes {} for []
+    async def lines_of(self, skus: list[str]) -> tuple[int, dict[str, list[SupplyRow]]]:
+        """Each sku's supply lines (earliest eta first) and the store's now (0: no sku):
+        one supply_read.lua call per partition, concurrently (the listing, the timeline, the
+        export; availability reads them with the positions, StockService.availability)."""
+        by_partition: dict[int, list[str]] = defaultdict(list)
+        for sku in dict.fromkeys(skus):
+            by_partition[keys.partition_of(sku)].append(sku)
+        offset = self._clock.offset_ms()
+        replies = await asyncio.gather(
+            *(
+                self._scripts.run(calls.supply_read(p, group, offset))
+                for p, group in by_partition.items()
+            )
+        )
+        now, out = 0, {}
+        for group, (at, rows) in zip(by_partition.values(), replies, strict=True):
+            now = int(at)
+            for sku, lines in zip(group, orjson.loads(rows), strict=True):
+                out[sku] = lines if isinstance(lines, list) else []  # cjson writes {} for []
+        return now, out
 
     async def list_lines(self, sku: str) -> dict[str, Any]:
-        _, lines = await self.lines_of(sku)
-        return {"sku": sku, "lines": [_render(sku, row) for row in lines]}
+        _, lines = await self.lines_of([sku])
+        return {"sku": sku, "lines": [_render(sku, row) for row in lines[sku]]}
 
     async def timeline(
         self, sku: str, channel: Channel | None, location: str | None, until: str | None
@@ -188,8 +202,8 @@ class SupplyService:
         locations = [location] if location else None
         (avail,), (now, lines) = await asyncio.gather(
             self._stock.availability([sku], channel, locations, incoming=False),
-            self.lines_of(sku),
-        )
+            self.lines_of([sku]),
+        )  # one sku: always one supply_read.lua call, which gives the store's now
         end = now + TIMELINE_DEFAULT_DAYS * DAY_MS
         if until is not None:
             end = timestamp_ms(until, "until", "query")
@@ -199,7 +213,7 @@ class SupplyService:
                 raise _invalid("until", f"until must be within {HORIZON_DAYS} days", "query")
         scope = _scope(channel, locations)
         adds: dict[int, int] = defaultdict(int)
-        for row in lines:
+        for row in lines[sku]:
             if _in(scope, row) and row["free"] > 0 and row["eta"] < end:
                 adds[max(row["eta"], now)] += row["free"]
         starts = sorted({now, *adds})
