@@ -70,7 +70,7 @@ class SupplyService:
         cluster: bool = False,
     ) -> None:
         # redis, mux, cluster: no longer used (availability reads the supply lines with the
-        # positions); app/api/main.py still passes them.
+        # positions); app/api/main.py and app/cli/export.py still pass them.
         self._scripts = scripts
         self._config = config
         self._stock = stock
@@ -169,14 +169,10 @@ class SupplyService:
 
     # -- reads -----------------------------------------------------------------------------
 
-    async def lines_of(self, sku: str) -> tuple[int, list[SupplyRow]]:
-        """The store's now and the sku's supply lines, earliest eta first (supply_read.lua)."""
-        now, lines = await self.lines_of_many([sku])
-        return now, lines[sku]
-
-    async def lines_of_many(self, skus: list[str]) -> tuple[int, dict[str, list[SupplyRow]]]:
-        """The store's now and each sku's supply lines (earliest eta first): one supply_read.lua
-        call per partition, concurrently (the export's read)."""
+    async def lines_of(self, skus: list[str]) -> tuple[int, dict[str, list[SupplyRow]]]:
+        """Each sku's supply lines (earliest eta first) and the store's now (0: no sku):
+        one supply_read.lua call per partition, concurrently (the listing, the timeline, the
+        export; availability reads them with the positions, StockService.availability)."""
         by_partition: dict[int, list[str]] = defaultdict(list)
         for sku in dict.fromkeys(skus):
             by_partition[keys.partition_of(sku)].append(sku)
@@ -189,14 +185,14 @@ class SupplyService:
         )
         now, out = 0, {}
         for group, (at, rows) in zip(by_partition.values(), replies, strict=True):
-            now = max(now, int(at))
+            now = int(at)
             for sku, lines in zip(group, orjson.loads(rows), strict=True):
                 out[sku] = lines if isinstance(lines, list) else []  # cjson writes {} for []
         return now, out
 
     async def list_lines(self, sku: str) -> dict[str, Any]:
-        _, lines = await self.lines_of(sku)
-        return {"sku": sku, "lines": [_render(sku, row) for row in lines]}
+        _, lines = await self.lines_of([sku])
+        return {"sku": sku, "lines": [_render(sku, row) for row in lines[sku]]}
 
     async def timeline(
         self, sku: str, channel: Channel | None, location: str | None, until: str | None
@@ -206,8 +202,8 @@ class SupplyService:
         locations = [location] if location else None
         (avail,), (now, lines) = await asyncio.gather(
             self._stock.availability([sku], channel, locations, incoming=False),
-            self.lines_of(sku),
-        )
+            self.lines_of([sku]),
+        )  # one sku: always one supply_read.lua call, which gives the store's now
         end = now + TIMELINE_DEFAULT_DAYS * DAY_MS
         if until is not None:
             end = timestamp_ms(until, "until", "query")
@@ -217,7 +213,7 @@ class SupplyService:
                 raise _invalid("until", f"until must be within {HORIZON_DAYS} days", "query")
         scope = _scope(channel, locations)
         adds: dict[int, int] = defaultdict(int)
-        for row in lines:
+        for row in lines[sku]:
             if _in(scope, row) and row["free"] > 0 and row["eta"] < end:
                 adds[max(row["eta"], now)] += row["free"]
         starts = sorted({now, *adds})
