@@ -20,7 +20,7 @@ from app import keys
 from app.domain.clock import Clock, iso, parse_ms
 from app.domain.config import ConfigService
 from app.domain.errors import InvalidRequest, NotFound, SupplyNotFound
-from app.domain.idempotency import Claim, checked, idem_for, sku_partition, take
+from app.domain.idempotency import Claim, checked, idem_for, take
 from app.domain.models import Channel, SupplyLineIn, SupplyPut
 from app.domain.stock import StockService
 from app.store import batch, calls
@@ -105,8 +105,7 @@ class SupplyService:
         eta_ms: int,
         claim: Claim | None,
     ) -> dict[str, Any]:
-        p = sku_partition(claim, sku)
-        await self._config.location(location)  # a 404 here is stored in p's slot
+        p = await self._stock.position_partition(claim, sku, location)
         call = calls.supply_put(
             sku=sku,
             location=location,
