@@ -148,6 +148,13 @@ def store_cluster(
         cluster.stop()
 
 
+async def script_calls(redis: Redis) -> int:
+    """Script calls the store has run (INFO commandstats): FCALL (the service calls every
+    script as a function) and EVALSHA."""
+    stats: dict[str, Any] = await redis.info("commandstats")
+    return sum(int(stats.get(k, {}).get("calls", 0)) for k in ("cmdstat_fcall", "cmdstat_evalsha"))
+
+
 def is_cluster_url(url: str) -> bool:
     """The suite's cluster URL is its seed list: several nodes, comma-separated."""
     return "," in url

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import gc
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute, request_response
 
 from app import __version__
 from app.api import (
@@ -27,12 +32,11 @@ from app.api import (
     webhook_routes,
 )
 from app.api import fast_path as fast_paths
-from app.api.deadline import DeadlineMiddleware
+from app.api.asgi import Frame
 from app.api.deps import Services
 from app.api.idempotency import Idempotency
 from app.api.keys_reload import KeysReloader
-from app.api.metrics import HOLD_EXPIRIES, MetricsMiddleware, script_timer
-from app.api.request_log import RequestLogMiddleware
+from app.api.metrics import HOLD_EXPIRIES, script_timer
 from app.domain.clock import Clock, StoreClock
 from app.domain.config import ConfigService
 from app.domain.hold_list import HoldLister
@@ -160,6 +164,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served by app/api/docs.py with assets of our own, not a CDN's
         redoc_url=None,
+        **_without_fastapi_telemetry(),
     )
     app.state.services = services
     app.state.keyring = keys.keyring if keys is not None else None
@@ -168,13 +173,16 @@ def create_app(
     problems.install(app)
     openapi_doc.install(app)
     openapi_examples.install(app)  # after openapi_doc: adds examples to its problem responses
-    limits.install(app, settings.max_body_bytes)
-    app.add_middleware(DeadlineMiddleware, seconds=settings.request_deadline_seconds)
-    app.add_middleware(MetricsMiddleware)
-    # Outside every other middleware but the request log: their answers (413, 503) carry the
-    # CORS headers too, and a preflight is logged with its request id.
-    cors.install(app, settings.cors_origins)
-    app.add_middleware(RequestLogMiddleware)  # outermost: its id is set for every log line
+    limits.install(app)
+    # Inside the frame: the frame's own answers (413, 503) get its headers through `answer`,
+    # and a preflight is logged and counted with its request id.
+    answer = cors.install(app, settings.cors_origins)
+    app.add_middleware(  # outermost: its request id is set for every log line
+        Frame,
+        deadline_seconds=settings.request_deadline_seconds,
+        max_body_bytes=settings.max_body_bytes,
+        answer=answer,
+    )
     # Matched in this order: the cheap probes, then the hot routes before the rare admin ones.
     for router in (
         ops_routes.router,
@@ -186,13 +194,52 @@ def create_app(
         event_routes.router,
         webhook_routes.router,
     ):
-        app.include_router(router)
+        _include(app, router)
     board.install(app)
     docs.install(app)
     fast_paths.install(app, enabled=fast_path)  # last: builds every route's handler
     return app
 
 
+def _include(app: FastAPI, router: APIRouter) -> None:
+    """Add `router`'s routes to the app's own list, as the app's routes: what
+    `app.include_router(router)` did before FastAPI 0.16x. Now it adds the router as one entry
+    that, on every request, matches each of its routes through an "effective route context",
+    twice for the router it picks (to pick it, then within it): 42 µs to route POST /v1/holds,
+    the third router, against 9 in one flat list (docs/benchmarks.md, "Session 5, HTTP
+    tier"). The same routes in the same order: the same matches, the same OpenAPI document
+    (tests/ops/test_openapi.py). Each route is a copy whose dependency overrides are the
+    app's (as an included route's are), its handler built for that."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute) or getattr(route, "max_body_size", None) is not None:
+            raise TypeError(f"{route!r}: only API routes without a body limit of their own")
+        own = copy.copy(route)
+        own.dependency_overrides_provider = app
+        own.app = request_response(own.get_route_handler())
+        app.router.routes.append(own)
+
+
+def _without_fastapi_telemetry() -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry instrumentation, off: the service's telemetry is its
+    Prometheus metrics and request log. On, with no OpenTelemetry provider configured, it
+    still asked the OpenTelemetry API for the global providers on every request (environment
+    look-ups): 8-25 µs of CPU a request (docs/benchmarks.md, "Session 5, HTTP tier").
+    FastAPI versions without it take nothing."""
+    if "telemetry" not in inspect.signature(FastAPI).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+
+
 def create_app_from_env() -> FastAPI:
-    """Factory for uvicorn workers: settings from OMNISTOCK_* variables."""
-    return create_app(Settings())
+    """Factory for uvicorn workers: settings from OMNISTOCK_* variables.
+
+    Everything made by then (the modules, the app, its routes and schemas: some 90,000
+    objects) lives as long as the worker, so after collecting the start's garbage it is frozen
+    out of the garbage collector's reach (`gc.freeze`): otherwise each full collection walks
+    all of it again, 15 µs a request on average and a pause of a tenth of a second each time
+    (docs/benchmarks.md, "Session 5, HTTP tier"). Only here, in the served worker: tests build
+    many apps in one process, and frozen objects are never freed."""
+    app = create_app(Settings())
+    gc.collect()
+    gc.freeze()
+    return app

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 from collections.abc import Callable
 
 from prometheus_client import (
@@ -23,9 +22,6 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from starlette.types import Message, Receive, Scope, Send
-
-from app.api.asgi import HttpMiddleware
 
 # No `_created` series: they double the series count for a figure Prometheus does not use, and
 # the multiprocess collector (OMNISTOCK_WORKERS > 1) never has them, so both modes agree.
@@ -72,28 +68,12 @@ def render() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
-class MetricsMiddleware(HttpMiddleware):
-    """Pure ASGI (no BaseHTTPMiddleware): counts and times every HTTP request by the route
-    template it matched, so /v1/holds/{hold_id} is one series, not one per hold."""
-
-    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        start = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            count, observe = _series(scope["method"], template, status)
-            count()
-            observe(time.perf_counter() - start)
+def observe_request(method: str, template: str, status: int, seconds: float) -> None:
+    """Count and time one HTTP request by the route template it matched (the request frame,
+    app/api/asgi.py, calls this), so /v1/holds/{hold_id} is one series, not one per hold."""
+    count, observe = _series(method, template, status)
+    count()
+    observe(seconds)
 
 
 @functools.lru_cache(maxsize=1024)  # few routes x methods x statuses; `labels()` locks each call

@@ -1,12 +1,12 @@
 """One log line per request, and the request id that ties it to the client's own logs.
 
-Pure ASGI (no BaseHTTPMiddleware): the request id comes from `X-Request-ID` when the client
-sends a usable one (1-128 visible ASCII characters), otherwise it is generated; either way it
-is echoed in the response's `X-Request-ID` header and set in `app.logs.REQUEST_ID` for every
-record logged while the request runs. The line has method, route template (never the raw
-path: ids in paths stay out of the logs and the series stay few), status, duration_ms,
-request_id and the client address. No other header is read, so `Authorization` and API keys
-never reach a log.
+The request frame (app/api/asgi.py) calls these for every HTTP request. The request id comes
+from `X-Request-ID` when the client sends a usable one (1-128 visible ASCII characters),
+otherwise it is generated; either way it is echoed in the response's `X-Request-ID` header and
+set in `app.logs.REQUEST_ID` for every record logged while the request runs. The line has
+method, route template (never the raw path: ids in paths stay out of the logs and the series
+stay few), status, duration_ms, request_id and the client address. No other header is read,
+so `Authorization` and API keys never reach a log.
 """
 
 from __future__ import annotations
@@ -16,12 +16,10 @@ import logging
 import os
 import re
 import secrets
-import time
 
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Scope
 
-from app.api.asgi import HttpMiddleware
-from app.logs import REQUEST_ID
+from app.logs import info_record
 
 log = logging.getLogger("omnistock.access")
 
@@ -54,42 +52,18 @@ def request_id_from(scope: Scope) -> str:
     return _new_id()
 
 
-class RequestLogMiddleware(HttpMiddleware):
-    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        start = time.perf_counter()
-        request_id = request_id_from(scope)
-        raw_id = request_id.encode("ascii")
-        token = REQUEST_ID.set(request_id)
-        status = 500
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), (HEADER, raw_id)]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            if log.isEnabledFor(logging.INFO):
-                route = getattr(scope.get("route"), "path", None) or "unmatched"
-                duration_ms = round((time.perf_counter() - start) * 1000, 3)
-                client = scope.get("client")
-                log.info(
-                    "%s %s %d %.1fms",
-                    scope["method"],
-                    route,
-                    status,
-                    duration_ms,
-                    extra={
-                        "fields": {
-                            "method": scope["method"],
-                            "route": route,
-                            "status": status,
-                            "duration_ms": duration_ms,
-                            "client": client[0] if client else None,
-                        }
-                    },
-                )
-            REQUEST_ID.reset(token)
+def log_request(scope: Scope, route: str, status: int, seconds: float) -> None:
+    """The request's one line, on `omnistock.access` (`route`: its template, or "unmatched")."""
+    if log.isEnabledFor(logging.INFO):
+        duration_ms = round(seconds * 1000, 3)
+        client = scope.get("client")
+        method = scope["method"]
+        fields = {
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": duration_ms,
+            "client": client[0] if client else None,
+        }
+        args = (method, route, status, duration_ms)
+        log.handle(info_record(log, "%s %s %d %.1fms", args, fields))

@@ -59,7 +59,7 @@ async def get_availability(
     ch = await services.config.channel(channel) if channel else None
     if location:
         await services.config.location(location)
-    (result,) = await services.supply.availability([sku], ch, [location] if location else None)
+    (result,) = await services.stock.availability([sku], ch, [location] if location else None)
     return JSONResponse(result)
 
 
@@ -70,7 +70,7 @@ async def query_availability(body: AvailabilityQuery, services: ServicesDep) -> 
     if body.locations:
         for loc in body.locations:
             await services.config.location(loc)
-    results = await services.supply.availability(body.skus, ch, body.locations)
+    results = await services.stock.availability(body.skus, ch, body.locations)
     return JSONResponse({"results": results})
 
 

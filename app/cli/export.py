@@ -142,7 +142,7 @@ async def _supply_skus(redis: Any, partitions: set[int]) -> dict[int, set[str]]:
 async def _supply_rows(supply: SupplyService, skus: list[str]) -> list[list[Row]]:
     """Each sku's supply lines as export rows, in the order asked: the units still to come,
     the eta in RFC 3339, and whether it has passed (`overdue`, by the store's clock)."""
-    now, lines = await supply.lines_of(skus)
+    now, lines = await supply.lines_of_many(skus)
     return [
         [
             {

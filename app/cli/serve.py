@@ -23,7 +23,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.server import supervision
-    from app.server.timeouts import ReadTimeoutProtocol
+    from app.server.writes import CoalescingProtocol
     from app.store.durable import configuration_error
     from app.store.embedded import EmbeddedStore, EmbeddedStoreError
 
@@ -82,7 +82,7 @@ def serve(args: argparse.Namespace) -> int:
         config = uvicorn.Config(
             "app.server.supervision:create_worker_app",
             factory=True,
-            http=ReadTimeoutProtocol,
+            http=CoalescingProtocol,
             host=settings.host,
             port=settings.port,
             workers=settings.workers,

@@ -389,13 +389,27 @@ def hold_due(partition: int, limit: int, offset_ms: int = 0) -> Call:
 
 
 def availability(
-    partition: int, skus: Sequence[str], locations: Sequence[str] = (), offset_ms: int = 0
+    partition: int,
+    skus: Sequence[str],
+    locations: Sequence[str] = (),
+    offset_ms: int = 0,
+    supply: bool = False,
 ) -> Call:
-    """availability.lua: `skus` all of `partition`; no `locations`: every location."""
+    """availability.lua: `skus` all of `partition`; no `locations`: every location; `supply`:
+    with what each sku's supply lines add (incoming, next eta)."""
     ks: list[str] = []
-    for sku in skus:
-        ks += [keys.position(partition, sku), keys.hold_expiry_by_sku(partition, sku)]
-    return Call(Script.AVAILABILITY, ks, [offset_ms, *locations])
+    if supply:
+        for sku in skus:
+            ks += [
+                keys.position(partition, sku),
+                keys.hold_expiry_by_sku(partition, sku),
+                keys.supply(partition, sku),
+                keys.promises(partition, sku),
+            ]
+    else:
+        for sku in skus:
+            ks += [keys.position(partition, sku), keys.hold_expiry_by_sku(partition, sku)]
+    return Call(Script.AVAILABILITY, ks, [offset_ms, 1 if supply else 0, *locations])
 
 
 def stock_set(

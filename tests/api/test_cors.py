@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from app.api.main import create_app
 from app.settings import Settings, SettingsError, load_settings
+from app.store.embedded import EmbeddedStore
+from tests.api.helpers import assert_problem
 from tests.conftest import make_settings, seed
 
 SHOP = "https://shop.example.com"
@@ -64,6 +70,69 @@ async def test_cors_headers_on_the_fast_path_and_on_problems(client: httpx.Async
     unlisted = await client.get("/v1/availability/SKU-1", headers={"Origin": OTHER})
     assert unlisted.status_code == 200
     assert "access-control-allow-origin" not in unlisted.headers
+
+
+class TestTheFramesOwnAnswers:
+    """413 and 503 are answered by the request frame outside CORS (app/api/asgi.py), and get
+    CORS's headers from it all the same."""
+
+    @pytest.fixture
+    def store_url(self, tmp_path: Path) -> Iterator[str]:
+        """A store of this test's own, which it may pause."""
+        with EmbeddedStore(tmp_path / "store", fsync="everysec", supervise=False) as store:
+            yield store.url
+
+    @pytest.fixture
+    def settings(self, store_url: str) -> Settings:
+        return make_settings(
+            store_url,
+            cors_origins=SHOP,
+            max_body_bytes=1024,
+            request_deadline_seconds=0.3,
+            redis_timeout_seconds=5,
+        )
+
+    async def test_cors_headers_on_a_413_answered_before_the_body_is_read(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        r = await client.post(
+            "/v1/holds",
+            content=b" " * 1025,
+            headers={"Origin": SHOP, "content-type": "application/json"},
+        )
+        assert_problem(r, 413, "payload_too_large")
+        assert r.headers["access-control-allow-origin"] == SHOP
+        assert r.headers["x-request-id"]
+
+    async def test_cors_headers_on_the_503_of_a_request_past_its_deadline(
+        self, client: httpx.AsyncClient, store_url: str
+    ) -> None:
+        await seed(client, {("sku-1", "dc"): 5})
+        admin = Redis.from_url(store_url)
+        await admin.execute_command("CLIENT", "PAUSE", 1500, "ALL")  # lifts by itself
+        r = await client.get("/v1/availability/sku-1?channel=web", headers={"Origin": SHOP})
+        await admin.aclose()
+        assert_problem(r, 503, "store_unavailable")
+        assert r.headers["access-control-allow-origin"] == SHOP
+        assert r.headers["x-request-id"]
+
+
+async def test_a_preflight_is_logged_and_counted_with_its_request_id(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="omnistock.access")
+    r = await client.options(
+        "/v1/holds", headers={**preflight(SHOP), "X-Request-ID": "preflight-1"}
+    )
+    assert r.status_code == 200
+    assert r.headers["x-request-id"] == "preflight-1"
+    (line,) = [x for x in caplog.records if x.name == "omnistock.access"]
+    assert line.fields["method"] == "OPTIONS"  # type: ignore[attr-defined]
+    assert line.fields["status"] == 200  # type: ignore[attr-defined]
+    metrics = (await client.get("/metrics")).text
+    assert 'omnistock_http_requests_total{method="OPTIONS",route="unmatched",status="200"}' in (
+        metrics
+    )
 
 
 async def test_no_cors_origins_means_no_cors_headers(store_url: str) -> None:

@@ -86,9 +86,10 @@ async def seed(redis: Redis, rnd: random.Random) -> dict[str, int]:
     return cases
 
 
+@pytest.mark.parametrize("supply", [False, True], ids=["positions", "with-supply"])
 @pytest.mark.parametrize("locations", [[], [*LOCATIONS, "nowhere"]])
 async def test_batch_read_available_matches_availability_script(
-    redis: Redis, locations: list[str]
+    redis: Redis, locations: list[str], supply: bool
 ) -> None:
     cases = await seed(redis, random.Random(12))
     assert all(n > 5 for n in cases.values()), cases  # the data exercises every branch
@@ -96,13 +97,13 @@ async def test_batch_read_available_matches_availability_script(
     by_partition: dict[int, list[str]] = defaultdict(list)
     for sku in SKUS:
         by_partition[keys.partition_of(sku)].append(sku)
-    python, unsure = await stock._transaction(by_partition, 0, locations)
-    assert unsure == []  # every row was computed in Python, none handed to the script
+    python, redo = await stock._transaction(by_partition, 0, locations, supply)
+    assert redo == {}  # every row was computed in Python, none handed to the script
     compared = 0
     for p, group in by_partition.items():
-        lua = await scripts.run(calls.availability(p, group, locations))
-        assert python[p] == (group, lua), group
-        compared += sum(len(row) // 6 for row in lua)
+        lua = await scripts.run(calls.availability(p, group, locations, supply=supply))
+        assert [python[sku] for sku in group] == lua, group
+        compared += sum(len(item[0] if supply else item) // 6 for item in lua)
     assert compared > 100
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.logs import REQUEST_ID, JsonFormatter, TextFormatter, redact
+from app.logs import REQUEST_ID, JsonFormatter, TextFormatter, info_record, redact
 from app.store.embedded import free_port
 from tests.conftest import bare_store
 
@@ -83,6 +83,29 @@ async def test_the_log_line_carries_the_request_id_the_client_sent(
     assert (doc["method"], doc["route"], doc["status"]) == ("GET", "/healthz", 200)
 
 
+def test_a_lean_access_record_is_the_record_logger_info_makes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As `omnistock serve` logs (no thread or process names), the access log's own record
+    has every attribute, with the same values, of the one `Logger.info` would make."""
+    for flag in ("logThreads", "logProcesses", "logMultiprocessing", "logAsyncioTasks"):
+        monkeypatch.setattr(logging, flag, False, raising=False)
+    logger = logging.getLogger(ACCESS)
+    fields = {"method": "GET", "status": 200}
+    lean = info_record(logger, "%s %d", ("GET", 200), fields)
+    standard = logger.makeRecord(
+        ACCESS, logging.INFO, "(unknown file)", 0, "%s %d", ("GET", 200), None,
+        "(unknown function)", {"fields": fields},
+    )  # fmt: skip
+    timing = ("created", "msecs", "relativeCreated")
+    assert {k: v for k, v in vars(lean).items() if k not in timing} == {
+        k: v for k, v in vars(standard).items() if k not in timing
+    }
+    assert abs(lean.created - standard.created) < 1
+    assert 0 <= lean.msecs < 1000 and lean.relativeCreated > 0
+    assert lean.getMessage() == "GET 200"
+
+
 def _format_in_request(record: logging.LogRecord, request_id: str) -> str:
     """Format as the handler did: inside the request, where REQUEST_ID is set."""
     token = REQUEST_ID.set(request_id)
@@ -122,6 +145,8 @@ def test_text_formatter_appends_the_request_id() -> None:
         ("url=redis://omnistock:s3cr3t@redis", "s3cr3t"),
         ("Authorization: Bearer osk_AbC-123_xyz=", "osk_AbC-123_xyz="),
         ("authorization: basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
+        # not ASCII: the pattern's case folding matches U+017F (long s) as "s"
+        ("Authorization: Ba\u017fic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
     ],
 )
 def test_redact_removes_credentials_from_urls_and_authorization_values(

@@ -108,6 +108,7 @@ def test_argv_is_evalsha_arguments_as_text() -> None:
         keys.position(P, SKU),
         keys.hold_expiry_by_sku(P, SKU),
         "0",
+        "0",
         "dc",
     ]
 
