@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from redis.asyncio import Redis
 
 from app import keys
 from app.domain.clock import Clock, iso, parse_ms
@@ -27,7 +27,6 @@ from app.domain.models import Channel, SupplyLineIn, SupplyPut
 from app.domain.stock import StockService
 from app.store import calls
 from app.store.calls import Reply
-from app.store.mux import Multiplexer
 from app.store.scripts import Scripts
 
 DAY_MS = 86_400_000
@@ -58,23 +57,12 @@ def timestamp_ms(text: str, field: str, where: str = "body") -> int:
     return ms
 
 
+@dataclass(eq=False)  # a service, compared by identity
 class SupplyService:
-    def __init__(
-        self,
-        scripts: Scripts,
-        config: ConfigService,
-        stock: StockService,
-        clock: Clock,
-        redis: Redis | None = None,
-        mux: Multiplexer | None = None,
-        cluster: bool = False,
-    ) -> None:
-        # redis, mux, cluster: no longer used (availability reads the supply lines with the
-        # positions); app/api/main.py still passes them.
-        self._scripts = scripts
-        self._config = config
-        self._stock = stock
-        self._clock = clock
+    _scripts: Scripts
+    _config: ConfigService
+    _stock: StockService
+    _clock: Clock
 
     # -- writes ----------------------------------------------------------------------------
 
