@@ -24,7 +24,8 @@ from app import keys
 from app.store import calls
 from app.store.calls import Call, HoldStatus
 from app.store.embedded import EmbeddedStore, free_port
-from app.store.scripts import script_source
+from app.store.functions import Library
+from app.store.scripts import library, script_source
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCATIONS = ["dc-1", "store-1", "store-2", "store-3"]
@@ -305,17 +306,44 @@ def ok(result: dict[str, Any], status: str = "200") -> int:
 # a MULTI/EXEC ran inside it under that command's own name, and the script's (EXEC's) usec
 # already includes them: summing every command would count that time twice (measured: EXEC of
 # 100 HMGETs 24.2 µs, and the same HMGETs listed again with 14.6 µs).
-TOP_LEVEL = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_exec", "cmdstat_multi")
+TOP_LEVEL = (
+    "cmdstat_fcall",
+    "cmdstat_evalsha",
+    "cmdstat_eval",
+    "cmdstat_exec",
+    "cmdstat_multi",
+)
+# A script call: FCALL (the service calls every script as a function) or EVALSHA (the
+# importers, and raw benchmark calls of the plain scripts).
+SCRIPT_CALLS = ("cmdstat_fcall", "cmdstat_evalsha")
 
 
 def store_stats(r: redis.Redis) -> tuple[int, float, float]:
-    """Since the last CONFIG RESETSTAT: (EVALSHA calls, their usec, usec of the top-level
+    """Since the last CONFIG RESETSTAT: (script calls, their usec, usec of the top-level
     commands requests send: scripts, and MULTI/EXEC for a batch read). Background plain
     commands (the reaper's scan, the config refresh) are left out: about 0.1 µs a request."""
     stats = r.info("commandstats")
-    evalsha = stats.get("cmdstat_evalsha", {})
+    calls, usec = script_calls(stats)
     total = sum(float(stats[k]["usec"]) for k in TOP_LEVEL if k in stats)
-    return int(evalsha.get("calls", 0)), float(evalsha.get("usec", 0)), total
+    return calls, usec, total
+
+
+def load_function(r: redis.Redis, name: str, text: str | None = None) -> str:
+    """Load `lua/<name>.lua` (or the plain script `text`) as the service does, a function
+    library (app/store/functions.py); the function's name, for FCALL."""
+    if text is None:
+        lib = library(name)
+    else:
+        count = len(text.splitlines())
+        lib = Library.of(name, text, tuple((name, n) for n in range(1, count + 1)))
+    r.execute_command("FUNCTION", "LOAD", "REPLACE", lib.text)
+    return lib.function
+
+
+def script_calls(stats: dict[str, Any]) -> tuple[int, float]:
+    """(script calls, their usec) of an `INFO commandstats` answer: FCALL and EVALSHA."""
+    got = [stats.get(k, {}) for k in SCRIPT_CALLS]
+    return sum(int(g.get("calls", 0)) for g in got), sum(float(g.get("usec", 0)) for g in got)
 
 
 def redis_benchmark(s: EmbeddedStore, argv: list[str], requests: int) -> float | None:
@@ -492,24 +520,29 @@ def machine() -> dict[str, str]:
     }
 
 
-def bench_hold(sku: str, hold_id: str, owner: str) -> Call:
-    """The bench's 1-line hold (benchmarks/run.py measure_scripts, hold_profile.py): channel
-    `web` seeing the 4 locations, no pinned location, the store's clock."""
-    return calls.hold_reserve(
+def bench_new_hold(sku: str, hold_id: str, owner: str) -> calls.NewHold:
+    """The bench's 1-line hold: channel `web` seeing the 4 locations, no pinned location,
+    the store's clock."""
+    return calls.NewHold(
         partition=keys.partition_of(sku),
         hold_id=hold_id,
         status=HoldStatus.ACTIVE,
         ttl_ms=900_000,
         pending_ttl_ms=0,
+        pending_grace_ms=0,
         channel="web",
         reference="-",
         parts=str(keys.partition_of(sku)),
-        allow_split=False,
         retention_ms=86_400_000,
         lines=[{"s": 1, "q": 1}],
         skus=[sku],
         candidates=LOCATIONS,
         channels=orjson.dumps({"web": [5, LOCATIONS]}),
         owner=owner,
-        pending_grace_ms=0,
     )
+
+
+def bench_hold(sku: str, hold_id: str, owner: str) -> Call:
+    """The bench's 1-line hold as hold_reserve.lua takes it (benchmarks/run.py
+    measure_scripts, hold_profile.py)."""
+    return calls.hold_reserve(bench_new_hold(sku, hold_id, owner), allow_split=False)

@@ -1,7 +1,9 @@
 """Two versions of the hold scripts on the same random operations:
 `python -m benchmarks.hold_equivalence [--ops N] [--seed S] [--old head|git:REV|DIR]`
 (old: git HEAD's lua/ by default; new: lua/ as it is now). tests/lua/test_hold_equivalence.py
-runs it at small size against a pinned revision, in `make test`.
+runs it at small size against a pinned revision, in `make test`. A version given as plain
+sources runs by EVALSHA (the reference); one given as expanded scripts runs as the service
+runs it, each script a function library called by FCALL (app/store/functions.py).
 
 Two private stores, one per version; each step runs on both and their replies and every key's
 contents must match: positions, hold records, expiry indexes, idempotency records, the streams'
@@ -31,6 +33,7 @@ import argparse
 import random
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -39,8 +42,12 @@ import redis
 from app import keys
 from app.store import calls
 from app.store.calls import HoldStatus, Idem, Transition
+from app.store.functions import Library
+from app.store.scripts import Expanded
 from benchmarks import harness as h
-from benchmarks.lua_micro import variant_sources
+from benchmarks.lua_micro import variant_expanded, variant_sources
+
+Sources = Mapping[str, str] | Mapping[str, Expanded]  # by EVALSHA, or as functions by FCALL
 
 LOCS = ["dc-1", "store-1", "store-2", "store-3", "store-4"]
 SKUS = ["SKU-A", "SKU-B", "SKU-C"]
@@ -130,13 +137,13 @@ class Pair:
         self,
         old: redis.Redis,
         new: redis.Redis,
-        sources: dict[str, dict[str, str]],
+        sources: dict[str, Sources],
         ignore: frozenset[bytes] = frozenset(),
     ):
         self.stores = {"old": old, "new": new}
         self.ignore = ignore
-        self.shas = {
-            v: {n: self.stores[v].script_load(sources[v][n]) for n in SCRIPTS} for v in self.stores
+        self.loaded = {
+            v: {n: _load(self.stores[v], n, sources[v][n]) for n in SCRIPTS} for v in self.stores
         }
         self.kinds: Counter[str] = Counter()
 
@@ -144,8 +151,11 @@ class Pair:
         name = call.script.value
         replies = {}
         for v, r in self.stores.items():
+            command, what = self.loaded[v][name]
             try:
-                replies[v] = r.evalsha(self.shas[v][name], len(call.keys), *call.keys, *call.args)
+                replies[v] = r.execute_command(
+                    command, what, len(call.keys), *call.keys, *call.args
+                )
             except redis.ResponseError as e:  # compared, not handled
                 replies[v] = ("error", str(e).split(" script:")[0])
         old, new = replies["old"], replies["new"]
@@ -165,6 +175,16 @@ class Pair:
             diff = [k for k in set(a) | set(b) if a.get(k) != b.get(k)]
             where = [(k, a.get(k), b.get(k)) for k in diff[:2]]
             raise Divergence(f"step {step}: stores differ at {where}")
+
+
+def _load(r: redis.Redis, name: str, source: str | Expanded) -> tuple[str, str]:
+    """(command, sha or function name) of script `name`: a plain source by SCRIPT LOAD, an
+    expanded script as its function library."""
+    if isinstance(source, Expanded):
+        lib = Library.of(name, source.text, source.origins)
+        r.execute_command("FUNCTION", "LOAD", "REPLACE", lib.text)
+        return "FCALL", lib.function
+    return "EVALSHA", str(r.script_load(source))
 
 
 def _kind(reply: Any) -> str:
@@ -212,16 +232,20 @@ def reserve(rnd: random.Random, step: int, now: int, ids: list[str], idem: Idem 
         lines.append(line)
     hold_id = rnd.choice(ids) if ids and rnd.random() < 0.05 else f"h{step}"
     ids.append(hold_id)
-    return calls.hold_reserve(
+    # Drawn in the order the operation sequence has always drawn them (same seed, same ops).
+    status = rnd.choice([HoldStatus.ACTIVE, HoldStatus.PENDING])
+    ttl_ms, pending_ttl_ms = rnd.choice(TTLS), rnd.choice([0, HALF, 3 * HALF])
+    channel, reference = rnd.choice(["web", ""]), rnd.choice(["", "ref-1"])
+    allow_split = rnd.choice([False, True])
+    hold = calls.NewHold(
         partition=P,
         hold_id=hold_id,
-        status=rnd.choice([HoldStatus.ACTIVE, HoldStatus.PENDING]),
-        ttl_ms=rnd.choice(TTLS),
-        pending_ttl_ms=rnd.choice([0, HALF, 3 * HALF]),
-        channel=rnd.choice(["web", ""]),
-        reference=rnd.choice(["", "ref-1"]),
+        status=status,
+        ttl_ms=ttl_ms,
+        pending_ttl_ms=pending_ttl_ms,
+        channel=channel,
+        reference=reference,
         parts=str(P),
-        allow_split=rnd.choice([False, True]),
         retention_ms=RETENTION_MS,
         lines=lines,
         skus=skus,
@@ -232,6 +256,7 @@ def reserve(rnd: random.Random, step: int, now: int, ids: list[str], idem: Idem 
         offset_ms=now,
         idem=idem,
     )
+    return calls.hold_reserve(hold, allow_split=allow_split)
 
 
 def random_idem(rnd: random.Random, used: list[str]) -> Idem | None:
@@ -249,13 +274,14 @@ def random_idem(rnd: random.Random, used: list[str]) -> Idem | None:
 
 
 def compare(
-    old: dict[str, str],
-    new: dict[str, str],
+    old: Sources,
+    new: Sources,
     ops: int,
     seed: int,
     ignore: frozenset[str] = frozenset(),
 ) -> Counter[str]:
-    """Run `ops` random steps on both versions ({script name: expanded source}); raise
+    """Run `ops` random steps on both versions ({script name: expanded source, run by
+    EVALSHA, or expanded script, run as a function}); raise
     Divergence at the first difference; return the replies counted by script and kind.
     `ignore`: keys left out of the store comparison (outputs an older version does not have,
     named by the caller)."""
@@ -319,7 +345,7 @@ def main() -> None:
     try:
         kinds = compare(
             variant_sources(args.old, SCRIPTS),
-            variant_sources("work", SCRIPTS),
+            variant_expanded("work", SCRIPTS),
             args.ops,
             args.seed,
             frozenset(args.ignore),

@@ -42,7 +42,7 @@ from app.domain.models import HoldIn
 from app.domain.stock import StockService
 from app.domain.stock_events import StockEventService
 from app.settings import Settings
-from app.store.scripts import Scripts, expand, lua_dir
+from app.store.scripts import Expanded, Scripts, expand, lua_dir
 from benchmarks import harness as h
 from benchmarks.loadgen import _groups_of
 
@@ -60,6 +60,11 @@ def variant_sources(variant: str, names: Iterable[str] | None = None) -> dict[st
     """{script name: source with includes expanded} of `head` (git HEAD's lua/), `git:REV`
     (lua/ at a git revision), `work` (lua/ as it is now) or a directory laid out like lua/;
     every script of the registry, or those `names`."""
+    return {name: e.text for name, e in variant_expanded(variant, names).items()}
+
+
+def variant_expanded(variant: str, names: Iterable[str] | None = None) -> dict[str, Expanded]:
+    """variant_sources(), each script with the origin of its lines (for its library)."""
     if variant == "head" or variant.startswith("git:"):
         rev = "HEAD" if variant == "head" else variant.removeprefix("git:")
 
@@ -73,7 +78,7 @@ def variant_sources(variant: str, names: Iterable[str] | None = None) -> dict[st
             return (base / name).read_text()
 
     wanted = list(names) if names is not None else [f.name for f in fields(Scripts)]
-    return {name: expand(name, read).text for name in wanted}
+    return {name: expand(name, read) for name in wanted}
 
 
 class Bench:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import orjson
-
 from app import keys
 from app.store import calls
 from app.store.calls import Call
@@ -75,7 +73,6 @@ def measure(r: Any, n: int) -> dict[str, Any]:
     read_sha = r.script_load(script_source("supply_read"))
     p = keys.partition_of(SKU_BACKORDER)
     tag = int(time.time() * 1000)
-    channels = orjson.dumps({"web": [5, h.LOCATIONS]})
 
     def on_hand_hold(i: int) -> None:
         _evalsha(r, hold_sha, h.bench_hold(SKU_ON_HAND, f"hp{tag}-{i}", "bench"))
@@ -83,20 +80,8 @@ def measure(r: Any, n: int) -> dict[str, Any]:
     def backorder_hold(i: int) -> None:
         if i % OPEN_PROMISES == 0:
             r.delete(keys.promises(p, SKU_BACKORDER))
-        call = calls.hold_backorder(
-            partition=p,
-            hold_id=f"hb{tag}-{i}",
-            ttl_ms=900_000,
-            channel="web",
-            reference="-",
-            retention_ms=86_400_000,
-            lines=[{"s": 1, "q": 1}],
-            skus=[SKU_BACKORDER],
-            candidates=h.LOCATIONS,
-            channels=channels,
-            owner="bench",
-            needed_by_ms=0,
-        )
+        hold = h.bench_new_hold(SKU_BACKORDER, f"hb{tag}-{i}", "bench")
+        call = calls.hold_backorder(hold, needed_by_ms=0)
         _evalsha(r, backorder_sha, call)
 
     def timeline(_: int) -> None:

@@ -28,7 +28,6 @@ import redis
 
 from app import keys
 from app.store import calls
-from app.store.scripts import script_source
 from benchmarks import harness as h
 from benchmarks import nearby, promise, report, sharding, webhooks
 
@@ -306,9 +305,9 @@ class Side:
     store: Any
 
 
-# The store commands that show what each side runs per hold: Omnistock's script and the
+# The store commands that show what each side runs per hold: Omnistock's script (FCALL) and the
 # writes inside it (record, position, indexes, event), the peer's EVAL and its GET/DECRBY.
-PROOF_COMMANDS = ("evalsha", "eval", "hset", "zadd", "xadd", "get", "decrby")
+PROOF_COMMANDS = ("fcall", "evalsha", "eval", "hset", "zadd", "xadd", "get", "decrby")
 
 
 def flash_run(
@@ -356,10 +355,9 @@ def flash_run(
         side["store_per_hold"] = {
             cmd: commands[cmd] / max(side["granted"], 1) for cmd in PROOF_COMMANDS
         }
-        script = commands["evalsha"] + commands["eval"]
-        side["store_usec_per_script"] = (
-            (commands["evalsha_usec"] + commands["eval_usec"]) / script if script else 0.0
-        )
+        script = commands["fcall"] + commands["evalsha"] + commands["eval"]
+        usec = commands["fcall_usec"] + commands["evalsha_usec"] + commands["eval_usec"]
+        side["store_usec_per_script"] = usec / script if script else 0.0
     omni = sides["omnistock"]
     run["omnistock"]["oversell"] = oversell_omnistock(omni.server, scale, conns, workers)
     if "peer" in sides:
@@ -401,10 +399,13 @@ def measure_scripts(s: Any, r: Any, svc: h.Server, scale: Scale) -> dict[str, An
     log("3: service throughput vs redis-benchmark, same scripts")
     p = keys.partition_of("SKU-0000001")
     sku = "SKU-0000001"
-    hold_sha = r.script_load(script_source("hold_reserve"))
-    avail_sha = r.script_load(script_source("availability"))
-    hold_argv = ["EVALSHA", *h.bench_hold(sku, "hb__rand_int__", "bench").argv(hold_sha)]
-    avail_argv = ["EVALSHA", *calls.availability(p, [sku], h.LOCATIONS).argv(avail_sha)]
+    # As the service calls them: FCALL of each script's function library.
+    hold_fn = h.load_function(r, "hold_reserve")
+    avail_fn = h.load_function(r, "availability")
+    hold_argv = ["FCALL", *h.bench_hold(sku, "hb__rand_int__", "bench").argv(hold_fn)]
+    # the product page's call: positions and supply lines (incoming, next_available_at)
+    avail_call = calls.availability(p, [sku], h.LOCATIONS, supply=True)
+    avail_argv = ["FCALL", *avail_call.argv(avail_fn)]
     out["hold1_floor"] = measure_hold_floor(r, hold_argv, scale.script_requests)
     bench_hold = h.redis_benchmark(s, hold_argv, scale.benchmark_requests)
     bench_avail = h.redis_benchmark(s, avail_argv, scale.benchmark_requests)
@@ -494,11 +495,16 @@ return 1
 
 
 def measure_hold_floor(r: Any, hold_argv: list[str], n: int) -> dict[str, float]:
-    """µs per EVALSHA of hold_reserve.lua and of HOLD_FLOOR_LUA on the bench's store, each
-    called one at a time (as a lightly loaded service does) and pipelined 50 deep (as the
-    multiplexed connection does under load): where a hold's store time goes."""
+    """µs per call (`hold_argv[0]`: FCALL, as the service calls it) of hold_reserve.lua and of
+    HOLD_FLOOR_LUA (called the same way) on the bench's store, each called one at a time (as
+    a lightly loaded service does) and pipelined 50 deep (as the multiplexed connection does
+    under load): where a hold's store time goes."""
     log("3: a hold's store time vs the same commands without logic")
-    floor_sha = r.script_load(HOLD_FLOOR_LUA)
+    command = hold_argv[0]
+    if command == "FCALL":
+        floor_sha = h.load_function(r, "hold_floor", HOLD_FLOOR_LUA)
+    else:
+        floor_sha = r.script_load(HOLD_FLOOR_LUA)
     p = keys.partition_of("SKU-FLOOR")
     floor_keys = [
         f"{keys.tag(p)}:floor:hold",
@@ -525,15 +531,15 @@ def measure_hold_floor(r: Any, hold_argv: list[str], n: int) -> dict[str, float]
             base = (0 if mode == "one" else n) + (0 if name == "hold" else 10 * n)
             if mode == "one":
                 for i in range(base, base + n):
-                    r.execute_command("EVALSHA", *make(i))
+                    r.execute_command(command, *make(i))
             else:
                 pipe = r.pipeline(transaction=False)
                 for i in range(base, base + n):
-                    pipe.execute_command("EVALSHA", *make(i))
+                    pipe.execute_command(command, *make(i))
                     if len(pipe) == 50:
                         pipe.execute()
                 pipe.execute()
-            stats = r.info("commandstats")["cmdstat_evalsha"]
+            stats = r.info("commandstats")[f"cmdstat_{command.lower()}"]
             out[f"{name}_{mode}_usec"] = float(stats["usec_per_call"])
     r.delete(*floor_keys)
     return out

@@ -64,12 +64,12 @@ def commandstats(primaries: list[redis.Redis]) -> list[dict[str, float]]:
     out = []
     for r in primaries:
         stats = r.info("commandstats")
-        evalsha = stats.get("cmdstat_evalsha", {})
+        calls, usec = h.script_calls(stats)  # FCALL (the service) and EVALSHA
         wait = stats.get("cmdstat_wait", {})
         out.append(
             {
-                "evalsha_calls": float(evalsha.get("calls", 0)),
-                "evalsha_usec": float(evalsha.get("usec", 0)),
+                "evalsha_calls": float(calls),
+                "evalsha_usec": usec,
                 "wait_calls": float(wait.get("calls", 0)),
             }
         )

@@ -10,11 +10,11 @@
 --
 -- Reply: {now ms, JSON [[line, ...] per sku in KEYS order]}; a line is
 --   {location, supply_id, type, quantity, eta (ms), reference, promised, free}, earliest eta
---   first (includes/promise.lua supply_lines()).
+--   first (includes/promise_read.lua supply_lines()).
 
 local rcall = redis.call
 --!include clock.lua
---!include promise.lua
+--!include promise_read.lua
 
 local now = clock_now(ARGV[1])
 local out = {}

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -145,6 +146,13 @@ def store_cluster(
         yield cluster.start()
     finally:
         cluster.stop()
+
+
+async def script_calls(redis: Redis) -> int:
+    """Script calls the store has run (INFO commandstats): FCALL (the service calls every
+    script as a function) and EVALSHA."""
+    stats: dict[str, Any] = await redis.info("commandstats")
+    return sum(int(stats.get(k, {}).get("calls", 0)) for k in ("cmdstat_fcall", "cmdstat_evalsha"))
 
 
 def is_cluster_url(url: str) -> bool:
@@ -286,3 +294,13 @@ def server_binary() -> str:
     binary = find_server_binary()
     assert shutil.which(binary) or os.path.exists(binary)
     return binary
+
+
+def bare_store(
+    server_binary: str, port: int, data_dir: Path, *flags: str
+) -> subprocess.Popen[bytes]:
+    """A store server of a test's own on `port`, without persistence (and its output), `flags`
+    added (e.g. `--requirepass`); the caller stops it."""
+    argv = [server_binary, "--port", str(port), "--bind", "127.0.0.1", *flags]
+    argv += ["--save", "", "--appendonly", "no", "--dir", str(data_dir)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

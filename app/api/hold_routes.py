@@ -11,9 +11,10 @@ from fastapi.responses import Response
 from app.api import auth
 from app.api.deps import HoldIdPath, ServicesDep
 from app.api.fast_path import FastPathRoute, fast_path
+from app.api.idempotency import Operation
 from app.api.metrics import HOLD_OUTCOMES
 from app.api.responses import JSONResponse
-from app.domain.errors import InsufficientStock, InvalidTransition
+from app.domain.errors import DomainError, InsufficientStock, InvalidTransition
 from app.domain.hold_list import DEFAULT_LIMIT, MAX_LIMIT, HoldQuery
 from app.domain.idempotency import Claim
 from app.domain.models import (
@@ -41,6 +42,32 @@ _HOLD_ERRORS: dict[int | str, dict[str, Any]] = {
     },
     422: {"description": "`invalid_request`, `unknown_hold_line` or `idempotency_key_reused`"},
 }
+
+# Every route that changes a hold answers with it, and may meet any of these errors.
+_CHANGE: dict[str, Any] = {
+    "response_model": Hold,
+    "responses": _HOLD_ERRORS,
+    "dependencies": [auth.RESERVE],
+}
+Change = Callable[[Claim | None], Awaitable[object]]
+
+
+def _counted(
+    change: Change, outcome: str, refusal: type[DomainError], status: int = 200
+) -> Operation:
+    """`change(claim)` answering `status`, its outcome counted: `outcome` when it answers,
+    the refusal's code when it raises `refusal`."""
+
+    async def op(claim: Claim | None) -> tuple[int, object]:
+        try:
+            hold = await change(claim)
+        except refusal:
+            HOLD_OUTCOMES.labels(refusal.code).inc()
+            raise
+        HOLD_OUTCOMES.labels(outcome).inc()
+        return status, hold
+
+    return op
 
 
 @router.get(
@@ -77,28 +104,18 @@ async def list_holds(
     return JSONResponse(await services.hold_list.page(query))
 
 
-@router.post(
-    "",
-    status_code=201,
-    response_model=Hold,
-    responses=_HOLD_ERRORS,
-    dependencies=[auth.RESERVE],
-)
+@router.post("", status_code=201, **_CHANGE)
 @fast_path
 async def create_hold(body: HoldIn, request: Request, services: ServicesDep) -> Response:
     """Reserve every line, or none: 201 with the hold, or 409 `insufficient_stock` with the
     short lines. Lines without a location are sourced from the channel's eligible locations."""
-
-    async def op(claim: Claim | None) -> tuple[int, object]:
-        try:
-            hold = await services.holds.create(body, claim, auth.hold_owner(request))
-        except InsufficientStock:
-            HOLD_OUTCOMES.labels("insufficient_stock").inc()
-            raise
-        HOLD_OUTCOMES.labels("created").inc()
-        return 201, hold
-
-    return await services.idempotency.run(request, op)
+    create = _counted(
+        lambda claim: services.holds.create(body, claim, auth.hold_owner(request)),
+        "created",
+        InsufficientStock,
+        201,
+    )
+    return await services.idempotency.run(request, create)
 
 
 @router.get(
@@ -113,12 +130,7 @@ async def get_hold(hold_id: HoldIdPath, request: Request, services: ServicesDep)
     return JSONResponse(await services.holds.get(hold_id, auth.hold_viewer(request)))
 
 
-@router.patch(
-    "/{hold_id}",
-    response_model=Hold,
-    responses=_HOLD_ERRORS,
-    dependencies=[auth.RESERVE],
-)
+@router.patch("/{hold_id}", **_CHANGE)
 async def update_hold(
     hold_id: HoldIdPath, body: HoldPatchIn, request: Request, services: ServicesDep
 ) -> Response:
@@ -140,17 +152,8 @@ async def _transition(
 ) -> Response:
     """Run `action(viewer, claim)`: the caller acts only on its own holds (admin: any)."""
     viewer = auth.hold_viewer(request)
-
-    async def op(claim: Claim | None) -> tuple[int, object]:
-        try:
-            hold = await action(viewer, claim)
-        except InvalidTransition:
-            HOLD_OUTCOMES.labels("invalid_transition").inc()
-            raise
-        HOLD_OUTCOMES.labels(outcome).inc()
-        return 200, hold
-
-    return await services.idempotency.run(request, op)
+    change = _counted(lambda claim: action(viewer, claim), outcome, InvalidTransition)
+    return await services.idempotency.run(request, change)
 
 
 async def _settle(
@@ -171,12 +174,7 @@ async def _settle(
     return await _transition(request, services, past, lambda v, d: whole(hold_id, v, d))
 
 
-@router.post(
-    "/{hold_id}/commit",
-    response_model=Hold,
-    responses=_HOLD_ERRORS,
-    dependencies=[auth.RESERVE],
-)
+@router.post("/{hold_id}/commit", **_CHANGE)
 async def commit_hold(hold_id: HoldIdPath, request: Request, services: ServicesDep) -> Response:
     """Checkout completed: the hold no longer expires."""
     return await _transition(
@@ -184,12 +182,7 @@ async def commit_hold(hold_id: HoldIdPath, request: Request, services: ServicesD
     )
 
 
-@router.post(
-    "/{hold_id}/fulfil",
-    response_model=Hold,
-    responses=_HOLD_ERRORS,
-    dependencies=[auth.RESERVE],
-)
+@router.post("/{hold_id}/fulfil", **_CHANGE)
 async def fulfil_hold(
     hold_id: HoldIdPath, request: Request, services: ServicesDep, body: LinesIn | None = None
 ) -> Response:
@@ -198,12 +191,7 @@ async def fulfil_hold(
     return await _settle(hold_id, request, services, body, "fulfil")
 
 
-@router.post(
-    "/{hold_id}/release",
-    response_model=Hold,
-    responses=_HOLD_ERRORS,
-    dependencies=[auth.RESERVE],
-)
+@router.post("/{hold_id}/release", **_CHANGE)
 async def release_hold(
     hold_id: HoldIdPath, request: Request, services: ServicesDep, body: LinesIn | None = None
 ) -> Response:
@@ -212,12 +200,7 @@ async def release_hold(
     return await _settle(hold_id, request, services, body, "release")
 
 
-@router.post(
-    "/{hold_id}/extend",
-    response_model=Hold,
-    responses=_HOLD_ERRORS,
-    dependencies=[auth.RESERVE],
-)
+@router.post("/{hold_id}/extend", **_CHANGE)
 async def extend_hold(
     hold_id: HoldIdPath, body: ExtendIn, request: Request, services: ServicesDep
 ) -> Response:

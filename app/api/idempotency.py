@@ -110,6 +110,16 @@ class Idempotency:
                 headers={"Idempotent-Replayed": "true"},
             )
 
+    async def answer(
+        self, request: Request, change: Callable[[Claim | None], Awaitable[object]]
+    ) -> Response:
+        """200 with what `change(claim)` returns, under the request's Idempotency-Key."""
+
+        async def operation(claim: Claim | None) -> tuple[int, object]:
+            return 200, await change(claim)
+
+        return await self.run(request, operation)
+
     async def _claimed(self, claim: Claim, operation: Operation) -> Response:
         """Run the operation, which claims the key in its change's script, and complete the
         claim (store the response, or give the claim up) in the same slot."""

@@ -10,7 +10,6 @@ from fastapi.responses import Response
 from app.api import auth
 from app.api.deps import ServicesDep, SkuPath
 from app.api.responses import JSONResponse
-from app.domain.idempotency import Claim
 from app.domain.models import (
     ID_PATTERN,
     Kit,
@@ -57,11 +56,9 @@ async def post_nearby(body: NearbyQuery, services: ServicesDep) -> Response:
 @router.put("/kits/{sku}", response_model=Kit, dependencies=[auth.ADMIN])
 async def put_kit(sku: SkuPath, body: KitIn, request: Request, services: ServicesDep) -> Response:
     """Make `sku` a kit of `components` (each a sku or another kit, with its units per kit)."""
-
-    async def op(claim: Claim | None) -> tuple[int, object]:
-        return 200, await services.kits.put(sku, body, claim)
-
-    return await services.idempotency.run(request, op)
+    return await services.idempotency.answer(
+        request, lambda claim: services.kits.put(sku, body, claim)
+    )
 
 
 @router.get("/kits", response_model=Kits, dependencies=[auth.READ])
@@ -77,8 +74,6 @@ async def get_kit(sku: SkuPath, services: ServicesDep) -> Response:
 @router.delete("/kits/{sku}", response_model=Kit, dependencies=[auth.ADMIN])
 async def delete_kit(sku: SkuPath, request: Request, services: ServicesDep) -> Response:
     """Delete a kit definition (its components' stock is untouched); answers what it was."""
-
-    async def op(claim: Claim | None) -> tuple[int, object]:
-        return 200, await services.kits.delete(sku, claim)
-
-    return await services.idempotency.run(request, op)
+    return await services.idempotency.answer(
+        request, lambda claim: services.kits.delete(sku, claim)
+    )

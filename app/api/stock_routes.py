@@ -35,14 +35,12 @@ async def put_stock(
 ) -> Response:
     """Set the absolute on_hand (and optionally safety_stock) of a position, as ERP/WMS
     counted it. Held and committed units are untouched."""
-
-    async def op(claim: Claim | None) -> tuple[int, object]:
-        position = await services.stock.set_position(
+    return await services.idempotency.answer(
+        request,
+        lambda claim: services.stock.set_position(
             sku, location, body.on_hand, body.safety_stock, claim
-        )
-        return 200, position
-
-    return await services.idempotency.run(request, op)
+        ),
+    )
 
 
 @router.get("/stock/{sku}", response_model=StockOut, dependencies=[auth.READ])
@@ -61,7 +59,7 @@ async def get_availability(
     ch = await services.config.channel(channel) if channel else None
     if location:
         await services.config.location(location)
-    (result,) = await services.supply.availability([sku], ch, [location] if location else None)
+    (result,) = await services.stock.availability([sku], ch, [location] if location else None)
     return JSONResponse(result)
 
 
@@ -72,7 +70,7 @@ async def query_availability(body: AvailabilityQuery, services: ServicesDep) -> 
     if body.locations:
         for loc in body.locations:
             await services.config.location(loc)
-    results = await services.supply.availability(body.skus, ch, body.locations)
+    results = await services.stock.availability(body.skus, ch, body.locations)
     return JSONResponse({"results": results})
 
 

@@ -28,6 +28,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "`location_not_found`, or `supply_not_found` (cancelling)"},
     422: {"description": "`invalid_request` (eta in the past or beyond the horizon, ...)"},
 }
+# One supply line: PUT creates or updates it, DELETE cancels it; both answer the change.
+_LINE = "/supply/{sku}/{location}/{supply_id}"
+_LINE_CHANGE: dict[str, Any] = {
+    "response_model": SupplyChange,
+    "responses": _ERRORS,
+    "dependencies": [auth.ADMIN],
+}
 
 
 @router.post("/supply/batch", response_model=SupplyBatchResults, dependencies=[auth.ADMIN])
@@ -37,18 +44,13 @@ async def post_supply_batch(
     """Up to 1000 supply lines (create, update, quantity 0 cancels), each checked and applied
     on its own: one result per line, in order, `rejected` with a reason for a bad one."""
 
-    async def op(claim: Claim | None) -> tuple[int, object]:
-        return 200, {"results": await services.supply.put_many(body.lines, claim)}
+    async def put_many(claim: Claim | None) -> dict[str, object]:
+        return {"results": await services.supply.put_many(body.lines, claim)}
 
-    return await services.idempotency.run(request, op)
+    return await services.idempotency.answer(request, put_many)
 
 
-@router.put(
-    "/supply/{sku}/{location}/{supply_id}",
-    response_model=SupplyChange,
-    responses=_ERRORS,
-    dependencies=[auth.ADMIN],
-)
+@router.put(_LINE, **_LINE_CHANGE)
 async def put_supply(
     sku: SkuPath,
     location: SkuPath,
@@ -60,28 +62,19 @@ async def put_supply(
     """Create or update a supply line (stock on its way to `location`); quantity 0 cancels
     it. Promises it can no longer keep are broken (`broken_promises`, and a `promise_broken`
     event)."""
-
-    async def op(claim: Claim | None) -> tuple[int, object]:
-        return 200, await services.supply.put(sku, location, supply_id, body, claim)
-
-    return await services.idempotency.run(request, op)
+    return await services.idempotency.answer(
+        request, lambda claim: services.supply.put(sku, location, supply_id, body, claim)
+    )
 
 
-@router.delete(
-    "/supply/{sku}/{location}/{supply_id}",
-    response_model=SupplyChange,
-    responses=_ERRORS,
-    dependencies=[auth.ADMIN],
-)
+@router.delete(_LINE, **_LINE_CHANGE)
 async def delete_supply(
     sku: SkuPath, location: SkuPath, supply_id: SkuPath, request: Request, services: ServicesDep
 ) -> Response:
     """Cancel a supply line: every promise made from it is broken."""
-
-    async def op(claim: Claim | None) -> tuple[int, object]:
-        return 200, await services.supply.cancel(sku, location, supply_id, claim)
-
-    return await services.idempotency.run(request, op)
+    return await services.idempotency.answer(
+        request, lambda claim: services.supply.cancel(sku, location, supply_id, claim)
+    )
 
 
 @router.get("/supply/{sku}", response_model=SupplyList, dependencies=[auth.READ])

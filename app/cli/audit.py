@@ -21,7 +21,7 @@ from app.cli.common import (
     USAGE,
     CliError,
     Progress,
-    add_store_flags,
+    add_action,
     open_store,
     run_command,
     store_settings,
@@ -120,17 +120,19 @@ def run_audit(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = add_action(
+        sub,
         "audit",
+        run_audit,
         help="check counters, hold indexes and events against the hold records",
         description="Recompute every position's held and committed from the hold records and "
         "compare them with the stored counters; check the expiry and per-sku hold indexes, "
         "orphans, the parts of multi-partition holds and the newest event of each position. "
         "Exit 0 clean, 1 drift, 2 usage error, 3 store unreachable. Safe under live traffic: "
         "each partition is read in one atomic step. Progress goes to stderr.",
+        json="print the report as JSON on stdout",
+        store=True,
     )
-    add_store_flags(p)
-    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument(
         "--fix",
         action="store_true",
@@ -152,4 +154,3 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="read at most N newest events per partition for the event check (10000; 0: skip)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    p.set_defaults(func=run_audit)

@@ -30,7 +30,7 @@ from app.cli.common import (
     OK,
     USAGE,
     CliError,
-    add_store_flags,
+    add_action,
     open_store,
     run_command,
     store_settings,
@@ -127,13 +127,14 @@ def backup(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = add_action(
+        sub,
         "backup",
+        backup,
         help="copy the store's append-only files, safe while the service runs",
         description="Copy the store's multi-part append-only file (manifest, base, increments) "
         "into DEST/appendonlydir with automatic rewrites paused. Restore: copy it into an empty "
         "data directory (docs/operations.md).",
+        store=True,
     )
     p.add_argument("dest", help="a new or empty directory")
-    add_store_flags(p)
-    p.set_defaults(func=backup)

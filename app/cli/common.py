@@ -177,15 +177,19 @@ def add_action(
     description: str | None = None,
     service: bool = False,
     json: str | None = None,
+    store: bool = False,
 ) -> argparse.ArgumentParser:
-    """An action of a command group that runs `func(args)`; `service`: it talks to a running
-    service (--url and the API key flags); `json`: the help of its --json flag."""
+    """A command (`omnistock NAME`), or an action of a command group, that runs `func(args)`;
+    `service`: it talks to a running service (--url and the API key flags); `store`: it works
+    on the store directly (--redis-url, --data-dir); `json`: the help of its --json flag."""
     parser = actions.add_parser(name, help=help, description=description)
     parser.set_defaults(func=func)
     if json:
         parser.add_argument("--json", action="store_true", help=json)
     if service:
         add_service_flags(parser)
+    if store:
+        add_store_flags(parser)
     return parser
 
 

@@ -34,7 +34,7 @@ from app.cli.common import (
     USAGE,
     CliError,
     Progress,
-    add_store_flags,
+    add_action,
     open_store,
     run_command,
     store_settings,
@@ -99,9 +99,7 @@ async def _export(args: argparse.Namespace, writer: Writer) -> tuple[int, int, i
         config = ConfigService(redis, scripts, settings.config_refresh_seconds)
         stock = StockService(redis, scripts, config, settings, StoreClock())
         if args.supply:
-            supply = SupplyService(
-                scripts, config, stock, StoreClock(), redis, cluster=settings.redis_cluster
-            )
+            supply = SupplyService(scripts, config, stock, StoreClock())
             by_partition = await _supply_skus(redis, set(partitions))
         for done, p in enumerate(partitions, 1):
             if args.supply:
@@ -205,14 +203,17 @@ def export(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = add_action(
+        sub,
         "export",
+        export,
         help="write every position (or supply line) out as NDJSON or CSV",
         description="Write every position (sku, location, on_hand, held, committed, "
         "safety_stock, available), or with --supply every supply line, to stdout or a file, "
         "streamed partition by partition; progress on stderr. Each batch of skus is read "
         "atomically (the whole file is not one point in time). Exit 0 done, 2 usage error, "
         "3 store unreachable.",
+        store=True,
     )
     p.add_argument("--format", choices=["ndjson", "csv"], help="default: from --output, or ndjson")
     p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here (default: stdout)")
@@ -243,5 +244,3 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="only partition N (repeatable; default: all 256)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
-    add_store_flags(p)
-    p.set_defaults(func=export)

@@ -14,9 +14,9 @@ import orjson
 import redis
 from redis.exceptions import RedisError
 
-from app.cli.common import CliError, add_store_flags, store_settings, store_url
+from app.cli.common import CliError, add_action, store_settings, store_url
 from app.domain.checkpoint import Checkpoint, fingerprint
-from app.domain.importer import Importer, registered_locations
+from app.domain.importer import Importer, ImportRun, registered_locations
 from app.domain.snapshot import Rejected, SnapshotError, SnapshotReader, detect_format
 from app.domain.supply_import import SupplyImporter, SupplyReader
 from app.logs import redact
@@ -143,14 +143,10 @@ def run_import(args: argparse.Namespace) -> int:
                 event_retention_seconds=settings.event_retention_seconds,
                 batch_rows=args.batch_rows,
             )
-            stats = importer.run(
-                reader,  # type: ignore[arg-type]  # each importer gets its own reader
-                offset=start_offset,
-                line=start_line,
-                on_reject=on_reject,
-                on_commit=on_commit,
-                on_progress=progress.update,
+            job = ImportRun(
+                on_reject, on_commit, progress.update, offset=start_offset, line=start_line
             )
+            stats = importer.run(reader, job)  # type: ignore[arg-type]  # each its own reader
             progress.update(size, stats.rows, final=True)
     except SnapshotError as exc:
         print(f"omnistock import: {path}: {exc}", file=sys.stderr)
@@ -200,8 +196,10 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = add_action(
+        sub,
         "import",
+        run_import,
         help="load a stock snapshot (CSV or NDJSON) from ERP/WMS",
         description="Set on_hand (and optionally safety_stock) of every position in FILE: CSV "
         "with a header `sku,location,on_hand[,safety_stock]`, or NDJSON with one object per "
@@ -209,9 +207,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "idempotent: a re-run changes nothing. Rejected rows are listed with their line "
         "numbers (exit 1). Uses OMNISTOCK_REDIS_URL, or the embedded store under "
         "OMNISTOCK_DATA_DIR (the one a running service keeps there, if any).",
+        store=True,
     )
     p.add_argument("file", help="snapshot file (.csv, .ndjson or .jsonl)")
-    add_store_flags(p)
     p.add_argument("--format", choices=["csv", "ndjson"], help="default: from the file name")
     p.add_argument("--checkpoint", help="checkpoint file (default: FILE.checkpoint)")
     p.add_argument("--no-checkpoint", action="store_true", help="do not write a checkpoint")
@@ -226,4 +224,3 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=run_import)

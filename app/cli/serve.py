@@ -10,6 +10,7 @@ import shutil
 import sys
 import tempfile
 
+from app.cli.common import add_action
 from app.logs import configure, logging_config
 from app.settings import Settings, SettingsError, load_settings
 
@@ -146,8 +147,10 @@ def check_protected_mode(settings: Settings) -> int | None:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p_serve = sub.add_parser(
+    p_serve = add_action(
+        sub,
         "serve",
+        serve,
         help="run the HTTP service",
         description="Run the HTTP service. Without OMNISTOCK_REDIS_URL it starts and supervises "
         "a private store with append-only persistence under OMNISTOCK_DATA_DIR (./data).",
@@ -163,4 +166,3 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         choices=["json", "text"],
         help="one JSON object per line, or plain text (OMNISTOCK_LOG_FORMAT, default json)",
     )
-    p_serve.set_defaults(func=serve)

@@ -16,14 +16,10 @@ from typing import Any
 
 import orjson
 
-from app import keys
 from app.domain.clock import iso
 from app.domain.errors import InsufficientStock, InvalidRequest, PromiseNotReceived
-from app.domain.idempotency import Claim, idem_for
-from app.domain.models import HoldIn, HoldLineIn, LineChangeIn, LineOp
+from app.domain.models import HoldIn, LineChangeIn, LineOp
 from app.domain.supply import timestamp_ms
-from app.store import calls
-from app.store.calls import HoldStatus
 
 
 def needed_by_ms(body: HoldIn) -> int:
@@ -52,59 +48,6 @@ def needed_by_past() -> InvalidRequest:
 def short(lines: list[dict[str, Any]]) -> InsufficientStock:
     """The refusal of a backorder hold whose lines cannot all be served."""
     return InsufficientStock("not enough stock, on hand or on its way, for every line", lines=lines)
-
-
-def reserve_call(
-    *,
-    partition: int,
-    hold_id: str,
-    lines: list[HoldLineIn],
-    body: HoldIn,
-    needed_by_ms: int,
-    ttl_ms: int,
-    parts: str,
-    status: HoldStatus,
-    pending_ttl_ms: int,
-    pending_grace_ms: int,
-    owner: str,
-    metadata: bytes | str,
-    candidates: list[str],
-    channels: bytes,
-    retention_ms: int,
-    offset_ms: int,
-    claim: Claim | None,
-) -> calls.Call:
-    """hold_backorder.lua's call for one part (`status` active: the whole hold)."""
-    skus = list(dict.fromkeys(line.sku for line in lines))
-    index = {sku: i + 1 for i, sku in enumerate(skus)}
-    return calls.hold_backorder(
-        partition=partition,
-        hold_id=hold_id,
-        ttl_ms=ttl_ms,
-        channel=body.channel or "",
-        reference=body.reference or "",
-        retention_ms=retention_ms,
-        lines=[
-            {
-                "s": index[line.sku],
-                "q": line.quantity,
-                **({"l": line.location} if line.location else {}),
-            }
-            for line in lines
-        ],
-        skus=skus,
-        candidates=candidates,
-        channels=channels,
-        owner=owner,
-        needed_by_ms=needed_by_ms,
-        metadata=metadata,
-        offset_ms=offset_ms,
-        idem=idem_for(claim, keys.tag(partition)),
-        parts=parts,
-        status=status,
-        pending_ttl_ms=pending_ttl_ms,
-        pending_grace_ms=pending_grace_ms,
-    )
 
 
 def promised_lines(record: dict[str, str]) -> list[dict[str, Any]]:

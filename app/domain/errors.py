@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+# Every problem `code` the service can answer with, for the docs and the OpenAPI description:
+# each subclass of DomainError enters itself as it is defined (in this order).
+PROBLEM_CODES: dict[str, tuple[int, str]] = {}
+
 
 class DomainError(Exception):
     """A subclass names its problem in its header: `class X(DomainError, status=409,
@@ -20,6 +24,7 @@ class DomainError(Exception):
         cls.status = status if status is not None else cls.status
         cls.code = code if code is not None else cls.code
         cls.title = title if title is not None else cls.title
+        PROBLEM_CODES[cls.code] = (cls.status, cls.title)
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -27,48 +32,40 @@ class DomainError(Exception):
         self.extra = extra
 
 
-class InvalidRequest(DomainError, status=422, code="invalid_request", title="Invalid request"):
-    pass
+class InvalidRequest(DomainError, status=422, code="invalid_request", title="Invalid request"): ...
 
 
-class NotFound(DomainError, status=404, code="not_found", title="Not found"):
-    pass
+class NotFound(DomainError, status=404, code="not_found", title="Not found"): ...
 
 
-class HoldNotFound(NotFound, code="hold_not_found", title="Hold not found"):
-    pass
+class HoldNotFound(NotFound, code="hold_not_found", title="Hold not found"): ...
 
 
-class LocationNotFound(NotFound, code="location_not_found", title="Location not found"):
-    pass
+class LocationNotFound(NotFound, code="location_not_found", title="Location not found"): ...
 
 
-class ChannelNotFound(NotFound, code="channel_not_found", title="Channel not found"):
-    pass
+class ChannelNotFound(NotFound, code="channel_not_found", title="Channel not found"): ...
 
 
-class KitNotFound(NotFound, code="kit_not_found", title="Kit not found"):
-    pass
+class WebhookNotFound(
+    NotFound, code="webhook_not_found", title="Webhook subscription not found"
+): ...
 
 
-class WebhookNotFound(NotFound, code="webhook_not_found", title="Webhook subscription not found"):
-    pass
-
-
-class SupplyNotFound(NotFound, code="supply_not_found", title="Supply line not found"):
-    pass
+class SupplyNotFound(NotFound, code="supply_not_found", title="Supply line not found"): ...
 
 
 class PromiseNotReceived(
     DomainError, status=409, code="promise_not_received", title="Promised units not received yet"
-):
-    pass
+): ...
+
+
+class KitNotFound(NotFound, code="kit_not_found", title="Kit not found"): ...
 
 
 class InsufficientStock(
     DomainError, status=409, code="insufficient_stock", title="Insufficient stock"
-):
-    pass
+): ...
 
 
 class InvalidTransition(
@@ -89,8 +86,7 @@ class InvalidTransition(
 
 class UnknownHoldLine(
     DomainError, status=422, code="unknown_hold_line", title="The hold has no such line"
-):
-    pass
+): ...
 
 
 class LineQuantityExceeded(
@@ -98,8 +94,7 @@ class LineQuantityExceeded(
     status=409,
     code="line_quantity_exceeded",
     title="More units than the hold line has open",
-):
-    pass
+): ...
 
 
 class IdempotencyKeyReused(
@@ -107,8 +102,7 @@ class IdempotencyKeyReused(
     status=422,
     code="idempotency_key_reused",
     title="Idempotency key reused with a different request",
-):
-    pass
+): ...
 
 
 class IdempotencyKeyInUse(
@@ -116,14 +110,12 @@ class IdempotencyKeyInUse(
     status=409,
     code="idempotency_key_in_use",
     title="A request with this idempotency key is still in progress",
-):
-    pass
+): ...
 
 
 class StoreUnavailable(
     DomainError, status=503, code="store_unavailable", title="Store unavailable"
-):
-    pass
+): ...
 
 
 class Unauthorized(DomainError, status=401, code="unauthorized", title="Unauthorized"):
@@ -136,31 +128,4 @@ class Unauthorized(DomainError, status=401, code="unauthorized", title="Unauthor
         self.challenge = 'Bearer realm="omnistock"' + (f', error="{error}"' if error else "")
 
 
-class Forbidden(DomainError, status=403, code="forbidden", title="Forbidden"):
-    pass
-
-
-# Every problem `code` the service can answer with, for the docs and the OpenAPI description.
-PROBLEM_CODES: dict[str, tuple[int, str]] = {
-    cls.code: (cls.status, cls.title)
-    for cls in (
-        InvalidRequest,
-        NotFound,
-        HoldNotFound,
-        LocationNotFound,
-        ChannelNotFound,
-        WebhookNotFound,
-        SupplyNotFound,
-        PromiseNotReceived,
-        KitNotFound,
-        InsufficientStock,
-        InvalidTransition,
-        UnknownHoldLine,
-        LineQuantityExceeded,
-        IdempotencyKeyReused,
-        IdempotencyKeyInUse,
-        StoreUnavailable,
-        Unauthorized,
-        Forbidden,
-    )
-}
+class Forbidden(DomainError, status=403, code="forbidden", title="Forbidden"): ...

@@ -207,7 +207,7 @@ class HoldService:
         needed_by = backorder.needed_by_ms(body)
 
         def reserve(part: Part, status: HoldStatus, claim: Claim | None) -> Awaitable[Reserved]:
-            return self._reserve_backorder(header, part, status, body, needed_by, candidates, claim)
+            return self._reserve_backorder(header, part, status, needed_by, candidates, claim)
 
         if len(parts) == 1:
             (part,) = parts.values()
@@ -238,33 +238,15 @@ class HoldService:
         header: _Header,
         part: Part,
         status: HoldStatus,
-        body: HoldIn,
         needed_by_ms: int,
         candidates: list[str],
         claim: Claim | None,
     ) -> Reserved:
         """One part of a backorder hold, or the whole (`status` active): hold_backorder.lua."""
-        p = part.partition
         pinned = [line.location for line in part.lines if line.location]
-        call = backorder.reserve_call(
-            partition=p,
-            hold_id=header.hold_id,
-            lines=part.lines,
-            body=body,
-            needed_by_ms=needed_by_ms,
-            ttl_ms=header.ttl_ms,
-            parts=header.parts,
-            status=status,
-            pending_ttl_ms=self._settings.pending_ttl_seconds * 1000,
-            pending_grace_ms=self._settings.pending_grace_seconds * 1000,
-            owner=header.owner,
-            metadata=header.metadata if p == int(header.parts.split(",")[0]) else "",
-            candidates=candidates,
-            channels=self._config.channels_arg(candidates + pinned),
-            retention_ms=self._stock.event_retention_ms,
-            offset_ms=self._clock.offset_ms(),
-            claim=claim,
-        )
+        channels = self._config.channels_arg(candidates + pinned)
+        new = self._new_hold(header, part, status, candidates, channels, claim, groups=False)
+        call = calls.hold_backorder(new, needed_by_ms=needed_by_ms)
         return _reserved(claim, await self._scripts.run(call))
 
     async def _check_pinned_locations(
@@ -290,41 +272,55 @@ class HoldService:
         claim: Claim | None = None,
         max_locations: int | None = None,
     ) -> Reserved:
+        touched = candidates + [line.location for line in part.lines if line.location]
+        channels = self._config.channels_arg(touched, part.skus())
+        new = self._new_hold(header, part, status, candidates, channels, claim, groups=True)
+        call = calls.hold_reserve(new, allow_split=allow_split, max_locations=max_locations)
+        return _reserved(claim, await self._scripts.run(call))
+
+    def _new_hold(
+        self,
+        header: _Header,
+        part: Part,
+        status: HoldStatus,
+        candidates: list[str],
+        channels: bytes,
+        claim: Claim | None,
+        groups: bool,
+    ) -> calls.NewHold:
+        """What hold_reserve.lua and hold_backorder.lua take of a part; `groups`: lines carry
+        their kit line ("g", hold_reserve.lua's split sourcing)."""
         p = part.partition
         skus = part.skus()
         index = {sku: i + 1 for i, sku in enumerate(skus)}
-        touched = candidates + [line.location for line in part.lines if line.location]
-        call = calls.hold_reserve(
+        return calls.NewHold(
             partition=p,
             hold_id=header.hold_id,
             status=status,
             ttl_ms=header.ttl_ms,
-            pending_ttl_ms=self._settings.pending_ttl_seconds * 1000,  # a pending part's deadline
+            pending_ttl_ms=self._settings.pending_ttl_seconds * 1000,
+            pending_grace_ms=self._settings.pending_grace_seconds * 1000,
             channel=header.channel,
             reference=header.reference,
             parts=header.parts,
-            allow_split=allow_split,
             retention_ms=self._stock.event_retention_ms,
             lines=[
                 {
                     "s": index[line.sku],
                     "q": line.quantity,
                     **({"l": line.location} if line.location else {}),
-                    **({"g": line.group} if isinstance(line, KitLine) else {}),
+                    **({"g": line.group} if groups and isinstance(line, KitLine) else {}),
                 }
                 for line in part.lines
             ],
             skus=skus,
             candidates=candidates,
-            channels=self._config.channels_arg(touched, skus),
+            channels=channels,
             owner=header.owner,
             metadata=header.metadata if p == int(header.parts.split(",")[0]) else "",
-            pending_grace_ms=self._settings.pending_grace_seconds * 1000,  # pending lines count
             offset_ms=self._clock.offset_ms(),
             idem=idem_for(claim, keys.tag(p)),
-            max_locations=max_locations,
         )
-        return _reserved(claim, await self._scripts.run(call))
 
     async def _check_channel_figures(self, channel: Channel, parts: list[Part]) -> None:
         """What each part's script would refuse by the channel's rules (channel_rules.lua's

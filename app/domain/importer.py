@@ -41,6 +41,7 @@ from app.store.scripts import script_source
 
 __all__ = [
     "Checkpoint",
+    "ImportRun",
     "ImportStats",
     "Importer",
     "Rejected",
@@ -52,6 +53,21 @@ __all__ = [
     "fingerprint",
     "registered_locations",
 ]
+
+
+@dataclass(frozen=True)
+class ImportRun:
+    """What a run of an importer (this one, or app/domain/supply_import.py's) is told: the
+    rows to import are those after byte `offset` (line `line`: a checkpoint's place);
+    `on_reject(rejected)` for each rejected row; `on_commit(line, offset, rejected)` after
+    the store acknowledged every row up to `line` (`rejected`: rows of that batch rejected);
+    `on_progress(offset, rows)` as rows are read."""
+
+    on_reject: Callable[[Rejected], None]
+    on_commit: Callable[[int, int, int], None]
+    on_progress: Callable[[int, int], None] | None = None
+    offset: int = 0
+    line: int = 0
 
 
 @dataclass
@@ -121,20 +137,9 @@ class Importer:
             for p in range(keys.PARTITIONS)
         ]
 
-    def run(
-        self,
-        reader: SnapshotReader,
-        *,
-        offset: int = 0,
-        line: int = 0,
-        on_reject: Callable[[Rejected], None],
-        on_commit: Callable[[int, int, int], None],
-        on_progress: Callable[[int, int], None] | None = None,
-    ) -> ImportStats:
-        """Imports the rows of `reader` after byte `offset` (line `line`). `on_commit(line,
-        offset, rejected)` after the store acknowledged every row up to `line` (`rejected`:
-        rows of that batch rejected before reaching the store); `on_progress(offset, rows)` as
-        rows are read."""
+    def run(self, reader: SnapshotReader, job: ImportRun) -> ImportStats:
+        """Imports the rows of `reader` as `job` says (a batch's `rejected`: its rows rejected
+        before reaching the store)."""
         self._client.script_load(self._source)
         channels = channels_arg(self._client)
         stats = ImportStats()
@@ -149,13 +154,13 @@ class Importer:
                 stats.changed += changed
                 stats.unchanged += unchanged
                 stats.last_line = batch.line
-                on_commit(batch.line, batch.offset, len(batch.rejected))
+                job.on_commit(batch.line, batch.offset, len(batch.rejected))
                 block = False
 
         try:
-            for batch in reader.batches(offset, line, self._batch_rows):
+            for batch in reader.batches(job.offset, job.line, self._batch_rows):
                 for rejected in batch.rejected:
-                    on_reject(rejected)
+                    job.on_reject(rejected)
                 stats.rejected += len(batch.rejected)
                 stats.rows += batch.rows
                 while len(sent) >= self.IN_FLIGHT:
@@ -163,8 +168,8 @@ class Importer:
                 flight.send(self._calls(batch, channels))
                 sent.append(batch)
                 settle(block=False)
-                if on_progress is not None:
-                    on_progress(batch.offset, stats.rows)
+                if job.on_progress is not None:
+                    job.on_progress(batch.offset, stats.rows)
                 batch.skus = {}  # only its place in the file is needed from here on
             flight.finish()
             while sent:

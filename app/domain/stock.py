@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 
 from app import keys
 from app.domain.channel_rules import channel_figure, has_rules
-from app.domain.clock import Clock, store_ms
+from app.domain.clock import Clock, iso, store_ms
 from app.domain.config import ConfigService
 from app.domain.idempotency import Claim, checked, idem_for, sku_partition
 from app.domain.kits import expand, kit_available
@@ -21,6 +22,8 @@ from app.store.mux import Multiplexer
 from app.store.scripts import Scripts
 
 PositionDict = dict[str, Any]
+# A sku's read with its supply lines (availability.lua): [row, incoming, next eta ms (0: none)].
+Supplied = list[Any]
 
 # Hold lines per sku a batch read takes with their scores (earliest to stop counting first):
 # more lapsed lines than this (the reaper is behind) send the partition to the script.
@@ -48,10 +51,11 @@ def _view_row(found: Any, lapsed: list[str]) -> list[Any]:
     for location, value in found:
         if value is None:
             continue
-        on_hand, held, committed, safety = (int(x) for x in value.split(":"))
-        held -= expired.get(location, 0)
-        available = max(0, on_hand - held - committed - safety)
-        row += (location, on_hand, held, committed, safety, available)
+        on_hand, held, committed, safety = map(int, value.split(":"))
+        if expired:
+            held -= expired.get(location, 0)
+        available = on_hand - held - committed - safety
+        row += (location, on_hand, held, committed, safety, available if available > 0 else 0)
     return row
 
 
@@ -76,27 +80,26 @@ def rows_to_positions(row: list[Any]) -> list[PositionDict]:
     ]
 
 
+@dataclass(eq=False)  # a service, compared by identity
 class StockService:
-    def __init__(
-        self,
-        redis: Redis,
-        scripts: Scripts,
-        config: ConfigService,
-        settings: Settings,
-        clock: Clock,
-        mux: Multiplexer | None = None,
-    ) -> None:
-        self._redis = redis
-        self._mux = mux
-        self._scripts = scripts
-        self._config = config
-        self._settings = settings
-        self._clock = clock
+    _redis: Redis
+    _scripts: Scripts
+    _config: ConfigService
+    _settings: Settings
+    _clock: Clock
+    _mux: Multiplexer | None = None
 
     @property
     def event_retention_ms(self) -> int:
         """What scripts keep of their stream (MINID = their store time - this)."""
         return self._settings.event_retention_seconds * 1000
+
+    async def position_partition(self, claim: Claim | None, sku: str, location: str) -> int:
+        """The partition of a change to the position (`sku`, `location`): a keyed request's
+        claim lives in its slot from here on, so an unknown location's 404 is stored there."""
+        p = sku_partition(claim, sku)
+        await self._config.location(location)
+        return p
 
     async def set_position(
         self,
@@ -107,8 +110,7 @@ class StockService:
         claim: Claim | None,
     ) -> PositionDict:
         """Set a position; a keyed request's claim lives in the sku's partition."""
-        p = sku_partition(claim, sku)
-        await self._config.location(location)  # a 404 here is stored in p's slot
+        p = await self.position_partition(claim, sku, location)
         call = calls.stock_set(
             sku=sku,
             location=location,
@@ -136,58 +138,53 @@ class StockService:
     async def read_rows(self, skus: list[str], locations: list[str]) -> list[list[Any]]:
         """Rows of the availability script for each sku, in one round trip to the store:
         one script call per partition, pipelined."""
+        return await self._read(skus, locations, False)
+
+    async def _read(self, skus: list[str], locations: list[str], supply: bool) -> list[Any]:
+        """Each sku's row, or with `supply` [row, incoming, next eta ms (0: none)]
+        (availability.lua with the sku's supply lines, `locations` also their scope, as
+        `Supplied`), in one round trip to the store; two when a sku of a many-partition read
+        on one server has supply lines (most have none) or many lapsed hold lines."""
         offset = self._clock.offset_ms()
+
+        def script(p: int, group: list[str]) -> Any:
+            return self._scripts.run(calls.availability(p, group, locations, offset, supply))
+
         if len(skus) == 1:  # a product page: one script call, nothing to group
-            (sku,) = skus
-            p = keys.partition_of(sku)
-            result = await self._scripts.run(calls.availability(p, skus, locations, offset))
-            return [result[0]]
+            return [(await script(keys.partition_of(skus[0]), skus))[0]]
         by_partition: dict[int, list[str]] = defaultdict(list)
         for sku in dict.fromkeys(skus):
             by_partition[keys.partition_of(sku)].append(sku)
-        rows: dict[str, list[Any]] = {}
+        items: dict[str, Any] = {}
         if len(by_partition) == 1:
             ((p, group),) = by_partition.items()
-            result = await self._scripts.run(calls.availability(p, group, locations, offset))
-            rows.update(zip(group, result, strict=True))
-        else:
-            for p_groups, results in await self._pipelined(by_partition, offset, locations):
-                rows.update(zip(p_groups, results, strict=True))
-        return [rows[sku] for sku in skus]
-
-    async def _pipelined(
-        self, by_partition: dict[int, list[str]], offset: int, locations: list[str]
-    ) -> list[tuple[list[str], list[Any]]]:
-        run = self._scripts.run
-        if self._settings.redis_cluster:
-            # A cluster client refuses EVALSHA in pipelines: one concurrent call per partition
-            # (redis-py routes each to its node), still one network wait in total.
-            results = await asyncio.gather(
-                *(
-                    run(calls.availability(p, group, locations, offset))
-                    for p, group in by_partition.items()
-                )
-            )
-            return list(zip(by_partition.values(), results, strict=True))
-        out, unsure = await self._transaction(by_partition, offset, locations)
-        if unsure:  # a sku with a page of lapsed lines: the script reads them all
-            redone = await asyncio.gather(
-                *(run(calls.availability(p, by_partition[p], locations, offset)) for p in unsure)
-            )
-            for p, rows in zip(unsure, redone, strict=True):
-                out[p] = (by_partition[p], rows)
-        return list(out.values())
+            items.update(zip(group, await script(p, group), strict=True))
+            return [items[sku] for sku in skus]
+        groups = by_partition
+        if not self._settings.redis_cluster:
+            items, groups = await self._transaction(by_partition, offset, locations, supply)
+        # A cluster client refuses EVALSHA in pipelines: one concurrent call per partition
+        # (redis-py routes each to its node), still one network wait in total.
+        results = await asyncio.gather(*(script(p, group) for p, group in groups.items()))
+        for group, result in zip(groups.values(), results, strict=True):
+            items.update(zip(group, result, strict=True))
+        return [items[sku] for sku in skus]
 
     async def _transaction(
-        self, by_partition: dict[int, list[str]], offset: int, locations: list[str]
-    ) -> tuple[dict[int, tuple[list[str], list[Any]]], list[int]]:
+        self, by_partition: dict[int, list[str]], offset: int, locations: list[str], supply: bool
+    ) -> tuple[dict[str, Any], dict[int, list[str]]]:
         """The reads of availability.lua as plain commands in one MULTI/EXEC: as atomic as the
         script (one server, every sku at one instant), without a script call per partition,
-        which is what a many-sku read spends its store time on (docs/benchmarks.md).
+        which is what a many-sku read spends its store time on (docs/benchmarks.md). Returns
+        each sku's item as the script gives it, and by partition the skus it cannot answer,
+        for the script to read.
 
         The store's TIME, read in the same transaction, decides which hold lines lapsed: each
         sku's earliest `_LAPSED_PAGE` lines come with their scores. A sku whose whole page
-        lapsed may have more: its partition is returned as unsure, for the script to read."""
+        lapsed may have more: the script reads it. With `supply`, an EXISTS of each sku's
+        supply lines: a sku that has some goes to the script too (the promising rules are the
+        script's, lua/includes/promise.lua), positions and supply at one instant; the others
+        get [row, 0, 0], nothing incoming."""
         commands: list[tuple[str | int, ...]] = [("TIME",)]
         for p, group in by_partition.items():
             for sku in group:
@@ -195,36 +192,43 @@ class StockService:
                     commands.append(("HMGET", keys.position(p, sku), *locations))
                 else:
                     commands.append(("HGETALL", keys.position(p, sku)))
+                # The earliest lines by rank: what ZRANGEBYSCORE -inf +inf LIMIT 0 n answers,
+                # for less store time (no score range, no LIMIT to parse).
                 commands.append(
-                    (
-                        "ZRANGEBYSCORE",
-                        keys.hold_expiry_by_sku(p, sku),
-                        "-inf",
-                        "+inf",
-                        "WITHSCORES",
-                        "LIMIT",
-                        0,
-                        _LAPSED_PAGE,
-                    )
+                    ("ZRANGE", keys.hold_expiry_by_sku(p, sku), 0, _LAPSED_PAGE - 1, "WITHSCORES")
                 )
+                if supply:
+                    commands.append(("EXISTS", keys.supply(p, sku)))
         replies = iter(await batch.transaction(self._redis, commands, self._mux))
         now = store_ms(next(replies)) + offset
-        out: dict[int, tuple[list[str], list[Any]]] = {}
-        unsure: list[int] = []
+        items: dict[str, Any] = {}
+        redo: dict[int, list[str]] = defaultdict(list)
         for p, group in by_partition.items():
-            rows = []
-            for _ in group:
+            for sku in group:
                 raw, page = next(replies), _scored(next(replies))
-                if len(page) == _LAPSED_PAGE and page[-1][1] <= now:
-                    unsure.append(p)
+                supplied = supply and next(replies) == 1
+                if supplied or (len(page) == _LAPSED_PAGE and page[-1][1] <= now):
+                    redo[p].append(sku)
+                    continue
                 if locations:
                     found: Any = zip(locations, raw, strict=True)
                 else:  # HGETALL: a map (RESP3) or a flat field, value list (RESP2)
                     pairs = zip(raw[::2], raw[1::2], strict=True) if isinstance(raw, list) else ()
                     found = raw.items() if isinstance(raw, dict) else pairs
-                rows.append(_view_row(found, [member for member, score in page if score <= now]))
-            out[p] = (group, rows)
-        return out, list(dict.fromkeys(unsure))
+                row = _view_row(found, [member for member, score in page if score <= now])
+                items[sku] = [row, 0, 0] if supply else row
+        return items, redo
+
+    def _reads(self, skus: list[str], own: bool) -> tuple[dict[str, dict[str, int]], list[str]]:
+        """The base components of each kit among `skus` (app/domain/kits.py), and the skus to
+        read: each sku, or a kit's components (`own`: and the kit itself, whose own supply
+        lines are its incoming)."""
+        kits = self._config.kits
+        parts = {sku: expand(kits, sku) for sku in skus if sku in kits}
+        if not parts:
+            return parts, skus if len(skus) == 1 else list(dict.fromkeys(skus))
+        reads = [s for sku in skus for s in (parts.get(sku) or (sku,))]
+        return parts, list(dict.fromkeys([*reads, *parts] if own else reads))
 
     async def units(
         self, skus: list[str], wanted: list[str], nothing: bool = False
@@ -232,54 +236,82 @@ class StockService:
         """{sku: {location: available}} at `wanted` (none: wherever stocked) for skus and kits
         (app/domain/kits.py: from their base components), in one round trip to the store.
         `nothing`: no location is in scope (no read)."""
-        kits = self._config.kits
-        parts = {sku: expand(kits, sku) for sku in skus if sku in kits}
-        reads = list(dict.fromkeys(s for sku in skus for s in (parts.get(sku) or [sku])))
+        parts, reads = self._reads(skus, own=False)
         rows: list[list[Any]] = (
             [[] for _ in reads] if nothing else await self.read_rows(reads, wanted)
         )
-        found = {
-            sku: {row[i]: row[i + 5] for i in range(0, len(row), 6)}
-            for sku, row in zip(reads, rows, strict=True)
-        }
+        found = {sku: _available(row) for sku, row in zip(reads, rows, strict=True)}
         return {
             sku: kit_available(parts[sku], found) if sku in parts else found[sku] for sku in skus
         }
 
     async def availability(
-        self, skus: list[str], channel: Channel | None, locations: list[str] | None
+        self,
+        skus: list[str],
+        channel: Channel | None,
+        locations: list[str] | None,
+        incoming: bool = True,
     ) -> list[dict[str, Any]]:
         """Available-to-promise for each sku: the channel's eligible locations (or the given
         ones, or every location the sku is stocked at), summed; for a channel with rules, its
-        figure of that sum (channel_rules.channel_figure)."""
+        figure of that sum (channel_rules.channel_figure). With `incoming` and
+        `next_available_at` (`incoming` off: without): what the sku's supply lines at those
+        locations add, unbuffered (lua/includes/promise.lua supply_incoming), read by the
+        same script call as the positions (a kit: its own supply lines)."""
         wanted: list[str] = []
         if channel is not None:
-            wanted = list(channel.locations)
+            wanted = channel.locations  # only read
             if locations is not None:
                 allowed = set(locations)
                 wanted = [loc for loc in wanted if loc in allowed]
         elif locations is not None:
             wanted = list(dict.fromkeys(locations))
-        threshold = channel.low_stock_threshold if channel is not None else 0
         listed = channel is not None or locations is not None
-        units = await self.units(skus, wanted, listed and not wanted)
+        parts, reads = self._reads(skus, own=incoming)
+        items: list[Supplied]
+        if listed and not wanted:  # no location in scope: nothing to read
+            items = [[[], 0, 0] for _ in reads]
+        elif incoming:
+            items = await self._read(reads, wanted, True)
+        else:
+            items = [[row, 0, 0] for row in await self._read(reads, wanted, False)]
+        # A product page (one sku, not a kit): its one read, no lookup by sku.
+        read = items[0] if len(reads) == 1 and not parts else None
+        by_sku = {} if read is not None else dict(zip(reads, items, strict=True))
+        ruled = channel if channel is not None and has_rules(channel) else None
+        channel_id = channel.id if channel is not None else None
+        threshold = channel.low_stock_threshold if channel is not None else 0
         results = []
         for sku in skus:
-            found = units[sku]
+            row, units_incoming, eta = read or by_sku[sku]
+            kit = parts.get(sku)
+            if kit is None:
+                found = _available(row)
+            else:
+                found = kit_available(kit, {s: _available(by_sku[s][0]) for s in kit})
             total = sum(found.values())
-            if channel is not None and has_rules(channel):
+            if ruled is not None:
                 # The channel's figure; no location shows more than it (a hold takes no more).
-                total = channel_figure(channel, sku, total)
+                total = channel_figure(ruled, sku, total)
                 found = {loc: min(n, total) for loc, n in found.items()}
-            order = wanted if listed else sorted(found)
-            per_location = [{"location": loc, "available": found.get(loc, 0)} for loc in order]
-            results.append(
-                {
-                    "sku": sku,
-                    "channel": channel.id if channel is not None else None,
-                    "available": total,
-                    "status": stock_status(total, threshold),
-                    "locations": per_location,
-                }
-            )
+            result = {
+                "sku": sku,
+                "channel": channel_id,
+                "available": total,
+                "status": stock_status(total, threshold),
+                "locations": [
+                    {"location": loc, "available": found.get(loc, 0)}
+                    for loc in (wanted if listed else sorted(found))
+                ],
+            }
+            if incoming:
+                result["incoming"] = units_incoming
+                # When nothing is available now: from when something can be promised.
+                result["next_available_at"] = iso(eta) if eta and total == 0 else None
+            results.append(result)
         return results
+
+
+def _available(row: list[Any]) -> dict[str, int]:
+    """{location: available} of an availability.lua row."""
+    return {row[i]: row[i + 5] for i in range(0, len(row), 6)}

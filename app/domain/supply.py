@@ -1,31 +1,32 @@
 """Future supply: supply lines (stock on its way to a location), what is promised from them,
-and what they add to availability (`incoming`, `next_available_at`, the timeline).
+and the timeline of what they add to availability.
 
 The rules of promising live in lua/includes/promise.lua; the lines are written by
 lua/supply_put.lua (with their events and the promises they break) and read by
-lua/supply_read.lua, both in the sku's partition.
+lua/supply_read.lua, both in the sku's partition. What they add to an availability answer
+(`incoming`, `next_available_at`) is read with the positions, by availability.lua
+(StockService.availability).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from redis.asyncio import Redis
 
 from app import keys
 from app.domain.clock import Clock, iso, parse_ms
 from app.domain.config import ConfigService
 from app.domain.errors import InvalidRequest, NotFound, SupplyNotFound
-from app.domain.idempotency import Claim, checked, idem_for, sku_partition, take
+from app.domain.idempotency import Claim, checked, idem_for, take
 from app.domain.models import Channel, SupplyLineIn, SupplyPut
 from app.domain.stock import StockService
-from app.store import batch, calls
+from app.store import calls
 from app.store.calls import Reply
-from app.store.mux import Multiplexer
 from app.store.scripts import Scripts
 
 DAY_MS = 86_400_000
@@ -56,24 +57,12 @@ def timestamp_ms(text: str, field: str, where: str = "body") -> int:
     return ms
 
 
+@dataclass(eq=False)  # a service, compared by identity
 class SupplyService:
-    def __init__(
-        self,
-        scripts: Scripts,
-        config: ConfigService,
-        stock: StockService,
-        clock: Clock,
-        redis: Redis,
-        mux: Multiplexer | None = None,
-        cluster: bool = False,
-    ) -> None:
-        self._scripts = scripts
-        self._config = config
-        self._stock = stock
-        self._clock = clock
-        self._redis = redis
-        self._mux = mux
-        self._cluster = cluster
+    _scripts: Scripts
+    _config: ConfigService
+    _stock: StockService
+    _clock: Clock
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -105,8 +94,7 @@ class SupplyService:
         eta_ms: int,
         claim: Claim | None,
     ) -> dict[str, Any]:
-        p = sku_partition(claim, sku)
-        await self._config.location(location)  # a 404 here is stored in p's slot
+        p = await self._stock.position_partition(claim, sku, location)
         call = calls.supply_put(
             sku=sku,
             location=location,
@@ -169,21 +157,11 @@ class SupplyService:
     # -- reads -----------------------------------------------------------------------------
 
     async def lines_of(self, skus: list[str]) -> tuple[int, dict[str, list[SupplyRow]]]:
-        """Each sku's supply lines (earliest eta first), and the store's now (0 when no sku
-        has any): one script call per partition with supply, concurrently. A many-sku read on
-        one server first asks which skus have supply lines at all, in one MULTI/EXEC of plain
-        EXISTS (most have none), so a listing pays no script call per partition for them."""
-        wanted = list(dict.fromkeys(skus))
-        out: dict[str, list[SupplyRow]] = {sku: [] for sku in wanted}
-        if len(wanted) > 1 and not self._cluster:
-            found = await batch.transaction(
-                self._redis,
-                [("EXISTS", keys.supply(keys.partition_of(sku), sku)) for sku in wanted],
-                self._mux,
-            )
-            wanted = [sku for sku, n in zip(wanted, found, strict=True) if n]
+        """Each sku's supply lines (earliest eta first) and the store's now (0: no sku):
+        one supply_read.lua call per partition, concurrently (the listing, the timeline, the
+        export; availability reads them with the positions, StockService.availability)."""
         by_partition: dict[int, list[str]] = defaultdict(list)
-        for sku in wanted:
+        for sku in dict.fromkeys(skus):
             by_partition[keys.partition_of(sku)].append(sku)
         offset = self._clock.offset_ms()
         replies = await asyncio.gather(
@@ -192,36 +170,16 @@ class SupplyService:
                 for p, group in by_partition.items()
             )
         )
-        now = 0
-        for group, reply in zip(by_partition.values(), replies, strict=True):
-            now = int(reply[0])
-            for sku, rows in zip(group, orjson.loads(reply[1]), strict=True):
-                out[sku] = rows if isinstance(rows, list) else []  # cjson writes {} for []
+        now, out = 0, {}
+        for group, (at, rows) in zip(by_partition.values(), replies, strict=True):
+            now = int(at)
+            for sku, lines in zip(group, orjson.loads(rows), strict=True):
+                out[sku] = lines if isinstance(lines, list) else []  # cjson writes {} for []
         return now, out
 
     async def list_lines(self, sku: str) -> dict[str, Any]:
         _, lines = await self.lines_of([sku])
         return {"sku": sku, "lines": [_render(sku, row) for row in lines[sku]]}
-
-    async def availability(
-        self, skus: list[str], channel: Channel | None, locations: list[str] | None
-    ) -> list[dict[str, Any]]:
-        """StockService.availability with `incoming` and `next_available_at` (their scope: the
-        channel's locations, the given ones, or every location); the supply is read
-        concurrently with the positions, so the answer still waits for one round trip."""
-        results: list[dict[str, Any]]
-        results, (_, lines) = await asyncio.gather(
-            self._stock.availability(skus, channel, locations), self.lines_of(skus)
-        )
-        scope = _scope(channel, locations)
-        for result in results:
-            rows = [row for row in lines[result["sku"]] if _in(scope, row)]
-            result["incoming"] = sum(row["free"] for row in rows)
-            first = next((row["eta"] for row in rows if row["free"] > 0), None)
-            result["next_available_at"] = (
-                iso(first) if first is not None and result["available"] == 0 else None
-            )
-        return results
 
     async def timeline(
         self, sku: str, channel: Channel | None, location: str | None, until: str | None
@@ -230,7 +188,8 @@ class SupplyService:
         available now, plus each open supply line's unpromised units from its eta on."""
         locations = [location] if location else None
         (avail,), (now, lines) = await asyncio.gather(
-            self._stock.availability([sku], channel, locations), self.lines_of([sku])
+            self._stock.availability([sku], channel, locations, incoming=False),
+            self.lines_of([sku]),
         )  # one sku: always one supply_read.lua call, which gives the store's now
         end = now + TIMELINE_DEFAULT_DAYS * DAY_MS
         if until is not None:

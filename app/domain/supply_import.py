@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import IO, Any
@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from redis.exceptions import NoScriptError
 
 from app.domain.clock import parse_ms
-from app.domain.importer import ImportStats
+from app.domain.importer import ImportRun, ImportStats
 from app.domain.models import SupplyLineIn
 from app.domain.snapshot import Rejected, SnapshotError
 from app.domain.supply import DAY_MS, HORIZON_DAYS
@@ -139,20 +139,13 @@ class SupplyImporter:
         self._source = script_source("supply_put").encode()
         self._sha = hashlib.sha1(self._source).hexdigest()
 
-    def run(
-        self,
-        reader: SupplyReader,
-        *,
-        offset: int = 0,
-        line: int = 0,
-        on_reject: Callable[[Rejected], None],
-        on_commit: Callable[[int, int, int], None],
-        on_progress: Callable[[int, int], None] | None = None,
-    ) -> ImportStats:
+    def run(self, reader: SupplyReader, job: ImportRun) -> ImportStats:
+        """Imports the rows of `reader` as `job` says (a batch's `rejected`: its rows rejected
+        by the reader or by the store)."""
         self._client.script_load(self._source)
         stats = ImportStats()
         start = time.perf_counter()
-        for batch in reader.batches(offset, line, self._batch_rows):
+        for batch in reader.batches(job.offset, job.line, self._batch_rows):
             rejected = list(batch.rejected)
             for (row_line, _, _), reply in zip(batch.rows_in, self._send(batch), strict=True):
                 kind = _text(reply[0])
@@ -165,13 +158,13 @@ class SupplyImporter:
                 else:
                     stats.changed += 1
             for item in sorted(rejected, key=lambda r: r.line):
-                on_reject(item)
+                job.on_reject(item)
             stats.rejected += len(rejected)
             stats.rows += batch.rows
             stats.last_line = batch.line
-            on_commit(batch.line, batch.offset, len(rejected))
-            if on_progress is not None:
-                on_progress(batch.offset, stats.rows)
+            job.on_commit(batch.line, batch.offset, len(rejected))
+            if job.on_progress is not None:
+                job.on_progress(batch.offset, stats.rows)
         stats.seconds = time.perf_counter() - start
         return stats
 

@@ -190,63 +190,67 @@ def _sku_keys(p: int, skus: Sequence[str]) -> list[str]:
 # -- holds ---------------------------------------------------------------------------------
 
 
-def hold_reserve(
-    *,
-    partition: int,
-    hold_id: str,
-    status: HoldStatus,
-    ttl_ms: int,
-    pending_ttl_ms: int,
-    channel: str,
-    reference: str,
-    parts: str,
-    allow_split: bool,
-    retention_ms: int,
-    lines: list[dict[str, Any]],
-    skus: list[str],
-    candidates: list[str],
-    channels: bytes,
-    owner: str,
-    pending_grace_ms: int,
-    metadata: bytes | str = "",
-    offset_ms: int = 0,
-    idem: Idem | None = None,
-    max_locations: int | None = None,
-) -> Call:
-    """hold_reserve.lua. `lines`: [{"s": sku index (1-based), "q": quantity, "l"?, "g"?}]
-    ("g": the kit line a component line belongs to: a group is sourced at one location);
+@dataclass(frozen=True)
+class NewHold:
+    """One partition's part of a new hold (the whole hold when it has one partition), as
+    hold_reserve.lua and hold_backorder.lua both take it; each lays it out in its own ARGV
+    order (their headers). `lines`: [{"s": sku index (1-based), "q": quantity, "l"?}];
     `metadata`: a JSON object, "" for none."""
-    p = partition
+
+    partition: int
+    hold_id: str
+    status: HoldStatus
+    ttl_ms: int
+    pending_ttl_ms: int  # a pending part's deadline is now + this
+    pending_grace_ms: int  # a pending part's lines count until its deadline + this
+    channel: str
+    reference: str
+    parts: str  # every partition of the hold, comma-separated, its home first
+    retention_ms: int
+    lines: list[dict[str, Any]]
+    skus: list[str]
+    candidates: list[str]
+    channels: bytes
+    owner: str
+    metadata: bytes | str = ""
+    offset_ms: int = 0
+    idem: Idem | None = None
+
+
+def hold_reserve(hold: NewHold, *, allow_split: bool, max_locations: int | None = None) -> Call:
+    """hold_reserve.lua; a line may also carry "g", the kit line a component line belongs to
+    (a group is sourced at one location)."""
+    h, p = hold, hold.partition
     return Call(
         Script.HOLD_RESERVE,
         [
-            keys.hold(p, hold_id),
+            keys.hold(p, h.hold_id),
             keys.expiry_index(p),
             keys.events(p),
-            *_sku_keys(p, skus),
+            *_sku_keys(p, h.skus),
             keys.holds_index(p),
-            *_idem_keys(idem),
+            *_idem_keys(h.idem),
         ],
         [
-            offset_ms,
-            hold_id,
-            status.value,
-            ttl_ms,
-            pending_ttl_ms,
-            channel,
-            reference,
-            parts,
+            h.offset_ms,
+            h.hold_id,
+            h.status.value,
+            h.ttl_ms,
+            h.pending_ttl_ms,
+            h.channel,
+            h.reference,
+            h.parts,
             "1" if allow_split else "0",
-            retention_ms,
-            orjson.dumps(lines),
-            orjson.dumps(skus),
-            orjson.dumps(candidates),
+            h.retention_ms,
+            orjson.dumps(h.lines),
+            orjson.dumps(h.skus),
+            orjson.dumps(h.candidates),
             max_locations or "",
-            channels,
-            owner,
-            pending_grace_ms,
-            metadata,
-            *_idem_args(idem),
+            h.channels,
+            h.owner,
+            h.pending_grace_ms,
+            h.metadata,
+            *_idem_args(h.idem),
         ],
     )
 
@@ -311,57 +315,35 @@ def transition(
     )
 
 
-def hold_backorder(
-    *,
-    partition: int,
-    hold_id: str,
-    ttl_ms: int,
-    channel: str,
-    reference: str,
-    retention_ms: int,
-    lines: list[dict[str, Any]],
-    skus: list[str],
-    candidates: list[str],
-    channels: bytes,
-    owner: str,
-    needed_by_ms: int,
-    metadata: bytes | str = "",
-    offset_ms: int = 0,
-    idem: Idem | None = None,
-    parts: str | None = None,
-    status: HoldStatus = HoldStatus.ACTIVE,
-    pending_ttl_ms: int = 0,
-    pending_grace_ms: int = 0,
-) -> Call:
+def hold_backorder(hold: NewHold, *, needed_by_ms: int) -> Call:
     """hold_backorder.lua: a hold that may promise future supply, or (`status` pending) one
-    part of a multi-partition one; `parts` (default: this partition alone) as
-    hold_reserve's; `metadata`: a JSON object, "" for none."""
-    p = partition
-    ks = [keys.hold(p, hold_id), keys.expiry_index(p), keys.events(p)]
-    for sku in skus:
+    part of a multi-partition one; `needed_by_ms` 0: any eta."""
+    h, p = hold, hold.partition
+    ks = [keys.hold(p, h.hold_id), keys.expiry_index(p), keys.events(p)]
+    for sku in h.skus:
         ks += [*keys.sku_keys(p, sku), keys.supply(p, sku), keys.promises(p, sku)]
     return Call(
         Script.HOLD_BACKORDER,
-        [*ks, keys.holds_index(p), *_idem_keys(idem)],
+        [*ks, keys.holds_index(p), *_idem_keys(h.idem)],
         [
-            offset_ms,
-            hold_id,
-            ttl_ms,
-            channel,
-            reference,
-            parts or str(p),
-            retention_ms,
-            orjson.dumps(lines),
-            orjson.dumps(skus),
-            orjson.dumps(candidates),
-            channels,
-            owner,
+            h.offset_ms,
+            h.hold_id,
+            h.ttl_ms,
+            h.channel,
+            h.reference,
+            h.parts,
+            h.retention_ms,
+            orjson.dumps(h.lines),
+            orjson.dumps(h.skus),
+            orjson.dumps(h.candidates),
+            h.channels,
+            h.owner,
             needed_by_ms,
-            metadata,
-            status.value,
-            pending_ttl_ms,
-            pending_grace_ms,
-            *_idem_args(idem),
+            h.metadata,
+            h.status.value,
+            h.pending_ttl_ms,
+            h.pending_grace_ms,
+            *_idem_args(h.idem),
         ],
     )
 
@@ -407,13 +389,27 @@ def hold_due(partition: int, limit: int, offset_ms: int = 0) -> Call:
 
 
 def availability(
-    partition: int, skus: Sequence[str], locations: Sequence[str] = (), offset_ms: int = 0
+    partition: int,
+    skus: Sequence[str],
+    locations: Sequence[str] = (),
+    offset_ms: int = 0,
+    supply: bool = False,
 ) -> Call:
-    """availability.lua: `skus` all of `partition`; no `locations`: every location."""
+    """availability.lua: `skus` all of `partition`; no `locations`: every location; `supply`:
+    with what each sku's supply lines add (incoming, next eta)."""
     ks: list[str] = []
-    for sku in skus:
-        ks += [keys.position(partition, sku), keys.hold_expiry_by_sku(partition, sku)]
-    return Call(Script.AVAILABILITY, ks, [offset_ms, *locations])
+    if supply:
+        for sku in skus:
+            ks += [
+                keys.position(partition, sku),
+                keys.hold_expiry_by_sku(partition, sku),
+                keys.supply(partition, sku),
+                keys.promises(partition, sku),
+            ]
+    else:
+        for sku in skus:
+            ks += [keys.position(partition, sku), keys.hold_expiry_by_sku(partition, sku)]
+    return Call(Script.AVAILABILITY, ks, [offset_ms, 1 if supply else 0, *locations])
 
 
 def stock_set(

@@ -3,10 +3,12 @@
 - Seeds: OMNISTOCK_REDIS_URL may name several nodes, comma-separated; the client asks them in
   turn for the slot map, so one seed down does not stop the service.
 - No re-sends: redis-py's cluster client re-sends a command on its own after a timeout, a
-  broken connection or CLUSTERDOWN (10 times by default). A timed-out EVALSHA may have run,
+  broken connection or CLUSTERDOWN (10 times by default). A timed-out FCALL may have run,
   so that could apply a change twice: the client here re-sends nothing (retries 0, and the
   per-node connections are built without retries by redis-py). It still follows MOVED, ASK
   and TRYAGAIN: those replies mean the node did not run the command.
+- FCALL is routed by its declared keys here, like EVALSHA (`_determine_slot`), not by asking
+  the server for them on every call.
 - Errors: redis-py raises cluster errors that are not ConnectionError (CLUSTERDOWN, TRYAGAIN
   after the redirect budget, "TTL exhausted") or not even RedisError (SlotNotCoveredError,
   "Redis Cluster cannot be connected" when no seed answers). This client turns every one of
@@ -163,6 +165,14 @@ class ClusterStore(RedisCluster):
             self.nodes_manager.default_node = node
             return
         raise error or StoreUnavailable("no primary answers")
+
+    async def _determine_slot(self, command: str, *args: Any) -> int:
+        """FCALL's slot from its declared keys, as redis-py does for EVALSHA: redis-py would
+        ask the server (`COMMAND GETKEYS`, one more round trip per call: FCALL's keys are
+        "movable")."""
+        if command.upper() in ("FCALL", "FCALL_RO"):
+            command = "EVALSHA"  # the same layout: name, numkeys, keys..., args...
+        return await super()._determine_slot(command, *args)
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         try:

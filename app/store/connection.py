@@ -1,6 +1,6 @@
 """Connections to the store, with bounded timeouts and no blind retries.
 
-A retried EVALSHA may run a script twice (the first attempt can succeed and only the reply be
+A retried FCALL may run a script twice (the first attempt can succeed and only the reply be
 lost), so the client never retries on its own: the request fails with 503 and the caller
 retries with its Idempotency-Key, which is safe.
 

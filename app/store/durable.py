@@ -7,7 +7,7 @@ script that wrote nothing (a retry that only replays its first attempt), they an
 and prove nothing (measured: WAIT 1 on a fresh connection returns 1 with the replica
 stopped). So every waited change is sent on ONE connection as
 
-    EVALSHA <script> ... ; SET <mark> 1 ; WAIT N <timeout>
+    FCALL <function> ... ; SET <mark> 1 ; WAIT N <timeout>
 
 The mark (`app/keys.py`, one per partition) is a write that always replicates, so the WAIT
 covers everything the server applied before it: the script's change, or the first attempt's
@@ -92,8 +92,9 @@ class WaitPolicy:
 
 
 def mark_key(command: Sequence[Arg]) -> str:
-    """The mark in the partition of an `EVALSHA sha numkeys key...` command's first key (the
-    same slot, so the same primary), or the configuration's slot for `os:{cfg}` scripts."""
+    """The mark in the partition of an `FCALL function numkeys key...` (or EVALSHA) command's
+    first key (the same slot, so the same primary), or the configuration's slot for `os:{cfg}`
+    scripts."""
     first = command[3] if len(command) > 3 and int(command[2]) > 0 else b""
     text = first.decode() if isinstance(first, bytes) else str(first)
     match = _TAG.match(text, len(keys.PREFIX) + 1)
@@ -111,7 +112,7 @@ def wait_timeout_ms(store_timeout: float, deadlines: Sequence[float | None]) -> 
 
 class Writer(Protocol):
     async def write(self, command: Sequence[Arg]) -> Any:
-        """Send `command` (an EVALSHA), then wait; its reply once the policy is met."""
+        """Send `command` (an FCALL), then wait; its reply once the policy is met."""
 
     async def aclose(self) -> None: ...
 
@@ -214,7 +215,7 @@ def _settle(members: Sequence[_Member], replies: list[Any], policy: WaitPolicy, 
 
 
 class PooledWriter:
-    """EVALSHA + mark + WAIT as one pipeline on one pooled redis-py connection: of the slot's
+    """FCALL + mark + WAIT as one pipeline on one pooled redis-py connection: of the slot's
     primary on a cluster (the cluster client would send a bare WAIT to a default node), of
     the server otherwise (a unix-socket URL, which has no multiplexer)."""
 

@@ -14,7 +14,7 @@ whole bookkeeping. A caller that is cancelled (the request deadline) leaves its 
 queue; its reply is read and dropped, and the connection stays usable — unlike a pooled
 connection, which must be closed when a reply is left unread.
 
-Failure behaviour matches app/store/connection.py: no retries (a resent EVALSHA could apply
+Failure behaviour matches app/store/connection.py: no retries (a resent FCALL could apply
 twice), `redis.exceptions` types, a connect timeout, and a reply timeout: when the oldest
 command has waited `timeout` seconds, the connection is closed and every waiting call fails
 with TimeoutError (the next call connects afresh). Used for standalone servers only; a cluster
@@ -158,8 +158,8 @@ class _Protocol(asyncio.Protocol):
 
 
 class Multiplexer:
-    """`await mux.execute("EVALSHA", sha, 2, k1, k2, a1)`: the reply, decoded as UTF-8;
-    an error reply raises its redis.exceptions type (NoScriptError, ResponseError, ...)."""
+    """`await mux.execute("FCALL", function, 2, k1, k2, a1)`: the reply, decoded as UTF-8;
+    an error reply raises its redis.exceptions type (ResponseError, NoScriptError, ...)."""
 
     def __init__(
         self,

@@ -1,10 +1,13 @@
 """Loads every Lua script once per process and calls it through a typed registry.
 
 `--!include name.lua` lines are replaced by `lua/includes/name.lua` at load time (`expand`:
-includes nest and are expanded once per script); a Lua error's `user_script:N` is followed by
-the `lua/` file and line it came from (`translate_error`). redis-py's
-Script objects send EVALSHA and, on NOSCRIPT (a restarted server, SCRIPT FLUSH), load the
-script and retry, so a flushed script cache never reaches a client.
+includes nest and are expanded once per script). Each expanded script is then turned into a
+Valkey function library (app/store/functions.py: its includes' definitions at the library's
+top level, built once by FUNCTION LOAD) and called by FCALL; on "Function not found" (a new
+or flushed server, FUNCTION FLUSH) the library is loaded where it was missing and the call
+sent once more, so a missing library never reaches a client. A Lua error's
+`user_function:N` (or `user_script:N` of the plain script) is followed by the `lua/` file and
+line it came from (`translate_error`, `located`).
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 from redis.typing import EncodableT, KeyT
 
 from app.store.calls import Call, Script
 from app.store.durable import Writer
+from app.store.functions import Library, located_lines
 from app.store.mux import Multiplexer
 
 _INCLUDE = re.compile(r"^--!include (\S+)\s*$")
@@ -54,14 +58,7 @@ class Expanded:
     def translate(self, message: str) -> str:
         """`message` (a Lua error) with each `user_script:N` (a line of the expanded text)
         followed by the `lua/` file and line it came from."""
-
-        def where(match: re.Match[str]) -> str:
-            origin = self.origin(int(match.group(1)))
-            if origin is None:
-                return match.group(0)
-            return f"{match.group(0)} ({origin[0]}:{origin[1]})"
-
-        return _SCRIPT_LINE.sub(where, message)
+        return located_lines(message, _SCRIPT_LINE, self.origins)
 
 
 def expand(name: str, read: Callable[[str], str]) -> Expanded:
@@ -100,23 +97,47 @@ def script_source(name: str) -> str:
     return expanded(name).text
 
 
+@cache
+def library(name: str) -> Library:
+    """Script `name` as a function library (app/store/functions.py)."""
+    lines = expanded(name)
+    return Library.of(name, lines.text, lines.origins)
+
+
 def translate_error(name: str, message: str) -> str:
-    """A Lua error of script `name`, naming the `lua/` file and line (Expanded.translate)."""
-    return expanded(name).translate(message)
+    """A Lua error of script `name` (called by FCALL, or as a plain script), naming the `lua/`
+    file and line (Library.translate, Expanded.translate)."""
+    return expanded(name).translate(library(name).translate(message))
 
 
-def located(lines: Expanded | None, error: ResponseError) -> ResponseError:
-    """`error` (a Lua error of the script expanded as `lines`) naming the `lua/` file and line
-    it came from."""
-    if lines is None or "user_script:" not in str(error):
+def located(lib: Library, error: ResponseError) -> ResponseError:
+    """`error` (a Lua error of the function of `lib`) naming the `lua/` file and line it came
+    from."""
+    if "user_function:" not in str(error):
         return error
-    return type(error)(lines.translate(str(error)))
+    return type(error)(lib.translate(str(error)))
+
+
+def function_missing(error: Exception) -> bool:
+    """The store has no such function (a new or flushed server): the call did not run."""
+    return isinstance(error, ResponseError) and str(error).startswith("Function not found")
+
+
+@cache
+def library_of(source: str, lines: Expanded | None) -> Library:
+    """The library of a script given as its text and, if known, its expanded lines."""
+    if lines is None:
+        count = len(source.splitlines())
+        lines = Expanded(source, tuple(("script", n) for n in range(1, count + 1)))
+    first = lines.origins[0][0] if lines.origins else "script"
+    return Library.of(Path(first).stem, lines.text, lines.origins)
 
 
 class _Registered(AsyncScript):
-    """A registered script: each call (EVALSHA, sent by `_send`) reports its round trip to
-    `observe` (seconds), a Lua error names the `lua/` file and line (`lines`), and on NOSCRIPT
-    (the script did not run) it is loaded (`_load`) and called once more."""
+    """A registered script, called as a function: each call (FCALL, sent by `_send`) reports
+    its round trip to `observe` (seconds), a Lua error names the `lua/` file and line (`lines`:
+    the script's expanded lines), and on "Function not found" (the call did not run) its
+    library is loaded (`_load`) and the call sent once more."""
 
     def __init__(
         self,
@@ -128,7 +149,7 @@ class _Registered(AsyncScript):
     ) -> None:
         super().__init__(client, source)
         self._observe = observe
-        self._lines = lines
+        self.library = library_of(source, lines)
         self._via = via
 
     async def __call__(
@@ -138,16 +159,18 @@ class _Registered(AsyncScript):
         client: Any = None,
     ) -> Any:
         keys = list(keys or ())
-        command = ("EVALSHA", self.sha, len(keys), *keys, *(args or ()))
+        command = ("FCALL", self.library.function, len(keys), *keys, *(args or ()))
         start = time.perf_counter()
         try:
             try:
                 return await self._send(command, client)
-            except NoScriptError:
+            except ResponseError as error:
+                if not function_missing(error):
+                    raise
                 await self._load(keys, client)
                 return await self._send(command, client)
         except ResponseError as error:
-            moved = located(self._lines, error)
+            moved = located(self.library, error)
             if moved is error:
                 raise
             raise moved from error
@@ -165,48 +188,64 @@ class TimedScript(_Registered):
     """A registered script called through redis-py's client (`client`, or the one it was
     registered with).
 
-    On NOSCRIPT (a restarted server, SCRIPT FLUSH, a promoted cluster replica: replicas do not
-    get SCRIPT LOAD) the script is loaded where it was missing and called once more. On a
-    cluster that is the one node serving the keys, not every primary as redis-py's Script
-    does, which fails while any other primary is down."""
+    On "Function not found" (a new or flushed server; a cluster node that joined empty —
+    functions reach replicas and persist in the RDB/AOF, unlike SCRIPT LOAD) the library is
+    loaded where it was missing and the call sent once more. On a cluster that is the one
+    node serving the keys, not every primary, which would fail while any other one is
+    down."""
 
     def _send(self, command: tuple[Any, ...], client: Any) -> Awaitable[Any]:
-        return (client or self.registered_client).evalsha(*command[1:])
+        return (client or self.registered_client).execute_command(*command)
 
     def _load(self, keys: list[KeyT], client: Any) -> Awaitable[Any]:
-        return load_where_missing(client or self.registered_client, self.script, keys)
+        return load_where_missing(client or self.registered_client, self.library, keys)
 
 
-async def load_where_missing(client: Any, source: Any, keys: Sequence[KeyT]) -> None:
-    """SCRIPT LOAD after a NOSCRIPT: on a cluster on the one node serving `keys` (redis-py's
-    script_load goes to every primary, which fails while any other one is down)."""
-    if isinstance(client, RedisCluster) and keys:
-        node = client.get_node_from_key(str(keys[0]))
-        await client.execute_command("SCRIPT LOAD", source, target_nodes=node)
-    else:
-        await client.script_load(source)
+async def load_where_missing(client: Any, lib: Library, keys: Sequence[KeyT]) -> None:
+    """FUNCTION LOAD after "Function not found": on a cluster on the one node serving `keys`
+    (every primary would fail while any other one is down)."""
+    try:
+        if isinstance(client, RedisCluster) and keys:
+            node = client.get_node_from_key(str(keys[0]))
+            await client.execute_command("FUNCTION", "LOAD", lib.text, target_nodes=node)
+        else:
+            await client.execute_command("FUNCTION", "LOAD", lib.text)
+    except ResponseError as error:
+        if not already_loaded(error):
+            raise
+
+
+def already_loaded(error: Exception) -> bool:
+    """FUNCTION LOAD's answer for a library of that name, loaded meanwhile (by another
+    worker): the same text, since the name carries its digest."""
+    return isinstance(error, ResponseError) and "already exists" in str(error)
 
 
 class MuxScript(_Registered):
-    """A registered script called through the multiplexer `via` (app/store/mux.py): EVALSHA,
-    and on NOSCRIPT (the script cache was flushed) SCRIPT LOAD and once more."""
+    """A registered script called through the multiplexer `via` (app/store/mux.py): FCALL,
+    and on "Function not found" FUNCTION LOAD and once more."""
 
     def _send(self, command: tuple[Any, ...], client: Any) -> Awaitable[Any]:
         return self._via.execute(*command)  # type: ignore[no-any-return]
 
-    def _load(self, keys: list[KeyT], client: Any) -> Awaitable[Any]:
-        return self._via.execute("SCRIPT", "LOAD", self.script)  # type: ignore[no-any-return]
+    async def _load(self, keys: list[KeyT], client: Any) -> None:
+        try:
+            await self._via.execute("FUNCTION", "LOAD", self.library.text)
+        except ResponseError as error:
+            if not already_loaded(error):
+                raise
 
 
 class WaitingScript(_Registered):
     """A mutating script whose every call writes, then waits for replicas, through the writer
-    `via` (app/store/durable.py); on NOSCRIPT (it did not run) SCRIPT LOAD and once more."""
+    `via` (app/store/durable.py); on "Function not found" (it did not run) FUNCTION LOAD and
+    once more."""
 
     def _send(self, command: tuple[Any, ...], client: Any) -> Awaitable[Any]:
         return self._via.write(command)  # type: ignore[no-any-return]
 
     def _load(self, keys: list[KeyT], client: Any) -> Awaitable[Any]:
-        return load_where_missing(self.registered_client, self.script, keys)
+        return load_where_missing(self.registered_client, self.library, keys)
 
 
 # Writes that never wait for replicas: the claims, whose loss in a failover the change's own
@@ -314,13 +353,16 @@ class Scripts:
     def all(self) -> list[AsyncScript]:
         return [getattr(self, f.name) for f in fields(self)]
 
+    def libraries(self) -> list[Library]:
+        return [s.library for s in self.all() if isinstance(s, _Registered)]
+
     async def load(self, redis: Redis) -> None:
-        """Preload (readiness): SCRIPT LOAD every script; idempotent. On a cluster, node by
-        node: fails only when no primary could load them, so one primary down (its slots
-        answer 503) does not turn every worker unready; the others load on NOSCRIPT."""
+        """Preload (readiness): FUNCTION LOAD every library that is not there yet; idempotent.
+        On a cluster, node by node: fails only when no primary could load them, so one primary
+        down (its slots answer 503) does not turn every worker unready; the others load on
+        "Function not found"."""
         if not isinstance(redis, RedisCluster):
-            for script in self.all():
-                await redis.script_load(script.script)
+            await _load_missing(redis, self.libraries(), {})
             return
         await redis.initialize()
         nodes = redis.get_primaries()
@@ -332,8 +374,30 @@ class Scripts:
             raise failures[0]
 
     async def _load_on(self, redis: RedisCluster, node: Any) -> None:
-        for script in self.all():
-            await redis.execute_command("SCRIPT LOAD", script.script, target_nodes=node)
+        await _load_missing(redis, self.libraries(), {"target_nodes": node})
+
+
+async def _load_missing(redis: Any, libraries: list[Library], where: dict[str, Any]) -> None:
+    """FUNCTION LOAD each of `libraries` that the server (`where`: a cluster node) lacks."""
+    listed = await redis.execute_command("FUNCTION", "LIST", "LIBRARYNAME", "os_*", **where)
+    have = {_library_name(entry) for entry in listed or ()}
+    for lib in libraries:
+        if lib.name in have:
+            continue
+        try:
+            await redis.execute_command("FUNCTION", "LOAD", lib.text, **where)
+        except ResponseError as error:
+            if not already_loaded(error):
+                raise
+
+
+def _library_name(entry: Any) -> str:
+    """`library_name` of one FUNCTION LIST entry (a flat list, or a dict with RESP3)."""
+    if isinstance(entry, dict):
+        return str(entry.get("library_name", ""))
+    pairs = dict(zip(entry[::2], entry[1::2], strict=False))
+    name = pairs.get("library_name", pairs.get(b"library_name", ""))
+    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 def _script(

@@ -39,6 +39,17 @@ def skus_in_distinct_partitions(n: int, prefix: str = "apart") -> list[str]:
     return out
 
 
+# The two ways a hold's skus can lie: one atomic script, or reserved in parts.
+LAYOUTS = ["one_partition", "distinct_partitions"]
+
+
+def skus_laid_out(layout: str, n: int, prefix: str) -> list[str]:
+    """`n` skus in one partition, or each in its own (`layout`, one of LAYOUTS)."""
+    if layout == "one_partition":
+        return skus_in_one_partition(n, prefix)
+    return skus_in_distinct_partitions(n, prefix)
+
+
 def assert_problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
     """The response is an RFC 9457 problem with this status and code; returns its body."""
     assert r.status_code == status, r.text

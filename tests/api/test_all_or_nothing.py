@@ -11,26 +11,23 @@ import pytest
 from app.domain.clock import ManualClock
 from app.keys import partition_of
 from tests.api.helpers import (
+    LAYOUTS,
     act,
     assert_problem,
     hold,
     lines_by_sku,
     position,
-    skus_in_distinct_partitions,
-    skus_in_one_partition,
+    skus_laid_out,
     snapshot,
 )
 from tests.conftest import seed
 
-LAYOUTS = ["one_partition", "distinct_partitions"]
 
-
-def three_skus(layout: str) -> list[str]:
-    skus = (
-        skus_in_one_partition(3, "cart")
-        if layout == "one_partition"
-        else skus_in_distinct_partitions(3, "cart")
-    )
+@pytest.fixture(params=LAYOUTS)
+def skus(request: pytest.FixtureRequest) -> list[str]:
+    """Three skus, in one partition or each in its own: every test runs on both."""
+    layout: str = request.param
+    skus = skus_laid_out(layout, 3, "cart")
     distinct = len({partition_of(s) for s in skus})
     assert distinct == (1 if layout == "one_partition" else 3)
     return skus
@@ -46,9 +43,9 @@ def lines(skus: list[str], quantities: list[int], location: str | None = None) -
     return out
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
-async def test_multi_line_hold_reserves_every_line(client: httpx.AsyncClient, layout: str) -> None:
-    skus = three_skus(layout)
+async def test_multi_line_hold_reserves_every_line(
+    client: httpx.AsyncClient, skus: list[str]
+) -> None:
     await seed(client, {(s, "dc"): 5 for s in skus})
     h = await hold(client, lines(skus, [1, 2, 3]))
     assert lines_by_sku(h) == {skus[0]: [("dc", 1)], skus[1]: [("dc", 2)], skus[2]: [("dc", 3)]}
@@ -57,13 +54,11 @@ async def test_multi_line_hold_reserves_every_line(client: httpx.AsyncClient, la
         assert (p["held"], p["available"]) == (q, 5 - q)
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("short_index", [0, 1, 2])
 @pytest.mark.parametrize("pinned", [False, True], ids=["sourced", "pinned"])
 async def test_one_short_line_is_409_insufficient_stock_and_reserves_no_line(
-    client: httpx.AsyncClient, layout: str, short_index: int, pinned: bool
+    client: httpx.AsyncClient, skus: list[str], short_index: int, pinned: bool
 ) -> None:
-    skus = three_skus(layout)
     await seed(client, {(s, "dc"): 5 for s in skus}, channels={"web": ["dc"]})
     quantities = [2, 2, 2]
     quantities[short_index] = 6
@@ -79,11 +74,9 @@ async def test_one_short_line_is_409_insufficient_stock_and_reserves_no_line(
     assert await snapshot(client, skus) == before
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
 async def test_every_short_line_is_listed_with_what_is_available(
-    client: httpx.AsyncClient, layout: str
+    client: httpx.AsyncClient, skus: list[str]
 ) -> None:
-    skus = three_skus(layout)
     await seed(
         client,
         {(skus[0], "dc"): 5, (skus[1], "dc"): 1, (skus[2], "dc"): 0},
@@ -100,22 +93,18 @@ async def test_every_short_line_is_listed_with_what_is_available(
     assert await snapshot(client, skus) == before
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
 async def test_after_a_refused_hold_the_same_units_can_still_be_held(
-    client: httpx.AsyncClient, layout: str
+    client: httpx.AsyncClient, skus: list[str]
 ) -> None:
-    skus = three_skus(layout)
     await seed(client, {(s, "dc"): 5 for s in skus}, channels={"web": ["dc"]})
     r = await client.post("/v1/holds", json={"channel": "web", "lines": lines(skus, [5, 5, 6])})
     assert_problem(r, 409, "insufficient_stock")
     await hold(client, lines(skus, [5, 5, 5]))
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
 async def test_a_line_short_because_of_another_hold_refuses_the_whole_hold(
-    client: httpx.AsyncClient, layout: str
+    client: httpx.AsyncClient, skus: list[str]
 ) -> None:
-    skus = three_skus(layout)
     await seed(client, {(s, "dc"): 5 for s in skus}, channels={"web": ["dc"]})
     await hold(client, [{"sku": skus[2], "quantity": 4}])
     before = await snapshot(client, skus)
@@ -125,11 +114,9 @@ async def test_a_line_short_because_of_another_hold_refuses_the_whole_hold(
     assert await snapshot(client, skus) == before
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
 async def test_two_lines_of_one_sku_are_summed_against_its_stock(
-    client: httpx.AsyncClient, layout: str
+    client: httpx.AsyncClient, skus: list[str]
 ) -> None:
-    skus = three_skus(layout)
     await seed(client, {(s, "dc"): 5 for s in skus}, channels={"web": ["dc"]})
     before = await snapshot(client, skus)
     r = await client.post(
@@ -140,7 +127,6 @@ async def test_two_lines_of_one_sku_are_summed_against_its_stock(
     assert await snapshot(client, skus) == before
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize(
     ("steps", "on_hand", "held", "committed"),
     [
@@ -152,13 +138,12 @@ async def test_two_lines_of_one_sku_are_summed_against_its_stock(
 )
 async def test_transitions_of_a_multi_line_hold_apply_to_every_line(
     client: httpx.AsyncClient,
-    layout: str,
+    skus: list[str],
     steps: list[str],
     on_hand: int,
     held: int,
     committed: int,
 ) -> None:
-    skus = three_skus(layout)
     await seed(client, {(s, "dc"): 5 for s in skus})
     h = await hold(client, lines(skus, [2, 2, 2]))
     for step in steps:
@@ -170,11 +155,9 @@ async def test_transitions_of_a_multi_line_hold_apply_to_every_line(
         assert (p["on_hand"], p["held"], p["committed"]) == (on_hand, held, committed), sku
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
 async def test_get_of_a_multi_line_hold_shows_every_line(
-    client: httpx.AsyncClient, layout: str
+    client: httpx.AsyncClient, skus: list[str]
 ) -> None:
-    skus = three_skus(layout)
     await seed(client, {(s, "dc"): 5 for s in skus})
     h = await hold(client, lines(skus, [1, 2, 3]))
     got = (await client.get(f"/v1/holds/{h['id']}")).json()
@@ -210,11 +193,9 @@ async def test_hold_of_100_lines_with_the_last_one_short_reserves_nothing(
         assert (await position(client, s, "dc"))["held"] == 0
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
 async def test_extend_of_a_multi_line_hold_keeps_every_line_counting(
-    client: httpx.AsyncClient, clock: ManualClock, layout: str
+    client: httpx.AsyncClient, clock: ManualClock, skus: list[str]
 ) -> None:
-    skus = three_skus(layout)
     await seed(client, {(s, "dc"): 5 for s in skus})
     h = await hold(client, lines(skus, [1, 2, 3]), ttl_seconds=60)
     r = await act(client, h["id"], "extend", json={"ttl_seconds": 600})
@@ -228,11 +209,9 @@ async def test_extend_of_a_multi_line_hold_keeps_every_line_counting(
         assert (await position(client, sku, "dc"))["committed"] == q, sku
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
 async def test_multi_line_hold_retried_with_its_idempotency_key_reserves_once(
-    client: httpx.AsyncClient, layout: str
+    client: httpx.AsyncClient, skus: list[str]
 ) -> None:
-    skus = three_skus(layout)
     await seed(client, {(s, "dc"): 5 for s in skus})
     body = {"channel": "web", "lines": lines(skus, [1, 2, 3])}
     first = await client.post("/v1/holds", json=body, headers={"Idempotency-Key": "cart-1"})

@@ -24,6 +24,22 @@ async def config(client: httpx.AsyncClient) -> tuple[Any, Any]:
     return (await client.get("/v1/locations")).json(), (await client.get("/v1/channels")).json()
 
 
+async def assert_refused_unchanged(
+    client: httpx.AsyncClient, method: str, path: str, **request: Any
+) -> None:
+    """The request (`path` may name `{hold}`, a hold of the seeded store) is 422
+    `invalid_request` and changes no position, location, channel or hold."""
+    await seeded(client)
+    h = await hold(client, [{"sku": "sku-1", "quantity": 1}])
+    before = await snapshot(client, ["sku-1"])
+    cfg = await config(client)
+    r = await client.request(method, path.format(hold=h["id"]), **request)
+    assert_problem(r, 422, "invalid_request")
+    assert await snapshot(client, ["sku-1"]) == before
+    assert await config(client) == cfg
+    assert (await client.get(f"/v1/holds/{h['id']}")).json() == h
+
+
 # -- malformed bodies ----------------------------------------------------------------------
 
 MUTATIONS = [
@@ -54,20 +70,13 @@ MALFORMED = {
 async def test_malformed_json_body_is_422_invalid_request_and_changes_nothing(
     client: httpx.AsyncClient, method: str, path: str, payload: str
 ) -> None:
-    await seeded(client)
-    h = await hold(client, [{"sku": "sku-1", "quantity": 1}])
-    before = await snapshot(client, ["sku-1"])
-    cfg = await config(client)
-    r = await client.request(
+    await assert_refused_unchanged(
+        client,
         method,
-        path.format(hold=h["id"]),
+        path,
         content=MALFORMED[payload],
         headers={"content-type": "application/json"},
     )
-    assert_problem(r, 422, "invalid_request")
-    assert await snapshot(client, ["sku-1"]) == before
-    assert await config(client) == cfg
-    assert (await client.get(f"/v1/holds/{h['id']}")).json() == h
 
 
 async def test_validation_problem_names_the_offending_field(client: httpx.AsyncClient) -> None:
@@ -112,15 +121,7 @@ WRONG_TYPES = [
 async def test_wrong_types_are_422_invalid_request_and_change_nothing(
     client: httpx.AsyncClient, method: str, path: str, body: Any
 ) -> None:
-    await seeded(client)
-    h = await hold(client, [{"sku": "sku-1", "quantity": 1}])
-    before = await snapshot(client, ["sku-1"])
-    cfg = await config(client)
-    r = await client.request(method, path.format(hold=h["id"]), json=body)
-    assert_problem(r, 422, "invalid_request")
-    assert await snapshot(client, ["sku-1"]) == before
-    assert await config(client) == cfg
-    assert (await client.get(f"/v1/holds/{h['id']}")).json() == h
+    await assert_refused_unchanged(client, method, path, json=body)
 
 
 UNKNOWN_FIELDS = [
@@ -147,15 +148,7 @@ UNKNOWN_FIELDS = [
 async def test_unknown_fields_are_422_invalid_request_and_change_nothing(
     client: httpx.AsyncClient, method: str, path: str, body: Any
 ) -> None:
-    await seeded(client)
-    h = await hold(client, [{"sku": "sku-1", "quantity": 1}])
-    before = await snapshot(client, ["sku-1"])
-    cfg = await config(client)
-    r = await client.request(method, path.format(hold=h["id"]), json=body)
-    assert_problem(r, 422, "invalid_request")
-    assert await snapshot(client, ["sku-1"]) == before
-    assert await config(client) == cfg
-    assert (await client.get(f"/v1/holds/{h['id']}")).json() == h
+    await assert_refused_unchanged(client, method, path, json=body)
 
 
 BAD_IDS = ["sku 1", "sku/1", "sku%1", "ökö", "a;b", "<x>", LONG_ID, "sku-1\n"]

@@ -6,23 +6,19 @@ import httpx
 import pytest
 
 from tests.api.helpers import (
+    LAYOUTS,
     assert_problem,
     hold,
     lines_by_sku,
     position,
-    skus_in_distinct_partitions,
-    skus_in_one_partition,
+    skus_laid_out,
     snapshot,
 )
 from tests.conftest import seed
 
-LAYOUTS = ["one_partition", "distinct_partitions"]
-
 
 def two_skus(layout: str) -> list[str]:
-    if layout == "one_partition":
-        return skus_in_one_partition(2, "src")
-    return skus_in_distinct_partitions(2, "src")
+    return skus_laid_out(layout, 2, "src")
 
 
 async def test_line_without_location_goes_to_the_lowest_priority_location(

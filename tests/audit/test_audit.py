@@ -15,11 +15,11 @@ from redis.asyncio import Redis
 from app import keys
 from app.domain.audit import Auditor, AuditReport
 from app.domain.clock import ManualClock, store_now_ms
-from app.store import calls
 from app.store.calls import HoldStatus
 from app.store.scripts import Scripts
 from tests.api.helpers import act, hold, skus_in_distinct_partitions
 from tests.conftest import seed
+from tests.lua.helpers import reserve_call
 
 A, B = skus_in_distinct_partitions(2, "audit")
 PA, PB = keys.partition_of(A), keys.partition_of(B)
@@ -212,23 +212,16 @@ async def test_parts_of_a_reservation_still_in_flight_are_not_drift(
     scripts = Scripts.register(redis)
     now = await store_now_ms(redis, clock)
     for p, sku in ((PA, A), (PB, B)):  # both parts reserved, neither confirmed yet
-        call = calls.hold_reserve(
+        call = reserve_call(
             partition=p,
             hold_id="hflight-00",
+            skus=[sku],
+            lines=[{"s": 1, "q": 1, "l": "dc"}],
             status=HoldStatus.PENDING,
             ttl_ms=900_000,
             pending_ttl_ms=30_000,
-            channel="",
-            reference="",
             parts=f"{PA},{PB}",
-            allow_split=False,
-            retention_ms=86_400_000,
-            lines=[{"s": 1, "q": 1, "l": "dc"}],
-            skus=[sku],
-            candidates=[],
-            channels=b"{}",
             owner="client-a",
-            pending_grace_ms=0,
             offset_ms=clock.offset_ms(),
         )
         await scripts.run(call)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -19,6 +20,26 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def lines(text: str) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in text.splitlines()]
+
+
+def following(
+    live_url: str, flags: list[str], changes: Callable[[], object]
+) -> list[dict[str, Any]]:
+    """The events the real `omnistock events tail` process prints (exit 0) while `changes()`
+    runs: it follows the live stream until its `--limit`."""
+    argv = [sys.executable, "-m", "app", "events", "tail", "--url", live_url, *flags]
+    tail = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, text=True
+    )
+    try:
+        changes()
+        out, err = tail.communicate(timeout=20)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.wait()
+    assert tail.returncode == 0, err
+    return lines(out)
 
 
 def log_ids(api: httpx.Client, **query: str) -> list[str]:
@@ -86,37 +107,12 @@ def test_follow_prints_live_events_as_they_happen(api: httpx.Client, live_url: s
     sees changes made after it started, then stops at --limit."""
     seed(api, {("SKU-1", "dc-north"): 5})
     (start,) = log_ids(api)
-    tail = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "app",
-            "events",
-            "tail",
-            "--url",
-            live_url,
-            "--sku",
-            "SKU-1",
-            "--after",
-            start,
-            "--limit",
-            "2",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-        text=True,
-    )
-    try:
+
+    def changes() -> None:
         api.put("/v1/stock/SKU-1/dc-north", json={"on_hand": 8}).raise_for_status()
         api.post("/v1/holds", json={"lines": [{"sku": "SKU-1", "quantity": 1}]}).raise_for_status()
-        out, err = tail.communicate(timeout=20)
-    finally:
-        if tail.poll() is None:
-            tail.kill()
-            tail.wait()
-    assert tail.returncode == 0, err
-    events = lines(out)
+
+    events = following(live_url, ["--sku", "SKU-1", "--after", start, "--limit", "2"], changes)
     assert [e["type"] for e in events] == ["stock.set", "hold.reserved"]
     assert events[0]["position"]["on_hand"] == 8
 
@@ -124,33 +120,12 @@ def test_follow_prints_live_events_as_they_happen(api: httpx.Client, live_url: s
 @pytest.mark.slow
 def test_from_start_reads_the_log_then_follows(api: httpx.Client, live_url: str) -> None:
     seed(api, {("SKU-1", "dc-north"): 5, ("SKU-1", "store-12"): 2})
-    tail = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "app",
-            "events",
-            "tail",
-            "--url",
-            live_url,
-            "--from-start",
-            "--limit",
-            "3",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-        text=True,
+    events = following(
+        live_url,
+        ["--from-start", "--limit", "3"],
+        lambda: api.put("/v1/stock/SKU-3/store-12", json={"on_hand": 1}).raise_for_status(),
     )
-    try:
-        api.put("/v1/stock/SKU-3/store-12", json={"on_hand": 1}).raise_for_status()
-        out, err = tail.communicate(timeout=20)
-    finally:
-        if tail.poll() is None:
-            tail.kill()
-            tail.wait()
-    assert tail.returncode == 0, err
-    assert [(e["sku"], e["location"]) for e in lines(out)] == [
+    assert [(e["sku"], e["location"]) for e in events] == [
         ("SKU-1", "dc-north"),
         ("SKU-1", "store-12"),
         ("SKU-3", "store-12"),

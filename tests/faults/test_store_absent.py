@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.store.embedded import free_port
-from tests.conftest import ServiceProcess, service_env
+from tests.conftest import ServiceProcess, bare_store, service_env
 
 pytestmark = pytest.mark.fault
 
@@ -43,12 +43,7 @@ def test_the_service_starts_without_its_store_and_serves_within_1_s_of_its_arriv
             time.sleep(1.5)
             assert service.proc.poll() is None  # still the same process: no crash loop
 
-            store = subprocess.Popen(
-                [server_binary, "--port", str(store_port), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+            store = bare_store(server_binary, store_port, tmp_path)
             started = time.monotonic()
             while c.get("/readyz").status_code != 200:
                 assert time.monotonic() - started < 10

@@ -4,6 +4,7 @@ embedded store is used (or refused clearly) when no URL is given."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,17 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.cli import main
-from app.domain.importer import Checkpoint, Importer, Rejected, SnapshotReader, fingerprint
+from app.domain.importer import (
+    Checkpoint,
+    Importer,
+    ImportRun,
+    Rejected,
+    SnapshotReader,
+    fingerprint,
+)
 from app.store.embedded import EmbeddedStore, free_port
 from tests.conftest import seed
+from tests.importer.helpers import committed_lines
 
 
 @pytest.fixture
@@ -43,6 +52,21 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 def run(*argv: str) -> int:
     return main(["import", *argv, "--quiet"])
+
+
+Rejecting = Callable[[str, str], tuple[Path, str]]
+
+
+@pytest.fixture
+def rejecting(use_store: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Rejecting:
+    """Import `text` from a file `name`: exit 1 (rows rejected); the file and stderr."""
+
+    def rejected(name: str, text: str) -> tuple[Path, str]:
+        path = write(tmp_path, name, text)
+        assert run(str(path)) == 1
+        return path, capsys.readouterr().err
+
+    return rejected
 
 
 CSV = "sku,location,on_hand,safety_stock\nA-1,dc,10,2\nA-1,store-a,4,\nB-2,dc,7,0\n"
@@ -200,10 +224,7 @@ async def test_an_import_below_held_units_emits_a_shortfall(
 
 
 async def test_rejected_rows_are_named_by_line_and_the_rest_apply(
-    client: httpx.AsyncClient,
-    use_store: None,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    client: httpx.AsyncClient, rejecting: Rejecting
 ) -> None:
     await seed(client)
     text = (
@@ -215,9 +236,7 @@ async def test_rejected_rows_are_named_by_line_and_the_rest_apply(
         "D-4,dc\n"
         "E-5,store-a,5\n"
     )
-    path = write(tmp_path, "snap.csv", text)
-    assert run(str(path)) == 1
-    err = capsys.readouterr().err
+    path, err = rejecting("snap.csv", text)
     assert f"{path}:3: on_hand must be an integer" in err
     assert f"{path}:4: sku must be" in err
     assert f"{path}:5: location 'nowhere' is not registered" in err
@@ -228,10 +247,7 @@ async def test_rejected_rows_are_named_by_line_and_the_rest_apply(
 
 
 async def test_ndjson_rows_with_wrong_types_or_unknown_fields_are_rejected(
-    client: httpx.AsyncClient,
-    use_store: None,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    client: httpx.AsyncClient, rejecting: Rejecting
 ) -> None:
     await seed(client)
     text = (
@@ -242,9 +258,7 @@ async def test_ndjson_rows_with_wrong_types_or_unknown_fields_are_rejected(
         "\n"
         '{"sku": "A-1", "location": "dc", "on_hand": 5}\n'
     )
-    path = write(tmp_path, "snap.jsonl", text)
-    assert run(str(path)) == 1
-    err = capsys.readouterr().err
+    path, err = rejecting("snap.jsonl", text)
     assert f"{path}:1: on_hand must be an integer" in err
     assert f"{path}:2: unknown fields: safety_stok" in err
     assert f"{path}:3: safety_stock must be" in err
@@ -289,20 +303,13 @@ async def test_a_checkpoint_of_another_file_is_ignored(
 def test_the_checkpoint_follows_each_acknowledged_batch(store_url: str, tmp_path: Path) -> None:
     rows = "".join(f"S-{i},dc,{i}\n" for i in range(10))
     path = write(tmp_path, "snap.csv", "sku,location,on_hand\n" + rows)
-    seen: list[tuple[int, int]] = []
     sync = SyncRedis.from_url(store_url)
     sync.hset(keys.LOCATIONS, "dc", orjson.dumps({"priority": 1}))
+    importer = Importer(sync, event_retention_seconds=60, batch_rows=3)
     with open(path, "rb") as fh:
-        Importer(sync, event_retention_seconds=60, batch_rows=3).run(
-            SnapshotReader(fh, "csv", {"dc"}),
-            on_reject=lambda rejected: None,
-            on_commit=lambda line, offset, rejected: seen.append((line, offset)),
-        )
+        reader = SnapshotReader(fh, "csv", {"dc"})
+        assert committed_lines(path, lambda job: importer.run(reader, job)) == [4, 7, 10, 11]
     sync.close()
-    assert [line for line, _ in seen] == [4, 7, 10, 11]
-    content = path.read_bytes()
-    for line, offset in seen:  # each offset is the end of that line
-        assert content[:offset].count(b"\n") == line
 
 
 async def test_without_a_url_it_imports_into_the_embedded_store_of_the_data_dir(
@@ -506,9 +513,11 @@ def test_a_store_that_loses_the_script_mid_import_gets_every_row_once_in_order(
     with open(path, "rb") as fh:
         stats = Importer(sync, event_retention_seconds=60, batch_rows=3).run(
             SnapshotReader(fh, "csv", {"dc"}),
-            on_reject=lambda rejected: None,
-            on_commit=lambda line, offset, rejected: committed.append(line),
-            on_progress=flush,
+            ImportRun(
+                on_reject=lambda rejected: None,
+                on_commit=lambda line, offset, rejected: committed.append(line),
+                on_progress=flush,
+            ),
         )
     noscript = sync.info("errorstats").get("errorstat_NOSCRIPT", {}).get("count", 0)
     final = {

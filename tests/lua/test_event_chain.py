@@ -14,8 +14,9 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.store import calls
-from app.store.calls import HoldStatus, StockEvent
+from app.store.calls import StockEvent
 from app.store.scripts import Scripts
+from tests.lua.helpers import reserve_call
 
 SKU = "chain-sku"
 P = keys.partition_of(SKU)
@@ -55,23 +56,17 @@ async def test_a_split_hold_chains_the_channel_figures_of_its_events(
 ) -> None:
     await stock(redis, {"dc": "3:0:0:0", "store-a": "4:0:0:1"})
     hold_id = "hchain"
-    call = calls.hold_reserve(
+    call = reserve_call(
         partition=P,
         hold_id=hold_id,
-        status=HoldStatus.ACTIVE,
-        ttl_ms=60_000,
-        pending_ttl_ms=0,
+        skus=[SKU],
+        lines=[{"s": 1, "q": 5}],
         channel="web",
-        reference="",
-        parts=str(P),
         allow_split=True,
         retention_ms=RETENTION_MS,
-        lines=[{"s": 1, "q": 5}],
-        skus=[SKU],
         candidates=["dc", "store-a"],
         channels=orjson.dumps(CHANNELS),
         owner="client-a",
-        pending_grace_ms=0,
         offset_ms=NOW,
     )
     reply = await scripts.run(call)

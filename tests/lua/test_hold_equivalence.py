@@ -13,7 +13,12 @@ not in the walk. Everything else the reference writes must be written alike.
 
 Clock boundaries are avoided by construction, not tolerated: the steps move the clock offset
 in whole hours and every TTL, lease and deadline is a multiple of half an hour (the module's
-docstring), so no decision depends on the milliseconds between the two stores' calls."""
+docstring), so no decision depends on the milliseconds between the two stores' calls.
+
+The reference runs by EVALSHA; the current scripts run as the service runs them, each a
+function library called by FCALL (app/store/functions.py), so the walk also checks that the
+library's per-call state (the Idempotency-Key claim read from KEYS/ARGV, the transition's
+context) never leaks from one call into the next."""
 
 from __future__ import annotations
 
@@ -22,9 +27,10 @@ import subprocess
 import pytest
 
 from app import keys
+from app.store.scripts import Expanded
 from benchmarks import harness
 from benchmarks.hold_equivalence import SCRIPTS, Divergence, P, compare
-from benchmarks.lua_micro import variant_sources
+from benchmarks.lua_micro import variant_expanded, variant_sources
 
 pytestmark = pytest.mark.slow
 
@@ -44,19 +50,20 @@ def reference() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def current() -> dict[str, str]:
-    return variant_sources("work", SCRIPTS)
+def current() -> dict[str, Expanded]:
+    """The scripts as they are now, run as the service runs them: function libraries."""
+    return variant_expanded("work", SCRIPTS)
 
 
 def test_the_reference_is_different_code(
-    reference: dict[str, str], current: dict[str, str]
+    reference: dict[str, str], current: dict[str, Expanded]
 ) -> None:
-    differ = [name for name in SCRIPTS if reference[name] != current[name]]
+    differ = [name for name in SCRIPTS if reference[name] != current[name].text]
     assert "hold_reserve" in differ and "hold_commit" in differ, differ
 
 
 def test_the_hold_scripts_do_what_the_reference_does_on_random_operations(
-    reference: dict[str, str], current: dict[str, str]
+    reference: dict[str, str], current: dict[str, Expanded]
 ) -> None:
     kinds = compare(reference, current, OPS, seed=12, ignore=NEWER)
     # the run reached every outcome that matters, so the equality above says something
@@ -75,13 +82,13 @@ def test_the_hold_scripts_do_what_the_reference_does_on_random_operations(
         assert kinds[kind] > 0, (kind, dict(kinds))
 
 
-def test_a_change_of_the_availability_rule_is_caught(current: dict[str, str]) -> None:
+def test_a_change_of_the_availability_rule_is_caught(current: dict[str, Expanded]) -> None:
     # lapsed hold lines forgotten: the kind of slip a faster rewrite could make
     rule = "on_hand - (held - lapsed) - committed - safety"
-    assert rule in current["hold_reserve"]
+    assert rule in current["hold_reserve"].text
     mutant = {
-        name: src.replace(rule, "on_hand - held - committed - safety")
-        for name, src in current.items()
+        name: Expanded(e.text.replace(rule, "on_hand - held - committed - safety"), e.origins)
+        for name, e in current.items()
     }
     with pytest.raises(Divergence):
         compare(current, mutant, OPS, seed=12, ignore=NEWER)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from typing import Any
 
 import orjson
 import pytest
@@ -20,12 +21,42 @@ from app.domain.models import BufferPercent, BufferUnits, Channel
 from app.domain.stock import StockService, stock_status
 from app.settings import Settings
 from app.store import calls
-from app.store.calls import HoldStatus
 from app.store.scripts import Scripts, expand, lua_dir
+from tests.lua.helpers import reserve_call
 
 SKUS = [f"rule-sku-{i}" for i in range(60)]
 LOCATIONS = ["dc", "store-1", "store-2"]
 LAPSED, COUNTING = 1_000, 2**52  # hold line scores: long past, far future (ms)
+
+
+def services(redis: Redis) -> tuple[Scripts, StockService]:
+    scripts = Scripts.register(redis)
+    config = ConfigService(redis, scripts, 60.0)
+    return scripts, StockService(redis, scripts, config, Settings(), StoreClock())
+
+
+async def channels_lua(redis: Redis, expression: str, cases: list[list[Any]]) -> Any:
+    """`expression` of each case `c` (an array) evaluated by a script that includes
+    channels.lua, as the scripts of lua/ see it."""
+    main = (
+        "local rcall = redis.call\n--!include channels.lua\n"
+        "local out = {}\n"
+        "for i, c in ipairs(cjson.decode(ARGV[1])) do\n"
+        f"  out[i] = {expression}\nend\nreturn out\n"
+    )
+
+    def read(path: str) -> str:
+        return main if path == "probe.lua" else (lua_dir() / path).read_text()
+
+    return await redis.eval(expand("probe", read).text, 0, orjson.dumps(cases))
+
+
+def free_units(skus: list[str], rows: list[list[Any]]) -> dict[str, dict[str, Any]]:
+    """{sku: {location: free units}} of StockService.read_rows' rows (6 fields a location)."""
+    return {
+        sku: {row[i]: row[i + 5] for i in range(0, len(row), 6)}
+        for sku, row in zip(skus, rows, strict=True)
+    }
 
 
 async def seed(redis: Redis, rnd: random.Random) -> dict[str, int]:
@@ -55,42 +86,30 @@ async def seed(redis: Redis, rnd: random.Random) -> dict[str, int]:
     return cases
 
 
+@pytest.mark.parametrize("supply", [False, True], ids=["positions", "with-supply"])
 @pytest.mark.parametrize("locations", [[], [*LOCATIONS, "nowhere"]])
 async def test_batch_read_available_matches_availability_script(
-    redis: Redis, locations: list[str]
+    redis: Redis, locations: list[str], supply: bool
 ) -> None:
     cases = await seed(redis, random.Random(12))
     assert all(n > 5 for n in cases.values()), cases  # the data exercises every branch
-    scripts = Scripts.register(redis)
-    stock = StockService(
-        redis, scripts, ConfigService(redis, scripts, 60.0), Settings(), StoreClock()
-    )
+    scripts, stock = services(redis)
     by_partition: dict[int, list[str]] = defaultdict(list)
     for sku in SKUS:
         by_partition[keys.partition_of(sku)].append(sku)
-    python, unsure = await stock._transaction(by_partition, 0, locations)
-    assert unsure == []  # every row was computed in Python, none handed to the script
+    python, redo = await stock._transaction(by_partition, 0, locations, supply)
+    assert redo == {}  # every row was computed in Python, none handed to the script
     compared = 0
     for p, group in by_partition.items():
-        lua = await scripts.run(calls.availability(p, group, locations))
-        assert python[p] == (group, lua), group
-        compared += sum(len(row) // 6 for row in lua)
+        lua = await scripts.run(calls.availability(p, group, locations, supply=supply))
+        assert [python[sku] for sku in group] == lua, group
+        compared += sum(len(item[0] if supply else item) // 6 for item in lua)
     assert compared > 100
 
 
 async def test_python_stock_status_is_channels_lua_rule(redis: Redis) -> None:
-    main = (
-        "local rcall = redis.call\n--!include channels.lua\n"
-        "local out = {}\n"
-        "for i, pair in ipairs(cjson.decode(ARGV[1])) do\n"
-        "  out[i] = stock_status(pair[1], pair[2])\nend\nreturn out\n"
-    )
-
-    def read(path: str) -> str:
-        return main if path == "probe.lua" else (lua_dir() / path).read_text()
-
     pairs = [[a, t] for a in range(-3, 14) for t in range(0, 12)]
-    lua = await redis.eval(expand("probe", read).text, 0, orjson.dumps(pairs))
+    lua = await channels_lua(redis, "stock_status(c[1], c[2])", pairs)
     assert lua == [stock_status(a, t) for a, t in pairs]
     assert set(lua) == {"out_of_stock", "low_stock", "in_stock"}
 
@@ -110,10 +129,7 @@ async def test_multi_partition_plan_sources_as_hold_reserve(redis: Redis) -> Non
     """app/domain/sourcing.py (the plan of a multi-partition hold) against hold_reserve.lua
     without a split, on the same positions: the same single location, or the same shortage."""
     p, skus = same_partition_skus(3)
-    scripts = Scripts.register(redis)
-    stock = StockService(
-        redis, scripts, ConfigService(redis, scripts, 60.0), Settings(), StoreClock()
-    )
+    scripts, stock = services(redis)
     rnd = random.Random(5)
     outcomes: dict[str, int] = defaultdict(int)
     for case in range(150):
@@ -128,32 +144,14 @@ async def test_multi_partition_plan_sources_as_hold_reserve(redis: Redis) -> Non
         candidates = rnd.sample(LOCATIONS, rnd.randint(1, len(LOCATIONS)))
 
         snapshot = await stock.read_rows(chosen, candidates)
-        free = {
-            sku: {row[i]: row[i + 5] for i in range(0, len(row), 6)}
-            for sku, row in zip(chosen, snapshot, strict=True)
-        }
+        free = free_units(chosen, snapshot)
         singles = sourcing.single_locations(free, need, candidates)
 
         hold_id = f"src-hold-{case}"
         lines = [{"s": i + 1, "q": need[sku]} for i, sku in enumerate(chosen)]
         reply = await scripts.run(
-            calls.hold_reserve(
-                partition=p,
-                hold_id=hold_id,
-                status=HoldStatus.ACTIVE,
-                ttl_ms=60_000,
-                pending_ttl_ms=0,
-                channel="",
-                reference="",
-                parts=str(p),
-                allow_split=False,
-                retention_ms=86_400_000,
-                lines=lines,
-                skus=chosen,
-                candidates=candidates,
-                channels=b"{}",
-                owner="owner",
-                pending_grace_ms=0,
+            reserve_call(
+                partition=p, hold_id=hold_id, skus=chosen, lines=lines, candidates=candidates
             )
         )
         if singles:
@@ -174,10 +172,7 @@ async def test_multi_partition_capped_plan_sources_as_split_lua(redis: Redis) ->
     hold_reserve.lua's capped split (lua/includes/split.lua) on the same positions, where no
     single location serves the hold: the same locations and units, or the same short lines."""
     p, skus = same_partition_skus(3)
-    scripts = Scripts.register(redis)
-    stock = StockService(
-        redis, scripts, ConfigService(redis, scripts, 60.0), Settings(), StoreClock()
-    )
+    scripts, stock = services(redis)
     rnd = random.Random(14)
     locations = [*LOCATIONS, "store-3", "store-4"]
     outcomes: dict[str, int] = defaultdict(int)
@@ -195,32 +190,19 @@ async def test_multi_partition_capped_plan_sources_as_split_lua(redis: Redis) ->
         candidates = rnd.sample(locations, rnd.randint(2, len(locations)))
         cap = rnd.randint(1, 3)
         snapshot = await stock.read_rows(chosen, candidates)
-        free = {
-            sku: {row[i]: row[i + 5] for i in range(0, len(row), 6)}
-            for sku, row in zip(chosen, snapshot, strict=True)
-        }
+        free = free_units(chosen, snapshot)
         if sourcing.single_locations(free, need, candidates):
             continue  # the script takes one location before any split
         plan, short = sourcing.capped_split(free, demand, candidates, cap)
         index = {sku: i + 1 for i, sku in enumerate(chosen)}
         reply = await scripts.run(
-            calls.hold_reserve(
+            reserve_call(
                 partition=p,
                 hold_id=f"cap-hold-{case}",
-                status=HoldStatus.ACTIVE,
-                ttl_ms=60_000,
-                pending_ttl_ms=0,
-                channel="",
-                reference="",
-                parts=str(p),
-                allow_split=True,
-                retention_ms=86_400_000,
-                lines=[{"s": index[sku], "q": q} for sku, q in demand],
                 skus=chosen,
+                lines=[{"s": index[sku], "q": q} for sku, q in demand],
                 candidates=candidates,
-                channels=b"{}",
-                owner="owner",
-                pending_grace_ms=0,
+                allow_split=True,
                 max_locations=cap,
             )
         )
@@ -259,16 +241,6 @@ async def test_python_channel_figure_is_channel_rules_lua_rule(redis: Redis) -> 
         for total in [*range(0, 41), 99, 101, 999, 10**12]
     ]
     cases = [[script_entry(ch), sku, total] for ch, sku, total in grid]
-    main = (
-        "local rcall = redis.call\n--!include channels.lua\n"
-        "local out = {}\n"
-        "for i, c in ipairs(cjson.decode(ARGV[1])) do\n"
-        "  out[i] = channel_figure(c[1], c[2], c[3])\nend\nreturn out\n"
-    )
-
-    def read(path: str) -> str:
-        return main if path == "probe.lua" else (lua_dir() / path).read_text()
-
-    lua = await redis.eval(expand("probe", read).text, 0, orjson.dumps(cases))
+    lua = await channels_lua(redis, "channel_figure(c[1], c[2], c[3])", cases)
     assert lua == [channel_figure(ch, sku, total) for ch, sku, total in grid]
     assert len(set(lua)) > 50  # the cases reach many figures, 0 among them

@@ -11,8 +11,9 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.store import calls
-from app.store.calls import HoldStatus, Idem, StockEvent, Transition
+from app.store.calls import Idem, StockEvent, Transition
 from app.store.scripts import Scripts
+from tests.lua.helpers import reserve_call
 
 SKU = "lua-sku"
 P = keys.partition_of(SKU)
@@ -44,23 +45,15 @@ async def set_stock(scripts: Scripts, on_hand: int, marker: str = "-", marker_tt
 async def reserve(
     scripts: Scripts, hold_id: str, qty: int, ttl_ms: int = 60_000, idem: Idem | None = None
 ) -> Any:
-    call = calls.hold_reserve(
+    call = reserve_call(
         partition=P,
         hold_id=hold_id,
-        status=HoldStatus.ACTIVE,
-        ttl_ms=ttl_ms,
-        pending_ttl_ms=0,
-        channel="",
-        reference="",
-        parts=str(P),
-        allow_split=False,
-        retention_ms=RETENTION_MS,
-        lines=[{"s": 1, "q": qty, "l": "dc"}],
         skus=[SKU],
-        candidates=[],
+        lines=[{"s": 1, "q": qty, "l": "dc"}],
+        ttl_ms=ttl_ms,
+        retention_ms=RETENTION_MS,
         channels=NO_CHANNELS,
         owner="client-a",
-        pending_grace_ms=0,
         offset_ms=NOW,
         idem=idem,
     )

@@ -3,6 +3,7 @@ holds that reserve every component at one location, all or nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -161,8 +162,15 @@ async def test_two_lines_sharing_a_component_never_oversell_it(
     assert lines_by_sku(h)["wheel"] == [("store-1", 3)]
 
 
-async def test_a_split_hold_keeps_each_kit_whole(client: httpx.AsyncClient) -> None:
-    frame, wheel = skus_in_one_partition(2, "kitsplit")
+@pytest.mark.parametrize(
+    "place",
+    [skus_in_one_partition, skus_in_distinct_partitions],
+    ids=["one_partition", "several_partitions"],
+)
+async def test_a_split_hold_keeps_each_kit_whole(
+    client: httpx.AsyncClient, place: Callable[[int, str], list[str]]
+) -> None:
+    frame, wheel = place(2, "kitsplit")
     # Neither store has two whole kits; each has one.
     await seed_stores(
         client,
@@ -205,28 +213,6 @@ async def test_a_kit_over_several_partitions_holds_all_or_nothing(
     assert_problem(r, 409, "insufficient_stock")
     assert (await position(client, frame, "store-1"))["held"] == 0
     assert (await position(client, wheel, "store-1"))["held"] == 0
-
-
-async def test_a_split_kit_over_several_partitions_stays_whole(
-    client: httpx.AsyncClient,
-) -> None:
-    frame, wheel = skus_in_distinct_partitions(2, "kitmps")
-    await seed_stores(
-        client,
-        {
-            (frame, "store-1"): 1,
-            (wheel, "store-1"): 3,
-            (frame, "store-7"): 5,
-            (wheel, "store-7"): 2,
-        },
-    )
-    await make_kit(client, "bike", {frame: 1, wheel: 2})
-    lines = [{"sku": "bike", "quantity": 1}, {"sku": "bike", "quantity": 1}]
-    h = await hold(client, lines, channel="pos", allow_split=True)
-    assert lines_by_sku(h) == {
-        frame: [("store-1", 1), ("store-7", 1)],
-        wheel: [("store-1", 2), ("store-7", 2)],
-    }
 
 
 async def test_a_kit_reader_gets_the_events_of_its_components(client: httpx.AsyncClient) -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from app.credentials import hash_key
 from app.store.embedded import free_port
+from tests.conftest import bare_store
 from tests.ops.dockerfile import Stage, parse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,23 +134,7 @@ def healthcheck(runtime: Stage, env: dict[str, str]) -> int:
 def own_store(server_binary: str, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A store of this test's own, so the test can stop it."""
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            server_binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = bare_store(server_binary, port, tmp_path)
     yield f"redis://127.0.0.1:{port}/0", proc
     if proc.poll() is None:
         proc.kill()

@@ -6,31 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 from jsonschema import Draft202012Validator
 
 from app.api.openapi_examples import GLOBAL_CODES
 from app.domain.errors import PROBLEM_CODES
+from tests.ops.conftest import operations
 
-METHODS = {"get", "put", "post", "delete", "patch"}
 PROBLEM_JSON = "application/problem+json"
-
-
-@pytest.fixture
-async def spec(client: httpx.AsyncClient) -> dict[str, Any]:
-    r = await client.get("/openapi.json")
-    assert r.status_code == 200
-    doc: dict[str, Any] = r.json()
-    return doc
-
-
-def operations(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    return [
-        (f"{method.upper()} {path}", op)
-        for path, item in spec["paths"].items()
-        for method, op in item.items()
-        if method in METHODS
-    ]
 
 
 def validator(spec: dict[str, Any], schema: dict[str, Any]) -> Draft202012Validator:

@@ -11,20 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-import pytest
+from tests.ops.conftest import operations
 
 # (operation, status or "request", media type) allowed to hold an untyped object, with why.
 EXCEPTIONS: dict[tuple[str, str, str], str] = {}
-METHODS = {"get", "put", "post", "delete", "patch"}
-
-
-@pytest.fixture
-async def spec(client: httpx.AsyncClient) -> dict[str, Any]:
-    r = await client.get("/openapi.json")
-    assert r.status_code == 200
-    doc: dict[str, Any] = r.json()
-    return doc
 
 
 def untyped(schema: Any, schemas: dict[str, Any], where: str, seen: set[str]) -> list[str]:
@@ -57,16 +47,12 @@ def untyped(schema: Any, schemas: dict[str, Any], where: str, seen: set[str]) ->
 
 def payloads(spec: dict[str, Any]) -> list[tuple[tuple[str, str, str], Any]]:
     out = []
-    for path, item in spec["paths"].items():
-        for method, op in item.items():
-            if method not in METHODS:
-                continue
-            name = f"{method.upper()} {path}"
-            for media, content in op.get("requestBody", {}).get("content", {}).items():
-                out.append(((name, "request", media), content.get("schema")))
-            for status, response in op["responses"].items():
-                for media, content in response.get("content", {}).items():
-                    out.append(((name, status, media), content.get("schema")))
+    for name, op in operations(spec):
+        for media, content in op.get("requestBody", {}).get("content", {}).items():
+            out.append(((name, "request", media), content.get("schema")))
+        for status, response in op["responses"].items():
+            for media, content in response.get("content", {}).items():
+                out.append(((name, status, media), content.get("schema")))
     return out
 
 

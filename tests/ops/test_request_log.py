@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 
 from app.logs import REQUEST_ID, JsonFormatter, TextFormatter, info_record, redact
 from app.store.embedded import free_port
+from tests.conftest import bare_store
 
 ACCESS = "omnistock.access"
 
@@ -191,25 +191,7 @@ def test_service_writes_only_json_lines_one_per_request_and_no_secrets(
     request with the echoed id, uvicorn's own access log is off, and no secret appears."""
     password = "store-pw-5b1e9c"
     port = free_port()
-    store = subprocess.Popen(
-        [
-            server_binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--requirepass",
-            password,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    store = bare_store(server_binary, port, tmp_path, "--requirepass", password)
     try:
         service = start_service(OMNISTOCK_REDIS_URL=f"redis://:{password}@127.0.0.1:{port}/0")
         api_key = "osk_not-a-real-key-3f9d1c77"

@@ -137,8 +137,8 @@ async def test_every_operation_of_the_service_works_as_the_acl_user(
         source = service.state.services.events.source
         assert await source.wait({0: "0-0"}, 10, 10) is not None
 
-        # A flushed script cache is reloaded by the service user itself.
-        admin_conn.script_flush()
+        # Flushed functions are loaded again by the service user itself.
+        admin_conn.function_flush()
         assert (await c.get(f"/v1/availability/{a}")).status_code == 200
         assert (await c.put(f"/v1/stock/{a}/dc", json={"on_hand": 9})).status_code == 200
 

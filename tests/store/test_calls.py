@@ -12,6 +12,7 @@ from app import keys
 from app.store import calls
 from app.store.calls import HoldStatus, Idem, Reply, Script, Transition
 from app.store.scripts import Scripts, lua_dir, script_source
+from tests.lua.helpers import reserve_call
 
 SKU = "calls-sku"
 P = keys.partition_of(SKU)
@@ -19,22 +20,14 @@ IDEM = Idem(keys.idempotency(keys.tag(P), "d" * 64), "fp", 1000, 60)
 
 
 def reserve(idem: Idem | None = None) -> calls.Call:
-    return calls.hold_reserve(
+    return reserve_call(
         partition=P,
         hold_id="h1",
-        status=HoldStatus.PENDING,
-        ttl_ms=60_000,
-        pending_ttl_ms=5_000,
-        channel="web",
-        reference="r",
-        parts=str(P),
-        allow_split=True,
-        retention_ms=1,
-        lines=[{"s": 1, "q": 2}],
         skus=[SKU],
-        candidates=["dc"],
-        channels=b"{}",
-        owner="o",
+        lines=[{"s": 1, "q": 2}],
+        status=HoldStatus.PENDING,
+        pending_ttl_ms=5_000,
+        allow_split=True,
         pending_grace_ms=7,
         idem=idem,
     )
@@ -114,6 +107,7 @@ def test_argv_is_evalsha_arguments_as_text() -> None:
         "2",
         keys.position(P, SKU),
         keys.hold_expiry_by_sku(P, SKU),
+        "0",
         "0",
         "dc",
     ]

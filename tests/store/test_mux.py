@@ -68,11 +68,11 @@ async def test_a_transaction_returns_every_reply_in_order(mux: Multiplexer, redi
     assert replies[0] == "x" and isinstance(replies[1], ResponseError) and replies[2] == "y"
 
 
-async def test_a_script_runs_after_the_script_cache_is_flushed(
+async def test_a_script_runs_after_the_stores_functions_are_flushed(
     mux: Multiplexer, redis: Redis
 ) -> None:
     scripts = Scripts.register(redis, mux=mux)
-    await redis.script_flush()
+    await redis.function_flush()
     reply = await scripts.availability(keys=["os:{001}:pos:X", "os:{001}:hx:X"], args=[0])
     assert reply == [[]]
 

@@ -1,4 +1,5 @@
-"""A flushed script cache (store restart, SCRIPT FLUSH) never reaches a client."""
+"""A store without the service's functions (a new or restarted server, FUNCTION FLUSH) or
+scripts (SCRIPT FLUSH) never reaches a client."""
 
 from __future__ import annotations
 
@@ -8,26 +9,31 @@ from redis.asyncio import Redis
 from tests.conftest import seed
 
 
-async def test_every_endpoint_works_after_script_flush(
+async def flush(redis: Redis) -> None:
+    await redis.function_flush()
+    await redis.script_flush()
+
+
+async def test_every_endpoint_works_after_the_functions_are_flushed(
     client: httpx.AsyncClient, redis: Redis
 ) -> None:
     await seed(client, {("sku-1", "dc"): 10, ("sku-2", "dc"): 10})
-    await redis.script_flush()
+    await flush(redis)
     hold = await client.post("/v1/holds", json={"lines": [{"sku": "sku-1", "quantity": 2}]})
     assert hold.status_code == 201, hold.text
-    await redis.script_flush()
+    await flush(redis)
     query = await client.post("/v1/availability/query", json={"skus": ["sku-1", "sku-2"]})
     assert query.status_code == 200, query.text
     assert [r["available"] for r in query.json()["results"]] == [8, 10]
-    await redis.script_flush()
+    await flush(redis)
     commit = await client.post(f"/v1/holds/{hold.json()['id']}/commit")
     assert commit.status_code == 200, commit.text
-    await redis.script_flush()
+    await flush(redis)
     put = await client.put(
         "/v1/stock/sku-2/dc", json={"on_hand": 4}, headers={"Idempotency-Key": "k1"}
     )
     assert put.status_code == 200, put.text
-    await redis.script_flush()
+    await flush(redis)
     events = await client.post(
         "/v1/stock/events",
         json={
@@ -37,6 +43,6 @@ async def test_every_endpoint_works_after_script_flush(
         },
     )
     assert events.json()["results"][0]["status"] == "applied"
-    await redis.script_flush()
+    await flush(redis)
     ready = await client.get("/readyz")
     assert ready.status_code == 200
