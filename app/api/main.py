@@ -94,9 +94,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         nearby=NearbyService(config, stock),
         hold_list=hold_list,
         stock_events=StockEventService(scripts, config, stock, settings, clock, redis),
-        supply=SupplyService(
-            scripts, config, stock, clock, redis, mux, cluster=settings.redis_cluster
-        ),
+        supply=SupplyService(scripts, config, stock, clock),
         reaper=reaper,
         idempotency=Idempotency(scripts, settings, clock),
         events=EventHub(

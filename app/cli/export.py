@@ -99,9 +99,7 @@ async def _export(args: argparse.Namespace, writer: Writer) -> tuple[int, int, i
         config = ConfigService(redis, scripts, settings.config_refresh_seconds)
         stock = StockService(redis, scripts, config, settings, StoreClock())
         if args.supply:
-            supply = SupplyService(
-                scripts, config, stock, StoreClock(), redis, cluster=settings.redis_cluster
-            )
+            supply = SupplyService(scripts, config, stock, StoreClock())
             by_partition = await _supply_skus(redis, set(partitions))
         for done, p in enumerate(partitions, 1):
             if args.supply:

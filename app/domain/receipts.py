@@ -9,6 +9,7 @@ script answer "retry" having changed nothing, and the service reads again.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
@@ -28,20 +29,13 @@ if TYPE_CHECKING:
 ATTEMPTS = 5
 
 
+@dataclass(eq=False)  # a service, compared by identity
 class Receipts:
-    def __init__(
-        self,
-        redis: Redis,
-        scripts: Scripts,
-        stock: StockService,
-        settings: Settings,
-        clock: Clock,
-    ) -> None:
-        self._redis = redis
-        self._scripts = scripts
-        self._stock = stock
-        self._settings = settings
-        self._clock = clock
+    _redis: Redis
+    _scripts: Scripts
+    _stock: StockService
+    _settings: Settings
+    _clock: Clock
 
     async def receive(self, event: Accepted, channels: bytes) -> list[Any]:
         """supply_receive.lua's reply: the stock_events.lua row shape, or {"unknown_supply"}."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -79,27 +80,26 @@ def rows_to_positions(row: list[Any]) -> list[PositionDict]:
     ]
 
 
+@dataclass(eq=False)  # a service, compared by identity
 class StockService:
-    def __init__(
-        self,
-        redis: Redis,
-        scripts: Scripts,
-        config: ConfigService,
-        settings: Settings,
-        clock: Clock,
-        mux: Multiplexer | None = None,
-    ) -> None:
-        self._redis = redis
-        self._mux = mux
-        self._scripts = scripts
-        self._config = config
-        self._settings = settings
-        self._clock = clock
+    _redis: Redis
+    _scripts: Scripts
+    _config: ConfigService
+    _settings: Settings
+    _clock: Clock
+    _mux: Multiplexer | None = None
 
     @property
     def event_retention_ms(self) -> int:
         """What scripts keep of their stream (MINID = their store time - this)."""
         return self._settings.event_retention_seconds * 1000
+
+    async def position_partition(self, claim: Claim | None, sku: str, location: str) -> int:
+        """The partition of a change to the position (`sku`, `location`): a keyed request's
+        claim lives in its slot from here on, so an unknown location's 404 is stored there."""
+        p = sku_partition(claim, sku)
+        await self._config.location(location)
+        return p
 
     async def set_position(
         self,
@@ -110,8 +110,7 @@ class StockService:
         claim: Claim | None,
     ) -> PositionDict:
         """Set a position; a keyed request's claim lives in the sku's partition."""
-        p = sku_partition(claim, sku)
-        await self._config.location(location)  # a 404 here is stored in p's slot
+        p = await self.position_partition(claim, sku, location)
         call = calls.stock_set(
             sku=sku,
             location=location,

@@ -12,22 +12,21 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from redis.asyncio import Redis
 
 from app import keys
 from app.domain.clock import Clock, iso, parse_ms
 from app.domain.config import ConfigService
 from app.domain.errors import InvalidRequest, NotFound, SupplyNotFound
-from app.domain.idempotency import Claim, checked, idem_for, sku_partition, take
+from app.domain.idempotency import Claim, checked, idem_for, take
 from app.domain.models import Channel, SupplyLineIn, SupplyPut
 from app.domain.stock import StockService
 from app.store import calls
 from app.store.calls import Reply
-from app.store.mux import Multiplexer
 from app.store.scripts import Scripts
 
 DAY_MS = 86_400_000
@@ -58,23 +57,12 @@ def timestamp_ms(text: str, field: str, where: str = "body") -> int:
     return ms
 
 
+@dataclass(eq=False)  # a service, compared by identity
 class SupplyService:
-    def __init__(
-        self,
-        scripts: Scripts,
-        config: ConfigService,
-        stock: StockService,
-        clock: Clock,
-        redis: Redis | None = None,
-        mux: Multiplexer | None = None,
-        cluster: bool = False,
-    ) -> None:
-        # redis, mux, cluster: no longer used (availability reads the supply lines with the
-        # positions); app/api/main.py and app/cli/export.py still pass them.
-        self._scripts = scripts
-        self._config = config
-        self._stock = stock
-        self._clock = clock
+    _scripts: Scripts
+    _config: ConfigService
+    _stock: StockService
+    _clock: Clock
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -106,8 +94,7 @@ class SupplyService:
         eta_ms: int,
         claim: Claim | None,
     ) -> dict[str, Any]:
-        p = sku_partition(claim, sku)
-        await self._config.location(location)  # a 404 here is stored in p's slot
+        p = await self._stock.position_partition(claim, sku, location)
         call = calls.supply_put(
             sku=sku,
             location=location,

@@ -26,6 +26,7 @@ from app.domain.importer import (
 )
 from app.store.embedded import EmbeddedStore, free_port
 from tests.conftest import seed
+from tests.importer.helpers import committed_lines
 
 
 @pytest.fixture
@@ -302,22 +303,13 @@ async def test_a_checkpoint_of_another_file_is_ignored(
 def test_the_checkpoint_follows_each_acknowledged_batch(store_url: str, tmp_path: Path) -> None:
     rows = "".join(f"S-{i},dc,{i}\n" for i in range(10))
     path = write(tmp_path, "snap.csv", "sku,location,on_hand\n" + rows)
-    seen: list[tuple[int, int]] = []
     sync = SyncRedis.from_url(store_url)
     sync.hset(keys.LOCATIONS, "dc", orjson.dumps({"priority": 1}))
+    importer = Importer(sync, event_retention_seconds=60, batch_rows=3)
     with open(path, "rb") as fh:
-        Importer(sync, event_retention_seconds=60, batch_rows=3).run(
-            SnapshotReader(fh, "csv", {"dc"}),
-            ImportRun(
-                on_reject=lambda rejected: None,
-                on_commit=lambda line, offset, rejected: seen.append((line, offset)),
-            ),
-        )
+        reader = SnapshotReader(fh, "csv", {"dc"})
+        assert committed_lines(path, lambda job: importer.run(reader, job)) == [4, 7, 10, 11]
     sync.close()
-    assert [line for line, _ in seen] == [4, 7, 10, 11]
-    content = path.read_bytes()
-    for line, offset in seen:  # each offset is the end of that line
-        assert content[:offset].count(b"\n") == line
 
 
 async def test_without_a_url_it_imports_into_the_embedded_store_of_the_data_dir(

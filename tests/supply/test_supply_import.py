@@ -21,6 +21,7 @@ from app.domain.checkpoint import Checkpoint, fingerprint
 from app.domain.importer import ImportRun
 from app.domain.supply_import import SupplyImporter, SupplyReader
 from tests.conftest import seed, service_env
+from tests.importer.helpers import committed_lines
 from tests.supply.helpers import backorder, days, ok_supply, supply_lines
 
 
@@ -251,20 +252,11 @@ def test_the_supply_checkpoint_follows_each_acknowledged_batch(
     path.write_text("".join(supply_row(f"S-{i}", "dc", "po", 1, 3) for i in range(10)))
     sync = SyncRedis.from_url(store_url)
     sync.hset(keys.LOCATIONS, "dc", orjson.dumps({"priority": 1}))
-    seen: list[tuple[int, int]] = []
+    importer = SupplyImporter(sync, event_retention_seconds=60, batch_rows=3)
     with open(path, "rb") as fh:
-        SupplyImporter(sync, event_retention_seconds=60, batch_rows=3).run(
-            SupplyReader(fh, "ndjson", {"dc"}),
-            ImportRun(
-                on_reject=lambda rejected: None,
-                on_commit=lambda line, offset, rejected: seen.append((line, offset)),
-            ),
-        )
+        reader = SupplyReader(fh, "ndjson", {"dc"})
+        assert committed_lines(path, lambda job: importer.run(reader, job)) == [3, 6, 9, 10]
     sync.close()
-    assert [line for line, _ in seen] == [3, 6, 9, 10]
-    content = path.read_bytes()
-    for line, offset in seen:  # each offset is the end of that line
-        assert content[:offset].count(b"\n") == line
 
 
 def test_a_store_that_loses_the_script_mid_supply_import_gets_every_row_once_in_order(
