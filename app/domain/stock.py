@@ -294,6 +294,8 @@ class StockService:
                 # The channel's figure; no location shows more than it (a hold takes no more).
                 total = channel_figure(ruled, sku, total)
                 found = {loc: min(n, total) for loc, n in found.items()}
+                if ruled.excludes(sku):  # nothing on hand or on its way (no promise either)
+                    units_incoming, eta = 0, 0
             result = {
                 "sku": sku,
                 "channel": channel_id,

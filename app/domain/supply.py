@@ -199,6 +199,8 @@ class SupplyService:
             if end > now + HORIZON_DAYS * DAY_MS:
                 raise _invalid("until", f"until must be within {HORIZON_DAYS} days", "query")
         scope = _scope(channel, locations)
+        if channel is not None and channel.excludes(sku):
+            scope = set()  # the channel sees nothing of the sku, on hand or on its way
         adds: dict[int, int] = defaultdict(int)
         for row in lines[sku]:
             if _in(scope, row) and row["free"] > 0 and row["eta"] < end:

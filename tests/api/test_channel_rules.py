@@ -17,6 +17,7 @@ from tests.api.helpers import (
     skus_in_one_partition,
 )
 from tests.conftest import seed
+from tests.supply.helpers import days, ok_supply
 
 ALL = ["dc", "store-a", "store-b"]
 
@@ -150,6 +151,22 @@ async def test_excluded_sku_is_out_of_stock_on_that_channel_only(
     assert {x["available"] for x in body["locations"]} == {0}
     assert (await figure(client, "sku-2", "market"))["available"] == 6
     assert (await figure(client, "sku-1", "web"))["available"] == 6
+
+
+async def test_an_excluded_sku_shows_nothing_on_its_way_through_the_channel(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client, {("sku-1", "dc"): 0})
+    await rules(client, "market", exclude_skus=["sku-1"])
+    await ok_supply(client, "sku-1", "dc", "po-1", 5, days(3))
+    shown = await figure(client, "sku-1", "web")
+    assert (shown["incoming"], shown["next_available_at"] is not None) == (5, True)
+    hidden = await figure(client, "sku-1", "market")
+    assert (hidden["incoming"], hidden["next_available_at"]) == (0, None)
+    r = await client.post("/v1/availability/query", json={"skus": ["sku-1"], "channel": "market"})
+    assert r.json()["results"][0]["incoming"] == 0
+    r = await client.get("/v1/availability/sku-1/timeline", params={"channel": "market"})
+    assert {w["available"] for w in r.json()["windows"]} == {0}
 
 
 async def test_batch_availability_applies_the_rules_per_sku(client: httpx.AsyncClient) -> None:
