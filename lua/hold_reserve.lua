@@ -66,6 +66,7 @@ local rcall, tonumber, match, format = redis.call, tonumber, string.match, strin
 --!include hold_create.lua
 --!include split.lua
 --!include hold_index.lua
+--!include decoded.lua
 local POS = POS_PATTERN
 
 local hold_key, expiry_key, stream_key = KEYS[1], KEYS[2], KEYS[3]
@@ -79,30 +80,12 @@ local deadline = ARGV[3] == 'pending' and now + tonumber(ARGV[5]) or nil
 local count_until = deadline and deadline + (tonumber(ARGV[17]) or 0) or expires_at
 local allow_split = ARGV[9] == '1'
 local min_id = clock_min_id(now, ARGV[10])
-local lines = cjson.decode(ARGV[11])
+local lines = decoded(3, ARGV[11])
 local skus = cjson.decode(ARGV[12])
-local candidates = cjson.decode(ARGV[13])
-local channels = cjson.decode(ARGV[15])
+local candidates = decoded(1, ARGV[13])
+local channels = decoded(2, ARGV[15])
 local nlines, ncand = #lines, #candidates
-
--- The locations read, each once: pinned, candidates, then every location a channel sees
--- (`at[loc]`: its index in `wanted`, and so in each sku's HMGET reply).
-local wanted, at, nw = {}, {}, 0
-for i = 1, nlines do
-  local loc = lines[i].l
-  if loc and not at[loc] then nw = nw + 1 wanted[nw] = loc at[loc] = nw end
-end
-for i = 1, ncand do
-  local loc = candidates[i]
-  if not at[loc] then nw = nw + 1 wanted[nw] = loc at[loc] = nw end
-end
-for _, ch in pairs(channels) do
-  local locs = ch[2]
-  for i = 1, #locs do
-    local loc = locs[i]
-    if not at[loc] then nw = nw + 1 wanted[nw] = loc at[loc] = nw end
-  end
-end
+local wanted, at, nw = hold_locations(lines, candidates, channels)
 
 -- Per sku index: raw[si] its HMGET reply, avail[si][loc] its available (excluding lapsed
 -- lines, at least 0), lapsed[si][loc] its lapsed units, and taken[si][loc] the
@@ -117,12 +100,7 @@ for si = 1, nskus do
     raw[si] = values
     for i = 1, nw do
       local v, loc = values[i], wanted[i]
-      local n = 0
-      if v then
-        local o, h, c, s = match(v, POS)
-        n = pos_available(o, h, ex[loc] or 0, c, s)
-      end
-      a[loc] = n
+      a[loc] = v and pos_available_text(v, ex[loc] or 0) or 0
     end
   else
     raw[si] = a
@@ -268,9 +246,11 @@ for k = 1, norder do
     totals[si] = t
   end
   local q = taken[si][loc]
+  -- on_hand, committed and safety_stock stay the text they were read as (written by '%d':
+  -- the same text format() gives); only held is formatted, one sprintf instead of four.
   local o, h, c, s = match(raw[si][at[loc]], POS)
-  o, h, c, s = o + 0, h + q, c + 0, s + 0
-  rcall('HSET', KEYS[3 * si + 1], loc, format('%d:%d:%d:%d', o, h, c, s))
+  h = h + q
+  rcall('HSET', KEYS[3 * si + 1], loc, o .. ':' .. format('%d', h) .. ':' .. c .. ':' .. s)
   local member = line_member(hold_id, loc, q)
   rcall('ZADD', KEYS[3 * si + 2], count_until, member)
   local ex = lapsed[si]
@@ -301,7 +281,8 @@ for k = 1, norder do
   rcall('ZADD', KEYS[3 * si + 3], tonumber(ms) * 1000 + math.min(tonumber(seq), 999), member)
   -- What cjson.encode({sku =, location =, quantity =}) writes, keys in its order; skus and
   -- locations are identifiers: nothing to escape.
-  out[k] = format('{"location":"%s","quantity":%d,"sku":"%s"}', loc, q, skus[si])
+  out[k] = '{"location":"' .. loc .. '","quantity":' .. format('%d', q) .. ',"sku":"' ..
+           skus[si] .. '"}'
 end
 
 local lines_json = norder == 1 and '[' .. out[1] .. ']' or '[' .. table.concat(out, ',') .. ']'
@@ -314,6 +295,8 @@ rcall('ZADD', expiry_key, deadline or count_until, hold_id)
 -- The listing index and metadata (GET /v1/holds): one ZADD; metadata only when given.
 hold_index_add(KEYS[3 * nskus + 4], hold_key, ARGV[16], now, hold_id, ARGV[18])
 -- A keyed create's response, stored with the change (no completion call; idempotency.lua).
-idem_store('201', IDEM_HOLD_CREATED .. cjson.encode({hold_id, ARGV[3], ARGV[6], ARGV[7],
-           format('%d', now), format('%d', expires_at), lines_json, ARGV[18] or ''}))
+if idem_fp ~= '' then
+  idem_store('201', IDEM_HOLD_CREATED .. cjson.encode({hold_id, ARGV[3], ARGV[6], ARGV[7],
+             format('%d', now), format('%d', expires_at), lines_json, ARGV[18] or ''}))
+end
 return {'ok', lines_json, now, expires_at}

@@ -4,10 +4,6 @@
 -- stock_import.lua, hold_reserve.lua; shortfall.lua starts its own from event_head()).
 --!include channels.lua
 
--- One entry of an event's `channels`; channel ids are identifiers ([A-Za-z0-9._:-]), so
--- nothing needs escaping.
-local EVENT_CHANNEL = '{"channel":"%s","available_before":%d,"available_after":%d,' ..
-                      '"status_before":"%s","status_after":"%s"}'
 
 -- `moved` (nil, or the entries so far) with channel `id`'s entry added when its figure of
 -- `sku` moved: `before` and `after` are the channel's totals (its locations summed), `ch` the
@@ -19,9 +15,13 @@ local function event_channel(moved, id, before, after, ch, sku)
     before, after = channel_figure(ch, sku, before), channel_figure(ch, sku, after)
     if after == before then return moved end
   end
+  -- One entry of an event's `channels`; channel ids are identifiers ([A-Za-z0-9._:-]), so
+  -- nothing needs escaping. Concatenated: string.format would sprintf each of its 5 fields.
   local threshold = ch[1]
-  local entry = string.format(EVENT_CHANNEL, id, before, after, stock_status(before, threshold),
-                              stock_status(after, threshold))
+  local entry = '{"channel":"' .. id .. '","available_before":' .. string.format('%d', before) ..
+                ',"available_after":' .. string.format('%d', after) .. ',"status_before":"' ..
+                stock_status(before, threshold) .. '","status_after":"' ..
+                stock_status(after, threshold) .. '"}'
   if moved then return moved .. ',' .. entry end
   return '[' .. entry
 end

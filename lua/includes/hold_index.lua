@@ -5,7 +5,7 @@
 -- and hold_backorder.lua add a part's member in the same step as the part (hold_index_add);
 -- hold_list.lua drops the members whose record has gone (finished-hold retention).
 local function hold_index_member(owner, created_at, hold_id)
-  return string.format('%s %013d %s', owner, created_at, hold_id)
+  return owner .. ' ' .. string.format('%013d', created_at) .. ' ' .. hold_id
 end
 
 -- A new hold (or hold part) joins the listing index, and its metadata (a JSON object, '' for

@@ -16,7 +16,8 @@
 -- key has it, whatever a sku or location is called), so a call without one claims nothing.
 local idem_key = KEYS[#KEYS]
 local idem_fp, idem_lease, idem_ttl = '', 0, 0
-if idem_key and string.match(idem_key, '^[^{]*{[^}]*}:idem:') then
+if idem_key and string.find(idem_key, '}:idem:', 1, true)
+    and string.match(idem_key, '^[^{]*{[^}]*}:idem:') then
   idem_fp, idem_lease, idem_ttl = ARGV[#ARGV - 2], tonumber(ARGV[#ARGV - 1]), ARGV[#ARGV]
 end
 

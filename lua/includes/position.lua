@@ -15,6 +15,14 @@ local function pos_available(on_hand, held, lapsed, committed, safety)
   return available
 end
 
+-- pos_available() of a position's text `v` (an HMGET value), `lapsed` its lapsed units. A
+-- field "0" goes in as the number 0: Lua turns a string operand into a number with strtod
+-- (hundreds of instructions each), and committed, safety_stock and often held are 0.
+local function pos_available_text(v, lapsed)
+  local o, h, c, s = string.match(v, POS_PATTERN)
+  return pos_available(o, h == '0' and 0 or h, lapsed, c == '0' and 0 or c, s == '0' and 0 or s)
+end
+
 local function pos_parse(v)
   local o, h, c, s = string.match(v, POS_PATTERN)
   return {on_hand = tonumber(o), held = tonumber(h), committed = tonumber(c), safety = tonumber(s)}

@@ -108,6 +108,34 @@ async def test_hold_reserve_replies_ok_with_the_sourced_lines(scripts: Scripts) 
     assert expires_at - created_at == 60_000  # both by the store's clock
 
 
+async def test_hold_reserve_sources_from_each_calls_own_candidates(scripts: Scripts) -> None:
+    # The function library keeps decoded arguments between calls (lua/includes/decoded.lua):
+    # a call with other candidates must read and source from its own.
+    for location in ("dc", "st"):
+        call = calls.stock_set(
+            sku=SKU,
+            location=location,
+            on_hand=5,
+            safety_stock=None,
+            retention_ms=RETENTION_MS,
+            channels=NO_CHANNELS,
+            op_digest="-",
+            marker_ttl_seconds=0,
+            offset_ms=NOW,
+        )
+        await scripts.run(call)
+    for hold_id, location in (("h1", "dc"), ("h2", "st"), ("h3", "dc")):
+        call = reserve_call(
+            partition=P,
+            hold_id=hold_id,
+            skus=[SKU],
+            lines=[{"s": 1, "q": 1}],
+            candidates=[location],
+        )
+        kind, lines, _, _ = await scripts.run(call)
+        assert (kind, orjson.loads(lines)[0]["location"]) == ("ok", location)
+
+
 async def test_hold_reserve_replies_exists_for_a_known_hold_id(scripts: Scripts) -> None:
     await set_stock(scripts, 5)
     await reserve(scripts, "h1", 2)
