@@ -79,7 +79,9 @@ def main() -> None:
                     loc: f"1000000000:0:0:{j % 2}" for j, loc in enumerate(h.LOCATIONS)
                 }
                 r.hset(keys.position(p, sku), mapping=mapping)
-                make = floor_argv if v.removeprefix("fn:") == "floor" else hold_argv
+                # the floor, or a file named floor*.lua: a cut of it (floor_argv's arguments)
+                floor = Path(v.removeprefix("fn:")).name.startswith("floor")
+                make = floor_argv if floor else hold_argv
                 for i in range(50):  # warm: the keys exist, the stream has entries
                     assert _ok(r.execute_command(command, *make(sha, sku, f"w{k}-{i}")))
                 before = set(tmp.glob("callgrind.out*"))

@@ -179,8 +179,7 @@ for k = 1, #order do
   rcall('ZADD', key(si, 2), count_until, member)
   local event_id = state_emit(stream_key, min_id, now, channels, seers, 'hold.reserved',
                               skus[si], loc, s, before, 'hold', hold_id)
-  local ms, seq = string.match(event_id, '^(%d+)-(%d+)$')
-  rcall('ZADD', key(si, 3), tonumber(ms) * 1000 + math.min(tonumber(seq), 999), member)
+  rcall('ZADD', key(si, 3), ho_score(event_id), member)
   out[k] = {sku = skus[si], location = loc, quantity = q}
 end
 local promises = {}

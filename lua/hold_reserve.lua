@@ -66,7 +66,7 @@ local rcall, tonumber, match, format = redis.call, tonumber, string.match, strin
 --!include hold_create.lua
 --!include split.lua
 --!include hold_index.lua
---!include decoded.lua
+--!include memo.lua
 local POS = POS_PATTERN
 
 local hold_key, expiry_key, stream_key = KEYS[1], KEYS[2], KEYS[3]
@@ -75,15 +75,15 @@ local stop = hold_create_start(hold_key, now)
 if stop then return stop end
 
 local hold_id = ARGV[2]
-local expires_at = now + tonumber(ARGV[4])
+local expires_at = now + memo(4, tonumber, ARGV[4])
 local deadline = ARGV[3] == 'pending' and now + tonumber(ARGV[5]) or nil
 local count_until = deadline and deadline + (tonumber(ARGV[17]) or 0) or expires_at
 local allow_split = ARGV[9] == '1'
-local min_id = clock_min_id(now, ARGV[10])
-local lines = decoded(3, ARGV[11])
+local min_id = clock_min_id(now, memo(5, tonumber, ARGV[10]))
+local lines = memo(3, cjson.decode, ARGV[11])
 local skus = cjson.decode(ARGV[12])
-local candidates = decoded(1, ARGV[13])
-local channels = decoded(2, ARGV[15])
+local candidates = memo(1, cjson.decode, ARGV[13])
+local channels = memo(2, cjson.decode, ARGV[15])
 local nlines, ncand = #lines, #candidates
 local wanted, at, nw = hold_locations(lines, candidates, channels)
 
@@ -259,7 +259,7 @@ for k = 1, norder do
     gone = gone + q
     ex[loc] = gone
   end
-  local available = pos_available(o, h, gone, c, s)
+  local available = pos_available(o, h, gone, pos_operand(c), pos_operand(s))
   local delta = available - a[loc]
   a[loc] = available
   local moved = nil
@@ -277,8 +277,7 @@ for k = 1, norder do
                              h - gone, c, s, available, moved, 'hold', hold_id)
   -- Ordered by the partition's own event order (ms * 1000 + seq), so "newest first" holds
   -- even within one ms.
-  local ms, seq = match(event_id, '^(%d+)-(%d+)$')
-  rcall('ZADD', KEYS[3 * si + 3], tonumber(ms) * 1000 + math.min(tonumber(seq), 999), member)
+  rcall('ZADD', KEYS[3 * si + 3], ho_score(event_id), member)
   -- What cjson.encode({sku =, location =, quantity =}) writes, keys in its order; skus and
   -- locations are identifiers: nothing to escape.
   out[k] = '{"location":"' .. loc .. '","quantity":' .. format('%d', q) .. ',"sku":"' ..

@@ -15,12 +15,18 @@ local function pos_available(on_hand, held, lapsed, committed, safety)
   return available
 end
 
--- pos_available() of a position's text `v` (an HMGET value), `lapsed` its lapsed units. A
--- field "0" goes in as the number 0: Lua turns a string operand into a number with strtod
--- (hundreds of instructions each), and committed, safety_stock and often held are 0.
+-- A position field's text as an operand of pos_available(): "0" as the number 0. Lua turns a
+-- string operand into a number with strtod (~1,300 instructions each), and committed,
+-- safety_stock and often held are 0.
+local function pos_operand(text)
+  if text == '0' then return 0 end
+  return text
+end
+
+-- pos_available() of a position's text `v` (an HMGET value), `lapsed` its lapsed units.
 local function pos_available_text(v, lapsed)
   local o, h, c, s = string.match(v, POS_PATTERN)
-  return pos_available(o, h == '0' and 0 or h, lapsed, c == '0' and 0 or c, s == '0' and 0 or s)
+  return pos_available(o, pos_operand(h), lapsed, pos_operand(c), pos_operand(s))
 end
 
 local function pos_parse(v)
@@ -44,6 +50,23 @@ end
 -- A hold line's member of the hx and ho indexes: "<hold id>|<location>|<quantity>".
 local function line_member(hold_id, location, qty)
   return hold_id .. '|' .. location .. '|' .. qty
+end
+
+-- A hold line's score in the ho index (open hold lines by creation): its event's order in the
+-- partition, ms * 1000 + seq (seq capped at 999), from the event id "<ms>-<seq>". Built as
+-- the text ZADD reads (the digits of ms, then seq's as three): no strtod.
+local function ho_score(event_id)
+  local dash = string.find(event_id, '-', 1, true)
+  local seq = string.sub(event_id, dash + 1)
+  local n = #seq
+  if n == 1 then
+    seq = '00' .. seq
+  elseif n == 2 then
+    seq = '0' .. seq
+  elseif n > 3 then
+    seq = '999'
+  end
+  return string.sub(event_id, 1, dash - 1) .. seq
 end
 
 -- A member's parts (the quantity as a number).

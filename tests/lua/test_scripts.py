@@ -109,7 +109,7 @@ async def test_hold_reserve_replies_ok_with_the_sourced_lines(scripts: Scripts) 
 
 
 async def test_hold_reserve_sources_from_each_calls_own_candidates(scripts: Scripts) -> None:
-    # The function library keeps decoded arguments between calls (lua/includes/decoded.lua):
+    # The function library keeps decoded arguments between calls (lua/includes/memo.lua):
     # a call with other candidates must read and source from its own.
     for location in ("dc", "st"):
         call = calls.stock_set(

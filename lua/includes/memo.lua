@@ -1,17 +1,18 @@
--- JSON arguments that repeat call after call (a partition's channels configuration, the
--- candidate locations), decoded once and reused while their text stays the same. Run as a
+-- Arguments that repeat call after call (a partition's channels configuration, the candidate
+-- locations, a TTL), parsed once and reused while their text stays the same. Run as a
 -- function library (app/store/functions.py), these tables live as long as the library: a
--- pure memo of an immutable decode — one entry per slot, so it stays bounded, and no reader
--- ever writes into a decoded value — so nothing of one call reaches the next but the decode
--- of the same text. A FUNCTION LOAD REPLACE starts them empty; as a plain script (EVALSHA)
+-- pure memo of an immutable parse — one entry per slot, so it stays bounded, and no reader
+-- ever writes into a parsed value — so nothing of one call reaches the next but the parse of
+-- the same text. A FUNCTION LOAD REPLACE starts them empty; as a plain script (EVALSHA)
 -- they are new each call and every call decodes.
-local DECODED_TEXT, DECODED_VALUE = {}, {}
+local MEMO_TEXT, MEMO_VALUE = {}, {}
 
--- cjson.decode(text), from the memo when slot `slot` last decoded this same text.
-local function decoded(slot, text)
-  if DECODED_TEXT[slot] == text then return DECODED_VALUE[slot] end
-  local value = cjson.decode(text)
-  DECODED_TEXT[slot], DECODED_VALUE[slot] = text, value
+-- parse(text) (cjson.decode, tonumber), from the memo when slot `slot` last parsed this same
+-- text.
+local function memo(slot, parse, text)
+  if MEMO_TEXT[slot] == text then return MEMO_VALUE[slot] end
+  local value = parse(text)
+  MEMO_TEXT[slot], MEMO_VALUE[slot] = text, value
   return value
 end
 
