@@ -12,7 +12,8 @@ of EVALSHA (or FCALL) in `INFO commandstats`.
 A variant is `head` (git HEAD's lua/), `work` (lua/ as it is now), `git:REV`, `floor` (the
 hold's commands without logic: benchmarks/run.py HOLD_FLOOR_LUA), or a file: a
 hold_reserve.lua-like script whose `--!include` lines name files of lua/includes/ (as it is
-now) — e.g. a copy of the script cut short with `do return {'ok','[]'} end` to bisect.
+now) — e.g. a copy of the script cut short with `do return {'ok','[]'} end` to bisect — or
+a directory laid out like lua/ (a cut of an older revision, with that revision's includes).
 `fn:VARIANT` is the same script as a function library (app/store/functions.py: FUNCTION
 LOAD once, FCALL per call), e.g. `--variant work --variant fn:work`. Beside the command time,
 each round reports the store process's CPU per call (less stretched by other processes on a
@@ -41,9 +42,9 @@ def expanded_of(variant: str) -> Expanded:
     if variant == "floor":
         lines = HOLD_FLOOR_LUA.splitlines()
         return Expanded(HOLD_FLOOR_LUA, tuple(("floor", n) for n in range(1, len(lines) + 1)))
-    if variant in ("head", "work") or variant.startswith("git:"):
-        return variant_expanded(variant, ["hold_reserve"])["hold_reserve"]
     path = Path(variant)
+    if variant in ("head", "work") or variant.startswith("git:") or path.is_dir():
+        return variant_expanded(variant, ["hold_reserve"])["hold_reserve"]
 
     def read(name: str) -> str:  # the script from `variant`, its includes from lua/
         return path.read_text() if name == path.name else (lua_dir() / name).read_text()

@@ -27,8 +27,9 @@ global raises). So a constant may use nothing but literals and other constants.
 Conventions this relies on (tests/lua/test_functions.py checks every script's library
 loads): a top-level statement of a prelude starts at column 0 and its continuation lines
 are indented; no name is declared twice at a prelude's top level; a table constant at an
-include's top level is built once per library load, so it must be read-only or a scratch
-buffer every call rewrites before it reads (event.lua's EVENT_FIELDS).
+include's top level is built once per library load, so it must be read-only, a scratch
+buffer every call rewrites before it reads (event.lua's EVENT_FIELDS), or a pure memo of a
+parse keyed by the text parsed (memo.lua, clock.lua's CLOCK_SECONDS).
 
 Names: library and function are `os_<script>_<16 hex of the library text's SHA-1>`, so two
 service versions never call each other's code, and loading a library that is already there
