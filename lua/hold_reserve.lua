@@ -58,7 +58,10 @@
 -- — parses a position only into its available (and fully only where it writes), and walks the
 -- decoded channels directly. Its rules are the shared ones: pos_available (position.lua),
 -- the event record (event.lua); what it writes and emits is what state.lua's state_write() /
--- state_emit() would.
+-- state_emit() would. Arguments whose text repeats from call to call (channels, candidates,
+-- lines, TTL, retention) are parsed once (memo.lua), and numbers are read from text as
+-- rarely as possible: a strtod costs ~1,300 instructions (benchmarks/hold_callgrind.py,
+-- docs/benchmarks.md "Session 6, the hold's store time").
 
 local rcall, tonumber, match, format = redis.call, tonumber, string.match, string.format
 --!include clock.lua
