@@ -32,8 +32,16 @@ async def test_import_export_and_audit_round_trip_on_a_cluster(
         "sku,location,on_hand,safety_stock\n"
         + "".join(f"{s},{loc},{n},{k}\n" for s, loc, n, k in rows)
     )
+    for node in store_cluster.nodes:
+        node.call("CONFIG", "RESETSTAT")
     imported = omnistock(store_cluster, "import", str(source), "--no-checkpoint")
     assert imported.returncode == 0, imported.stderr
+    # The import's script runs as a function, routed by its keys (no COMMAND GETKEYS per call).
+    stats = [node.client().info("commandstats") for node in store_cluster.nodes]
+    assert sum(s.get("cmdstat_fcall", {}).get("calls", 0) for s in stats) > 0
+    assert not any("cmdstat_evalsha" in s or "cmdstat_command|getkeys" in s for s in stats), [
+        {k: v for k, v in s.items() if "command" in k or "eval" in k} for s in stats
+    ]
 
     exported = omnistock(store_cluster, "export", "--for-import", "--quiet")
     assert exported.returncode == 0, exported.stderr

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from redis import Redis as SyncRedis
+
 from app.domain.importer import ImportRun, ImportStats
 
 
@@ -22,3 +24,10 @@ def committed_lines(path: Path, run: Callable[[ImportRun], ImportStats]) -> list
     for line, offset in seen:
         assert content[:offset].count(b"\n") == line
     return [line for line, _ in seen]
+
+
+def failed_fcalls(sync: SyncRedis) -> int:
+    """FCALLs the store answered with an error, "Function not found" among them (INFO
+    commandstats: failed and rejected calls)."""
+    stats = sync.info("commandstats").get("cmdstat_fcall", {})
+    return int(stats.get("failed_calls", 0)) + int(stats.get("rejected_calls", 0))

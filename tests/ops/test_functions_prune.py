@@ -35,11 +35,7 @@ def lib(name: str, function: str) -> str:
 
 async def on_primaries(redis: Redis, *command: Any) -> list[Any]:
     """`command` on every primary (the one server): each one's reply."""
-    if isinstance(redis, RedisCluster):
-        await redis.initialize()
-        nodes = sorted(redis.get_primaries(), key=lambda n: n.name)
-        return [await redis.execute_command(*command, target_nodes=n) for n in nodes]
-    return [await redis.execute_command(*command)]
+    return [await redis.execute_command(*command, **node) for node in await _nodes(redis)]
 
 
 async def names_on_primaries(redis: Redis) -> list[set[str]]:
@@ -47,10 +43,28 @@ async def names_on_primaries(redis: Redis) -> list[set[str]]:
     return [{entry["library_name"] for entry in each} for each in listed]
 
 
+async def _delete_everywhere(redis: Redis, name: str) -> None:
+    for names, node in zip(await names_on_primaries(redis), await _nodes(redis), strict=True):
+        if name in names:
+            await redis.execute_command("FUNCTION", "DELETE", name, **node)
+
+
+async def _nodes(redis: Redis) -> list[dict[str, Any]]:
+    if isinstance(redis, RedisCluster):
+        await redis.initialize()
+        return [{"target_nodes": n} for n in sorted(redis.get_primaries(), key=lambda n: n.name)]
+    return [{}]
+
+
 @pytest.fixture
 async def planted(redis: Redis) -> AsyncIterator[Redis]:
-    """The store with a stale and a foreign library on every primary (the foreign one is
+    """The store with a stale and a foreign library on every primary, and no other library
+    but the service's (other tests' on the shared store are deleted first; the foreign one is
     removed afterwards: FLUSHALL before the next test leaves functions)."""
+    current = current_libraries()
+    strays = set().union(*await names_on_primaries(redis)) - current
+    for name in strays:
+        await _delete_everywhere(redis, name)
     await on_primaries(redis, "FUNCTION", "LOAD", "REPLACE", lib(STALE, STALE))
     await on_primaries(redis, "FUNCTION", "LOAD", "REPLACE", lib(FOREIGN, "otherapp_call"))
     yield redis
