@@ -24,8 +24,9 @@ Call = tuple[Any, ...]  # one command: FCALL, function, numkeys, keys..., args..
 
 
 def fcall(lib: Library, keys: Sequence[Any], args: Sequence[Any]) -> Call:
-    """The FCALL of `lib`'s function with `keys` and `args`."""
-    return (b"FCALL", lib.function.encode(), len(keys), *keys, *args)
+    """The FCALL of `lib`'s function with `keys` and `args` (the command's name a str: the
+    cluster client's routing wants one)."""
+    return ("FCALL", lib.function, len(keys), *keys, *args)
 
 
 def not_run(reply: Any) -> bool:
@@ -183,8 +184,8 @@ class ImportWriter:
         for attempt in range(2):
             try:
                 with self._client.pipeline(transaction=False) as pipe:
-                    for name, *rest in calls:  # the cluster pipeline wants a str name
-                        pipe.execute_command(name.decode(), *rest)  # type: ignore[no-untyped-call]
+                    for call in calls:
+                        pipe.execute_command(*call)  # type: ignore[no-untyped-call]
                     return _counts(pipe.execute())
             except ResponseError as error:
                 if attempt or not not_run(error):
