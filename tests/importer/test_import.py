@@ -26,7 +26,7 @@ from app.domain.importer import (
 )
 from app.store.embedded import EmbeddedStore, free_port
 from tests.conftest import seed
-from tests.importer.helpers import committed_lines, failed_fcalls
+from tests.importer.helpers import committed_batches, failed_fcalls
 
 
 @pytest.fixture
@@ -303,13 +303,8 @@ async def test_a_checkpoint_of_another_file_is_ignored(
 def test_the_checkpoint_follows_each_acknowledged_batch(store_url: str, tmp_path: Path) -> None:
     rows = "".join(f"S-{i},dc,{i}\n" for i in range(10))
     path = write(tmp_path, "snap.csv", "sku,location,on_hand\n" + rows)
-    sync = SyncRedis.from_url(store_url)
-    sync.hset(keys.LOCATIONS, "dc", orjson.dumps({"priority": 1}))
-    importer = Importer(sync, event_retention_seconds=60, batch_rows=3)
-    with open(path, "rb") as fh:
-        reader = SnapshotReader(fh, "csv", {"dc"})
-        assert committed_lines(path, lambda job: importer.run(reader, job)) == [4, 7, 10, 11]
-    sync.close()
+    committed = committed_batches(store_url, path, Importer, SnapshotReader, "csv")
+    assert committed == [4, 7, 10, 11]
 
 
 async def test_without_a_url_it_imports_into_the_embedded_store_of_the_data_dir(
