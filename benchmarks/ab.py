@@ -114,19 +114,28 @@ def main(argv: list[str] | None = None) -> int:
                         duration=args.seconds,
                         keyed=args.keyed,
                     )
-                    _, _, usec = h.store_stats(r)
+                    scripts, script_usec, usec = h.store_stats(r)
+                    execs = int(r.info("commandstats").get("cmdstat_exec", {}).get("calls", 0))
+                    n = max(1, sum(res["statuses"].values()))
                     good = sum(v for k, v in res["statuses"].items() if k.startswith("2"))
                     run = {
                         "healthz_rps": floor["rps"],
                         "rps": good / res["elapsed"],
                         "ratio": good / res["elapsed"] / floor["rps"],
-                        "store_us": usec / max(1, sum(res["statuses"].values())),
+                        "store_us": usec / n,
+                        # what the store time was spent on: script calls, MULTI/EXECs
+                        "scripts": scripts / n,
+                        "script_us": script_usec / max(1, scripts),
+                        "execs": execs / n,
+                        "exec_us": (usec - script_usec) / max(1, execs),
                     }
                     runs[name].append(run)
                     print(
                         f"{name} run {rep}: healthz {run['healthz_rps']:,.0f}/s, {args.scenario} "
                         f"{run['rps']:,.0f}/s, ratio {run['ratio']:.3f}, store "
-                        f"{run['store_us']:.1f} µs/request",
+                        f"{run['store_us']:.1f} µs/request ({run['scripts']:.2f} script calls of "
+                        f"{run['script_us']:.1f} µs, {run['execs']:.2f} MULTI/EXECs of "
+                        f"{run['exec_us']:.1f} µs a request)",
                         flush=True,
                     )
         finally:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from app.domain import stock
 from tests.api.helpers import skus_in_distinct_partitions, skus_in_one_partition
 from tests.conftest import script_calls, seed
 from tests.supply.helpers import backorder, days, ok_supply, supply_lines
@@ -51,11 +52,13 @@ async def test_a_batch_without_supply_is_one_transaction_with_no_script_call(
 
 
 async def test_a_batch_with_supply_is_read_again_with_a_script_call_where_there_is_supply(
-    client: httpx.AsyncClient, redis: Redis
+    client: httpx.AsyncClient, redis: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The transaction's one EXISTS of every sku's supply lines counts some: a second
     transaction finds whose, and the script reads that sku. The next batches skip the first
-    transaction (app/domain/stock.py, _SUPPLY_BACKOFF)."""
+    transaction for a while (app/domain/stock.py, _SUPPLY_BACKOFF_SECONDS; long here, so a
+    slow machine cannot make it lapse between the two requests)."""
+    monkeypatch.setattr(stock, "_SUPPLY_BACKOFF_SECONDS", 3600.0)
     skus = skus_in_distinct_partitions(4, "batch-supply")
     await seed(client, {(s, "dc"): 3 for s in skus}, channels=CHANNELS)
     await ok_supply(client, skus[1], "dc", "po-1", 5, days(3))
