@@ -376,12 +376,18 @@ class FastPathRoute(APIRoute):
 
     def asgi_app(self) -> ASGIApp:
         """The route's ASGI app, as `request_response(self.get_route_handler())` (what FastAPI
-        builds), for a fast-path route with less around the endpoint (`fast_app`). Used for
-        the app's own routes (app/api/main.py `_include`)."""
-        slow = request_response(super().get_route_handler())
+        builds); for a fast-path route with a JSON body (POST /v1/holds) with less around
+        the endpoint (`fast_app`). Used for the app's own routes (app/api/main.py `_include`).
+
+        A fast-path GET keeps FastAPI's `request_response`: the availability target compares
+        GET /v1/availability with /healthz of the same server, which crosses it too."""
         if not getattr(self.endpoint, "fast_path", False):
-            return slow
-        return fast_app(plan_route(self), self.endpoint, self.dependency_overrides_provider, slow)
+            return request_response(self.get_route_handler())
+        plan = plan_route(self)
+        if plan.body is None:
+            return request_response(self.get_route_handler())
+        slow = request_response(super().get_route_handler())
+        return fast_app(plan, self.endpoint, self.dependency_overrides_provider, slow)
 
 
 def fast_app(plan: Plan, endpoint: Callable[..., Any], overrides: Any, slow: ASGIApp) -> ASGIApp:
