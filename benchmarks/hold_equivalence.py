@@ -34,6 +34,7 @@ import random
 import sys
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -82,8 +83,28 @@ SCRIPTS = (
 )
 
 
+# The commands that run a script, as INFO commandstats names them (cmdstat_<name>).
+SCRIPT_COMMANDS = ("evalsha", "eval", "fcall", "evalsha_ro", "eval_ro", "fcall_ro")
+
+
 class Divergence(AssertionError):
     """The two versions answered or stored differently."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A run without divergence: the replies counted by script and kind, and each side's
+    script commands ({"old" | "new": {command: calls}}) from its store's INFO commandstats,
+    reset before the run: what each side really ran its scripts by."""
+
+    kinds: Counter[str]
+    commands: dict[str, dict[str, int]]
+
+
+def script_commands(r: Any) -> dict[str, int]:
+    """{command: calls} of the script commands since the store's last CONFIG RESETSTAT."""
+    stats = r.info("commandstats")
+    return {c: int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in SCRIPT_COMMANDS}
 
 
 def dump(r: Any) -> dict[bytes, Any]:
@@ -279,12 +300,12 @@ def compare(
     ops: int,
     seed: int,
     ignore: frozenset[str] = frozenset(),
-) -> Counter[str]:
+) -> Outcome:
     """Run `ops` random steps on both versions ({script name: expanded source, run by
-    EVALSHA, or expanded script, run as a function}); raise
-    Divergence at the first difference; return the replies counted by script and kind.
-    `ignore`: keys left out of the store comparison (outputs an older version does not have,
-    named by the caller)."""
+    EVALSHA, or expanded script, run as a function}), each on its own store; raise
+    Divergence at the first difference; return the replies counted by script and kind and
+    the script commands each store ran. `ignore`: keys left out of the store comparison
+    (outputs an older version does not have, named by the caller)."""
     with (
         h.store(fsync="no") as s1,
         h.store(fsync="no") as s2,
@@ -292,8 +313,11 @@ def compare(
         h.client(s2) as r2,
     ):
         pair = Pair(r1, r2, {"old": old, "new": new}, frozenset(k.encode() for k in ignore))
+        for r in pair.stores.values():
+            r.config_resetstat()
         walk(pair, random.Random(seed), ops)
-        return pair.kinds
+        commands = {side: script_commands(r) for side, r in pair.stores.items()}
+        return Outcome(pair.kinds, commands)
 
 
 def walk(pair: Pair, rnd: random.Random, ops: int) -> None:
@@ -343,7 +367,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     try:
-        kinds = compare(
+        outcome = compare(
             variant_sources(args.old, SCRIPTS),
             variant_expanded("work", SCRIPTS),
             args.ops,
@@ -352,7 +376,8 @@ def main() -> None:
         )
     except Divergence as e:
         sys.exit(str(e))
-    print(f"{args.ops} steps, same replies and stores; replies by kind: {dict(kinds)}")
+    print(f"{args.ops} steps, same replies and stores; replies by kind: {dict(outcome.kinds)}")
+    print(f"script commands by side (INFO commandstats): {outcome.commands}")
 
 
 if __name__ == "__main__":

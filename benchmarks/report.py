@@ -19,7 +19,7 @@ def _f(x: float, digits: int = 0) -> str:
 
 
 def _commands(side: dict[str, Any]) -> str:
-    """What a side's store ran per successful hold (INFO commandstats), e.g. `1.0 EVALSHA,
+    """What a side's store ran per successful hold (INFO commandstats), e.g. `1.0 FCALL,
     2.0 HSET`: the proof that each side runs what it claims."""
     per = side["store_per_hold"]
     return ", ".join(f"{n:.1f} {cmd.upper()}" for cmd, n in per.items() if n >= 0.05) or "none"
@@ -101,7 +101,7 @@ def table(results: dict[str, Any], targets: dict[str, float]) -> list[Row]:
         ("event", "stock event (1 receipt)", None),
     ):
         s = scripts[name]
-        calls = s["evalsha_calls"] / max(s["requests"], 1)
+        calls = s["script_calls"] / max(s["requests"], 1)
         how = (
             f"{calls:.1f} script calls of {s['usec_per_call']:.1f} µs"
             if calls >= 0.5
@@ -133,7 +133,8 @@ def table(results: dict[str, Any], targets: dict[str, float]) -> list[Row]:
         add(
             "3. keyed 1-line hold (Idempotency-Key each) vs unkeyed: holds/s",
             f"{_f(k['holds_per_s'])} vs {_f(u['holds_per_s'])} holds/s; "
-            f"{k['evalsha_per_hold']:.2f} vs {u['evalsha_per_hold']:.2f} EVALSHA/hold, "
+            f"{k['script_calls_per_hold']:.2f} vs {u['script_calls_per_hold']:.2f} "
+            "script calls/hold, "
             f"{k['store_usec_per_hold']:.1f} vs {u['store_usec_per_hold']:.1f} µs store/hold",
             f"{keyed['ratio']:.2f}",
             f"≥ {targets['keyed_vs_unkeyed']}",

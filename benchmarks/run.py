@@ -384,15 +384,15 @@ def measure_scripts(s: Any, r: Any, svc: h.Server, scale: Scale) -> dict[str, An
             max_requests=scale.script_requests,
             skus=scale.skus,
         )
-        evalsha_calls, script_usec, usec = h.store_stats(r)
+        script_calls, script_usec, usec = h.store_stats(r)
         done = sum(res["statuses"].values())
         good = sum(v for k, v in res["statuses"].items() if k.startswith("2"))
         out[name] = {
             "requests": done,
             "ok": good,
-            "evalsha_calls": evalsha_calls,
+            "script_calls": script_calls,
             "usec_per_request": usec / max(done, 1),
-            "usec_per_call": script_usec / max(evalsha_calls, 1),
+            "usec_per_call": script_usec / max(script_calls, 1),
         }
     # The Python tier's share of the store's capacity: the service's closed-loop throughput vs
     # redis-benchmark (50 clients) running the same script with the same arguments.
@@ -463,7 +463,7 @@ def measure_keyed(r: Any, svc: h.Server, scale: Scale) -> dict[str, Any]:
     out: dict[str, Any] = {
         name: {
             "holds_per_s": n / max(elapsed, 1e-9),
-            "evalsha_per_hold": calls / max(n, 1),
+            "script_calls_per_hold": calls / max(n, 1),
             "store_usec_per_hold": usec / max(n, 1),
         }
         for name, (n, elapsed, calls, usec) in sides.items()

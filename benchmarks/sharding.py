@@ -8,7 +8,8 @@ Both sides: `omnistock serve`, 1 worker, the same load generator and connections
   checkout has that setting (else the row says "not available": no figure is made up).
 Each configuration runs in two interleaved halves (the machine's noise hits all alike), with and
 without an Idempotency-Key per request. Store time: INFO commandstats of every primary, reset
-before each half: usec of EVALSHA summed across the primaries, per successful hold.
+before each half: usec of the script calls (FCALL; EVALSHA counted too) summed across the
+primaries, per successful hold.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def commandstats(primaries: list[redis.Redis]) -> list[dict[str, float]]:
         wait = stats.get("cmdstat_wait", {})
         out.append(
             {
-                "evalsha_calls": float(calls),
-                "evalsha_usec": usec,
+                "script_calls": float(calls),
+                "script_usec": usec,
                 "wait_calls": float(wait.get("calls", 0)),
             }
         )
@@ -108,8 +109,8 @@ class Side:
 
     def figures(self) -> dict[str, Any]:
         holds = max(self.granted, 1)
-        usec = sum(p["evalsha_usec"] for p in self.per_primary)
-        calls = sum(p["evalsha_calls"] for p in self.per_primary)
+        usec = sum(p["script_usec"] for p in self.per_primary)
+        calls = sum(p["script_calls"] for p in self.per_primary)
         return {
             "holds_per_s": self.granted / max(self.elapsed, 1e-9),
             "holds": self.granted,
@@ -117,13 +118,13 @@ class Side:
             "p50_ms": self.latency.get("p50", 0.0),
             "p99_ms": self.latency.get("p99", 0.0),
             "store_usec_per_hold": usec / holds,
-            "evalsha_per_hold": calls / holds,
-            "usec_per_evalsha": usec / max(calls, 1),
+            "script_calls_per_hold": calls / holds,
+            "usec_per_script_call": usec / max(calls, 1),
             "wait_per_hold": sum(p["wait_calls"] for p in self.per_primary) / holds,
             "per_primary": [
                 {
-                    "evalsha_calls": int(p["evalsha_calls"]),
-                    "usec_per_evalsha": p["evalsha_usec"] / max(p["evalsha_calls"], 1),
+                    "script_calls": int(p["script_calls"]),
+                    "usec_per_script_call": p["script_usec"] / max(p["script_calls"], 1),
                 }
                 for p in self.per_primary
             ],
@@ -150,8 +151,9 @@ def measure(skus: int, connections: int, duration: float, work: Path) -> dict[st
         with redis.RedisCluster.from_url(nodes.urls[0]) as rc:
             seed(nodes.seeds, rc, skus, work, **cluster_env)
         heads = [stack.enter_context(n.client(timeout=30)) for n in nodes.primary_nodes()]
-        # The reaper off on every service: its per-partition sweep (256 EVALSHAs a second per
-        # service, nothing to expire here) would land in the store time of whichever side runs.
+        # The reaper off on every service: its per-partition sweep (256 script calls a second
+        # per service, nothing to expire here) would land in the store time of whichever side
+        # runs.
         quiet: dict[str, Any] = {"OMNISTOCK_REAPER_ENABLED": "false"}
         on_cluster = {**cluster_env, **quiet}
         services = {
@@ -206,8 +208,8 @@ def paper(runs: dict[str, Any]) -> dict[str, Any]:
     partitions (crc32(sku) mod 256 -> the partition's slot), so over N primaries: N x 1e6 /
     s_mix, as long as the service tier keeps up (workers x the measured holds/s of a worker)."""
     flash = runs["cluster_flash"]
-    busiest = max(flash["per_primary"], key=lambda p: p["evalsha_calls"])
-    s_flash = busiest["usec_per_evalsha"]
+    busiest = max(flash["per_primary"], key=lambda p: p["script_calls"])
+    s_flash = busiest["usec_per_script_call"]
     s_mix = runs["cluster"]["store_usec_per_hold"]
     s_keyed = runs["cluster_keyed"]["store_usec_per_hold"]
     per_worker = runs["cluster"]["holds_per_s"]
@@ -230,8 +232,8 @@ def paper(runs: dict[str, Any]) -> dict[str, Any]:
         )
     return {
         "s_flash_usec": s_flash,
-        "flash_share_on_busiest": busiest["evalsha_calls"]
-        / max(sum(p["evalsha_calls"] for p in flash["per_primary"]), 1),
+        "flash_share_on_busiest": busiest["script_calls"]
+        / max(sum(p["script_calls"] for p in flash["per_primary"]), 1),
         "s_mix_usec": s_mix,
         "s_mix_keyed_usec": s_keyed,
         "per_worker_holds_per_s": per_worker,
@@ -248,7 +250,8 @@ def _vs(a: dict[str, Any], b: dict[str, Any]) -> str:
     return (
         f"{a['holds_per_s']:,.0f} vs {b['holds_per_s']:,.0f} holds/s; store "
         f"{a['store_usec_per_hold']:.1f} vs {b['store_usec_per_hold']:.1f} µs/hold "
-        f"({a['evalsha_per_hold']:.1f} vs {b['evalsha_per_hold']:.1f} EVALSHA/hold); p50 "
+        f"({a['script_calls_per_hold']:.1f} vs {b['script_calls_per_hold']:.1f} script "
+        "calls/hold); p50 "
         f"{a['p50_ms']:.1f} vs {b['p50_ms']:.1f} ms, p99 {a['p99_ms']:.1f} vs {b['p99_ms']:.1f} ms"
     )
 
@@ -281,8 +284,8 @@ def rows(shard: dict[str, Any]) -> list[Row]:
     out.append(
         (
             "8. flash sale on one sku: 3-primary cluster vs one server",
-            f"{_vs(a, b)}; {pp['flash_share_on_busiest']:.0%} of the cluster's EVALSHAs on one "
-            "primary",
+            f"{_vs(a, b)}; {pp['flash_share_on_busiest']:.0%} of the cluster's script calls on "
+            "one primary",
             _ratio(a, b),
         )
     )
@@ -290,7 +293,7 @@ def rows(shard: dict[str, Any]) -> list[Row]:
         (
             "8. per-shard store time of a 1-line hold (cluster primaries)",
             f"catalogue-wide {pp['s_mix_usec']:.1f} µs/hold ({pp['s_mix_keyed_usec']:.1f} keyed),"
-            f" one sku {pp['s_flash_usec']:.1f} µs/EVALSHA on its primary; one server "
+            f" one sku {pp['s_flash_usec']:.1f} µs/script call on its primary; one server "
             f"{runs['single']['store_usec_per_hold']:.1f} µs/hold",
             f"{pp['s_mix_usec']:.1f} µs",
         )
@@ -344,8 +347,9 @@ def paper_section(shard: dict[str, Any]) -> list[str]:
         "`INFO commandstats` counts command execution only, not the primary's network I/O nor "
         "feeding its replica (each write goes once to each replica), so 1e6 / s is an upper "
         "bound, reached only by a primary with a core to itself. With OMNISTOCK_WAIT_REPLICAS=1 "
-        "each write on a cluster sends EVALSHA, a mark SET and WAIT on a connection of its "
-        "slot's primary: little primary CPU, a replica round trip added to the hold's latency, "
+        "each write on a cluster sends its script call (FCALL), a mark SET and WAIT on a "
+        "connection of its slot's primary: little primary CPU, a replica round trip added to the "
+        "hold's latency, "
         "so it lowers throughput per connection rather than per shard (the WAIT rows above). "
         "The service tier is Python: one worker per core at w holds/s, whatever N. "
         "The reaper was off during these runs: expiring or committing a hold costs more store "

@@ -86,6 +86,7 @@ CLUSTER_LEG = (
     "tests/events_in/test_channel_figures.py",
     "tests/events_in/test_event_identity.py",
     "tests/events_in/test_stock_events.py",
+    "tests/ops/test_functions_prune.py",
     "tests/security/test_hold_ownership.py",
     "tests/security/test_hold_list_ownership.py",
     "tests/security/test_idempotency_scope.py",

@@ -49,7 +49,7 @@ HOLD_EXPIRIES = Counter(
 )
 STORE_SCRIPT_DURATION = Histogram(
     "omnistock_store_script_duration_seconds",
-    "Round trip of one Lua script call to the store (EVALSHA), by script.",
+    "Round trip of one Lua script call to the store (FCALL of its function), by script.",
     ["script"],
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )

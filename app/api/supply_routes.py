@@ -28,6 +28,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "`location_not_found`, or `supply_not_found` (cancelling)"},
     422: {"description": "`invalid_request` (eta in the past or beyond the horizon, ...)"},
 }
+_TIMELINE_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "`channel_not_found` or `location_not_found`"}
+}
 # One supply line: PUT creates or updates it, DELETE cancels it; both answer the change.
 _LINE = "/supply/{sku}/{location}/{supply_id}"
 _LINE_CHANGE: dict[str, Any] = {
@@ -86,7 +89,7 @@ async def list_supply(sku: SkuPath, services: ServicesDep) -> Response:
 @router.get(
     "/availability/{sku}/timeline",
     response_model=Timeline,
-    responses={404: {"description": "`channel_not_found` or `location_not_found`"}},
+    responses=_TIMELINE_ERRORS,
     dependencies=[auth.READ],
 )
 async def get_timeline(

@@ -11,9 +11,33 @@ import logging
 import sys
 
 from app import __version__
-from app.cli import audit, backup, channels, config, events, export, import_, keys, locations, serve
+from app.cli import (
+    audit,
+    backup,
+    channels,
+    config,
+    events,
+    export,
+    functions,
+    import_,
+    keys,
+    locations,
+    serve,
+)
 
-COMMANDS = [serve, import_, keys, audit, export, locations, channels, events, config, backup]
+COMMANDS = [
+    serve,
+    import_,
+    keys,
+    audit,
+    export,
+    locations,
+    channels,
+    events,
+    config,
+    backup,
+    functions,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,24 +14,21 @@ from typing import Any
 
 import orjson
 
-from app import keys
 from app.cli.common import (
     OK,
     PROBLEM,
     USAGE,
     CliError,
     Progress,
+    StoreServices,
     add_action,
-    open_store,
-    run_command,
-    store_settings,
+    add_partition_flag,
+    command,
+    open_services,
+    partitions,
 )
 from app.domain.audit import Auditor, AuditReport
-from app.domain.clock import StoreClock
-from app.domain.config import ConfigService
 from app.domain.holds import HoldService
-from app.domain.stock import StockService
-from app.store.scripts import Scripts
 
 SHOWN_FINDINGS = 50
 # One partition's snapshot is one script call: allow a big partition its time.
@@ -63,14 +60,11 @@ def _print_report(report: AuditReport, title: str) -> None:
         print(f"  ... and {len(report.findings) - SHOWN_FINDINGS} more (--json lists all)")
 
 
-async def _audit(args: argparse.Namespace) -> int:
-    settings = store_settings(args)
-    partitions = args.partition or list(range(keys.PARTITIONS))
+async def _audit(args: argparse.Namespace, wanted: list[int]) -> int:
     started = time.monotonic()
-    async with open_store(settings, STORE_TIMEOUT_SECONDS) as redis:
-        scripts = Scripts.register(redis)
-        auditor = Auditor(redis, scripts, max_events=args.events)  # the store's clock
-        report = await auditor.audit(partitions, Progress("audit", "findings", not args.quiet))
+    async with open_services(args, STORE_TIMEOUT_SECONDS) as store:
+        auditor = Auditor(store.redis, store.scripts, max_events=args.events)  # the store's clock
+        report = await auditor.audit(wanted, Progress("audit", "findings", not args.quiet))
         out: dict[str, Any] = {"audit": report.as_dict()}
         if not args.json:
             _print_report(report, "audit")
@@ -80,43 +74,48 @@ async def _audit(args: argparse.Namespace) -> int:
             if not _consent(args, fixable):
                 print("not repaired", file=sys.stderr)
             else:
-                config = ConfigService(redis, scripts, settings.config_refresh_seconds)
-                await config.refresh(force=True)
-                clock = StoreClock()
-                stock = StockService(redis, scripts, config, settings, clock)
-                holds = HoldService(redis, scripts, config, stock, settings, clock)
-                changes = await auditor.settle_parts(report.findings, holds.settle)
-                changes += await auditor.repair(
-                    sorted({f.partition for f in report.findings if f.fixable}),
-                    settings.event_retention_seconds * 1000,
-                    config.channels_arg(None),
-                    Progress("repair", "changes", not args.quiet),
-                )
-                final = await auditor.audit(partitions, Progress("re-audit", "findings", False))
-                out["repairs"] = changes
+                final, out["repairs"] = await _repair(args, store, auditor, report, wanted)
                 out["after_repair"] = final.as_dict()
-                if not args.json:
-                    print(f"repaired: {len(changes)} change(s)")
-                    _print_report(final, "after repair")
     out["seconds"] = round(time.monotonic() - started, 3)
     if args.json:
         print(orjson.dumps(out).decode())
     return OK if final.clean else PROBLEM
 
 
-def run_audit(args: argparse.Namespace) -> int:
-    def body() -> int:
-        if args.fix and not args.yes and not sys.stdin.isatty():
-            raise CliError(
-                USAGE,
-                "--fix changes the store: confirm with --yes (or run it on a terminal to be asked)",
-            )
-        bad = [p for p in args.partition or [] if not 0 <= p < keys.PARTITIONS]
-        if bad:
-            raise CliError(USAGE, f"no partition {bad[0]} (0-{keys.PARTITIONS - 1})")
-        return asyncio.run(_audit(args))
+async def _repair(
+    args: argparse.Namespace,
+    store: StoreServices,
+    auditor: Auditor,
+    report: AuditReport,
+    wanted: list[int],
+) -> tuple[AuditReport, list[dict[str, Any]]]:
+    """Settle the pending parts and repair the partitions with repairable findings, then audit
+    the same partitions again: (the new report, the changes made)."""
+    settings, config = store.settings, store.config
+    await config.refresh(force=True)
+    holds = HoldService(store.redis, store.scripts, config, store.stock, settings, store.clock)
+    changes = await auditor.settle_parts(report.findings, holds.settle)
+    changes += await auditor.repair(
+        sorted({f.partition for f in report.findings if f.fixable}),
+        settings.event_retention_seconds * 1000,
+        config.channels_arg(None),
+        Progress("repair", "changes", not args.quiet),
+    )
+    final = await auditor.audit(wanted, Progress("re-audit", "findings", False))
+    if not args.json:
+        print(f"repaired: {len(changes)} change(s)")
+        _print_report(final, "after repair")
+    return final, changes
 
-    return run_command("audit", body)
+
+@command("audit")
+def run_audit(args: argparse.Namespace) -> int:
+    if args.fix and not args.yes and not sys.stdin.isatty():
+        raise CliError(
+            USAGE,
+            "--fix changes the store: confirm with --yes (or run it on a terminal to be asked)",
+        )
+    return asyncio.run(_audit(args, partitions(args)))
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -139,13 +138,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="repair counters and indexes from the hold records (asks first; see --yes)",
     )
     p.add_argument("--yes", action="store_true", help="consent to --fix without asking")
-    p.add_argument(
-        "--partition",
-        type=int,
-        action="append",
-        metavar="N",
-        help="audit only partition N (repeatable; default: all)",
-    )
+    add_partition_flag(p, "audit only partition N (repeatable; default: all)")
     p.add_argument(
         "--events",
         type=int,

@@ -31,8 +31,8 @@ from app.cli.common import (
     USAGE,
     CliError,
     add_action,
+    command,
     open_store,
-    run_command,
     store_settings,
 )
 
@@ -109,25 +109,22 @@ async def _backup(args: argparse.Namespace, dest: Path) -> list[str]:
     return [manifest.name, *names]
 
 
+@command("backup")
 def backup(args: argparse.Namespace) -> int:
     dest = Path(args.dest)
-
-    def body() -> int:
-        if dest.exists() and any(dest.iterdir()):
-            raise CliError(USAGE, f"{dest} is not empty: back up into a new directory")
-        files = asyncio.run(_backup(args, dest))
-        print(
-            f"omnistock: backed up {len(files)} file(s) to {dest / 'appendonlydir'}; restore: "
-            "copy that directory into an empty data directory and start the service there",
-            file=sys.stderr,
-        )
-        return OK
-
-    return run_command("backup", body)
+    if dest.exists() and any(dest.iterdir()):
+        raise CliError(USAGE, f"{dest} is not empty: back up into a new directory")
+    files = asyncio.run(_backup(args, dest))
+    print(
+        f"omnistock: backed up {len(files)} file(s) to {dest / 'appendonlydir'}; restore: "
+        "copy that directory into an empty data directory and start the service there",
+        file=sys.stderr,
+    )
+    return OK
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = add_action(
+    add_action(
         sub,
         "backup",
         backup,
@@ -136,5 +133,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "into DEST/appendonlydir with automatic rewrites paused. Restore: copy it into an empty "
         "data directory (docs/operations.md).",
         store=True,
-    )
-    p.add_argument("dest", help="a new or empty directory")
+    ).add_argument("dest", help="a new or empty directory")

@@ -18,22 +18,31 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from http.client import HTTPResponse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from app import keys
 from app.logs import redact
 from app.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from app.domain.clock import StoreClock
+    from app.domain.config import ConfigService
+    from app.domain.stock import StockService
+    from app.store.scripts import Scripts
 
 OK, PROBLEM, USAGE, UNREACHABLE = 0, 1, 2, 3
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -48,6 +57,9 @@ class CliError(Exception):
         self.message = message
 
 
+Command = Callable[[argparse.Namespace], int]
+
+
 def run_command(name: str, body: Callable[[], int]) -> int:
     """Run a command's body, turning CliError and an unreachable store into exit codes."""
     try:
@@ -60,6 +72,19 @@ def run_command(name: str, body: Callable[[], int]) -> int:
         return UNREACHABLE
     except KeyboardInterrupt:
         return OK
+
+
+def command(name: str) -> Callable[[Command], Command]:
+    """Decorates a command's function: it runs through `run_command(name, ...)`."""
+
+    def decorate(func: Command) -> Command:
+        @functools.wraps(func)
+        def run(args: argparse.Namespace) -> int:
+            return run_command(name, lambda: func(args))
+
+        return run
+
+    return decorate
 
 
 # -- the store --------------------------------------------------------------------------
@@ -153,6 +178,54 @@ async def open_store(settings: Settings, timeout_seconds: float = 30.0) -> Async
             yield client
         finally:
             await client.aclose()
+
+
+@dataclass(frozen=True)
+class StoreServices:
+    """What a store command reads and writes through: the client, its scripts, the locations
+    and channels (not read yet: `await config.refresh(force=True)` when needed), positions,
+    and the store's clock."""
+
+    settings: Settings
+    redis: Redis
+    scripts: Scripts
+    config: ConfigService
+    stock: StockService
+    clock: StoreClock
+
+
+@contextlib.asynccontextmanager
+async def open_services(
+    args: argparse.Namespace, timeout_seconds: float = 30.0
+) -> AsyncIterator[StoreServices]:
+    """`open_store` of the store the flags name, with the services a store command builds on
+    it."""
+    from app.domain.clock import StoreClock
+    from app.domain.config import ConfigService
+    from app.domain.stock import StockService
+    from app.store.scripts import Scripts
+
+    settings = store_settings(args)
+    async with open_store(settings, timeout_seconds) as redis:
+        scripts = Scripts.register(redis)
+        config = ConfigService(redis, scripts, settings.config_refresh_seconds)
+        clock = StoreClock()
+        stock = StockService(redis, scripts, config, settings, clock)
+        yield StoreServices(settings, redis, scripts, config, stock, clock)
+
+
+def add_partition_flag(parser: argparse.ArgumentParser, help: str) -> None:
+    """`--partition N` (repeatable), read by `partitions`."""
+    parser.add_argument("--partition", type=int, action="append", metavar="N", help=help)
+
+
+def partitions(args: argparse.Namespace) -> list[int]:
+    """The partitions `--partition` names, in its order (none: every partition); CliError
+    (usage) for one that does not exist."""
+    bad = [p for p in args.partition or [] if not 0 <= p < keys.PARTITIONS]
+    if bad:
+        raise CliError(USAGE, f"no partition {bad[0]} (0-{keys.PARTITIONS - 1})")
+    return list(args.partition or range(keys.PARTITIONS))
 
 
 # -- a running service ------------------------------------------------------------------

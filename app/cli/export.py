@@ -35,16 +35,14 @@ from app.cli.common import (
     CliError,
     Progress,
     add_action,
-    open_store,
+    add_partition_flag,
+    open_services,
+    partitions,
     run_command,
-    store_settings,
 )
-from app.domain.clock import StoreClock, iso
-from app.domain.config import ConfigService
-from app.domain.stock import StockService
+from app.domain.clock import iso
 from app.domain.supply import SupplyService
 from app.domain.supply_import import COLUMNS as SUPPLY_IMPORT_COLUMNS
-from app.store.scripts import Scripts
 
 COLUMNS = ["sku", "location", "on_hand", "held", "committed", "safety_stock", "available"]
 IMPORT_COLUMNS = ["sku", "location", "on_hand", "safety_stock"]
@@ -87,21 +85,19 @@ def _csv(row: Row, column: str) -> str:
     return text
 
 
-async def _export(args: argparse.Namespace, writer: Writer) -> tuple[int, int, int]:
+async def _export(
+    args: argparse.Namespace, chosen: list[int], writer: Writer
+) -> tuple[int, int, int]:
     """(skus, rows written, overdue supply lines written)."""
-    settings = store_settings(args)
-    partitions = args.partition or list(range(keys.PARTITIONS))
     wanted = set(args.location) if args.location else None
     progress = Progress("export", "supply lines" if args.supply else "positions", not args.quiet)
     skus_seen = written = overdue = 0
-    async with open_store(settings) as redis:
-        scripts = Scripts.register(redis)
-        config = ConfigService(redis, scripts, settings.config_refresh_seconds)
-        stock = StockService(redis, scripts, config, settings, StoreClock())
+    async with open_services(args) as store:
+        redis = store.redis
         if args.supply:
-            supply = SupplyService(scripts, config, stock, StoreClock())
-            by_partition = await _supply_skus(redis, set(partitions))
-        for done, p in enumerate(partitions, 1):
+            supply = SupplyService(store.scripts, store.config, store.stock, store.clock)
+            by_partition = await _supply_skus(redis, set(chosen))
+        for done, p in enumerate(chosen, 1):
             if args.supply:
                 skus = sorted(by_partition.get(p, ()))
             else:
@@ -111,7 +107,7 @@ async def _export(args: argparse.Namespace, writer: Writer) -> tuple[int, int, i
                 if args.supply:
                     rows_of = await _supply_rows(supply, batch)
                 else:
-                    rows_of = await stock.positions_of(batch)
+                    rows_of = await store.stock.positions_of(batch)
                 for sku, rows in zip(batch, rows_of, strict=True):
                     skus_seen += bool(rows)
                     for row in rows:
@@ -119,7 +115,7 @@ async def _export(args: argparse.Namespace, writer: Writer) -> tuple[int, int, i
                             writer.write({"sku": sku, **row})
                             written += 1
                             overdue += row.get("overdue", False)
-            progress(done, len(partitions), written)
+            progress(done, len(chosen), written)
     return skus_seen, written, overdue
 
 
@@ -158,9 +154,7 @@ async def _supply_rows(supply: SupplyService, skus: list[str]) -> list[list[Row]
 
 def export(args: argparse.Namespace) -> int:
     def body() -> int:
-        bad = [p for p in args.partition or [] if not 0 <= p < keys.PARTITIONS]
-        if bad:
-            raise CliError(USAGE, f"no partition {bad[0]} (0-{keys.PARTITIONS - 1})")
+        chosen = partitions(args)
         fmt = args.format or ("csv" if args.output and args.output.suffix == ".csv" else "ndjson")
         if args.supply:
             columns = list(SUPPLY_IMPORT_COLUMNS) if args.for_import else SUPPLY_COLUMNS
@@ -169,7 +163,7 @@ def export(args: argparse.Namespace) -> int:
         started = time.monotonic()
         if args.output is None:
             skus, rows, overdue = asyncio.run(
-                _export(args, Writer(sys.stdout.buffer, fmt, columns))
+                _export(args, chosen, Writer(sys.stdout.buffer, fmt, columns))
             )
             sys.stdout.flush()
         else:
@@ -177,7 +171,9 @@ def export(args: argparse.Namespace) -> int:
             partial = args.output.with_name(f".{args.output.name}.partial")
             try:
                 with open(partial, "wb") as out:
-                    skus, rows, overdue = asyncio.run(_export(args, Writer(out, fmt, columns)))
+                    skus, rows, overdue = asyncio.run(
+                        _export(args, chosen, Writer(out, fmt, columns))
+                    )
                 os.replace(partial, args.output)
             finally:
                 partial.unlink(missing_ok=True)
@@ -236,11 +232,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="ID",
         help="only positions at this location (repeatable)",
     )
-    p.add_argument(
-        "--partition",
-        type=int,
-        action="append",
-        metavar="N",
-        help="only partition N (repeatable; default: all 256)",
-    )
+    add_partition_flag(p, "only partition N (repeatable; default: all 256)")
     p.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")

@@ -102,9 +102,11 @@ def promise_skus(record: dict[str, str] | None) -> list[str]:
 
 
 def check_fulfillable(records: list[dict[str, str]]) -> None:
-    """A hold still waiting for supply cannot be fulfilled: its units are not there."""
+    """A hold still waiting for supply cannot be fulfilled: its units are not there. A hold
+    that moved on (released, expired, fulfilled) keeps its `promises` in its record; its
+    fulfil is the script's 409 invalid_transition, as for any hold in that status."""
     for record in records:
-        if record and promise_skus(record):
+        if record and record.get("status") in ("active", "committed") and promise_skus(record):
             raise PromiseNotReceived(
                 "the hold has promised units whose supply has not been received; commit it "
                 "and fulfil once they arrive, or release it"

@@ -13,7 +13,6 @@ rows after it.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -36,8 +35,8 @@ from app.domain.snapshot import (
     SnapshotReader,
     detect_format,
 )
-from app.store.import_writer import Call, ImportWriter
-from app.store.scripts import script_source
+from app.store.import_writer import Call, ImportWriter, fcall, load_library
+from app.store.scripts import library
 
 __all__ = [
     "Checkpoint",
@@ -120,8 +119,7 @@ class Importer:
         self._batch_rows = batch_rows
         self._rows_per_call = rows_per_call
         self._clock = clock or StoreClock()
-        self._source = script_source("stock_import").encode()
-        self._sha = hashlib.sha1(self._source).hexdigest().encode()  # the store's id of it
+        self._lib = library("stock_import")  # called as a function (FCALL)
         # Per partition: its stream and sku set, and the prefixes of a sku's three keys.
         self._keys = [
             tuple(
@@ -140,12 +138,12 @@ class Importer:
     def run(self, reader: SnapshotReader, job: ImportRun) -> ImportStats:
         """Imports the rows of `reader` as `job` says (a batch's `rejected`: its rows rejected
         before reaching the store)."""
-        self._client.script_load(self._source)
+        load_library(self._client, self._lib)
         channels = channels_arg(self._client)
         stats = ImportStats()
         start = time.perf_counter()
         sent: deque[Batch] = deque()
-        flight = ImportWriter(self._client, self._source)
+        flight = ImportWriter(self._client, self._lib)
 
         def settle(block: bool) -> None:
             while sent and (block or flight.ready()):
@@ -198,8 +196,8 @@ class Importer:
                 args += flat
                 rows += n
                 if rows >= self._rows_per_call:
-                    calls.append((b"EVALSHA", self._sha, len(ks), *ks, *args))
+                    calls.append(fcall(self._lib, ks, args))
                     ks, args, rows = [stream, skus], [offset, self._retention_ms, channels], 0
             if rows:
-                calls.append((b"EVALSHA", self._sha, len(ks), *ks, *args))
+                calls.append(fcall(self._lib, ks, args))
         return calls

@@ -19,7 +19,6 @@ never created) is `unchanged` too, as the line is already as the row says.
 from __future__ import annotations
 
 import csv
-import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from typing import IO, Any
 import orjson
 import redis
 from pydantic import ValidationError
-from redis.exceptions import NoScriptError
+from redis.exceptions import ResponseError
 
 from app.domain.clock import parse_ms
 from app.domain.importer import ImportRun, ImportStats
@@ -37,7 +36,8 @@ from app.domain.models import SupplyLineIn
 from app.domain.snapshot import Rejected, SnapshotError
 from app.domain.supply import DAY_MS, HORIZON_DAYS
 from app.store import calls
-from app.store.scripts import script_source
+from app.store.import_writer import LibraryLost, fcall, load_library, not_run
+from app.store.scripts import library
 
 COLUMNS = ("sku", "location", "supply_id", "type", "quantity", "eta", "reference")
 REQUIRED = ("sku", "location", "supply_id", "type", "quantity")
@@ -136,13 +136,12 @@ class SupplyImporter:
         self._client = client
         self._retention_ms = event_retention_seconds * 1000
         self._batch_rows = batch_rows
-        self._source = script_source("supply_put").encode()
-        self._sha = hashlib.sha1(self._source).hexdigest()
+        self._lib = library("supply_put")  # called as a function (FCALL)
 
     def run(self, reader: SupplyReader, job: ImportRun) -> ImportStats:
         """Imports the rows of `reader` as `job` says (a batch's `rejected`: its rows rejected
         by the reader or by the store)."""
-        self._client.script_load(self._source)
+        load_library(self._client, self._lib)
         stats = ImportStats()
         start = time.perf_counter()
         for batch in reader.batches(job.offset, job.line, self._batch_rows):
@@ -168,15 +167,15 @@ class SupplyImporter:
         stats.seconds = time.perf_counter() - start
         return stats
 
-    ROUNDS = 3  # resends before giving up on a store that keeps losing the script
+    ROUNDS = 3  # resends before giving up on a store that keeps losing the library
 
     def _send(self, batch: SupplyBatch) -> list[Any]:
-        """The replies of the batch's rows, in order. A store that lost its script cache
-        (restart, SCRIPT FLUSH, failover) answers NOSCRIPT without running the call; a call
-        after it may have run or not (the script can be loaded again in between), so the
-        script is loaded and every call from the first NOSCRIPT on is sent again, in order
-        (as app/store/import_writer.py does): rows are absolute, and a reply counts from the
-        first time its row ran."""
+        """The replies of the batch's rows, in order. A store that lacks the library (a new or
+        flushed server, FUNCTION FLUSH or DELETE) answers "Function not found" without running
+        the call; a call after it may have run or not (the library can be loaded again in
+        between), so the library is loaded and every call from the first one not run on is
+        sent again, in order (as app/store/import_writer.py does): rows are absolute, and a
+        reply counts from the first time its row ran."""
         sends = [
             calls.supply_put(
                 sku=row.sku,
@@ -195,31 +194,32 @@ class SupplyImporter:
         start = 0
         for _ in range(self.ROUNDS):
             for i, reply in enumerate(self._run(sends[start:]), start):
-                if replies[i] is None and not isinstance(reply, NoScriptError):
+                if replies[i] is None and not not_run(reply):
                     replies[i] = reply
             if None not in replies:
                 return replies
-            self._client.script_load(self._source)
+            load_library(self._client, self._lib)
             start = replies.index(None)
-        raise NoScriptError("the store keeps losing the supply import script")
+        raise LibraryLost("the store keeps losing the supply import's function library")
 
     def _run(self, sends: list[calls.Call]) -> list[Any]:
         """One pipeline (one call at a time on a cluster): each call's reply, or the
-        NoScriptError of a call that did not run; any other error is raised."""
+        "Function not found" error of a call that did not run; any other error is raised."""
         replies: list[Any] = []
+        commands = [fcall(self._lib, c.keys, c.args) for c in sends]
         if isinstance(self._client, redis.Redis):
             pipe = self._client.pipeline(transaction=False)
-            for call in sends:
-                pipe.evalsha(self._sha, len(call.keys), *call.keys, *call.args)
+            for command in commands:
+                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
             replies = list(pipe.execute(raise_on_error=False))
         else:
-            for c in sends:
+            for command in commands:
                 try:
-                    replies.append(self._client.evalsha(self._sha, len(c.keys), *c.keys, *c.args))
-                except NoScriptError as exc:
+                    replies.append(self._client.execute_command(*command))
+                except ResponseError as exc:
                     replies.append(exc)
         for reply in replies:
-            if isinstance(reply, Exception) and not isinstance(reply, NoScriptError):
+            if isinstance(reply, Exception) and not not_run(reply):
                 raise reply
         return replies
 

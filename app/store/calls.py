@@ -52,6 +52,9 @@ class Script(StrEnum):
     HOLD_BACKORDER = "hold_backorder"
     SUPPLY_RECEIVE = "supply_receive"
     AUDIT_SUPPLY = "audit_supply"
+    WEBHOOK_FENCED_SET = "webhook_fenced_set"
+    WEBHOOK_LEASE_RENEW = "webhook_lease_renew"
+    WEBHOOK_LEASE_RELEASE = "webhook_lease_release"
 
 
 class Reply(StrEnum):

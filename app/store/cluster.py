@@ -263,11 +263,43 @@ def cluster_client(url: str, **options: Any) -> ClusterStore:
     )
 
 
+class _FcallSlot:
+    """FCALL's keys and slot from its declared keys, for the blocking client and its
+    pipelines (as ClusterStore._determine_slot does for the service's): redis-py would ask
+    the server (COMMAND GETKEYS, one more round trip per call: FCALL's keys are "movable")."""
+
+    def determine_slot(self, *args: Any) -> Any:
+        if _is_fcall(args):
+            args = ("EVALSHA", *args[1:])  # the same layout: name, numkeys, keys..., args...
+        return super().determine_slot(*args)  # type: ignore[misc]
+
+    def _get_command_keys(self, *args: Any) -> Any:
+        if _is_fcall(args):
+            return list(args[3 : 3 + int(args[2])])
+        return super()._get_command_keys(*args)  # type: ignore[misc]
+
+
+def _is_fcall(args: tuple[Any, ...]) -> bool:
+    name = args[0].decode() if args and isinstance(args[0], bytes) else str(args[0])
+    return name.upper() in ("FCALL", "FCALL_RO") and len(args) >= 3
+
+
+class _SyncPipeline(_FcallSlot, redis.cluster.ClusterPipeline):
+    pass
+
+
+class _SyncClusterStore(_FcallSlot, redis.RedisCluster):
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
+        pipe = super().pipeline(transaction, shard_hint)  # type: ignore[no-untyped-call]
+        pipe.__class__ = _SyncPipeline  # redis-py's own, with FCALL routed as above
+        return pipe
+
+
 def sync_cluster_client(url: str, **options: Any) -> redis.RedisCluster:
     """The blocking client of `omnistock import`, seeded the same way. It keeps redis-py's
     retries: the import script sets absolute values, so a re-sent batch changes nothing."""
     seeds, params = _seed_options(url)
-    return redis.RedisCluster(
+    return _SyncClusterStore(
         startup_nodes=[
             redis.cluster.ClusterNode(host, port)  # type: ignore[no-untyped-call]
             for host, port in seeds

@@ -1,21 +1,58 @@
 """The import's pipelined writer: batches of script calls sent to the store in order from a
 thread of their own, so the store always has the next batch queued (`app/domain/importer.py`
-builds the calls)."""
+builds the calls), and what both importers share to call their script as a function with a
+blocking client (`fcall`, `load_library`, `not_run`): the service's mechanism
+(app/store/scripts.py), so the store user needs no EVALSHA or SCRIPT LOAD."""
 
 from __future__ import annotations
 
 import queue
 import threading
 from collections import deque
+from collections.abc import Sequence
 from itertools import islice
 from typing import Any
 
 import redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import ResponseError
 
+from app.store.functions import Library
 from app.store.mux import pack
+from app.store.scripts import already_loaded
 
-Call = tuple[Any, ...]  # one command: EVALSHA, sha, numkeys, keys..., args...
+Call = tuple[Any, ...]  # one command: FCALL, function, numkeys, keys..., args...
+
+
+def fcall(lib: Library, keys: Sequence[Any], args: Sequence[Any]) -> Call:
+    """The FCALL of `lib`'s function with `keys` and `args` (the command's name a str: the
+    cluster client's routing wants one)."""
+    return ("FCALL", lib.function, len(keys), *keys, *args)
+
+
+def not_run(reply: Any) -> bool:
+    """Whether `reply` is the store's "Function not found": the call did not run (a new or
+    flushed server, or `omnistock functions prune` of another version). A pipeline's error
+    may carry redis-py's "Command # n (...) of pipeline caused error: " before it."""
+    return isinstance(reply, ResponseError) and "Function not found" in str(reply).split(": ")[-1]
+
+
+def load_library(client: redis.Redis, lib: Library) -> None:
+    """FUNCTION LOAD of `lib` on the one server, or on every primary of a cluster (an import
+    calls it on every one); one already there is left as it is."""
+    if isinstance(client, redis.RedisCluster):
+        where: list[dict[str, Any]] = [{"target_nodes": n} for n in client.get_primaries()]
+    else:
+        where = [{}]
+    for options in where:
+        try:
+            client.execute_command("FUNCTION", "LOAD", lib.text, **options)  # type: ignore[no-untyped-call]
+        except ResponseError as error:
+            if not already_loaded(error):
+                raise
+
+
+class LibraryLost(ResponseError):
+    """The store kept answering "Function not found" after the library was loaded again."""
 
 
 class ImportWriter:
@@ -25,17 +62,18 @@ class ImportWriter:
     batch queued when it finishes one. A cluster client gets one pipeline per batch instead,
     run by the same thread, one after the other.
 
-    A store that lost its script cache (restart, SCRIPT FLUSH) answers NOSCRIPT without running
-    the call. Calls after the first such one may have run or not (the script can be loaded
-    again in between), so once every sent call has answered, the script is loaded and every
-    call from the first NOSCRIPT on is sent again, in order: rows are absolute, so each
-    position ends with its last row, and a row applied twice changes nothing the second time."""
+    A store that lacks the library (a new or flushed server, FUNCTION FLUSH or DELETE)
+    answers "Function not found" without running the call. Calls after the first such one may
+    have run or not (the library can be loaded again in between), so once every sent call has
+    answered, the library is loaded and every call from the first unrun one on is sent again,
+    in order: rows are absolute, so each position ends with its last row, and a row applied
+    twice changes nothing the second time."""
 
-    ROUNDS = 3  # resends before giving up on a store that keeps losing the script
+    ROUNDS = 3  # resends before giving up on a store that keeps losing the library
 
-    def __init__(self, client: redis.Redis, source: bytes) -> None:
+    def __init__(self, client: redis.Redis, lib: Library) -> None:
         self._client = client
-        self._source = source
+        self._lib = lib
         self._conn: Any = None
         if not isinstance(client, redis.RedisCluster):
             self._conn = client.connection_pool.get_connection()
@@ -106,15 +144,15 @@ class ImportWriter:
             self._done.put(_counts(replies))
 
     def _recover(self, replies: list[list[Any]], unread: deque[list[Call]]) -> None:
-        """Every sent call has answered, some with NOSCRIPT (None): load the script and send
-        again every call from the first NOSCRIPT on; then report every batch of `unread`."""
+        """Every sent call has answered, some not run (None): load the library and send again
+        every call from the first one not run on; then report every batch of `unread`."""
         calls = [call for batch in unread for call in batch]
         flat = [reply for batch in replies for reply in batch]
         ok = [reply is not None for reply in flat]
         for _ in range(self.ROUNDS):
             if all(ok):
                 break
-            self._client.script_load(self._source)
+            load_library(self._client, self._lib)
             first = ok.index(False)
             self._conn.send_packed_command([_pack(calls[first:])], check_health=False)
             for i in range(first, len(calls)):
@@ -124,7 +162,7 @@ class ImportWriter:
                     flat[i] = reply  # counted once: the first time it ran
         else:
             if not all(ok):
-                raise NoScriptError("the store keeps losing the import script")
+                raise LibraryLost("the store keeps losing the import's function library")
         start = 0
         while unread:
             n = len(unread.popleft())
@@ -132,24 +170,27 @@ class ImportWriter:
             start += n
 
     def _reply(self) -> Any:
-        """One call's reply; None for NOSCRIPT (the call did not run)."""
+        """One call's reply; None for "Function not found" (the call did not run)."""
         try:
             return self._conn.read_response()
-        except NoScriptError:
-            return None
+        except ResponseError as error:
+            if not_run(error):
+                return None
+            raise
 
     def _pipeline(self, calls: list[Call]) -> tuple[int, int]:
-        """One batch on a cluster; after NOSCRIPT the whole batch again (as above, in order)."""
+        """One batch on a cluster; after "Function not found" the whole batch again (as above,
+        in order)."""
         for attempt in range(2):
             try:
                 with self._client.pipeline(transaction=False) as pipe:
-                    for name, *rest in calls:  # the cluster pipeline wants a str name
-                        pipe.execute_command(name.decode(), *rest)  # type: ignore[no-untyped-call]
+                    for call in calls:
+                        pipe.execute_command(*call)  # type: ignore[no-untyped-call]
                     return _counts(pipe.execute())
-            except NoScriptError:
-                if attempt:
+            except ResponseError as error:
+                if attempt or not not_run(error):
                     raise
-                self._client.script_load(self._source)
+                load_library(self._client, self._lib)
         raise AssertionError("unreachable")
 
 

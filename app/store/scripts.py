@@ -250,7 +250,8 @@ class WaitingScript(_Registered):
 
 # Writes that never wait for replicas: the claims, whose loss in a failover the change's own
 # marker covers (a lost Idempotency-Key claim or stored response makes a retry run again and
-# meet the marker; a lost event identity claim is re-made, the partition's record decides).
+# meet the marker; a lost event identity claim is re-made, the partition's record decides);
+# the webhook deliverers' writes (a lost cursor delivers again: at least once).
 UNWAITED_WRITES = frozenset(
     {
         Script.IDEMPOTENCY_CLAIM,
@@ -258,6 +259,9 @@ UNWAITED_WRITES = frozenset(
         Script.EVENT_CLAIM,
         Script.HOLD_LIST,
         Script.HOLD_INDEX_SWEEP,
+        Script.WEBHOOK_FENCED_SET,
+        Script.WEBHOOK_LEASE_RENEW,
+        Script.WEBHOOK_LEASE_RELEASE,
     }
 )  # hold_list.lua writes only to drop index members of records already gone
 
@@ -309,6 +313,9 @@ class Scripts:
     hold_backorder: AsyncScript
     supply_receive: AsyncScript
     audit_supply: AsyncScript
+    webhook_fenced_set: AsyncScript
+    webhook_lease_renew: AsyncScript
+    webhook_lease_release: AsyncScript
 
     @classmethod
     def register(

@@ -1,10 +1,12 @@
 """Every store command of the webhooks, so the rest never builds a Redis call.
 
 All keys share the `{wh}` tag (app/keys.py). Admin writes bump the subscription's `epoch`;
-the deliverer's writes (cursor, disable) go through `_FENCED`, which applies them only while
-the writer still holds the lease and the subscription is at the epoch it read: a deliverer
-that lost its lease, or that delivers a subscription an admin has since changed, writes
-nothing (at-least-once: whatever it delivered is delivered again by the next one).
+the deliverer's writes (cursor, disable) go through lua/webhook_fenced_set.lua, which applies
+them only while the writer still holds the lease and the subscription is at the epoch it
+read: a deliverer that lost its lease, or that delivers a subscription an admin has since
+changed, writes nothing (at-least-once: whatever it delivered is delivered again by the next
+one). The lease is renewed and released by lua/webhook_lease_renew.lua / _release.lua; each
+script is called as a function, like the service's (app/store/scripts.py).
 """
 
 from __future__ import annotations
@@ -20,34 +22,17 @@ from app import keys
 from app.domain.clock import iso
 from app.domain.errors import WebhookNotFound
 from app.events.ids import EventId, predecessor
+from app.store.calls import Script
+from app.store.scripts import TimedScript, expanded, script_source
 from app.webhooks.model import Subscription, SubscriptionIn, SubscriptionPatch, new_secret
 
 _LIST_FIELDS = ("event_types", "skus", "locations", "channels")
 
-# KEYS: lease, subscription, attempts log. ARGV: token, epoch, log size, n, n log entries,
-# then field, value, ... -> 1 written, 0 not the lease holder, -1 the subscription changed (or
-# is gone). The entries are the attempts since the last write, oldest first.
-_FENCED = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if redis.call('HGET', KEYS[2], 'epoch') ~= ARGV[2] then return -1 end
-local n = tonumber(ARGV[4])
-if n > 0 then
-  redis.call('LPUSH', KEYS[3], unpack(ARGV, 5, 4 + n))
-  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[3]) - 1)
-end
-for i = 5 + n, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
-return 1
-"""
-# KEYS: lease. ARGV: token, ms -> 1 renewed, 0 not the holder.
-_RENEW = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+
+def _function(redis: Redis, script: Script) -> TimedScript:
+    """`script` (lua/) called as a function on `redis`, loaded where missing, as the
+    service's own (app/store/scripts.py)."""
+    return TimedScript(redis, script_source(script), lambda _: None, expanded(script))
 
 
 class Record:
@@ -83,9 +68,9 @@ class WebhookRegistry:
     def __init__(self, redis: Redis, now_ms: Callable[[], Awaitable[int]]) -> None:
         self._redis = redis
         self._now_ms = now_ms  # the event feed's clock: a new subscription starts from now
-        self._fenced = redis.register_script(_FENCED)
-        self._renew = redis.register_script(_RENEW)
-        self._release = redis.register_script(_RELEASE)
+        self._fenced = _function(redis, Script.WEBHOOK_FENCED_SET)
+        self._renew = _function(redis, Script.WEBHOOK_LEASE_RENEW)
+        self._release = _function(redis, Script.WEBHOOK_LEASE_RELEASE)
 
     # -- the admin API ----------------------------------------------------------------------
 
@@ -161,7 +146,8 @@ class WebhookRegistry:
     async def fenced_set(
         self, token: str, record: Record, attempts: list[dict[str, Any]], keep: int, **fields: str
     ) -> int:
-        """Write `fields` and log `attempts` (oldest first), fenced: see `_FENCED`."""
+        """Write `fields` and log `attempts` (oldest first), fenced: see
+        lua/webhook_fenced_set.lua."""
         args: list[str | bytes | int] = [token, record.epoch, keep, len(attempts)]
         args += [orjson.dumps(a) for a in attempts]
         for name, value in fields.items():

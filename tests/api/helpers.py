@@ -6,7 +6,9 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import pytest
 
+from app.domain import holds as holds_module
 from app.keys import partition_of
 
 PROBLEM_FIELDS = ("type", "title", "status", "detail", "code")
@@ -129,3 +131,24 @@ async def channels_by_id(client: httpx.AsyncClient) -> dict[str, dict[str, Any]]
     r = await client.get("/v1/channels")
     assert r.status_code == 200, r.text
     return {c["id"]: c for c in r.json()["channels"]}
+
+
+async def replay_after_dying(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, body: dict[str, Any], key: str
+) -> httpx.Response:
+    """POST the hold `body` with Idempotency-Key `key` from a worker that dies after the store
+    made the hold, before it answers; then again: the retry's answer, a 201 replayed (the
+    response is stored by the hold's own script, not by a call after it)."""
+
+    def dies(*args: Any) -> None:
+        raise RuntimeError("the worker dies before it answers")
+
+    headers = {"Idempotency-Key": key}
+    with monkeypatch.context() as patched:
+        patched.setattr(holds_module, "render", dies)
+        with pytest.raises(RuntimeError):
+            await client.post("/v1/holds", json=body, headers=headers)
+    retry = await client.post("/v1/holds", json=body, headers=headers)
+    assert retry.status_code == 201, retry.text
+    assert retry.headers["idempotent-replayed"] == "true"
+    return retry

@@ -8,7 +8,6 @@ import httpx
 import pytest
 
 from app import keys
-from app.domain import holds as holds_module
 from app.domain.clock import ManualClock
 from tests.api.helpers import (
     act,
@@ -17,6 +16,7 @@ from tests.api.helpers import (
     channels_by_id,
     hold,
     position,
+    replay_after_dying,
     snapshot,
 )
 from tests.conftest import seed
@@ -220,19 +220,8 @@ async def test_a_created_hold_with_metadata_is_replayed_byte_for_byte(
 async def test_a_create_whose_service_died_before_answering_is_replayed_not_in_use(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the response is stored by the hold's own script, not by a call after it
     await seed(client, {("sku-1", "dc"): 5})
-
-    def dies(*args: Any) -> None:
-        raise RuntimeError("the worker dies before it answers")
-
-    monkeypatch.setattr(holds_module, "render", dies)
-    with pytest.raises(RuntimeError):
-        await client.post("/v1/holds", json=HOLD_BODY, headers=key("h-dies"))
-    monkeypatch.undo()
-    retry = await client.post("/v1/holds", json=HOLD_BODY, headers=key("h-dies"))
-    assert retry.status_code == 201
-    assert retry.headers["idempotent-replayed"] == "true"
+    retry = await replay_after_dying(client, monkeypatch, HOLD_BODY, "h-dies")
     assert retry.json()["lines"] == [{"sku": "sku-1", "location": "dc", "quantity": 2}]
     assert (await position(client, "sku-1", "dc"))["held"] == 2
 

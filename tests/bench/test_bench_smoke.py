@@ -115,7 +115,7 @@ def test_the_cluster_is_measured_against_one_server_keyed_and_unkeyed(
         run_ = shard["runs"][name]
         assert run_["holds"] > 0 and run_["store_usec_per_hold"] > 0, (name, run_)
     # The claim is taken, and the response stored, by the hold script itself.
-    assert shard["runs"]["cluster_keyed"]["evalsha_per_hold"] == 1
+    assert shard["runs"]["cluster_keyed"]["script_calls_per_hold"] == 1
     assert shard["paper"]["flash_share_on_busiest"] == 1.0  # one sku: one primary
     assert len(shard["runs"]["cluster"]["per_primary"]) == 3
 

@@ -26,7 +26,7 @@ from app.domain.importer import (
 )
 from app.store.embedded import EmbeddedStore, free_port
 from tests.conftest import seed
-from tests.importer.helpers import committed_lines
+from tests.importer.helpers import committed_batches, failed_fcalls
 
 
 @pytest.fixture
@@ -303,13 +303,8 @@ async def test_a_checkpoint_of_another_file_is_ignored(
 def test_the_checkpoint_follows_each_acknowledged_batch(store_url: str, tmp_path: Path) -> None:
     rows = "".join(f"S-{i},dc,{i}\n" for i in range(10))
     path = write(tmp_path, "snap.csv", "sku,location,on_hand\n" + rows)
-    sync = SyncRedis.from_url(store_url)
-    sync.hset(keys.LOCATIONS, "dc", orjson.dumps({"priority": 1}))
-    importer = Importer(sync, event_retention_seconds=60, batch_rows=3)
-    with open(path, "rb") as fh:
-        reader = SnapshotReader(fh, "csv", {"dc"})
-        assert committed_lines(path, lambda job: importer.run(reader, job)) == [4, 7, 10, 11]
-    sync.close()
+    committed = committed_batches(store_url, path, Importer, SnapshotReader, "csv")
+    assert committed == [4, 7, 10, 11]
 
 
 async def test_without_a_url_it_imports_into_the_embedded_store_of_the_data_dir(
@@ -492,21 +487,23 @@ def test_a_csv_without_safety_stock_and_ndjson_batches_match_the_per_line_parser
             assert fast == slow, (fmt, size)
 
 
-def test_a_store_that_loses_the_script_mid_import_gets_every_row_once_in_order(
+def test_a_store_that_loses_the_library_mid_import_gets_every_row_once_in_order(
     store_url: str, tmp_path: Path
 ) -> None:
-    """SCRIPT FLUSH while batches are in flight: the calls answered NOSCRIPT are sent again
-    after the script is loaded, in order, so each position ends with its last row."""
+    """FUNCTION FLUSH while batches are in flight: the calls answered "Function not found"
+    are sent again after the library is loaded, in order, so each position ends with its last
+    row."""
     rows = [f"S-{i % 7},dc,{i}\n" for i in range(60)]  # each position set several times
     path = write(tmp_path, "snap.csv", "sku,location,on_hand\n" + "".join(rows))
     sync = SyncRedis.from_url(store_url)
     sync.hset(keys.LOCATIONS, "dc", orjson.dumps({"priority": 1}))
+    failed_before = failed_fcalls(sync)
     flushes = 0
 
     def flush(offset: int, rows: int) -> None:
         nonlocal flushes
         if rows in (6, 24):  # after the 2nd and the 8th batch was handed over
-            sync.script_flush()
+            sync.function_flush()
             flushes += 1
 
     committed: list[int] = []
@@ -519,13 +516,13 @@ def test_a_store_that_loses_the_script_mid_import_gets_every_row_once_in_order(
                 on_progress=flush,
             ),
         )
-    noscript = sync.info("errorstats").get("errorstat_NOSCRIPT", {}).get("count", 0)
+    not_run = failed_fcalls(sync) - failed_before
     final = {
         f"S-{s}": sync.hget(keys.position(keys.partition_of(f"S-{s}"), f"S-{s}"), "dc")
         for s in range(7)
     }
     sync.close()
-    assert flushes == 2 and noscript > 0
+    assert flushes == 2 and not_run > 0
     assert committed == list(range(4, 62, 3))  # every batch (lines 2-61), in order
     assert (stats.rows, stats.changed + stats.unchanged) == (60, 60)
     last = {f"S-{i % 7}": i for i in range(60)}

@@ -18,7 +18,9 @@ docstring), so no decision depends on the milliseconds between the two stores' c
 The reference runs by EVALSHA; the current scripts run as the service runs them, each a
 function library called by FCALL (app/store/functions.py), so the walk also checks that the
 library's per-call state (the Idempotency-Key claim read from KEYS/ARGV, the transition's
-context) never leaks from one call into the next."""
+context) never leaks from one call into the next. Each side runs on its own store, whose
+`INFO commandstats` (reset before the walk) proves it: every step's call counted once, by
+EVALSHA on the reference's store and by FCALL on the current one's, nothing else."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ import pytest
 from app import keys
 from app.store.scripts import Expanded
 from benchmarks import harness
-from benchmarks.hold_equivalence import SCRIPTS, Divergence, P, compare
+from benchmarks.hold_equivalence import SCRIPT_COMMANDS, SCRIPTS, Divergence, P, compare
 from benchmarks.lua_micro import variant_expanded, variant_sources
 
 pytestmark = pytest.mark.slow
@@ -65,7 +67,11 @@ def test_the_reference_is_different_code(
 def test_the_hold_scripts_do_what_the_reference_does_on_random_operations(
     reference: dict[str, str], current: dict[str, Expanded]
 ) -> None:
-    kinds = compare(reference, current, OPS, seed=12, ignore=NEWER)
+    outcome = compare(reference, current, OPS, seed=12, ignore=NEWER)
+    kinds = outcome.kinds
+    # each side ran what it claims, every step's call once on its own store
+    steps = sum(kinds.values())
+    assert outcome.commands == {"old": only("evalsha", steps), "new": only("fcall", steps)}
     # the run reached every outcome that matters, so the equality above says something
     for kind in (
         "hold_reserve:ok",
@@ -80,6 +86,12 @@ def test_the_hold_scripts_do_what_the_reference_does_on_random_operations(
         "stock_set:ok",
     ):
         assert kinds[kind] > 0, (kind, dict(kinds))
+
+
+def only(command: str, calls: int) -> dict[str, int]:
+    """Script commands ({command: calls}, as compare() counts them) where `command` ran
+    `calls` times and no other one ran."""
+    return {c: calls if c == command else 0 for c in SCRIPT_COMMANDS}
 
 
 def test_a_change_of_the_availability_rule_is_caught(current: dict[str, Expanded]) -> None:

@@ -423,14 +423,15 @@ class SupplyVersusModel(RuleBasedStateMachine):
 
     @rule(hold_id=holds)
     def fulfil(self, hold_id: str) -> None:
-        """Refused while a promise waits (checked on the record, before the script)."""
+        """Refused while a promise of an active or committed hold waits (checked on the
+        record, before the script); a released hold's fulfil is invalid_transition."""
         if hold_id == "none":
             return
         h = self.model.holds[hold_id]
-        waits = bool(h.waiting)
-        r = self.transition(hold_id, "fulfil", scripted=not waits)
+        waits = bool(h.waiting) and h.status in ("active", "committed")  # a released one's
+        r = self.transition(hold_id, "fulfil", scripted=not waits)  # record lists them too
         assert r is not None
-        if waits and h.status in ("active", "committed"):
+        if waits:
             self.refused(r, "promise_not_received")
         elif h.status == "committed":
             assert r.status_code == 200, r.text

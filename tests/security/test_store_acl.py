@@ -1,25 +1,32 @@
 """The service runs as the least-privilege ACL user of docs/store-acl.conf: every operation
-works (the server's ACL LOG records no denied command), and what the service never needs
-(FLUSHALL, KEYS, CONFIG, ad-hoc EVAL, keys outside `os:*`, ...) is refused."""
+works (the server's ACL LOG records no denied command) — holds, both importers, webhook
+subscriptions and deliveries — and what the service never needs (FLUSHALL, KEYS, CONFIG,
+EVAL/EVALSHA, SCRIPT LOAD, keys outside `os:*`, ...) is refused."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 from redis import Redis as SyncRedis
 from redis.exceptions import NoPermissionError
 
 from app.api.main import create_app
+from app.cli import main
 from app.domain.clock import ManualClock
 from app.store.scripts import lua_dir
 from tests.api.helpers import skus_in_distinct_partitions
 from tests.conftest import make_settings, seed
 from tests.security.servers import ConfiguredServer
+from tests.webhooks.conftest import FAST as WEBHOOKS
+from tests.webhooks.receivers import Receiver, serve
 
 ACL_FILE = Path(__file__).resolve().parents[2] / "docs" / "store-acl.conf"
 ADMIN_PASSWORD = "admin-pw"
@@ -66,12 +73,15 @@ def admin_conn(acl_server: ConfiguredServer) -> Iterator[SyncRedis]:
     conn.close()
 
 
+def service_url(acl_server: ConfiguredServer) -> str:
+    return f"redis://omnistock:{SERVICE_PASSWORD}@127.0.0.1:{acl_server.port}/0"
+
+
 @pytest.fixture
 async def service(
     acl_server: ConfiguredServer, admin_conn: SyncRedis, clock: ManualClock
 ) -> AsyncIterator[FastAPI]:
-    url = f"redis://omnistock:{SERVICE_PASSWORD}@127.0.0.1:{acl_server.port}/0"
-    app = create_app(make_settings(url), clock)
+    app = create_app(make_settings(service_url(acl_server), **WEBHOOKS), clock)
     async with app.router.lifespan_context(app):
         yield app
 
@@ -155,6 +165,10 @@ async def test_every_operation_of_the_service_works_as_the_acl_user(
         ("CONFIG", "SET", "appendonly", "no"),
         ("DEBUG", "SLEEP", "0"),
         ("EVAL", "return 1", "0"),
+        ("EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"),
+        ("SCRIPT", "LOAD", "return 1"),
+        ("SCRIPT", "EXISTS", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"),
+        ("FUNCTION", "DELETE", "os_x"),
         ("SCRIPT", "FLUSH"),
         ("SCRIPT", "KILL"),
         ("FUNCTION", "FLUSH"),
@@ -195,3 +209,59 @@ def test_every_command_the_lua_scripts_call_is_allowed() -> None:
         }
     assert called, "no script commands found"
     assert called <= allowed_commands(), called - allowed_commands()
+
+
+async def test_imports_and_webhooks_work_as_the_acl_user_without_evalsha(
+    service: FastAPI, acl_server: ConfiguredServer, admin_conn: SyncRedis, tmp_path: Path
+) -> None:
+    """`omnistock import` (stock and supply) and the webhooks call their scripts as functions:
+    the line allows no EVALSHA or SCRIPT LOAD, and the server records no denied command, also
+    after the functions were flushed (each loads its library again)."""
+    assert not {"evalsha", "script|load", "script", "eval"} & allowed_commands()
+    url = service_url(acl_server)
+    transport = httpx.ASGITransport(app=service)
+    async with httpx.AsyncClient(transport=transport, base_url="http://omnistock") as c:
+        await seed(c)
+        async with serve(Receiver()) as receiver:
+            hook = {"url": receiver.url, "event_types": ["stock.*"]}
+            created = await c.post("/v1/webhooks", json=hook)
+            assert created.status_code == 201, created.text
+            sub = created.json()
+            for round_ in range(2):
+                admin_conn.function_flush()
+                stock = tmp_path / f"stock-{round_}.csv"
+                stock.write_text(f"sku,location,on_hand\nACL-{round_},dc,{5 + round_}\n")
+                argv = ["--redis-url", url, "--no-checkpoint", "--quiet"]
+                assert await asyncio.to_thread(main, ["import", str(stock), *argv]) == 0
+                admin_conn.function_flush()
+                eta = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+                row: dict[str, object] = {
+                    "sku": f"ACL-{round_}",
+                    "location": "dc",
+                    "supply_id": "po-1",
+                }
+                row |= {"type": "purchase_order", "quantity": 4, "eta": eta}
+                supply = tmp_path / f"supply-{round_}.ndjson"
+                supply.write_bytes(orjson.dumps(row) + b"\n")
+                supply_argv = ["import", str(supply), "--supply", *argv]
+                assert await asyncio.to_thread(main, supply_argv) == 0
+                admin_conn.function_flush()  # the deliverer's scripts too
+                for _ in range(500):
+                    if f"ACL-{round_}" in {r.doc.get("sku") for r in receiver.acked}:
+                        break
+                    await asyncio.sleep(0.02)
+                read = await c.get(f"/v1/availability/ACL-{round_}")
+                assert read.json()["available"] == 5 + round_, read.text
+                assert read.json()["incoming"] == 4, read.text
+            assert {"ACL-0", "ACL-1"} <= {r.doc.get("sku") for r in receiver.acked}
+            assert receiver.all_signed(sub["secret"])
+            path = f"/v1/webhooks/{sub['id']}"
+            for method, url_, body in (
+                ("GET", "/v1/webhooks", None),
+                ("PATCH", path, {"skus": ["ACL-0"]}),
+                ("GET", f"{path}/attempts", None),
+                ("DELETE", path, None),
+            ):
+                r = await c.request(method, url_, json=body)
+                assert r.status_code in (200, 204), (method, url_, r.text)
+    assert admin_conn.acl_log() == []

@@ -176,6 +176,23 @@ async def test_fulfilling_a_hold_before_its_supply_arrived_is_409(
     assert (await client.get(f"/v1/holds/{hold['id']}")).json()["status"] == "committed"
 
 
+@pytest.mark.parametrize("committed", [False, True], ids=["active", "committed"])
+async def test_fulfilling_a_released_hold_that_had_promises_is_409_invalid_transition(
+    client: httpx.AsyncClient, committed: bool
+) -> None:
+    """Released is final (the contract: only active|committed -> released, committed ->
+    fulfilled): its record still lists the promises it had, which does not make its fulfil
+    a promise_not_received."""
+    await ok_supply(client, "sku-1", "dc", "po", 10, days(2))
+    hold = (await backorder(client, [{"sku": "sku-1", "quantity": 8}])).json()
+    if committed:
+        assert (await client.post(f"/v1/holds/{hold['id']}/commit")).status_code == 200
+    assert (await client.post(f"/v1/holds/{hold['id']}/release")).status_code == 200
+    r = await client.post(f"/v1/holds/{hold['id']}/fulfil")
+    assert_problem(r, 409, "invalid_transition")
+    assert (await client.get(f"/v1/holds/{hold['id']}")).json()["status"] == "released"
+
+
 async def test_a_keyed_backorder_create_replays_the_same_hold(client: httpx.AsyncClient) -> None:
     await ok_supply(client, "sku-1", "dc", "po", 10, days(2))
     headers = {"Idempotency-Key": "bo-1"}

@@ -11,9 +11,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from app.domain import holds as holds_module
 from app.store.mux import Multiplexer
-from tests.api.helpers import position
+from tests.api.helpers import position, replay_after_dying
 from tests.conftest import script_calls, seed
 from tests.supply.helpers import days, ok_supply, supply_lines
 
@@ -50,17 +49,7 @@ async def test_a_created_backorder_hold_is_replayed_byte_for_byte(
 async def test_a_backorder_create_whose_service_died_before_answering_is_replayed(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the response is stored by the hold's own script, not by a call after it
-    def dies(*args: Any) -> None:
-        raise RuntimeError("the worker dies before it answers")
-
-    monkeypatch.setattr(holds_module, "render", dies)
-    with pytest.raises(RuntimeError):
-        await client.post("/v1/holds", json=BODY, headers=key("bo-dies"))
-    monkeypatch.undo()
-    retry = await client.post("/v1/holds", json=BODY, headers=key("bo-dies"))
-    assert retry.status_code == 201, retry.text
-    assert retry.headers["idempotent-replayed"] == "true"
+    await replay_after_dying(client, monkeypatch, BODY, "bo-dies")
     assert (await supply_lines(client, "sku-1"))[0]["promised"] == 3
     assert (await position(client, "sku-1", "dc"))["held"] == 2
 

@@ -83,15 +83,35 @@ async def keyed(client: httpx.AsyncClient, key: str | None) -> httpx.Response:
     return await client.post("/v1/holds", json=body, headers=headers)
 
 
+def every_part(p: int) -> bool:
+    return True
+
+
+def after_home(p: int) -> bool:
+    """Every part but the home part's: the coordinator dies after the home part confirmed."""
+    return p != PA
+
+
 async def create_dies(
-    client: httpx.AsyncClient, redis: Redis, crash: Callable[..., None], key: str | None = None
+    client: httpx.AsyncClient,
+    redis: Redis,
+    crash: Callable[..., None],
+    when: Callable[[int], bool] = every_part,
+    key: str | None = None,
 ) -> str:
-    """A create whose coordinator dies at the confirms `crash` was armed for: its hold id."""
+    """A create whose coordinator dies at the confirm of each part `when` names: its hold id."""
+    crash(when)
     r = await keyed(client, key)
     crash(None)
     assert r.status_code == 503, r.text
     (hold_id,) = await hold_ids(redis)
     return hold_id
+
+
+async def reaper_settles(app: FastAPI, clock: ManualClock) -> None:
+    """The pending parts' deadline passes and the reaper runs: it settles them."""
+    clock.advance(PENDING + 1)
+    await app.state.services.reaper.run_once()
 
 
 async def promised(client: httpx.AsyncClient) -> dict[str, int]:
@@ -177,12 +197,10 @@ async def test_a_needed_by_the_store_finds_past_is_422_and_nothing_is_reserved(
 async def test_parts_pending_past_the_deadline_are_rolled_back_and_promisable_again(
     client: httpx.AsyncClient, app: FastAPI, clock: ManualClock, redis: Redis, crash: Any
 ) -> None:
-    crash(lambda p: True)
     hold_id = await create_dies(client, redis, crash)
     assert await statuses(redis, hold_id) == ["pending", "pending"]
     assert await promised(client) == {A: 2, B: 2}  # pending: counting until settled
-    clock.advance(PENDING + 1)
-    await app.state.services.reaper.run_once()
+    await reaper_settles(app, clock)
     assert await statuses(redis, hold_id) == ["expired", "expired"]
     assert await px_entries(redis) == 0
     assert await promised(client) == {A: 0, B: 0}
@@ -194,7 +212,6 @@ async def test_parts_pending_past_the_deadline_are_rolled_back_and_promisable_ag
 async def test_pending_parts_promises_stop_counting_with_their_lines_at_deadline_plus_grace(
     client: httpx.AsyncClient, clock: ManualClock, redis: Redis, crash: Any
 ) -> None:
-    crash(lambda p: True)
     await create_dies(client, redis, crash)
     clock.advance(PENDING + GRACE - 1)  # no reaper ran: still counting, as its lines
     assert await promised(client) == {A: 2, B: 2}
@@ -207,11 +224,9 @@ async def test_pending_parts_promises_stop_counting_with_their_lines_at_deadline
 async def test_a_part_left_pending_after_the_home_confirm_is_confirmed_with_its_promises(
     client: httpx.AsyncClient, app: FastAPI, clock: ManualClock, redis: Redis, crash: Any
 ) -> None:
-    crash(lambda p: p != PA)
-    hold_id = await create_dies(client, redis, crash)
+    hold_id = await create_dies(client, redis, crash, after_home)
     assert await statuses(redis, hold_id) == ["active", "pending"]
-    clock.advance(PENDING + 1)
-    await app.state.services.reaper.run_once()
+    await reaper_settles(app, clock)
     assert await statuses(redis, hold_id) == ["active", "active"]
     clock.advance(GRACE)  # past the pending part's count_until: its promise counts on
     assert await promised(client) == {A: 2, B: 2}
@@ -300,13 +315,11 @@ async def test_a_receipt_into_a_multi_partition_hold_becomes_held_units_of_its_p
 async def test_a_receipt_into_a_pending_part_is_held_and_returned_when_it_is_rolled_back(
     client: httpx.AsyncClient, app: FastAPI, clock: ManualClock, redis: Redis, crash: Any
 ) -> None:
-    crash(lambda p: True)
     hold_id = await create_dies(client, redis, crash)
     await receive(client, B, "po-b", 2)
     pos = await position(client, B, "dc")
     assert (pos["held"], pos["committed"], pos["available"]) == (2, 0, 0)
-    clock.advance(PENDING + 1)
-    await app.state.services.reaper.run_once()
+    await reaper_settles(app, clock)
     assert await statuses(redis, hold_id) == ["expired", "expired"]
     pos = await position(client, B, "dc")
     assert (pos["on_hand"], pos["held"], pos["available"]) == (2, 0, 2)
@@ -315,11 +328,9 @@ async def test_a_receipt_into_a_pending_part_is_held_and_returned_when_it_is_rol
 async def test_a_receipt_into_a_pending_part_counts_until_the_hold_expires_once_confirmed(
     client: httpx.AsyncClient, app: FastAPI, clock: ManualClock, redis: Redis, crash: Any
 ) -> None:
-    crash(lambda p: p != PA)
-    hold_id = await create_dies(client, redis, crash)
+    hold_id = await create_dies(client, redis, crash, after_home)
     await receive(client, B, "po-b", 2)
-    clock.advance(PENDING + 1)
-    await app.state.services.reaper.run_once()
+    await reaper_settles(app, clock)
     clock.advance(GRACE)  # past the pending part's count_until
     pos = await position(client, B, "dc")
     assert (pos["held"], pos["available"]) == (2, 0)
@@ -339,7 +350,6 @@ async def test_a_keyed_create_is_replayed_as_the_same_hold(client: httpx.AsyncCl
 async def test_a_keyed_retry_resumes_the_create_its_first_attempt_left_pending(
     client: httpx.AsyncClient, redis: Redis, crash: Any
 ) -> None:
-    crash(lambda p: True)
     hold_id = await create_dies(client, redis, crash, key="bomp-2")
     r = await keyed(client, "bomp-2")
     assert r.status_code == 201, r.text
@@ -351,7 +361,6 @@ async def test_the_audit_is_clean_with_parts_pending_and_once_confirmed(
     client: httpx.AsyncClient, redis: Redis, clock: ManualClock, crash: Any
 ) -> None:
     auditor = Auditor(redis, Scripts.register(redis), clock, parts_grace=0.2)
-    crash(lambda p: True)
     await create_dies(client, redis, crash)
     report = await auditor.audit([PA, PB])
     assert report.clean, report.as_dict()

@@ -21,7 +21,7 @@ from app.domain.checkpoint import Checkpoint, fingerprint
 from app.domain.importer import ImportRun
 from app.domain.supply_import import SupplyImporter, SupplyReader
 from tests.conftest import seed, service_env
-from tests.importer.helpers import committed_lines
+from tests.importer.helpers import committed_batches, failed_fcalls
 from tests.supply.helpers import backorder, days, ok_supply, supply_lines
 
 
@@ -32,6 +32,16 @@ def use_store(monkeypatch: pytest.MonkeyPatch, store_url: str) -> None:
 
 def run(*argv: str) -> int:
     return main(["import", "--supply", *argv, "--quiet"])
+
+
+CSV_HEADER = "sku,location,supply_id,type,quantity,eta"
+
+
+def supply_csv(tmp_path: Path, *rows: str, header: str = CSV_HEADER) -> Path:
+    """tmp_path/supply.csv: the header, then the rows, a line each."""
+    path = tmp_path / "supply.csv"
+    path.write_text("".join(f"{line}\n" for line in (header, *rows)))
+    return path
 
 
 async def test_an_ndjson_supply_snapshot_creates_every_line_and_names_bad_lines(
@@ -93,11 +103,10 @@ async def test_a_csv_supply_snapshot_run_twice_changes_nothing_the_second_time(
     client: httpx.AsyncClient, use_store: None, tmp_path: Path
 ) -> None:
     await seed(client)
-    path = tmp_path / "supply.csv"
-    path.write_text(
-        "sku,location,supply_id,type,quantity,eta\n"
-        f"S-1,dc,po-1,purchase_order,10,{days(5)}\n"
-        f"S-1,store-a,po-2,in_transit,3,{days(9)}\n"
+    path = supply_csv(
+        tmp_path,
+        f"S-1,dc,po-1,purchase_order,10,{days(5)}",
+        f"S-1,store-a,po-2,in_transit,3,{days(9)}",
     )
     assert run(str(path), "--json") == 0
     assert main(["import", "--supply", str(path), "--quiet", "--json"]) == 0
@@ -167,17 +176,15 @@ async def test_an_interrupted_supply_import_resumes_after_its_checkpoint(
     client: httpx.AsyncClient, use_store: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     await seed(client)
-    path = tmp_path / "supply.csv"
-    header = "sku,location,supply_id,type,quantity,eta\n"
-    first = f"S-1,dc,po-1,purchase_order,10,{days(5)}\n"
-    path.write_text(header + first + f"S-1,dc,po-2,in_transit,3,{days(9)}\n")
+    first = f"S-1,dc,po-1,purchase_order,10,{days(5)}"
+    path = supply_csv(tmp_path, first, f"S-1,dc,po-2,in_transit,3,{days(9)}")
     # A run that died after the store acknowledged lines 1-2 (the header and po-1).
     Checkpoint(
         tmp_path / "supply.csv.checkpoint",
         fingerprint(path),
         "csv",
         line=2,
-        offset=len(header + first),
+        offset=len(f"{CSV_HEADER}\n{first}\n"),
     ).save()
     assert run(str(path), "--json") == 0
     assert "resuming after line 2" in capsys.readouterr().err
@@ -250,29 +257,25 @@ def test_the_supply_checkpoint_follows_each_acknowledged_batch(
 ) -> None:
     path = tmp_path / "supply.ndjson"
     path.write_text("".join(supply_row(f"S-{i}", "dc", "po", 1, 3) for i in range(10)))
-    sync = SyncRedis.from_url(store_url)
-    sync.hset(keys.LOCATIONS, "dc", orjson.dumps({"priority": 1}))
-    importer = SupplyImporter(sync, event_retention_seconds=60, batch_rows=3)
-    with open(path, "rb") as fh:
-        reader = SupplyReader(fh, "ndjson", {"dc"})
-        assert committed_lines(path, lambda job: importer.run(reader, job)) == [3, 6, 9, 10]
-    sync.close()
+    committed = committed_batches(store_url, path, SupplyImporter, SupplyReader, "ndjson")
+    assert committed == [3, 6, 9, 10]
 
 
-def test_a_store_that_loses_the_script_mid_supply_import_gets_every_row_once_in_order(
+def test_a_store_that_loses_the_library_mid_supply_import_gets_every_row_once_in_order(
     store_url: str, tmp_path: Path
 ) -> None:
-    """SCRIPT FLUSH between batches: the calls answered NOSCRIPT are sent again after the
-    script is loaded, so the run goes on and each line ends with its last row."""
+    """FUNCTION FLUSH between batches: the calls answered "Function not found" are sent again
+    after the library is loaded, so the run goes on and each line ends with its last row."""
     rows = [supply_row(f"S-{i % 4}", "dc", "po", i + 1, 3) for i in range(20)]  # 5 rows a line
     path = tmp_path / "supply.ndjson"
     path.write_text("".join(rows))
     sync = SyncRedis.from_url(store_url)
     sync.hset(keys.LOCATIONS, "dc", orjson.dumps({"priority": 1}))
+    failed_before = failed_fcalls(sync)
 
     def flush(offset: int, rows: int) -> None:
         if rows in (3, 12):
-            sync.script_flush()
+            sync.function_flush()
 
     committed: list[int] = []
     with open(path, "rb") as fh:
@@ -284,7 +287,7 @@ def test_a_store_that_loses_the_script_mid_supply_import_gets_every_row_once_in_
                 on_progress=flush,
             ),
         )
-    noscript = sync.info("errorstats").get("errorstat_NOSCRIPT", {}).get("count", 0)
+    not_run = failed_fcalls(sync) - failed_before
     final = {
         f"S-{s}": orjson.loads(
             sync.hget(keys.supply(keys.partition_of(f"S-{s}"), f"S-{s}"), "dc|po") or b"{}"
@@ -292,7 +295,7 @@ def test_a_store_that_loses_the_script_mid_supply_import_gets_every_row_once_in_
         for s in range(4)
     }
     sync.close()
-    assert noscript >= 2
+    assert not_run >= 2
     assert committed == [3, 6, 9, 12, 15, 18, 20]
     assert (stats.rows, stats.changed, stats.unchanged) == (20, 20, 0)
     assert final == {"S-0": 17, "S-1": 18, "S-2": 19, "S-3": 20}
@@ -302,11 +305,8 @@ async def test_a_csv_reference_may_be_quoted_with_commas_and_quotes(
     client: httpx.AsyncClient, use_store: None, tmp_path: Path
 ) -> None:
     await seed(client)
-    path = tmp_path / "supply.csv"
-    path.write_text(
-        "sku,location,supply_id,type,quantity,eta,reference\n"
-        f'S-1,dc,po-1,purchase_order,10,{days(5)},"PO 7, dock ""B"""\n'
-    )
+    row = f'S-1,dc,po-1,purchase_order,10,{days(5)},"PO 7, dock ""B"""'
+    path = supply_csv(tmp_path, row, header=f"{CSV_HEADER},reference")
     assert run(str(path)) == 0
     (line,) = await supply_lines(client, "S-1")
     assert line["reference"] == 'PO 7, dock "B"'
