@@ -39,10 +39,12 @@ from fastapi import FastAPI, Request, params
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_typed_return_annotation
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, request_response
 from pydantic import BaseModel
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
-from starlette.types import Message, Receive
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import auth, deps
 
@@ -244,15 +246,49 @@ def _validated(param: _Param, value: Any, arguments: dict[str, Any]) -> bool:
     return True
 
 
+def _parsed_as_json(plan: Plan, headers: Headers) -> bool:
+    """FastAPI parses the body as JSON for certain (else its path decides)."""
+    content_type = headers.get("content-type")
+    if content_type is None:
+        return plan.json_without_content_type
+    return content_type.lower() in _JSON_TYPES
+
+
 async def _json_body(plan: Plan, request: Request) -> bytes | None:
     """The body when FastAPI would parse it as JSON; None to leave the request to FastAPI."""
-    content_type = request.headers.get("content-type")
-    if content_type is None:
-        if not plan.json_without_content_type:
-            return None
-    elif content_type.lower() not in _JSON_TYPES:
+    if not _parsed_as_json(plan, request.headers):
         return None
     return await request.body() or None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """The whole body, read as Starlette's `Request.stream` reads it (ClientDisconnect when
+    the client leaves first), without its async generator and closing context."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """`receive` with `body` (already read) given first, as one message."""
+    given = False
+
+    async def replay() -> Message:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 def _failing(exc: Exception) -> Receive:
@@ -262,16 +298,19 @@ def _failing(exc: Exception) -> Receive:
     return receive
 
 
-async def arguments(plan: Plan, request: Request) -> dict[str, Any] | Request:
+async def arguments(
+    plan: Plan, request: Request, read: bytes | None = None
+) -> dict[str, Any] | Request:
     """The endpoint's arguments when every check passes; else the request for FastAPI's path,
-    which answers it as it always has.
+    which answers it as it always has. `read`: the body, when the caller has read it already
+    (a JSON body: `fast_app`).
 
     In solve_dependencies' order: the body is read first, then the dependencies run (auth), then
     path, query and body are validated."""
     body: Any = None
     if plan.body is not None:
         try:
-            raw = await _json_body(plan, request)
+            raw = await _json_body(plan, request) if read is None else (read or None)
         except Exception as exc:
             # Too large, or the client went away mid-body: a read that cannot be replayed.
             # FastAPI's path reads again and meets the same error, and answers it (413, or
@@ -334,6 +373,59 @@ class FastPathRoute(APIRoute):
             return response
 
         return handler
+
+    def asgi_app(self) -> ASGIApp:
+        """The route's ASGI app, as `request_response(self.get_route_handler())` (what FastAPI
+        builds); for a fast-path route with a JSON body (POST /v1/holds) with less around
+        the endpoint (`fast_app`). Used for the app's own routes (app/api/main.py `_include`).
+
+        A fast-path GET keeps FastAPI's `request_response`: the availability target compares
+        GET /v1/availability with /healthz of the same server, which crosses it too."""
+        if not getattr(self.endpoint, "fast_path", False):
+            return request_response(self.get_route_handler())
+        plan = plan_route(self)
+        if plan.body is None:
+            return request_response(self.get_route_handler())
+        slow = request_response(super().get_route_handler())
+        return fast_app(plan, self.endpoint, self.dependency_overrides_provider, slow)
+
+
+def fast_app(plan: Plan, endpoint: Callable[..., Any], overrides: Any, slow: ASGIApp) -> ASGIApp:
+    """The fast path as the route's ASGI app: the body read straight from `receive`, the
+    arguments checked (`arguments`), the endpoint called and its response sent. Anything else
+    goes to `slow`, FastAPI's own app of the route (the body, when read, given to it again).
+
+    What FastAPI's `request_response` adds around a route's handler is left out here, since
+    on this path it does nothing: its two exit stacks are for dependencies with `yield` (the
+    fast path has none: `plan_route`), and its exception wrapper looks up the same handlers
+    (the app's, from the scope) as the ExceptionMiddleware the exception reaches instead."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if not scope["app"].state.fast_path or (
+            overrides is not None and overrides.dependency_overrides
+        ):
+            await slow(scope, receive, send)
+            return
+        read = None
+        if plan.body is not None:
+            if not _parsed_as_json(plan, Headers(scope=scope)):
+                await slow(scope, receive, send)
+                return
+            try:
+                read = await _read_body(receive)
+            except Exception as exc:  # as in `arguments`: FastAPI's path meets it again
+                await slow(scope, _failing(exc), send)
+                return
+            receive = _replaying(read, receive)
+        request = Request(scope, receive, send)
+        values = await arguments(plan, request, read)
+        if isinstance(values, Request):
+            await slow(scope, receive, send)
+            return
+        response: Response = await endpoint(**values)
+        await response(scope, receive, send)
+
+    return app
 
 
 def install(app: FastAPI, enabled: bool) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -52,6 +53,12 @@ _CHANGE: dict[str, Any] = {
 Change = Callable[[Claim | None], Awaitable[object]]
 
 
+@cache
+def _outcome(label: str) -> Any:
+    """The counter of one outcome (prometheus_client's `labels` look-up, once per label)."""
+    return HOLD_OUTCOMES.labels(label)
+
+
 def _counted(
     change: Change, outcome: str, refusal: type[DomainError], status: int = 200
 ) -> Operation:
@@ -62,9 +69,9 @@ def _counted(
         try:
             hold = await change(claim)
         except refusal:
-            HOLD_OUTCOMES.labels(refusal.code).inc()
+            _outcome(refusal.code).inc()
             raise
-        HOLD_OUTCOMES.labels(outcome).inc()
+        _outcome(outcome).inc()
         return status, hold
 
     return op

@@ -213,7 +213,11 @@ def _include(app: FastAPI, router: APIRouter) -> None:
             raise TypeError(f"{route!r}: only API routes without a body limit of their own")
         own = copy.copy(route)
         own.dependency_overrides_provider = app
-        own.app = request_response(own.get_route_handler())
+        own.app = (
+            own.asgi_app()
+            if isinstance(own, fast_paths.FastPathRoute)
+            else request_response(own.get_route_handler())
+        )
         app.router.routes.append(own)
 
 
