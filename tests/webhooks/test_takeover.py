@@ -29,6 +29,10 @@ def second_worker(app: FastAPI, store_url: str) -> tuple[WebhookDeliverer, Redis
     return deliverer, redis
 
 
+# Leases and delivery timing: run alone (`make test`), not beside other suites' CPU.
+pytestmark = pytest.mark.alone
+
+
 @pytest.mark.slow
 @pytest.mark.fault
 async def test_a_worker_killed_mid_delivery_is_taken_over_without_loss_or_reordering(
