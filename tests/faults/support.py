@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import httpx
@@ -41,9 +44,20 @@ def seed_sync(base_url: str, skus: list[str], on_hand: int = 1_000_000) -> None:
                 assert r.status_code == 200, r.text
 
 
+@cache
+def tls_context() -> ssl.SSLContext:
+    """One TLS context for every client of the process. Each httpx client otherwise builds its
+    own from the CA bundle (~30 ms of CPU, 140 ms on a contended machine) although the service
+    is plain http: 12 of them delayed the first hold of the traffic by 2.7 s, past the store
+    kill it was meant to meet (tests/faults/test_store_kill.py)."""
+    return httpx.create_ssl_context()
+
+
 @dataclass
 class Traffic:
-    """Concurrent hold creation; every answer is recorded by outcome."""
+    """Concurrent hold creation; every answer is recorded by outcome. A fault test injects its
+    fault once `flowing` says the traffic is live, not after a fixed sleep: on a contended
+    machine the clients' first answers may take seconds."""
 
     base_url: str
     skus: list[str]
@@ -66,9 +80,32 @@ class Traffic:
         self._stop.set()
         await asyncio.gather(*self._tasks)
 
+    async def flowing(self, acknowledged: int = 50, within: float = 60) -> None:
+        """Wait until `acknowledged` holds have been acknowledged (the traffic is live)."""
+        await self._until(lambda: len(self.acknowledged) >= acknowledged, within, "acknowledged")
+
+    async def failing(self, more: int | None = None, within: float = 60) -> None:
+        """Wait until `more` further requests (default: one per client) go unanswered or
+        answer 5xx: the fault just injected has met live requests."""
+        count = len(self.unacknowledged) + (self.clients if more is None else more)
+        await self._until(lambda: len(self.unacknowledged) >= count, within, "unacknowledged")
+
+    async def _until(self, done: Callable[[], bool], within: float, what: str) -> None:
+        deadline = time.monotonic() + within
+        while not done():
+            if time.monotonic() > deadline or all(t.done() for t in self._tasks):
+                for task in self._tasks:
+                    if task.done() and (error := task.exception()) is not None:
+                        raise error  # a client crashed: its error, not a timeout
+                raise AssertionError(
+                    f"traffic: not enough {what} within {within} s (statuses {self.statuses}, "
+                    f"no answer {self.errors})"
+                )
+            await asyncio.sleep(0.01)
+
     async def _client(self, n: int) -> None:
         rng = random.Random(n)
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=10) as c:
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=10, verify=tls_context()) as c:
             i = 0
             while not self._stop.is_set():
                 i += 1
@@ -108,7 +145,7 @@ async def retry_unacknowledged(traffic: Traffic, give_up_after: float = 20) -> d
     acknowledged now join `retried`."""
     outcomes: dict[str, int] = {}
     gate = asyncio.Semaphore(traffic.clients)
-    async with httpx.AsyncClient(base_url=traffic.base_url, timeout=10) as c:
+    async with httpx.AsyncClient(base_url=traffic.base_url, timeout=10, verify=tls_context()) as c:
 
         async def one(key: str) -> None:
             deadline = time.monotonic() + give_up_after
@@ -144,7 +181,7 @@ def restart_store(old: EmbeddedStore) -> EmbeddedStore:
 async def wait_ready(base_url: str, within: float = 20) -> float:
     """Seconds until /readyz answers 200."""
     started = time.monotonic()
-    async with httpx.AsyncClient(base_url=base_url, timeout=2) as c:
+    async with httpx.AsyncClient(base_url=base_url, timeout=2, verify=tls_context()) as c:
         while time.monotonic() - started < within:
             try:
                 if (await c.get("/readyz")).status_code == 200:

@@ -53,7 +53,7 @@ async def test_a_failover_to_a_lagging_replica_loses_no_acknowledged_hold_with_w
         seed_sync(service.base_url, skus)
         traffic = Traffic(service.base_url, skus, clients=12)
         traffic.start()
-        await asyncio.sleep(1.0)
+        await traffic.flowing()  # live traffic, however slow the machine
         pair.stop_replica()
         # A stopped replica still receives into its socket buffer and applies that on resume:
         # 32 MB of replication stream first makes sure the changes acknowledged from here on

@@ -61,7 +61,7 @@ async def test_killing_one_worker_leaves_no_partial_hold_and_the_other_serves_on
 
     traffic = Traffic(service.base_url, skus, clients=12)
     traffic.start()
-    await asyncio.sleep(1.0)
+    await traffic.flowing()  # live traffic, however slow the machine
     victim = min(workers)
     os.kill(victim, signal.SIGKILL)
     killed_at = time.monotonic()
