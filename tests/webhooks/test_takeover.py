@@ -10,10 +10,12 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from app.settings import Settings
 from app.webhooks.deliverer import WebhookDeliverer
 from app.webhooks.registry import WebhookRegistry
-from tests.conftest import direct_client, seed
+from tests.conftest import direct_client, make_settings, seed
 from tests.events.helpers import stream_ids
+from tests.webhooks.conftest import FAST
 from tests.webhooks.receivers import Receiver, fails_half, serve
 from tests.webhooks.test_delivery import changes, fresh_sku, subscribe, until
 
@@ -31,6 +33,21 @@ def second_worker(app: FastAPI, store_url: str) -> tuple[WebhookDeliverer, Redis
 
 # Leases and delivery timing: run alone (`make test`), not beside other suites' CPU.
 pytestmark = pytest.mark.alone
+
+# What these tests check is the hand-over (one deliverer at a time, nothing lost or
+# reordered), not its speed: a lease and a delivery timeout that a contended machine's
+# stalls (a process without CPU for a second or more) do not outlast. With the suite's 0.6 s
+# lease such a stall can let a second worker take the lease before the first saw it lapse
+# (two `leading` at once), and a 0.3 s timeout can re-send a delivery the receiver took.
+LEASE_SECONDS = 3.0
+
+
+@pytest.fixture
+def settings(store_url: str) -> Settings:
+    return make_settings(
+        store_url,
+        **{**FAST, "webhook_lease_seconds": LEASE_SECONDS, "webhook_timeout_seconds": 2.0},
+    )
 
 
 @pytest.mark.slow
@@ -53,7 +70,7 @@ async def test_a_worker_killed_mid_delivery_is_taken_over_without_loss_or_reorde
             await until(lambda: len(receiver.acked) >= 10)
             killed_at = time.monotonic()
             await leader.stop(release=False)  # as a crashed worker: the lease lapses
-            await until(lambda: survivor.leading, seconds=5)
+            await until(lambda: survivor.leading, seconds=3 * LEASE_SECONDS)
             takeover = time.monotonic() - killed_at
             expected = await stream_ids(redis, [sku])
             await until(lambda: len(receiver.ids()) >= len(expected))
