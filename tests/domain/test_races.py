@@ -64,7 +64,15 @@ async def test_300_concurrent_single_unit_holds_on_50_units_grant_exactly_50(
 async def test_300_concurrent_holds_against_two_worker_processes_grant_exactly_50(
     store_url: str, start_service: Any
 ) -> None:
-    service = start_service(OMNISTOCK_REDIS_URL=store_url, OMNISTOCK_WORKERS="2")
+    # The race, not the machine: 300 requests at once on a contended machine can outlast the
+    # production 1.25 s request deadline and answer 503 (tests/faults checks the deadlines);
+    # the in-process tests' bounds (make_settings).
+    service = start_service(
+        OMNISTOCK_REDIS_URL=store_url,
+        OMNISTOCK_WORKERS="2",
+        OMNISTOCK_REDIS_TIMEOUT_SECONDS="5",
+        OMNISTOCK_REQUEST_DEADLINE_SECONDS="10",
+    )
     # No keep-alive: a loaded run once lost one POST to httpx.ReadError, most likely a pooled
     # connection the server closed as idle just as the request went out (not verified); a
     # fresh connection per request keeps the 300-way race and drops that client-side race.
