@@ -76,6 +76,9 @@ class WebhookDeliverer:
         self.token = secrets.token_hex(16)
         self._lease_ms = int(settings.webhook_lease_seconds * 1000)
         self._task: asyncio.Task[None] | None = None
+        # The leader's delivery tasks (and its watcher), also known here so that `stop` can
+        # wait for them (see `stop`).
+        self._children: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None
         self.leading = False
         self._unlogged: dict[str, list[dict[str, Any]]] = {}  # acknowledged attempts by sub
@@ -90,6 +93,12 @@ class WebhookDeliverer:
     async def stop(self, release: bool = True) -> None:
         """Stop; `release=False` leaves the lease to lapse, as a crashed worker would."""
         await cancel_and_wait(self._task)
+        # `_lead` cancels its tasks on the way out, but cancel_and_wait cancels the loop again
+        # every 0.5 s, and such a cancel can cut that clean-up short: a delivery task slow to
+        # end (a contended machine) then lived on past the closed HTTP client below, failed
+        # every attempt and disabled its subscription with a write the lease still allowed.
+        for task in list(self._children):
+            await cancel_and_wait(task)
         if release:
             try:
                 await self._registry.release(self.token)
@@ -111,11 +120,17 @@ class WebhookDeliverer:
                 log.warning("webhooks: deliverer pass failed: %s", exc)
             await asyncio.sleep(pause)
 
+    def _adopt(self, task: asyncio.Task[None]) -> None:
+        self._children.add(task)
+        task.add_done_callback(self._children.discard)
+
     async def _lead(self) -> None:
         log.info("webhooks: this worker delivers (lease %s)", self.token[:8])
         tasks: dict[str, tuple[str, asyncio.Task[None]]] = {}
         self.leading = True
         watcher = asyncio.create_task(self._watch(), name="webhook-watch") if self._hub else None
+        if watcher is not None:
+            self._adopt(watcher)
         try:
             while await self._registry.renew(self.token, self._lease_ms):
                 wanted = {r.sub.id: r for r in await self._registry.all() if r.sub.enabled}
@@ -127,6 +142,7 @@ class WebhookDeliverer:
                 for sub_id, record in wanted.items():
                     if sub_id not in tasks:
                         task = asyncio.create_task(self._run(record), name=f"webhook-{sub_id}")
+                        self._adopt(task)
                         tasks[sub_id] = (record.epoch, task)
                 await asyncio.sleep(min(self._lease_ms / 3000, 1.0))
         finally:
