@@ -107,7 +107,7 @@ class LocalCluster:
             self.nodes.append(node)
             self._spawn(node)
         for node in self.nodes:
-            wait_until(lambda n=node: n.call("PING") is not None, 10, f"node {node.port}")  # type: ignore[misc]
+            wait_until(lambda n=node: n.call("PING") is not None, timeout, f"node {node.port}")  # type: ignore[misc]
         share = SLOTS // self.primaries
         heads = self.nodes[: self.primaries]
         for i, node in enumerate(heads):
