@@ -60,13 +60,11 @@ COV ?= $(COV_FLOOR)
 FUZZ := tests/fuzz
 
 test: $(STAMP) browser faketime ## the whole test suite against real servers the suite starts itself
-	$(BIN)/python -m pytest $(XDIST) $(COV) --ignore=$(FUZZ) -m "not alone" $(PYTEST_ARGS)
-	$(BIN)/python -m pytest -p no:xdist --ignore=$(FUZZ) -m alone $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(COV) --ignore=$(FUZZ) $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -p no:xdist $(FUZZ) $(PYTEST_ARGS)
 
 coverage: $(STAMP) browser faketime ## the whole suite with the line-coverage floor of app/ (88 %)
-	$(BIN)/python -m pytest $(XDIST) $(COV_FLOOR) --ignore=$(FUZZ) -m "not alone" $(PYTEST_ARGS)
-	$(BIN)/python -m pytest -p no:xdist --ignore=$(FUZZ) -m alone $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(COV_FLOOR) --ignore=$(FUZZ) $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -p no:xdist $(FUZZ) $(PYTEST_ARGS)
 
 # schemathesis against /openapi.json of a real service: >= 1000 generated cases (CI runs a

@@ -141,7 +141,6 @@ async def test_a_killed_primary_answers_503_for_its_slots_and_the_others_keep_an
             killed_and_restored(cluster, victim)
 
 
-@pytest.mark.alone  # a 1 s TTL and a killed primary: timing, run alone
 async def test_the_reaper_expires_holds_on_the_healthy_nodes_while_a_primary_is_down(
     cluster: LocalCluster,
 ) -> None:

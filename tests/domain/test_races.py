@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from app import keys
 from tests.conftest import seed
 
-pytestmark = [pytest.mark.slow, pytest.mark.alone]
+pytestmark = pytest.mark.slow
 
 
 async def _hold(client: httpx.AsyncClient, sku: str, quantity: int = 1) -> httpx.Response:

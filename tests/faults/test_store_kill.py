@@ -31,7 +31,7 @@ from tests.faults.support import (
     wait_ready,
 )
 
-pytestmark = [pytest.mark.fault, pytest.mark.alone]  # a kill under live traffic: run alone
+pytestmark = pytest.mark.fault
 
 
 async def test_every_acknowledged_hold_survives_a_store_kill_and_retries_apply_exactly_once(

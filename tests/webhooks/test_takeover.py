@@ -31,9 +31,6 @@ def second_worker(app: FastAPI, store_url: str) -> tuple[WebhookDeliverer, Redis
     return deliverer, redis
 
 
-# Leases and delivery timing: run alone (`make test`), not beside other suites' CPU.
-pytestmark = pytest.mark.alone
-
 # What these tests check is the hand-over (one deliverer at a time, nothing lost or
 # reordered), not its speed: a lease and a delivery timeout that a contended machine's
 # stalls (a process without CPU for a second or more) do not outlast. With the suite's 0.6 s
