@@ -267,6 +267,11 @@ async def _exchange(conn: Any, packed: bytes, replies: int) -> list[Any]:
             except rx.ResponseError as exc:  # an error reply; the connection is in step
                 out.append(exc)
         return out
+    except RuntimeError as exc:
+        # uvloop's answer to a write on a transport the peer closed (a killed primary): a
+        # connection error like any other (503), not a 500.
+        await conn.disconnect()
+        raise rx.ConnectionError(f"the store connection is closed: {exc}") from exc
     except BaseException:
         await conn.disconnect()  # a reply left unread would answer the next user
         raise
