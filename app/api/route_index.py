@@ -104,4 +104,3 @@ def install(app: FastAPI) -> None:
     if router.middleware_stack != router.app or getattr(router, "form_limits", None):
         return
     router.middleware_stack = IndexedRouter(router, router.app)
-
