@@ -19,6 +19,13 @@ FLASH-1 on channel web), `hold1` (the same on 16 skus in turn), `availability`
 Switching instrumentation from inside the process takes a client request (callgrind.h), so a
 tiny C shim is compiled and loaded by ctypes: needs valgrind (with its headers) and a C
 compiler. Repeat runs agree within about 1 %.
+
+`--served` counts instead what a served request costs, uvicorn's share included: each tree's
+`omnistock serve` (one worker) runs under callgrind, and `callgrind_control` switches
+instrumentation on and off around `-n` requests of benchmarks/loadgen.py at 8 connections
+(scenarios `flash`, `availability`, `healthz`; `peer` adds benchmarks/counter_peer's purchase,
+served the same way). Concurrent requests share event-loop turns and store writes, so these
+vary by a few % between runs.
 """
 
 from __future__ import annotations
@@ -221,6 +228,94 @@ def _run_tree(
     return _dumps(out)
 
 
+# -- served: `omnistock serve` (or the peer) under callgrind, switched from outside -----------
+
+_PEER_ARGV = [
+    sys.executable,
+    "-m",
+    "uvicorn",
+    "benchmarks.counter_peer.app:app",
+    "--loop",
+    "uvloop",
+    "--http",
+    "httptools",
+    "--no-access-log",
+    "--log-level",
+    "warning",
+]
+
+
+def _tree_argv(tree: Path) -> list[str]:
+    code = (
+        f"import sys; sys.path.insert(0, {str(tree)!r}); import app; "
+        f"assert app.__file__.startswith({str(tree)!r}), app.__file__; "
+        "from app.cli import main; sys.exit(main())"
+    )
+    return [sys.executable, "-c", code, "serve"]
+
+
+def _control(pid: int, *args: str) -> None:
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True)
+
+
+def _served(
+    argv: list[str],
+    store_url: str,
+    scenarios: list[str],
+    args: argparse.Namespace,
+    out: Path,
+    ready: str,
+) -> dict[str, float]:
+    """{scenario: instructions a served request} of the server `argv` (a port is added)."""
+    import httpx
+
+    from app.store.embedded import free_port
+    from benchmarks import harness as h
+
+    out.mkdir(parents=True)
+    port = free_port()
+    valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+    valgrind.append(f"--callgrind-out-file={out}/callgrind.out.%p")
+    env = h.clean_env(
+        PYTHONPATH=str(ROOT),
+        PYTHONHASHSEED="0",
+        OMNISTOCK_REDIS_URL=store_url,
+        OMNISTOCK_BENCH_PEER_REDIS_URL=store_url,
+        OMNISTOCK_REAPER_ENABLED="false",
+        OMNISTOCK_WEBHOOKS_ENABLED="false",
+        OMNISTOCK_CONFIG_REFRESH_SECONDS="3600",
+        OMNISTOCK_REDIS_TIMEOUT_SECONDS="60",
+        OMNISTOCK_REQUEST_DEADLINE_SECONDS="120",
+    )
+    server = h.Server([*valgrind, *argv, "--port", str(port)], env, port, out / "server.log")
+    answered: dict[str, int] = {}
+    try:
+        server.wait_ready(ready, timeout=300)
+        if ready == "/readyz":
+            stock = {"on_hand": 10**9}
+            httpx.put(f"{server.base_url}/v1/stock/FLASH-1/dc-1", json=stock, timeout=60)
+        for scenario in scenarios:
+            h.loadgen(server.base_url, scenario, connections=8, duration=60, max_requests=args.warm)
+            _control(server.proc.pid, "--instr=on")
+            done = h.loadgen(
+                server.base_url, scenario, connections=8, duration=300, max_requests=args.n
+            )
+            _control(server.proc.pid, "--instr=off")
+            _control(server.proc.pid, f"--dump={scenario}")
+            answered[scenario] = sum(done["statuses"].values())
+    finally:
+        server.stop()
+    totals: dict[str, int] = {}
+    for dump in out.glob("callgrind.out*"):
+        text = dump.read_text(errors="replace")
+        trigger = re.search(r"^desc: Trigger: (.*)$", text, re.M)  # ends with the dump's name
+        total = re.search(r"^totals: (\d+)", text, re.M)
+        for scenario in answered:
+            if trigger and total and trigger.group(1).rstrip().endswith(scenario):
+                totals[scenario] = int(total.group(1))
+    return {sc: totals.get(sc, 0) / max(1, n) for sc, n in answered.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tree", dest="trees", action="append", type=Path)
@@ -228,9 +323,12 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=300, help="requests measured per scenario")
     parser.add_argument("--warm", type=int, default=200, help="requests before measuring")
     parser.add_argument("--keep", type=Path, help="directory to keep the dumps and logs in")
+    parser.add_argument("--served", action="store_true", help="uvicorn's share included")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # the shim's path
     args = parser.parse_args()
     args.scenarios = args.scenarios or ["flash", "availability", "healthz"]
+    if args.served and args.child is None:
+        args.scenarios = [sc for sc in args.scenarios if sc != "hold1"]
     if args.child:
         if sys.path[0] == str(Path(__file__).resolve().parent):
             sys.path.pop(0)  # run by path: its siblings are not modules of the tree
@@ -245,20 +343,31 @@ def main() -> None:
     from benchmarks import harness as h
 
     trees = [t.resolve() for t in (args.trees or [ROOT])]
-    results: dict[Path, dict[str, int]] = {}
+    results: dict[Path | str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="omnistock-app-callgrind-") as tmp_name:
         tmp = args.keep or Path(tmp_name)
         tmp.mkdir(parents=True, exist_ok=True)
-        shim = _shim(tmp)
         with h.store() as s:
             r = h.client(s)
             h.configure(r)
+            r.set("stock:FLASH-1", 10**9)  # the peer's counter
             r.close()
+            shim = None if args.served else _shim(tmp)
             for k, tree in enumerate(trees):
-                results[tree] = _run_tree(tree, s.url, shim, args, tmp / f"tree-{k}")
-    print(f"instructions a request ({args.n} measured after {args.warm} warm, one at a time)")
-    for tree, totals in results.items():
-        figures = "  ".join(f"{sc} {totals.get(sc, 0) / args.n:,.0f}" for sc in args.scenarios)
+                out = tmp / f"tree-{k}"
+                if shim is not None:
+                    totals = _run_tree(tree, s.url, shim, args, out)
+                    results[tree] = {sc: totals.get(sc, 0) / args.n for sc in args.scenarios}
+                else:
+                    own = [sc for sc in args.scenarios if sc != "peer"]
+                    results[tree] = _served(_tree_argv(tree), s.url, own, args, out, "/readyz")
+            if args.served and "peer" in args.scenarios:
+                out = tmp / "peer"
+                results["peer"] = _served(_PEER_ARGV, s.url, ["peer_flash"], args, out, "/healthz")
+    how = "served, 8 connections" if args.served else "one at a time"
+    print(f"instructions a request ({args.n} measured after {args.warm} warm, {how})")
+    for tree, per_request in results.items():
+        figures = "  ".join(f"{sc} {n:,.0f}" for sc, n in per_request.items())
         print(f"  {tree}: {figures}")
 
 
