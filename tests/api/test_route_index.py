@@ -144,9 +144,11 @@ class _Anywhere(Route):
 
 def _shadowing_app() -> FastAPI:
     """Routes that shadow one another: a parameter before a literal, one path with two
-    methods on two routes, a root parameter, a mount, a path convertor, an unknown kind."""
+    methods on two routes, a root parameter, a mount, a path converter, an unknown kind."""
 
     async def endpoint() -> None: ...
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None: ...
 
     app = FastAPI()
     app.router.routes.extend(
@@ -159,7 +161,7 @@ def _shadowing_app() -> FastAPI:
             Route("/a/b/c", endpoint, methods=["DELETE"]),
             Route("/{x}/c", endpoint, methods=["PUT"]),
             Route("/files/{rest:path}", endpoint, methods=["GET"]),
-            Mount("/m", app=endpoint),
+            Mount("/m", app=asgi),
             Route("/ab", endpoint, methods=["GET"]),
         ]
     )
