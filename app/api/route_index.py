@@ -2,7 +2,7 @@
 
 FastAPI's router tries its routes in order until one matches in full: `POST /v1/holds` is
 matched after ten others, each a regular expression, a dict of path parameters and FastAPI's
-effective-route look-up (about 6 % of an in-process flash hold; docs/benchmarks.md,
+effective-route look-up (12 % of an in-process flash hold; docs/benchmarks.md,
 "Session 7, the hold's Python"). A route's pattern starts with its literal prefix (its path up
 to the first parameter: `/v1/holds/` of `/v1/holds/{hold_id}`), so a request can only match
 the routes whose prefix agrees with its path. The index keeps, for the first two segments of
