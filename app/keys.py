@@ -26,8 +26,17 @@ def partition_of(sku: str) -> int:
     return zlib.crc32(sku.encode()) % PARTITIONS
 
 
-def tag(partition: int) -> str:
+def _tag(partition: int) -> str:
     return f"{PREFIX}:{{{partition:03d}}}"
+
+
+# Every key of a hold names its partition's tag, eight for a one-line hold: made once each
+# rather than formatted per key (docs/benchmarks.md, "Session 7, the hold's Python").
+_TAGS = tuple(_tag(p) for p in range(PARTITIONS))
+
+
+def tag(partition: int) -> str:
+    return _TAGS[partition] if 0 <= partition < PARTITIONS else _tag(partition)
 
 
 def position(partition: int, sku: str) -> str:

@@ -40,6 +40,7 @@ def redact(text: str) -> str:
 
 
 _second: tuple[int, str] = (-1, "")
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))  # a table, not a format per line
 
 
 def _timestamp(created: float) -> str:
@@ -47,7 +48,10 @@ def _timestamp(created: float) -> str:
     whole = int(created)
     if whole != _second[0]:  # one strftime per second, not per line
         _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
-    return f"{_second[1]}.{int(created * 1000) % 1000:03d}Z"
+    return _second[1] + _MILLIS[int(created * 1000) % 1000]
+
+
+_TASK_NAMES = hasattr(logging, "logAsyncioTasks")  # Python 3.12+
 
 
 def _lean() -> bool:
@@ -56,7 +60,7 @@ def _lean() -> bool:
         logging.logThreads
         or logging.logProcesses
         or logging.logMultiprocessing
-        or getattr(logging, "logAsyncioTasks", False)
+        or (_TASK_NAMES and logging.logAsyncioTasks)  # type: ignore[attr-defined]
     )
 
 
@@ -91,16 +95,17 @@ def info_record(
             {"fields": fields},
         )
     record = logging.LogRecord.__new__(logging.LogRecord)
-    attrs = record.__dict__
-    attrs.update(_lean_info_constants())
     created = time.time()
-    attrs["name"] = logger.name
-    attrs["msg"] = msg
-    attrs["args"] = args
-    attrs["created"] = created
-    attrs["msecs"] = int((created - int(created)) * 1000) + 0.0
-    attrs["relativeCreated"] = (created - logging._startTime) * 1000  # type: ignore[attr-defined]
-    attrs["fields"] = fields
+    record.__dict__ = {  # one dict made whole: half the instructions of filling it in place
+        **_lean_info_constants(),
+        "name": logger.name,
+        "msg": msg,
+        "args": args,
+        "created": created,
+        "msecs": int((created - int(created)) * 1000) + 0.0,
+        "relativeCreated": (created - logging._startTime) * 1000,  # type: ignore[attr-defined]
+        "fields": fields,
+    }
     return record
 
 

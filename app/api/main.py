@@ -27,6 +27,7 @@ from app.api import (
     openapi_examples,
     ops_routes,
     problems,
+    route_index,
     stock_routes,
     supply_routes,
     webhook_routes,
@@ -111,8 +112,9 @@ def _block_ms(settings: Settings) -> int:
 def create_app(
     settings: Settings | None = None, clock: Clock | None = None, fast_path: bool = True
 ) -> FastAPI:
-    """The service. `fast_path=False` serves every request through FastAPI's own dependency
-    solving (app/api/fast_path.py), for the differential test of the two paths."""
+    """The service. `fast_path=False` serves every request through FastAPI's own routing walk
+    and dependency solving (app/api/route_index.py, fast_path.py), for the differential test
+    of the two paths."""
     settings = settings or Settings()
     # A bad keys file stops the start; a good one is re-read on change and SIGHUP.
     keys = KeysReloader(settings.api_keys_file) if settings.api_keys_file else None
@@ -196,6 +198,8 @@ def create_app(
     board.install(app)
     docs.install(app)
     fast_paths.install(app, enabled=fast_path)  # last: builds every route's handler
+    if fast_path:
+        route_index.install(app)
     return app
 
 

@@ -29,17 +29,22 @@ _VALID = re.compile(rb"[\x21-\x7e]{1,128}")
 
 # A new id is this process's random 64-bit prefix and a counter: unique without a getrandom
 # call per request, which uuid4 makes (a few % of a cheap request's CPU, measured with py-spy).
-# (uvicorn starts its workers with "spawn", so each has its own prefix; the pid check keeps a
-# forked child from sharing its parent's anyway.)
-_PREFIX = (os.getpid(), secrets.token_hex(8))
+# (uvicorn starts its workers with "spawn", so each has its own prefix; a forked child draws
+# its own anyway, at the fork rather than by a getpid system call per request.)
+_PREFIX = secrets.token_hex(8)
 _COUNTER = itertools.count()
 
 
-def _new_id() -> str:
+def _new_prefix() -> None:
     global _PREFIX
-    if _PREFIX[0] != os.getpid():
-        _PREFIX = (os.getpid(), secrets.token_hex(8))
-    return f"{_PREFIX[1]}{next(_COUNTER):016x}"
+    _PREFIX = secrets.token_hex(8)
+
+
+os.register_at_fork(after_in_child=_new_prefix)
+
+
+def _new_id() -> str:
+    return f"{_PREFIX}{next(_COUNTER):016x}"
 
 
 def request_id_from(scope: Scope) -> str:

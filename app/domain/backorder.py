@@ -53,6 +53,8 @@ def short(lines: list[dict[str, Any]]) -> InsufficientStock:
 def promised_lines(record: dict[str, str]) -> list[dict[str, Any]]:
     """A hold record's promised lines as the hold shows them: each with its supply line and
     `available_from` (that line's eta)."""
+    if not (record.get("closed") or record.get("promises")):
+        return []  # most holds: no JSON to decode
     released: dict[tuple[str, str, str], dict[str, Any]] = {}
     for c in orjson.loads(record.get("closed") or "[]"):
         if "supply_id" in c:  # units of a promised line released by a partial release

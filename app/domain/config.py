@@ -29,6 +29,9 @@ from app.store.scripts import Scripts
 log = logging.getLogger("omnistock.config")
 
 
+_CHANNELS_ARGS_KEPT = 256
+
+
 class ConfigService:
     def __init__(self, redis: Redis, scripts: Scripts, refresh_seconds: float) -> None:
         self._redis = redis
@@ -40,6 +43,7 @@ class ConfigService:
         self.kits: dict[str, Kit] = {}
         self.geo = GeoIndex([])
         self._by_priority: list[str] = []
+        self._channels_args: dict[frozenset[str] | None, bytes] = {}  # see channels_arg
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
@@ -63,6 +67,7 @@ class ConfigService:
                 k: Channel.model_validate({**orjson.loads(v), "id": k})
                 for k, v in raw_channels.items()
             }
+            self._channels_args = {}
             self.kits = {
                 k: Kit.model_validate({**orjson.loads(v), "sku": k}) for k, v in raw_kits.items()
             }
@@ -130,14 +135,25 @@ class ConfigService:
         """ARGV for scripts: {channel: [low_stock_threshold, [locations], rule?]}
         (channel_rules.script_entry) for every channel that sees one of `locations` (all
         channels when None); `skus`: the skus the script may touch (None: any)."""
-        wanted = None if locations is None else set(locations)
-        return orjson.dumps(
+        wanted = None if locations is None else frozenset(locations)
+        # The same channels give the same bytes until a refresh replaces them: kept per set
+        # of locations (24k instructions a hold made, ~2k found; docs/benchmarks.md, "Session
+        # 7"), unless a channel excludes skus (then `skus` matters too).
+        known = self._channels_args.get(wanted)
+        if known is not None:
+            return known
+        arg = orjson.dumps(
             {
                 ch.id: script_entry(ch, skus)
                 for ch in self.channels.values()
                 if wanted is None or not wanted.isdisjoint(ch.locations)
             }
         )
+        if not any(ch.exclude_skus for ch in self.channels.values()):
+            if len(self._channels_args) >= _CHANNELS_ARGS_KEPT:
+                self._channels_args.clear()  # pinned locations vary; a few sets repeat
+            self._channels_args[wanted] = arg
+        return arg
 
     # -- changes -------------------------------------------------------------------------
 

@@ -30,16 +30,20 @@ _HOLD_ID = re.compile(r"^h[a-z2-7]{20}-([0-9a-f]{2})$")
 
 class _RandomBytes:
     """os.urandom in 4 KiB reads handed out 16 bytes at a time: the same randomness without a
-    getrandom syscall per hold. A forked child never reuses its parent's bytes."""
+    getrandom syscall per hold. A forked child never reuses its parent's bytes: it forgets
+    them at the fork (not by a getpid system call per hold)."""
 
     def __init__(self) -> None:
-        self._pid = -1
         self._buffer = b""
         self._at = 0
+        os.register_at_fork(after_in_child=self.forget)
+
+    def forget(self) -> None:
+        self._buffer, self._at = b"", 0
 
     def take(self, n: int) -> bytes:
-        if self._pid != os.getpid() or self._at + n > len(self._buffer):
-            self._pid, self._buffer, self._at = os.getpid(), secrets.token_bytes(4096), 0
+        if self._at + n > len(self._buffer):
+            self._buffer, self._at = secrets.token_bytes(4096), 0
         chunk = self._buffer[self._at : self._at + n]
         self._at += n
         return chunk

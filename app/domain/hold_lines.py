@@ -103,7 +103,8 @@ def line_views(record: dict[str, str], status: str) -> list[dict[str, Any]]:
         v["quantity"] += line["quantity"]
         if status in (HoldStatus.RELEASED, HoldStatus.FULFILLED):
             v[status] += line["quantity"]
-    for c in orjson.loads(record.get("closed") or "[]"):
+    closed = record.get("closed")  # most holds have none: nothing to decode
+    for c in orjson.loads(closed) if closed else ():
         if "supply_id" in c:  # a promised line's: backorder.promised_lines shows it
             continue
         v = view(c["sku"], c["location"])

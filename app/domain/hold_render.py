@@ -37,7 +37,7 @@ def render(hold_id: str, records: list[dict[str, str]]) -> dict[str, Any]:
         "created_at": iso(int(home["created_at"])),
         "expires_at": iso(int(home["expires_at"])),
         "lines": lines,
-        "metadata": orjson.loads(home.get("metadata") or "{}"),
+        "metadata": orjson.loads(metadata) if (metadata := home.get("metadata")) else {},
     }
 
 

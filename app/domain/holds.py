@@ -304,15 +304,7 @@ class HoldService:
             reference=header.reference,
             parts=header.parts,
             retention_ms=self._stock.event_retention_ms,
-            lines=[
-                {
-                    "s": index[line.sku],
-                    "q": line.quantity,
-                    **({"l": line.location} if line.location else {}),
-                    **({"g": line.group} if groups and isinstance(line, KitLine) else {}),
-                }
-                for line in part.lines
-            ],
+            lines=[_line_arg(line, index[line.sku], groups) for line in part.lines],
             skus=skus,
             candidates=candidates,
             channels=channels,
@@ -794,6 +786,18 @@ class HoldService:
         (hold_due.lua)."""
         ids: list[str] = await self._scripts.run(calls.hold_due(p, limit, self._clock.offset_ms()))
         return ids
+
+
+def _line_arg(line: HoldLineIn, sku_index: int, groups: bool) -> dict[str, Any]:
+    """A line as the hold scripts take it: {"s": sku index, "q": quantity, "l"?: pinned
+    location, "g"?: its kit line (`groups`)}; the keys set one by one, not merged from
+    dicts made empty for the common line (a third of the instructions)."""
+    arg: dict[str, Any] = {"s": sku_index, "q": line.quantity}
+    if line.location:
+        arg["l"] = line.location
+    if groups and isinstance(line, KitLine):
+        arg["g"] = line.group
+    return arg
 
 
 def _tombstone(part: dict[str, str]) -> bytes:

@@ -10,9 +10,9 @@ against `Reply.OK`, never against a literal.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -148,8 +148,13 @@ _TARGETS = {
 }
 
 
-@dataclass(frozen=True)
-class Idem:
+# The records every request builds (a call, a new hold, a claim) are NamedTuples: immutable as
+# a frozen dataclass, made for a quarter of its cost (a frozen dataclass sets each field
+# through object.__setattr__: 37k instructions for NewHold's 18, 5 % of a flash hold;
+# docs/benchmarks.md, "Session 7, the hold's Python").
+
+
+class Idem(NamedTuple):
     """The Idempotency-Key claim a keyed script takes first: its record is the last key, and
     (fingerprint, lease ms, retention s) the last three ARGV (lua/includes/idempotency.lua)."""
 
@@ -170,11 +175,10 @@ def _idem_args(idem: Idem | None) -> list[Any]:
     return [] if idem is None else idem.args()
 
 
-@dataclass(frozen=True)
-class Call:
+class Call(NamedTuple):
     script: Script
     keys: list[str]
-    args: list[Any] = field(default_factory=list)
+    args: list[Any]
 
     def argv(self, sha: str) -> list[str]:
         """EVALSHA's arguments after the command name, as strings (redis-benchmark, raw
@@ -193,8 +197,7 @@ def _sku_keys(p: int, skus: Sequence[str]) -> list[str]:
 # -- holds ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class NewHold:
+class NewHold(NamedTuple):
     """One partition's part of a new hold (the whole hold when it has one partition), as
     hold_reserve.lua and hold_backorder.lua both take it; each lays it out in its own ARGV
     order (their headers). `lines`: [{"s": sku index (1-based), "q": quantity, "l"?}];

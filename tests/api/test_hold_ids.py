@@ -37,3 +37,17 @@ def test_a_keyed_id_is_derived_as_before() -> None:
     secret = bytes(range(32))
     mac = hmac.new(secret, b"hold\0shop\0abc", hashlib.sha256).digest()
     assert keyed_hold_id(secret, "shop", "abc", 0x1F) == _reference(mac, 0x1F)
+
+
+def test_a_forked_process_makes_random_hold_ids_of_its_own() -> None:
+    random_hold_id(0)  # the parent has bytes in hand
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, then out without pytest's teardown
+        os.write(write, random_hold_id(0).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert child != random_hold_id(0)  # not the parent's next bytes

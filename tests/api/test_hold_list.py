@@ -34,7 +34,9 @@ async def test_list_shows_every_hold_oldest_first_as_get_shows_it(
     made = [await hold(client, [{"sku": s, "quantity": 1}], reference="r") for s in skus]
     r = await client.get("/v1/holds")
     assert r.status_code == 200, r.text
-    assert r.json() == {"data": made, "next": None}
+    # Holds made in the same millisecond list by id (the index's member order, app/keys.py).
+    oldest_first = sorted(made, key=lambda h: (h["created_at"], h["id"]))
+    assert r.json() == {"data": oldest_first, "next": None}
 
 
 async def test_pages_cover_every_hold_once_in_a_stable_order(client: httpx.AsyncClient) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
+from fastapi import FastAPI
 
 from tests.api.helpers import assert_problem, available, channels_by_id
 from tests.conftest import seed
@@ -143,3 +145,30 @@ async def test_channel_with_a_repeated_location_counts_it_once(client: httpx.Asy
     await seed(client, {("sku-1", "dc"): 5}, channels={"web": ["dc", "dc"]})
     assert (await channels_by_id(client))["web"]["locations"] == ["dc"]
     assert await available(client, "sku-1") == 5
+
+
+async def test_the_scripts_channel_argument_follows_a_channel_change(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    config = app.state.services.config
+    await seed(client, channels={"web": ["dc"]})
+    assert orjson.loads(config.channels_arg(["dc"])) == {"web": [2, ["dc"]]}
+    await client.put("/v1/channels/web", json={"locations": ["dc"], "low_stock_threshold": 9})
+    await client.put("/v1/channels/pos", json={"locations": ["dc", "store-a"]})
+    assert orjson.loads(config.channels_arg(["dc"])) == {
+        "web": [9, ["dc"]],
+        "pos": [5, ["dc", "store-a"]],
+    }
+
+
+async def test_the_scripts_channel_argument_carries_the_exclusions_of_the_skus_asked(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    config = app.state.services.config
+    await seed(client, channels={"web": ["dc"]})
+    r = await client.put("/v1/channels/web", json={"locations": ["dc"], "exclude_skus": ["sku-x"]})
+    assert r.status_code == 200, r.text
+    assert orjson.loads(config.channels_arg(["dc"], ["sku-y"])) == {"web": [5, ["dc"]]}
+    assert orjson.loads(config.channels_arg(["dc"], ["sku-x"])) == {
+        "web": [5, ["dc"], {"x": {"sku-x": True}}]
+    }

@@ -45,7 +45,10 @@ def key_patterns() -> set[str]:
     for name, builder in vars(keys).items():
         if not inspect.isfunction(builder) or builder.__module__ != keys.__name__:
             continue
-        if name in ("tag", "partition_of") or inspect.signature(builder).return_annotation != "str":
+        if (
+            name in ("tag", "_tag", "partition_of")
+            or inspect.signature(builder).return_annotation != "str"
+        ):
             continue
         params = list(inspect.signature(builder).parameters)
         choices: list[list[object]] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from pathlib import Path
@@ -11,8 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from app.logs import REQUEST_ID, JsonFormatter, TextFormatter, info_record, redact
+from app.api import request_log
+from app.logs import REQUEST_ID, JsonFormatter, TextFormatter, _timestamp, info_record, redact
 from app.store.embedded import free_port
 from tests.conftest import bare_store
 
@@ -239,3 +243,24 @@ def _wait_for_lines(path: Path, request_id: str) -> list[str]:
             return [line for line in text.splitlines() if line.strip()]
         time.sleep(0.05)
     raise AssertionError(f"{marker!r} never logged:\n{path.read_text()[-3000:]}")
+
+
+@settings(max_examples=300, deadline=None)
+@given(created=st.floats(min_value=0, max_value=4e9))
+def test_a_json_line_s_time_is_the_utc_second_and_its_milliseconds(created: float) -> None:
+    second = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(created)))
+    assert _timestamp(created) == f"{second}.{int(created * 1000) % 1000:03d}Z"
+
+
+def test_a_forked_process_makes_request_ids_of_its_own() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first id, then out without pytest's teardown
+        os.write(write, request_log._new_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.close(write)
+    assert len(child) == 32
+    assert child[:16] != request_log._new_id()[:16]  # another random prefix

@@ -499,3 +499,27 @@ def test_dependency_overrides_send_every_request_through_fastapi(
     sent = Sent("GET", "/v1/availability/SKU-1", "", list(bearer(api_keys["read"]).items()))
     fast, fast_solves, _, _ = pair.both(sent)
     assert (fast.status_code, fast_solves) == (200, 1)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()  # unbounded: past 64 bits too
+    | st.floats()  # NaN and infinities too (json writes and reads them)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@HYPOTHESIS
+@given(value=json_values)
+@example(value=-9_999_999_999_999_999_999)  # 19 digits past 64 bits: a float in orjson
+@example(value=2**64 + 1)
+@example(value={"a": "\ud800"})  # a lone surrogate: orjson refuses it
+def test_the_fast_path_parses_a_body_to_the_value_json_loads_gives(value: Any) -> None:
+    raw = json.dumps(value).encode()
+    # repr tells 1 from 1.0 and True from 1, which == does not.
+    assert repr(fast_paths._loads(raw)) == repr(json.loads(raw))
