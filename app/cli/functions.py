@@ -34,10 +34,10 @@ from redis.exceptions import ResponseError
 from app.cli.common import (
     OK,
     add_action,
+    command,
     command_group,
     open_store,
     print_table,
-    run_command,
     store_settings,
 )
 from app.store.scripts import library, lua_dir
@@ -191,12 +191,14 @@ async def _prune(args: argparse.Namespace) -> int:
     return OK
 
 
+@command("functions list")
 def list_(args: argparse.Namespace) -> int:
-    return run_command("functions list", lambda: asyncio.run(_list(args)))
+    return asyncio.run(_list(args))
 
 
+@command("functions prune")
 def prune(args: argparse.Namespace) -> int:
-    return run_command("functions prune", lambda: asyncio.run(_prune(args)))
+    return asyncio.run(_prune(args))
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

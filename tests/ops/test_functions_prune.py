@@ -22,6 +22,7 @@ from app.cli import main
 from app.cli.functions import current_libraries
 from app.domain.clock import ManualClock
 from app.store.calls import Script
+from app.store.embedded import free_port
 from app.store.scripts import library
 from tests.conftest import is_cluster_url, make_settings, seed
 
@@ -154,3 +155,12 @@ async def test_a_library_deleted_under_a_running_service_is_loaded_again_on_its_
             assert commit.status_code == 200, commit.text
             read = await c.get("/v1/availability/SKU-D")
             assert read.status_code == 200 and read.json()["available"] == 3, read.text
+
+
+@pytest.mark.parametrize("action", ["list", "prune"])
+def test_a_store_that_does_not_answer_exits_3_naming_the_action(
+    action: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"redis://127.0.0.1:{free_port()}"  # nothing listens there
+    assert main(["functions", action, "--redis-url", url]) == 3
+    assert capsys.readouterr().err.startswith(f"omnistock functions {action}: store unreachable")
