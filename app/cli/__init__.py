@@ -1,7 +1,9 @@
 """`omnistock` command line. Each subcommand lives in its own module with a `register(sub)`.
 
 Exit codes scripts can rely on: 0 success, 1 the command ran and found a problem (e.g. audit
-drift, rejected import rows), 2 usage or configuration error, 3 the store is unreachable.
+drift, rejected import rows), 2 usage or configuration error, 3 the store is unreachable,
+4 partial: done on the nodes reached, the unreachable ones skipped as told (`functions prune
+--skip-unreachable`) and named on stderr.
 """
 
 from __future__ import annotations

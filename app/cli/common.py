@@ -11,7 +11,9 @@ ways to reach it.
 
 Exit codes (the contract of app/cli/__init__.py): 0 success; 1 the command ran and found a
 problem (e.g. the service refused a change); 2 usage or configuration error (including a
-missing or insufficient API key); 3 the store or the service is unreachable.
+missing or insufficient API key); 3 the store or the service is unreachable; 4 partial: the
+command did its work on the nodes it reached and skipped the ones it could not (told to,
+e.g. `functions prune --skip-unreachable`), naming them on stderr.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
     from app.domain.stock import StockService
     from app.store.scripts import Scripts
 
-OK, PROBLEM, USAGE, UNREACHABLE = 0, 1, 2, 3
+OK, PROBLEM, USAGE, UNREACHABLE, PARTIAL = 0, 1, 2, 3, 4
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 

@@ -23,27 +23,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as StoreConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as StoreTimeoutError
 
 from app.cli.common import (
     OK,
+    PARTIAL,
+    UNREACHABLE,
+    CliError,
     add_action,
+    command,
     command_group,
     open_store,
     print_table,
-    run_command,
     store_settings,
 )
+from app.logs import redact
 from app.store.scripts import library, lua_dir
 
 _OURS = re.compile(r"^os_(\w+)_([0-9a-f]{16})$")
 CURRENT, STALE, FOREIGN = "current", "stale", "foreign"
+# A node that does not answer (down, or its address refuses us): --skip-unreachable skips it.
+_NO_ANSWER = (StoreConnectionError, StoreTimeoutError, OSError)
 
 
 def current_libraries() -> set[str]:
@@ -88,10 +97,20 @@ async def _primaries(redis: Redis) -> list[tuple[str, dict[str, Any]]]:
     return [(str(where), {})]
 
 
-async def _found(redis: Any, where: list[tuple[str, dict[str, Any]]]) -> list[Found]:
+async def _found(
+    redis: Any, where: list[tuple[str, dict[str, Any]]], missed: dict[str, str] | None = None
+) -> list[Found]:
+    """The libraries on each node of `where`. With `missed`, a node that does not answer is
+    put there (node -> error) and skipped; without, its error goes up (exit 3)."""
     out: list[Found] = []
     for node, options in where:
-        listed = await redis.execute_command("FUNCTION", "LIST", "WITHCODE", **options)
+        try:
+            listed = await redis.execute_command("FUNCTION", "LIST", "WITHCODE", **options)
+        except _NO_ANSWER as error:
+            if missed is None:
+                raise
+            missed[node] = redact(str(error))
+            continue
         for entry in listed or ():
             name = _text(_field(entry, "library_name"))
             code = _field(entry, "library_code") or b""
@@ -153,32 +172,76 @@ async def _list(args: argparse.Namespace) -> int:
     return OK
 
 
-async def _delete(redis: Any, where: dict[str, dict[str, Any]], stale: list[Found]) -> int:
+async def _delete(
+    redis: Any,
+    where: dict[str, dict[str, Any]],
+    stale: list[Found],
+    missed: dict[str, str] | None = None,
+) -> int:
+    """FUNCTION DELETE of each stale library on its node: how many were deleted. With
+    `missed`, a node that stops answering is put there and its other libraries skipped."""
     deleted = 0
     for f in stale:
+        if missed is not None and f.node in missed:
+            continue
         try:
             await redis.execute_command("FUNCTION", "DELETE", f.name, **where[f.node])
             deleted += 1
         except ResponseError as error:
             if "not found" not in str(error).lower():  # deleted meanwhile
                 raise
+        except _NO_ANSWER as error:
+            if missed is None:
+                raise
+            missed[f.node] = redact(str(error))
     return deleted
 
 
 async def _prune(args: argparse.Namespace) -> int:
     current = current_libraries()
+    missed: dict[str, str] | None = {} if args.skip_unreachable else None
     async with open_store(store_settings(args)) as redis:
         nodes = await _primaries(redis)
-        found = await _found(redis, nodes)
+        try:
+            found = await _found(redis, nodes, missed)
+        except _NO_ANSWER as error:
+            if len(nodes) == 1:
+                raise
+            raise CliError(
+                UNREACHABLE,
+                f"a primary is unreachable: {redact(str(error))}; nothing deleted "
+                "(--skip-unreachable prunes the primaries that answer)",
+            ) from None
+        if missed is not None and len(missed) == len(nodes):
+            raise CliError(UNREACHABLE, f"no primary answered: {'; '.join(missed.values())}")
         stale = [f for f in found if f.status(current) == STALE]
-        deleted = await _delete(redis, dict(nodes), stale) if args.delete else 0
-    size = sum(f.bytes for f in stale)
+        deleted = await _delete(redis, dict(nodes), stale, missed) if args.delete else 0
+    for node, why in (missed or {}).items():
+        print(
+            f"omnistock functions prune: primary {node} unreachable, skipped: {why}",
+            file=sys.stderr,
+        )
+    code = PARTIAL if missed else OK
+    size = sum(f.bytes for f in stale if f.node not in (missed or {}))
     if args.json:
-        print(_as_json(stale, current, deleted=deleted, dry_run=not args.delete))
-        return OK
+        print(
+            _as_json(
+                stale,
+                current,
+                deleted=deleted,
+                dry_run=not args.delete,
+                unreachable=sorted(missed or {}),
+            )
+        )
+        return code
     _print(stale, current, {STALE})
+    if missed:
+        print(
+            f"partial: {len(missed)} of {len(nodes)} primaries unreachable (on stderr), not "
+            "pruned; run again once they answer"
+        )
     if not stale:
-        print(f"no stale library on {len({n for n, _ in nodes})} node(s)")
+        print(f"no stale library on {len(nodes) - len(missed or {})} node(s)")
     elif args.delete:
         print(
             f"deleted {deleted} stale librar{'y' if deleted == 1 else 'ies'} ({size / 1024:.1f} KB)"
@@ -188,15 +251,17 @@ async def _prune(args: argparse.Namespace) -> int:
             f"dry run: {len(stale)} stale librar{'y' if len(stale) == 1 else 'ies'} "
             f"({size / 1024:.1f} KB) would be deleted; run again with --delete to delete them"
         )
-    return OK
+    return code
 
 
+@command("functions list")
 def list_(args: argparse.Namespace) -> int:
-    return run_command("functions list", lambda: asyncio.run(_list(args)))
+    return asyncio.run(_list(args))
 
 
+@command("functions prune")
 def prune(args: argparse.Namespace) -> int:
-    return run_command("functions prune", lambda: asyncio.run(_prune(args)))
+    return asyncio.run(_prune(args))
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -225,8 +290,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="List the os_ libraries that this code's scripts are not (another "
         "version's) and, with --delete, delete them (FUNCTION DELETE on every primary; "
         "replicas follow). Safe while an older version still serves: a deleted library is "
-        "loaded again by the service that calls it. Foreign libraries are never touched.",
-        json="print the stale libraries and the counts as JSON on stdout",
+        "loaded again by the service that calls it. Foreign libraries are never touched. Exit "
+        "codes: 0 done, 3 the store (or, without --skip-unreachable, any primary) "
+        "unreachable, 4 partial: done on the primaries that answered, the others skipped "
+        "(--skip-unreachable).",
+        json="print the stale libraries and the counts as JSON on stdout (`unreachable`: "
+        "the primaries skipped)",
         store=True,
     )
     p.add_argument("--delete", action="store_true", help="delete them (default: dry run)")
+    p.add_argument(
+        "--skip-unreachable",
+        action="store_true",
+        help="a cluster primary that does not answer is named on stderr and skipped, the others "
+        "are pruned, and the command exits 4 (partial; without this flag: exit 3, nothing "
+        "deleted); run it again once that primary is back",
+    )

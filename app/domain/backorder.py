@@ -103,13 +103,17 @@ def promise_skus(record: dict[str, str] | None) -> list[str]:
     return list(dict.fromkeys(pr["sku"] for pr in promises(record)))
 
 
-def check_fulfillable(records: list[dict[str, str]]) -> None:
-    """A hold still waiting for supply cannot be fulfilled: its units are not there. A hold
-    that moved on (released, expired, fulfilled) keeps its `promises` in its record; its
-    fulfil is the script's 409 invalid_transition, as for any hold in that status."""
-    for record in records:
-        if record and record.get("status") in ("active", "committed") and promise_skus(record):
-            raise PromiseNotReceived(
-                "the hold has promised units whose supply has not been received; commit it "
-                "and fulfil once they arrive, or release it"
-            )
+def not_received() -> PromiseNotReceived:
+    """hold_fulfil.lua's refusal of a hold (active or committed, not lapsed by the store's
+    clock) that still has promised units not received: its units are not there to ship."""
+    return PromiseNotReceived(
+        "the hold has promised units whose supply has not been received; commit it and fulfil "
+        "once they arrive, or release it"
+    )
+
+
+def promised_elsewhere(records: list[dict[str, str]]) -> bool:
+    """Does a part other than the home one (records[0]) list promised units? The home part's
+    fulfil takes this as an argument (its script cannot read another slot); promises only
+    ever shrink, so a stale True refuses only what a retry would allow."""
+    return any(promises(r) for r in records[1:])

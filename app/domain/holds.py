@@ -693,15 +693,24 @@ class HoldService:
             claim.lives_in(keys.tag(home))  # a 404 before any script is stored there
         op_digest = claim.digest if claim else None
         records = await self._records(hold_id, viewer)
-        if script is Transition.FULFIL:
-            backorder.check_fulfillable(records)
         partitions = [int(p) for p in records[0]["parts"].split(",")]
         first = await self.transition_part(
-            hold_id, partitions[0], script, op_digest, ttl_ms=ttl_ms, record=records[0], claim=claim
+            hold_id,
+            partitions[0],
+            script,
+            op_digest,
+            ttl_ms=ttl_ms,
+            record=records[0],
+            claim=claim,
+            # The home part's fulfil decides by its clock (a lapsed hold is expired first).
+            promised_elsewhere=script is Transition.FULFIL
+            and backorder.promised_elsewhere(records),
         )
         kind = Reply(checked(claim, first)[0])
         if kind == Reply.NOT_FOUND:
             raise HoldNotFound(f"no hold {hold_id!r}")
+        if kind == Reply.PROMISE_NOT_RECEIVED:  # nothing changed
+            raise backorder.not_received()
         if kind in (Reply.EXPIRED, Reply.INVALID) and len(partitions) > 1:
             # The home part decided otherwise (it lapsed, or moved on): the other parts follow
             # it, so a release of a hold whose home part lapsed still returns every unit.
@@ -743,6 +752,7 @@ class HoldService:
         lines_op: tuple[str, bytes] | None = None,
         record: dict[str, str] | None = None,
         claim: Claim | None = None,
+        promised_elsewhere: bool = False,
     ) -> list[Any]:
         """Run one transition script on the part of `hold_id` in partition `p` (its record,
         if the caller has read it, names the sku keys; else they are read). The reply as the
@@ -773,6 +783,7 @@ class HoldService:
             lines_op=lines_op,
             idem=idem_for(claim, keys.tag(p)),
             promise_skus=backorder.promise_skus(record),
+            promised_elsewhere=promised_elsewhere,
         )
         result: list[Any] = await self._scripts.run(call)
         return result

@@ -38,6 +38,21 @@ _LAPSED_PAGE = 8
 # instructions of a 100-sku batch's transactions vs an EXISTS per sku (callgrind): -17 % when
 # no sku has supply lines; +86 % when every 10th sku has some and every batch tries the one
 # EXISTS first.
+# Why a time, and not something exact (evaluated in session 7; the figures are
+# `python -m benchmarks.batch_supply_callgrind`, store instructions per 100-sku transaction):
+# - no multi-key read says WHICH of several hashes exist (EXISTS counts them, MGET answers nil
+#   for a hash as for a missing key), so an exact check in the one transaction is an EXISTS
+#   per sku: 1.17x the one EXISTS when no sku has supply lines (1.73-1.75 M vs 2.03-2.04 M);
+# - a count of batches instead of a time: +24 % store time, concurrent batches all try the
+#   one EXISTS before the first learns (docs/benchmarks.md, "the batch's supply check");
+# - what would nearly match the one EXISTS, exact, without back-off or a second transaction:
+#   a per-sku marker string `os:{P}:sx:<sku>`, set and deleted with the sku's supply hash by
+#   supply_put.lua and supply_receive.lua (its only writers), read by one MGET: 1.77-1.87 M
+#   with no supply lines (1.02-1.07x), 1.87-1.90 M with every 10th sku supplied (the EXISTS
+#   per sku: 2.19-2.20 M).
+#   Not done: it is a second record of "has supply lines" that both writers, the audit and
+#   a backfill of every existing store must keep exact (a missing marker answers `incoming`
+#   0 for a sku that has supply), a migration this constant does not need.
 _SUPPLY_BACKOFF_SECONDS = 2.0
 
 

@@ -83,6 +83,7 @@ class Reply(StrEnum):
     RETRY = "retry"
     UNKNOWN_LINE = "unknown_line"  # hold_lines.lua
     OVER_QUANTITY = "over_quantity"
+    PROMISE_NOT_RECEIVED = "promise_not_received"  # hold_fulfil.lua
     TOO_MANY = "too_many"  # hold_metadata.lua
 
 
@@ -278,11 +279,13 @@ def transition(
     lines_op: tuple[str, bytes] | None = None,
     idem: Idem | None = None,
     promise_skus: Sequence[str] = (),
+    promised_elsewhere: bool = False,
 ) -> Call:
     """The transition layout (lua/includes/transition.lua) of `script`; `ttl_ms` is
     hold_extend.lua's ARGV[8], `tombstone` hold_rollback.lua's, `lines_op` (operation, lines
-    JSON) hold_lines.lua's ARGV[8..9]. `promise_skus`: the skus the hold has promises on
-    (record field `promises`): their px keys go after the sku triples
+    JSON) hold_lines.lua's ARGV[8..9], `promised_elsewhere` (another part of the hold has
+    promised units not received) hold_fulfil.lua's ARGV[8]. `promise_skus`: the skus the hold
+    has promises on (record field `promises`): their px keys go after the sku triples
     (lua/includes/promise.lua finds them by shape)."""
     if (lines_op is not None) != (script is Transition.LINES):
         raise ValueError("lines_op goes with hold_lines, and only with it")
@@ -290,8 +293,12 @@ def transition(
         raise ValueError("ttl_ms goes with hold_extend, and only with it")
     if tombstone is not None and script is not Transition.ROLLBACK:
         raise ValueError("a tombstone goes with hold_rollback only")
+    if promised_elsewhere and script is not Transition.FULFIL:
+        raise ValueError("promised_elsewhere goes with hold_fulfil only")
     p = partition
     extra: list[Any] = [ttl_ms] if ttl_ms is not None else []
+    if script is Transition.FULFIL:
+        extra = [1 if promised_elsewhere else 0]
     if tombstone is not None:
         extra = [tombstone]
     if lines_op is not None:

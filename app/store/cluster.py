@@ -143,8 +143,13 @@ class ClusterStore(RedisCluster):
 
     async def aclose(self) -> None:
         """Also closes the nodes a topology change dropped from redis-py's cache: their
-        connections in use at the time are left open there."""
+        connections in use at the time are left open there. And closes the nodes while a
+        ConnectionError has left redis-py to re-initialize (`_initialize`): its aclose() then
+        closes nothing, not even the seed nodes' connections that read the slot map."""
         await super().aclose()
+        for which in ("nodes_cache", "startup_nodes"):
+            with contextlib.suppress(Exception):
+                await self.nodes_manager.aclose(which)
         for node in self._seen():
             with contextlib.suppress(Exception):
                 await node.disconnect()

@@ -4,7 +4,9 @@
 -- pure memo of an immutable parse — one entry per slot, so it stays bounded, and no reader
 -- ever writes into a parsed value — so nothing of one call reaches the next but the parse of
 -- the same text. A FUNCTION LOAD REPLACE starts them empty; as a plain script (EVALSHA)
--- they are new each call and every call decodes.
+-- they are new each call and every call decodes. tests/lua/test_memo_guard.py enforces "no
+-- reader writes" (a check function appended to the library in the test only: nothing here
+-- costs a call anything).
 local MEMO_TEXT, MEMO_VALUE = {}, {}
 
 -- parse(text) (cjson.decode, tonumber), from the memo when slot `slot` last parsed this same

@@ -52,7 +52,7 @@ end
 
 -- A hold transition's effect on the hold's promises: commit makes them stop lapsing; release,
 -- expiry, abort and rollback give the units back to their supply lines. Fulfil never reaches
--- promises still waiting for their supply (the service refuses it first: 409
+-- promises still waiting for their supply (hold_fulfil.lua refuses it first: 409
 -- promise_not_received).
 local function promise_follow(hold_id, h, ev_type)
   if ev_type == 'hold.committed' then

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from app import keys
+from app.domain.clock import ManualClock
 from tests.api.helpers import act, assert_problem, position
 from tests.cluster.conftest import skus_on_different_nodes
 from tests.conftest import seed
@@ -54,3 +55,20 @@ async def test_a_backorder_cart_over_three_nodes_is_promised_all_or_nothing(
     assert (await act(client, hold["id"], "release")).status_code == 200
     assert await promised(client, skus) == [0, 0, 0]
     assert [(await position(client, s, "dc"))["available"] for s in skus] == [1, 3, 1]
+
+
+async def test_fulfilling_a_lapsed_backorder_cart_over_three_nodes_is_409_invalid_transition(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """The home part's fulfil decides by its node's clock: the hold lapsed, so it is expired
+    (every part follows), not promise_not_received for the promises of its parts."""
+    skus = skus_on_different_nodes("bx")
+    await seed(client, {(s, "dc"): 1 for s in skus})
+    for sku in skus:
+        await ok_supply(client, sku, "dc", "po", 4, days(2))
+    r = await backorder(client, [{"sku": s, "quantity": 3} for s in skus], ttl_seconds=60)
+    assert r.status_code == 201, r.text
+    clock.advance(61)
+    assert_problem(await act(client, r.json()["id"], "fulfil"), 409, "invalid_transition")
+    assert (await client.get(f"/v1/holds/{r.json()['id']}")).json()["status"] == "expired"
+    assert await promised(client, skus) == [0, 0, 0]

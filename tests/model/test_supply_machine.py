@@ -423,14 +423,16 @@ class SupplyVersusModel(RuleBasedStateMachine):
 
     @rule(hold_id=holds)
     def fulfil(self, hold_id: str) -> None:
-        """Refused while a promise of an active or committed hold waits (checked on the
-        record, before the script); a released hold's fulfil is invalid_transition."""
+        """Refused while a promise of an active or committed hold waits (hold_fulfil.lua,
+        by the store's clock: a lapsed hold is expired first, and its fulfil is
+        invalid_transition); a released hold's fulfil is invalid_transition."""
         if hold_id == "none":
             return
         h = self.model.holds[hold_id]
-        waits = bool(h.waiting) and h.status in ("active", "committed")  # a released one's
-        r = self.transition(hold_id, "fulfil", scripted=not waits)  # record lists them too
+        r = self.transition(hold_id, "fulfil")  # marks a lapsed hold expired
         assert r is not None
+        # (a released or expired hold's record lists its promises too)
+        waits = bool(h.waiting) and h.status in ("active", "committed")
         if waits:
             self.refused(r, "promise_not_received")
         elif h.status == "committed":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -19,10 +19,13 @@ from redis.asyncio.cluster import RedisCluster
 
 from app.api.main import create_app
 from app.cli import main
-from app.cli.functions import current_libraries
+from app.cli.functions import _field, _text, current_libraries
 from app.domain.clock import ManualClock
 from app.store.calls import Script
+from app.store.embedded import free_port
 from app.store.scripts import library
+from tests.cluster.conftest import local_cluster
+from tests.cluster.support import LocalCluster, Node
 from tests.conftest import is_cluster_url, make_settings, seed
 
 STALE = "os_hold_reserve_0000000000000000"  # another version's hold_reserve.lua
@@ -154,3 +157,76 @@ async def test_a_library_deleted_under_a_running_service_is_loaded_again_on_its_
             assert commit.status_code == 200, commit.text
             read = await c.get("/v1/availability/SKU-D")
             assert read.status_code == 200 and read.json()["available"] == 3, read.text
+
+
+@pytest.mark.parametrize("action", ["list", "prune"])
+def test_a_store_that_does_not_answer_exits_3_naming_the_action(
+    action: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"redis://127.0.0.1:{free_port()}"  # nothing listens there
+    assert main(["functions", action, "--redis-url", url]) == 3
+    assert capsys.readouterr().err.startswith(f"omnistock functions {action}: store unreachable")
+
+
+# -- a cluster with a primary down ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_primary_down(
+    server_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LocalCluster, list[Node], Node]]:
+    """3 primaries without replicas (none takes over), the last one killed: (cluster, the
+    live primaries, the dead one)."""
+    with local_cluster(server_binary, tmp_path_factory.mktemp("down"), replicas=0) as cluster:
+        *up, down = cluster.primary_nodes()
+        for node in (*up, down):
+            node.call("FUNCTION", "LOAD", "REPLACE", lib(STALE, STALE))
+        cluster.kill(down)
+        yield cluster, up, down
+
+
+def names_on(node: Node) -> set[str]:
+    listed: Any = node.call("FUNCTION", "LIST")
+    return {_text(_field(entry, "library_name")) for entry in listed}
+
+
+def prune_on(cluster: LocalCluster, *flags: str) -> int:
+    """`omnistock functions prune --delete FLAGS` on `cluster`: the exit code."""
+    argv = ["functions", "prune", "--delete", *flags]
+    return main([*argv, "--redis-url", cluster.seeds, "--redis-cluster"])
+
+
+@pytest.fixture
+def stale_on_the_live_primaries(
+    one_primary_down: tuple[LocalCluster, list[Node], Node],
+) -> tuple[LocalCluster, list[Node], Node]:
+    cluster, up, down = one_primary_down
+    for node in up:
+        node.call("FUNCTION", "LOAD", "REPLACE", lib(STALE, STALE))
+    return cluster, up, down
+
+
+@pytest.mark.cluster
+def test_a_primary_down_fails_prune_with_exit_3_and_nothing_deleted(
+    stale_on_the_live_primaries: tuple[LocalCluster, list[Node], Node],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cluster, up, _ = stale_on_the_live_primaries
+    assert prune_on(cluster) == 3
+    assert "--skip-unreachable" in capsys.readouterr().err
+    assert all(STALE in names_on(node) for node in up)
+
+
+@pytest.mark.cluster
+def test_skip_unreachable_prunes_the_primaries_that_answer_names_the_other_and_exits_4(
+    stale_on_the_live_primaries: tuple[LocalCluster, list[Node], Node],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cluster, up, down = stale_on_the_live_primaries
+    assert prune_on(cluster, "--skip-unreachable", "--json") == 4
+    out, err = capsys.readouterr()
+    report = orjson.loads(out)
+    where = f"127.0.0.1:{down.port}"
+    assert report["unreachable"] == [where] and report["deleted"] == len(up)
+    assert f"primary {where} unreachable, skipped" in err
+    assert not any(STALE in names_on(node) for node in up)

@@ -193,6 +193,20 @@ async def test_fulfilling_a_released_hold_that_had_promises_is_409_invalid_trans
     assert (await client.get(f"/v1/holds/{hold['id']}")).json()["status"] == "released"
 
 
+async def test_fulfilling_a_lapsed_backorder_hold_is_409_invalid_transition(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """Its TTL ran out and no reaper has been: by the store's clock it is expired, and its
+    fulfil answers what any lapsed hold's does (tests/api/test_expiry.py), not
+    promise_not_received for promises it no longer has."""
+    await ok_supply(client, "sku-1", "dc", "po", 10, days(2))
+    hold = (await backorder(client, [{"sku": "sku-1", "quantity": 8}], ttl_seconds=60)).json()
+    clock.advance(61)
+    r = await client.post(f"/v1/holds/{hold['id']}/fulfil")
+    assert_problem(r, 409, "invalid_transition")
+    assert (await client.get(f"/v1/holds/{hold['id']}")).json()["status"] == "expired"
+
+
 async def test_a_keyed_backorder_create_replays_the_same_hold(client: httpx.AsyncClient) -> None:
     await ok_supply(client, "sku-1", "dc", "po", 10, days(2))
     headers = {"Idempotency-Key": "bo-1"}

@@ -273,6 +273,33 @@ async def test_fulfilling_a_multi_partition_hold_with_promised_units_is_409(
     assert_problem(await act(client, hold["id"], "fulfil"), 409, "promise_not_received")
 
 
+async def test_fulfilling_a_lapsed_multi_partition_backorder_hold_is_409_invalid_transition(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """By the store's clock the hold is expired (no reaper has been): its fulfil answers
+    invalid_transition as for any lapsed hold, not promise_not_received."""
+    hold = await create(client)
+    clock.advance(TTL + 1)
+    assert_problem(await act(client, hold["id"], "fulfil"), 409, "invalid_transition")
+    assert (await client.get(f"/v1/holds/{hold['id']}")).json()["status"] == "expired"
+
+
+async def test_a_hold_whose_other_part_alone_waits_for_supply_is_not_fulfilled_in_part(
+    client: httpx.AsyncClient,
+) -> None:
+    """The home part (A: on hand only) could be fulfilled by itself; B's part waits for its
+    supply: the fulfil is refused as a whole, and nothing moves."""
+    r = await backorder(client, [{"sku": A, "quantity": 1}, {"sku": B, "quantity": 2}])
+    assert r.status_code == 201, r.text
+    hold = r.json()
+    assert {x["sku"] for x in hold["lines"] if x.get("supply_id")} == {B}
+    assert (await act(client, hold["id"], "commit")).status_code == 200
+    assert_problem(await act(client, hold["id"], "fulfil"), 409, "promise_not_received")
+    assert (await client.get(f"/v1/holds/{hold['id']}")).json()["status"] == "committed"
+    pos = await position(client, A, "dc")
+    assert (pos["on_hand"], pos["committed"]) == (1, 1)
+
+
 async def test_a_promised_line_of_one_part_is_released_on_its_own(
     client: httpx.AsyncClient,
 ) -> None:
