@@ -71,9 +71,8 @@ def floor_argv(sha: str, sku: str, hold_id: str) -> list[Any]:
     ks = [
         f"{keys.tag(p)}:floor:hold:{hold_id}",
         keys.position(p, sku),
-        keys.hold_expiry_by_sku(p, sku),
+        keys.hold_line_index(p, sku),
         f"{keys.tag(p)}:floor:events",
-        f"{keys.tag(p)}:floor:ho",
         f"{keys.tag(p)}:floor:expiry",
     ]
     return [sha, len(ks), *ks, int(time.time() * 1000), hold_id]

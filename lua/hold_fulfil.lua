@@ -15,7 +15,7 @@ local rcall = redis.call
 local h, keys = keyed_begin('committed')
 if not h then return keys end
 
-hold_apply(ctx, h, keys, 'hold.fulfilled', false, true,
+hold_apply(ctx, h, keys, 'hold.fulfilled', false,
            function(p, q) p.on_hand = p.on_hand - q; p.committed = p.committed - q end)
 rcall('HSET', hold_key, 'status', 'fulfilled', 'updated_at', ctx.now)
 rcall('EXPIRE', hold_key, terminal_ttl)

@@ -236,7 +236,7 @@ class StockService:
                 # The earliest lines by rank: what ZRANGEBYSCORE -inf +inf LIMIT 0 n answers,
                 # for less store time (no score range, no LIMIT to parse).
                 commands.append(
-                    ("ZRANGE", keys.hold_expiry_by_sku(p, sku), 0, _LAPSED_PAGE - 1, "WITHSCORES")
+                    ("ZRANGE", keys.hold_line_index(p, sku), 0, _LAPSED_PAGE - 1, "WITHSCORES")
                 )
                 if supply == "each":
                     commands.append(("EXISTS", keys.supply(p, sku)))
