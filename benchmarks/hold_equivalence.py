@@ -14,7 +14,8 @@ and without split, over random candidates and 0..3 channels with random threshol
 locations, some lapsed at once, some reusing a hold id, some with an Idempotency-Key (reused:
 replays, other requests under the same key, claims still in flight, completions stored); and,
 on recent holds, the transitions (commit, fulfil, release, extend, expire, confirm, abort,
-rollback) and stock_set. An event's `channels` compare as JSON: the same entries in the same
+rollback) and stock_set (mostly where recent holds took units, and below them: shortfalls
+naming holds newest first). An event's `channels` compare as JSON: the same entries in the same
 order, their keys in any order.
 
 The hold lines of a sku. Since the one line index (docs/benchmarks.md, session 7) they are one
@@ -306,10 +307,14 @@ def transition(rnd: random.Random, now: int, skus_of: dict[str, list[str]]) -> c
     )
 
 
-def stock_set(rnd: random.Random, now: int) -> calls.Call:
+def stock_set(rnd: random.Random, now: int, lines: list[tuple[str, str]]) -> calls.Call:
+    """A new on_hand; mostly at a place recent holds took units from (`lines`: their (sku,
+    location)s), and below what its lines hold: a shortfall naming holds newest first."""
     sku, loc = rnd.choice(SKUS), rnd.choice(LOCS)
+    if lines and rnd.random() < 0.7:
+        sku, loc = rnd.choice(lines[-8:])
     ks = [*keys.sku_keys(P, sku), keys.events(P), keys.skus(P), keys.op_marker(P, "-")]
-    argv = [now, sku, loc, rnd.randint(-2, 30), rnd.choice(["", "1"]), RETENTION_MS, 0]
+    argv = [now, sku, loc, rnd.randint(-2, 30) // 6, rnd.choice(["", "1"]), RETENTION_MS, 0]
     return calls.Call(calls.Script.STOCK_SET, ks, [*argv, random_channels(rnd)])
 
 
@@ -396,12 +401,13 @@ def walk(pair: Pair, rnd: random.Random, ops: int) -> None:
     ids: list[str] = []
     digests: list[str] = []
     skus_of: dict[str, list[str]] = {}
+    lines: list[tuple[str, str]] = []  # (sku, location) of the lines reserved, in order
     for step in range(ops):
         now += rnd.choice(STEPS)
         if skus_of and rnd.random() < 0.3:
             pair.run(step, transition(rnd, now, skus_of))
         elif rnd.random() < 0.05:
-            pair.run(step, stock_set(rnd, now))
+            pair.run(step, stock_set(rnd, now, lines))
         elif rnd.random() < 0.15:
             sku, loc = rnd.choice(SKUS), rnd.choice(LOCS)
             value = ":".join(str(rnd.randint(0, n)) for n in (30, 10, 3, 3))
@@ -410,9 +416,11 @@ def walk(pair: Pair, rnd: random.Random, ops: int) -> None:
         else:
             idem = random_idem(rnd, digests)
             call = reserve(rnd, step, now, ids, idem)
-            kind = _kind(pair.run(step, call))
+            reply = pair.run(step, call)
+            kind = _kind(reply)
             if kind == "ok":
                 skus_of[call.args[1]] = orjson.loads(call.args[11])
+                lines += [(x["sku"], x["location"]) for x in orjson.loads(reply[1])]
             # The reference's service stores the response of a request that got through (not
             # always here: a worker can die before it does, and the claim's lease runs out).
             # A created hold's is always stored: since 2026-12-03 hold_reserve.lua stores it
