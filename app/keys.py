@@ -46,8 +46,10 @@ def hold_line_index(partition: int, sku: str) -> str:
 
 def hold_open_by_sku_before_one_index(partition: int, sku: str) -> str:
     """Sorted set of a store written before the one line index: its open lines by creation
-    order (member "hold|location|qty"). Neither read nor written any more; `omnistock audit
-    --fix` rebuilds `hold_line_index` without it and docs/operations.md says how to drop it."""
+    order (member "hold|location|qty"). Neither read nor written by the scripts any more:
+    `omnistock audit` reports it (index_legacy) and `--fix` rebuilds `hold_line_index` from the
+    hold records and deletes it (docs/operations.md "Upgrading a store from before the one line
+    index")."""
     return f"{tag(partition)}:ho:{sku}"
 
 

@@ -150,6 +150,8 @@ def _readable_lines(record: dict[str, str]) -> list[_Line] | None:
         ):
             return None
         out.append(_Line(line["sku"], line["location"], line["quantity"]))
+    if "orders" in record and len(line_orders(record, len(out))) != len(out):
+        return None  # its lines' index members cannot be named
     return out
 
 
@@ -197,7 +199,7 @@ def check_partition(p: int, snap: Snapshot) -> list[Finding]:
                 else record["count_until"]
             )
         orders = line_orders(record, len(lines))
-        for line, order in zip(lines, orders, strict=False):
+        for line, order in zip(lines, orders, strict=True):
             want[(line.sku, line.location)][0 if status in HELD else 1] += line.quantity
             want_hx[line.sku][line.member(order, hold_id)] = (
                 int(record["count_until"]) if status in HELD else COMMITTED

@@ -51,8 +51,8 @@ def stock_status(available: int, threshold: int) -> str:
 
 def _view_row(found: Any, lapsed: list[str]) -> list[Any]:
     """availability.lua's row from raw reads: `found` (location, "on_hand:held:committed:
-    safety_stock" or None) pairs and the sku's lapsed hold lines ("hold|location|qty"), whose
-    units no longer count (position.lua's pos_view)."""
+    safety_stock" or None) pairs and the sku's lapsed hold lines ("order|hold|location|qty"),
+    whose units no longer count (position.lua's pos_view)."""
     expired: dict[str, int] = {}
     for member in lapsed:
         rest, _, qty = member.rpartition("|")

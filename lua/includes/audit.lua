@@ -70,7 +70,8 @@ local function audit_load(L)
 end
 
 -- A hold record the audit can reason about: a known status, count_until for a counting one,
--- and lines [{sku, location, quantity > 0}]. Others are reported and left alone.
+-- lines [{sku, location, quantity > 0}], and an order per line when it has `orders` (hold.lua
+-- hold_orders). Others are reported and left alone.
 local AUDIT_STATUSES = {active = true, pending = true, committed = true, fulfilled = true,
                         released = true, expired = true}
 local function audit_readable(h)
@@ -83,6 +84,11 @@ local function audit_readable(h)
        or type(line.quantity) ~= 'number' or line.quantity <= 0 then
       return false
     end
+  end
+  if h.orders then
+    local n = 0
+    for _ in string.gmatch(h.orders, '%d+') do n = n + 1 end
+    if n ~= #h.lines_t then return false end
   end
   return true
 end

@@ -192,6 +192,17 @@ async def test_an_unreadable_hold_record_is_reported_and_its_index_entries_left_
     assert await redis.zscore(keys.hold_line_index(PA, A), line) is not None
 
 
+async def test_a_hold_record_without_an_order_per_line_is_unreadable_and_left_alone(
+    world: World, auditor: Auditor, redis: Redis
+) -> None:
+    line = await member(redis, PA, world.active["id"])
+    await redis.hset(keys.hold(PA, world.active["id"]), "orders", "")  # 1 line, no order
+    report = await auditor.audit()
+    assert kinds(report) == ["counter_drift", "hold_unreadable"]  # its 2 held have no record
+    await auditor.repair(range(keys.PARTITIONS), 0, b"{}")
+    assert await redis.zscore(keys.hold_line_index(PA, A), line) is not None
+
+
 async def test_parts_of_a_multi_partition_hold_that_disagree_are_found(
     world: World, auditor: Auditor, redis: Redis, client: httpx.AsyncClient
 ) -> None:
