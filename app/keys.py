@@ -1,7 +1,7 @@
 """The key schema, in one place.
 
 Every key carries a hash tag `{NNN}`: the partition of the sku it belongs to, NNN =
-crc32(sku) mod PARTITIONS. A sku's positions, its hold-expiry index, the holds (or hold parts)
+crc32(sku) mod PARTITIONS. A sku's positions, its hold-line index, the holds (or hold parts)
 on it, the partition's outgoing event stream and the operation markers of requests on it all
 share that tag, so every script touches one hash slot and the schema works unchanged on a
 Redis/Valkey cluster. See docs/architecture.md for why the partition, not the sku or the
@@ -44,24 +44,27 @@ def position(partition: int, sku: str) -> str:
     return f"{tag(partition)}:pos:{sku}"
 
 
-def hold_expiry_by_sku(partition: int, sku: str) -> str:
-    """Sorted set of active hold lines on a sku: member "hold|location|qty", score expires_at ms."""
+def hold_line_index(partition: int, sku: str) -> str:
+    """Sorted set of the open hold lines on a sku (active, pending and committed), member
+    "<order>|<hold>|<location>|<qty>" (order: when the line was made, 16 digits, ms * 1000 +
+    the event's sequence; the record's `orders` keeps it), score: when the line stops counting
+    (count_until ms), +inf for a committed line. Lapsed lines are a score range (-inf, now];
+    a shortfall names holds newest first by the members' order (lua/includes/position.lua)."""
     return f"{tag(partition)}:hx:{sku}"
 
 
-def hold_open_by_sku(partition: int, sku: str) -> str:
-    """Sorted set of open (active or committed) hold lines on a sku: member
-    "hold|location|qty", score created_at ms. Names the holds of a shortfall, newest first."""
+def hold_open_by_sku_before_one_index(partition: int, sku: str) -> str:
+    """Sorted set of a store written before the one line index: its open lines by creation
+    order (member "hold|location|qty"). Neither read nor written by the scripts any more:
+    `omnistock audit` reports it (index_legacy) and `--fix` rebuilds `hold_line_index` from the
+    hold records and deletes it (docs/operations.md "Upgrading a store from before the one line
+    index")."""
     return f"{tag(partition)}:ho:{sku}"
 
 
 def sku_keys(partition: int, sku: str) -> list[str]:
-    """The key triple every hold and stock script takes per sku."""
-    return [
-        position(partition, sku),
-        hold_expiry_by_sku(partition, sku),
-        hold_open_by_sku(partition, sku),
-    ]
+    """The key pair every hold and stock script takes per sku."""
+    return [position(partition, sku), hold_line_index(partition, sku)]
 
 
 def supply(partition: int, sku: str) -> str:

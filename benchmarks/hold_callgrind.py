@@ -25,7 +25,7 @@ from typing import Any
 from app import keys
 from app.store.embedded import EmbeddedStore, find_server_binary
 from benchmarks import harness as h
-from benchmarks.hold_profile import _ok, floor_argv, hold_argv, load
+from benchmarks.hold_profile import _ok, floor_argv, hold_argv_of, load
 
 
 def _wrapper(tmp: Path, out: Path) -> str:
@@ -81,7 +81,7 @@ def main() -> None:
                 r.hset(keys.position(p, sku), mapping=mapping)
                 # the floor, or a file named floor*.lua: a cut of it (floor_argv's arguments)
                 floor = Path(v.removeprefix("fn:")).name.startswith("floor")
-                make = floor_argv if floor else hold_argv
+                make = floor_argv if floor else hold_argv_of(v)
                 for i in range(50):  # warm: the keys exist, the stream has entries
                     assert _ok(r.execute_command(command, *make(sha, sku, f"w{k}-{i}")))
                 before = set(tmp.glob("callgrind.out*"))

@@ -7,15 +7,28 @@ runs it, each script a function library called by FCALL (app/store/functions.py)
 
 Two private stores, one per version; each step runs on both and their replies and every key's
 contents must match: positions, hold records, expiry indexes, idempotency records, the streams'
-entries (fields only: entry ids come from each store's clock, and so do the `ho` scores made
-from them, so those compare members only). Steps: random position values (held, committed,
+entries (fields only: entry ids come from each store's clock, and so do the line orders made
+from them, so those compare by rank only). Steps: random position values (held, committed,
 safety stock, negative availability), and holds of 1..4 lines over 3 skus, pinned or not, with
 and without split, over random candidates and 0..3 channels with random thresholds and
 locations, some lapsed at once, some reusing a hold id, some with an Idempotency-Key (reused:
 replays, other requests under the same key, claims still in flight, completions stored); and,
 on recent holds, the transitions (commit, fulfil, release, extend, expire, confirm, abort,
-rollback) and stock_set. An event's `channels` compare as JSON: the same entries in the same
+rollback) and stock_set (mostly where recent holds took units, and below them: shortfalls
+naming holds newest first). An event's `channels` compare as JSON: the same entries in the same
 order, their keys in any order.
+
+The hold lines of a sku. Since the one line index (docs/benchmarks.md, session 7) they are one
+sorted set, `hx:<sku>`: member "<order>|<hold>|<location>|<qty>", score count_until, +inf once
+committed; before it, two: `hx:<sku>` (active and pending lines, member "<hold>|<location>|
+<qty>", score count_until) and `ho:<sku>` (every open line, score its order). A version with
+two indexes gets each call's keys with `ho:<sku>` after each `hx:<sku>` (its layout), and both
+versions' indexes compare as one view, `line_view`: per sku, the open lines newest first
+(order, then member, descending: what the shortfall walks), each with whether it is
+committed. Orders and count_until are instants, so they compare by that rank and that flag
+only; the record's `orders` (one per line, the members' orders) is left out with the instants,
+and a record whose `orders` named other members than its transitions' would leave them in the
+view.
 
 The clock. Every script reads its store's TIME (lua/includes/clock.lua), and two stores never
 agree on it to the ms, so a decision taken at a boundary (a hold that lapses exactly between
@@ -69,6 +82,7 @@ CLOCK_FIELDS = {
     b"deadline",
     b"at",
     b"lease_until",
+    b"orders",  # the lines' orders: instants (ms * 1000 + seq), checked through line_view
 }
 
 # The whole-hold transitions (hold_lines.lua, partial release and fulfil, came later: its own
@@ -107,8 +121,60 @@ def script_commands(r: Any) -> dict[str, int]:
     return {c: int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in SCRIPT_COMMANDS}
 
 
+def two_line_indexes(sources: Sources) -> bool:
+    """Does this version keep a sku's hold lines in two sorted sets (hx and ho, before the
+    one line index)? Its hold_reserve.lua names the second."""
+    source = sources["hold_reserve"]
+    text = source if isinstance(source, str) else source.text
+    return ":ho:<sku>" in text
+
+
+def with_ho_keys(ks: list[str]) -> list[str]:
+    """A call's keys in the layout of a version with two line indexes: each sku's `ho` key
+    after its `hx` key."""
+    out: list[str] = []
+    for k in ks:
+        out.append(k)
+        if ":hx:" in k:
+            out.append(k.replace(":hx:", ":ho:", 1))
+    return out
+
+
+COMMITTED = "committed"
+COUNTING = "counting"
+
+
+def line_view(out: dict[bytes, Any]) -> None:
+    """Replace the line index keys of a dump (`dump` keeps their scores) by one view per sku,
+    under the `hx` key: [(member "<hold>|<location>|<qty>", COUNTING | COMMITTED), ...],
+    newest first. Two indexes: the `ho` members by (score, member) descending, COUNTING where
+    `hx` has them; a line in `hx` alone shows as ("hx only", member). One index: the members
+    descending (their order leads), COMMITTED where the score is +inf."""
+    hx = {k: v for k, v in out.items() if b":hx:" in k}
+    ho = {k: v for k, v in out.items() if b":ho:" in k}
+    for k in [*hx, *ho]:
+        del out[k]
+    if ho:
+        for k_ho, lines in ho.items():
+            k = k_ho.replace(b":ho:", b":hx:", 1)
+            counting = {m for m, _ in hx.get(k, [])}
+            newest = sorted(lines, key=lambda ms: (ms[1], ms[0]), reverse=True)
+            view: list[Any] = [(m, COUNTING if m in counting else COMMITTED) for m, _ in newest]
+            view += [("hx only", m) for m in sorted(counting - {m for m, _ in lines})]
+            out[k] = view
+        for k in set(hx) - {k.replace(b":ho:", b":hx:", 1) for k in ho}:
+            out[k] = [("hx only", m) for m, _ in hx[k]]
+        return
+    for k, lines in hx.items():
+        out[k] = [
+            (m.split(b"|", 1)[1], COMMITTED if score == float("inf") else COUNTING)
+            for m, score in sorted(lines, reverse=True)
+        ]
+
+
 def dump(r: Any) -> dict[bytes, Any]:
-    """Every key's contents without its instants, read in two pipelined round trips."""
+    """Every key's contents without its instants, read in two pipelined round trips; the hold
+    line indexes as `line_view`."""
     names = sorted(r.keys("*"))
     pipe = r.pipeline(transaction=False)
     for k in names:
@@ -116,7 +182,7 @@ def dump(r: Any) -> dict[bytes, Any]:
     types = pipe.execute()
     readers = {
         b"hash": pipe.hgetall,
-        b"zset": lambda k: pipe.zrange(k, 0, -1),  # scores are instants
+        b"zset": lambda k: pipe.zrange(k, 0, -1, withscores=True),  # scores are instants
         b"stream": pipe.xrange,
         b"string": pipe.get,
     }
@@ -126,8 +192,10 @@ def dump(r: Any) -> dict[bytes, Any]:
     for k, t, value in zip(names, types, pipe.execute(), strict=True):
         if t == b"hash":
             out[k] = sorted((f, v) for f, v in value.items() if f not in CLOCK_FIELDS)
+        elif t == b"zset" and (b":hx:" in k or b":ho:" in k):
+            out[k] = value
         elif t == b"zset":
-            out[k] = sorted(value)
+            out[k] = sorted(m for m, _ in value)
         elif t == b"stream":
             out[k] = [
                 {
@@ -139,6 +207,7 @@ def dump(r: Any) -> dict[bytes, Any]:
             ]
         else:
             out[k] = value
+    line_view(out)
     return out
 
 
@@ -167,16 +236,19 @@ class Pair:
             v: {n: _load(self.stores[v], n, sources[v][n]) for n in SCRIPTS} for v in self.stores
         }
         self.kinds: Counter[str] = Counter()
+        # each version's key layout: two line indexes take each sku's `ho` key too
+        self.layout = {
+            v: with_ho_keys if two_line_indexes(sources[v]) else list for v in self.stores
+        }
 
     def run(self, step: int, call: calls.Call) -> Any:
         name = call.script.value
         replies = {}
         for v, r in self.stores.items():
             command, what = self.loaded[v][name]
+            ks = self.layout[v](call.keys)
             try:
-                replies[v] = r.execute_command(
-                    command, what, len(call.keys), *call.keys, *call.args
-                )
+                replies[v] = r.execute_command(command, what, len(ks), *ks, *call.args)
             except redis.ResponseError as e:  # compared, not handled
                 replies[v] = ("error", str(e).split(" script:")[0])
         old, new = replies["old"], replies["new"]
@@ -235,10 +307,14 @@ def transition(rnd: random.Random, now: int, skus_of: dict[str, list[str]]) -> c
     )
 
 
-def stock_set(rnd: random.Random, now: int) -> calls.Call:
+def stock_set(rnd: random.Random, now: int, lines: list[tuple[str, str]]) -> calls.Call:
+    """A new on_hand; mostly at a place recent holds took units from (`lines`: their (sku,
+    location)s), and below what its lines hold: a shortfall naming holds newest first."""
     sku, loc = rnd.choice(SKUS), rnd.choice(LOCS)
+    if lines and rnd.random() < 0.7:
+        sku, loc = rnd.choice(lines[-8:])
     ks = [*keys.sku_keys(P, sku), keys.events(P), keys.skus(P), keys.op_marker(P, "-")]
-    argv = [now, sku, loc, rnd.randint(-2, 30), rnd.choice(["", "1"]), RETENTION_MS, 0]
+    argv = [now, sku, loc, rnd.randint(-2, 30) // 6, rnd.choice(["", "1"]), RETENTION_MS, 0]
     return calls.Call(calls.Script.STOCK_SET, ks, [*argv, random_channels(rnd)])
 
 
@@ -325,12 +401,13 @@ def walk(pair: Pair, rnd: random.Random, ops: int) -> None:
     ids: list[str] = []
     digests: list[str] = []
     skus_of: dict[str, list[str]] = {}
+    lines: list[tuple[str, str]] = []  # (sku, location) of the lines reserved, in order
     for step in range(ops):
         now += rnd.choice(STEPS)
         if skus_of and rnd.random() < 0.3:
             pair.run(step, transition(rnd, now, skus_of))
         elif rnd.random() < 0.05:
-            pair.run(step, stock_set(rnd, now))
+            pair.run(step, stock_set(rnd, now, lines))
         elif rnd.random() < 0.15:
             sku, loc = rnd.choice(SKUS), rnd.choice(LOCS)
             value = ":".join(str(rnd.randint(0, n)) for n in (30, 10, 3, 3))
@@ -339,9 +416,11 @@ def walk(pair: Pair, rnd: random.Random, ops: int) -> None:
         else:
             idem = random_idem(rnd, digests)
             call = reserve(rnd, step, now, ids, idem)
-            kind = _kind(pair.run(step, call))
+            reply = pair.run(step, call)
+            kind = _kind(reply)
             if kind == "ok":
                 skus_of[call.args[1]] = orjson.loads(call.args[11])
+                lines += [(x["sku"], x["location"]) for x in orjson.loads(reply[1])]
             # The reference's service stores the response of a request that got through (not
             # always here: a worker can die before it does, and the claim's lease runs out).
             # A created hold's is always stored: since 2026-12-03 hold_reserve.lua stores it

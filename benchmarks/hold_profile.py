@@ -27,13 +27,16 @@ import argparse
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from app import keys
+from app.store.calls import Call
 from app.store.functions import Library
 from app.store.scripts import Expanded, expand, lua_dir
 from benchmarks import harness as h
+from benchmarks.hold_equivalence import two_line_indexes, with_ho_keys
 from benchmarks.lua_micro import _git_lua, variant_expanded
 from benchmarks.run import HOLD_FLOOR_LUA
 
@@ -66,14 +69,26 @@ def hold_argv(sha: str, sku: str, hold_id: str) -> list[str]:
     return h.bench_hold(sku, hold_id, "web-shop").argv(sha)
 
 
+def two_index_hold_argv(sha: str, sku: str, hold_id: str) -> list[str]:
+    """hold_argv in the key layout of a version with two line indexes (before the one line
+    index, 5b97c81): each sku's `ho` key after its `hx` key."""
+    call = h.bench_hold(sku, hold_id, "web-shop")
+    return Call(call.script, with_ho_keys(call.keys), call.args).argv(sha)
+
+
+def hold_argv_of(variant: str) -> Callable[[str, str, str], list[str]]:
+    """The arguments of a bench hold for `variant` (its revision's key layout)."""
+    e = expanded_of(variant.removeprefix("fn:"))
+    return two_index_hold_argv if two_line_indexes({"hold_reserve": e}) else hold_argv
+
+
 def floor_argv(sha: str, sku: str, hold_id: str) -> list[Any]:
     p = keys.partition_of(sku)
     ks = [
         f"{keys.tag(p)}:floor:hold:{hold_id}",
         keys.position(p, sku),
-        keys.hold_expiry_by_sku(p, sku),
+        keys.hold_line_index(p, sku),
         f"{keys.tag(p)}:floor:events",
-        f"{keys.tag(p)}:floor:ho",
         f"{keys.tag(p)}:floor:expiry",
     ]
     return [sha, len(ks), *ks, int(time.time() * 1000), hold_id]
@@ -111,6 +126,7 @@ def main() -> None:
         r = h.client(s)
         h.configure(r)
         shas, skus, commands = {}, {}, {}
+        holds = {v: hold_argv_of(v) for v in variants if v.removeprefix("fn:") != "floor"}
         for k, v in enumerate(variants):
             commands[v], shas[v] = load(r, v)
             sku = f"SKU-PROFILE-{k}"
@@ -128,7 +144,7 @@ def main() -> None:
                 cpu_before = _cpu(r)
                 pipe = r.pipeline(transaction=False)
                 for i in range(args.n):
-                    make = floor_argv if v.removeprefix("fn:") == "floor" else hold_argv
+                    make = floor_argv if v.removeprefix("fn:") == "floor" else holds[v]
                     argv = make(shas[v], skus[v], f"hp{rnd}-{i}")
                     if args.depth == 1:
                         reply = r.execute_command(commands[v], *argv)
@@ -144,7 +160,7 @@ def main() -> None:
         capacity: dict[str, list[float]] = {v: [] for v in variants}
         for rnd in range(args.rounds if args.capacity else 0):
             for v in variants if rnd % 2 == 0 else reversed(variants):
-                make = floor_argv if v.removeprefix("fn:") == "floor" else hold_argv
+                make = floor_argv if v.removeprefix("fn:") == "floor" else holds[v]
                 argv = [commands[v], *map(str, make(shas[v], skus[v], "hb__rand_int__"))]
                 capacity[v].append(h.redis_benchmark(s, argv, args.capacity) or 0.0)
         r.close()

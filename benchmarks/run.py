@@ -474,22 +474,23 @@ def measure_keyed(r: Any, svc: h.Server, scale: Scale) -> dict[str, Any]:
 
 # The writes and reads of a 1-line hold with no logic around them: the store's own cost of the
 # commands, against which hold_reserve.lua's logic (sourcing, channel figures, JSON) is measured.
-# KEYS: hold record, position hash, hx zset, event stream, ho zset, expiry zset (one slot);
-# ARGV: now (ms), hold id.
+# KEYS: hold record, position hash, hx zset (the sku's one line index), event stream, expiry
+# zset (one slot); ARGV: now (ms), hold id. The line's member carries its order (here now's,
+# no logic: hold_reserve.lua takes its event's) and the record keeps it (`orders`).
 HOLD_FLOOR_LUA = """
 local h = redis.call('HGET', KEYS[1], 'status')
 local v = redis.call('HMGET', KEYS[2], 'dc-1', 'store-1', 'store-2', 'store-3')
 local z = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
 redis.call('HSET', KEYS[2], 'dc-1', '1000000000:1:0:0')
-redis.call('ZADD', KEYS[3], ARGV[1] + 900000, ARGV[2] .. '|dc-1|1')
 redis.call('XADD', KEYS[4], 'MINID', '~', 0, '*', 'type', 'hold.reserved', 'sku', 'S',
   'location', 'dc-1', 'at', ARGV[1], 'on_hand', 1000000000, 'held', 1, 'committed', 0,
   'safety_stock', 0, 'available', 999999999, 'hold', ARGV[2])
-redis.call('ZADD', KEYS[5], ARGV[1], ARGV[2] .. '|dc-1|1')
+redis.call('ZADD', KEYS[3], ARGV[1] + 900000, ARGV[1] .. '000|' .. ARGV[2] .. '|dc-1|1')
 redis.call('HSET', KEYS[1], 'status', 'active', 'channel', 'web', 'reference', '',
   'created_at', ARGV[1], 'updated_at', ARGV[1], 'expires_at', ARGV[1], 'count_until', ARGV[1],
-  'lines', '[{"location":"dc-1","quantity":1,"sku":"S"}]', 'parts', '1')
-redis.call('ZADD', KEYS[6], ARGV[1], ARGV[2])
+  'lines', '[{"location":"dc-1","quantity":1,"sku":"S"}]', 'orders', ARGV[1] .. '000',
+  'parts', '1')
+redis.call('ZADD', KEYS[5], ARGV[1], ARGV[2])
 return 1
 """
 
@@ -509,9 +510,8 @@ def measure_hold_floor(r: Any, hold_argv: list[str], n: int) -> dict[str, float]
     floor_keys = [
         f"{keys.tag(p)}:floor:hold",
         keys.position(p, "SKU-FLOOR"),
-        keys.hold_expiry_by_sku(p, "SKU-FLOOR"),
+        keys.hold_line_index(p, "SKU-FLOOR"),
         f"{keys.tag(p)}:floor:events",
-        f"{keys.tag(p)}:floor:ho",
         f"{keys.tag(p)}:floor:expiry",
     ]
     now = int(time.time() * 1000)

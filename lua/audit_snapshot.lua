@@ -7,8 +7,8 @@
 -- KEYS[2]  skus set       os:{P}:skus
 -- KEYS[3]  event stream   os:{P}:events
 -- KEYS[3 + i]  for the i-th hold id of ARGV[1]: os:{P}:hold:<id>
--- KEYS[3 + H + 3j - 2 .. 3 + H + 3j]  for the j-th sku of ARGV[2] (H = number of hold ids):
---          os:{P}:pos:<sku>, os:{P}:hx:<sku>, os:{P}:ho:<sku>
+-- KEYS[3 + H + 2j - 1 .. 3 + H + 2j]  for the j-th sku of ARGV[2] (H = number of hold ids):
+--          os:{P}:pos:<sku>, os:{P}:hx:<sku>
 --
 -- ARGV[1] hold ids JSON ["id", ...]: every hold record of the partition the caller found
 -- ARGV[2] skus JSON ["sku", ...]: every sku with a position or hold index in the partition
@@ -21,7 +21,7 @@
 --                hold whose lines stopped counting by the store's clock, "overdue": "1" for a
 --                pending part past its deadline), "expiry": [id, score, ...],
 --                "skus_set": [sku, ...], "positions": {sku: [location, value, ...]},
---                "hx": {sku: [member, score, ...]}, "ho": {sku: [member, score, ...]},
+--                "hx": {sku: [member, score, ...]} (score "inf": a committed line),
 --                "events": {"sku|location": [entry id, field, value, ...]},
 --                "events_scanned": n}}
 --     (an empty list may come as {}: Lua tables do not tell lists from maps)
@@ -40,7 +40,7 @@ local stale = audit_stale(S)
 if stale then return stale end
 
 local out = {holds = {}, expiry = S.expiry, skus_set = rcall('SMEMBERS', L.skus_set),
-             positions = {}, hx = {}, ho = {}, events = {}, events_scanned = 0}
+             positions = {}, hx = {}, events = {}, events_scanned = 0}
 for id, h in pairs(S.holds) do
   h.lines_t = nil
   local until_ms = tonumber(h.count_until)
@@ -63,7 +63,6 @@ for _, sku in ipairs(L.skus) do
     remaining = remaining + 1
   end
   out.hx[sku] = S.idx[sku].hx
-  out.ho[sku] = S.idx[sku].ho
 end
 
 -- Newest event of each position: walk the stream backwards until each has been seen.

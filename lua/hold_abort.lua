@@ -12,7 +12,7 @@ local rcall = redis.call
 local h, keys = transition_begin('pending')
 if not h then return keys end
 
-hold_apply(ctx, h, keys, 'hold.aborted', true, true,
+hold_apply(ctx, h, keys, 'hold.aborted', false,
            function(p, q) p.held = p.held - q end)
 rcall('DEL', hold_key)
 rcall('ZREM', expiry_key, ctx.hold_id)

@@ -1,7 +1,7 @@
 -- Reserve a hold that may wait for stock on its way (`allow_backorder`), or one partition's
 -- part of a multi-partition one: every line takes on-hand units first, then units of supply
 -- lines whose eta is not after needed_by, earliest eta first; all or nothing. Writes the
--- positions, both hold-line indexes, the promises, the hold record and one event per changed
+-- positions, the hold-line index, the promises, the hold record and one event per changed
 -- position in one atomic step. Holds without allow_backorder never come here
 -- (hold_reserve.lua): its store time is unchanged.
 --
@@ -27,9 +27,9 @@
 -- KEYS[1] hold record  os:{P}:hold:<id>
 -- KEYS[2] expiry index os:{P}:expiry
 -- KEYS[3] event stream os:{P}:events
--- KEYS[5i - 1 .. 5i + 3] for the i-th sku of ARGV[9]: os:{P}:pos:<sku>, os:{P}:hx:<sku>,
---          os:{P}:ho:<sku>, os:{P}:sup:<sku>, os:{P}:px:<sku>
--- KEYS[5n + 4] (n = #skus) the partition's holds listing index os:{P}:hl (hold_index.lua)
+-- KEYS[4i .. 4i + 3] for the i-th sku of ARGV[9]: os:{P}:pos:<sku>, os:{P}:hx:<sku> (its hold
+--          lines, includes/position.lua line_member), os:{P}:sup:<sku>, os:{P}:px:<sku>
+-- KEYS[4n + 4] (n = #skus) the partition's holds listing index os:{P}:hl (hold_index.lua)
 --
 -- ARGV[1]  clock offset, ms (0; see includes/clock.lua)
 -- ARGV[2]  hold id
@@ -88,7 +88,7 @@ local candidates = cjson.decode(ARGV[10])
 local channels = cjson.decode(ARGV[11])
 local seers = state_seers(channels)
 
-local function key(si, k) return KEYS[3 + 5 * (si - 1) + k] end
+local function key(si, k) return KEYS[3 + 4 * (si - 1) + k] end
 
 local pinned = {}
 for i = 1, #lines do if lines[i].l then pinned[#pinned + 1] = lines[i].l end end
@@ -98,7 +98,7 @@ local read_locs = state_locations(pinned, channels)
 local states, supplies, taken, promised = {}, {}, {}, {}
 for si = 1, #skus do
   states[si] = state_load(key(si, 1), key(si, 2), now, read_locs)
-  supplies[si] = supply_lines(key(si, 4), key(si, 5), now)
+  supplies[si] = supply_lines(key(si, 3), key(si, 4), now)
   taken[si], promised[si] = {}, {}
 end
 
@@ -167,7 +167,7 @@ for i = 1, #lines do
 end
 if #short > 0 then return {'insufficient', cjson.encode(short)} end
 
-local out = {}
+local out, orders = {}, {}
 for k = 1, #order do
   local si, loc = order[k][1], order[k][2]
   local s, q = states[si], taken[si][loc]
@@ -175,18 +175,17 @@ for k = 1, #order do
   local p = state_pos(s, loc)
   state_write(s, loc, {on_hand = p.on_hand, held = p.held + q, committed = p.committed,
                        safety = p.safety})
-  local member = line_member(hold_id, loc, q)
-  rcall('ZADD', key(si, 2), count_until, member)
   local event_id = state_emit(stream_key, min_id, now, channels, seers, 'hold.reserved',
                               skus[si], loc, s, before, 'hold', hold_id)
-  rcall('ZADD', key(si, 3), ho_score(event_id), member)
+  orders[k] = line_order(event_id)
+  rcall('ZADD', key(si, 2), count_until, line_member(orders[k], hold_id, loc, q))
   out[k] = {sku = skus[si], location = loc, quantity = q}
 end
 local promises = {}
 for k = 1, #porder do
   local si, l = porder[k][1], porder[k][2]
   local q = promised[si][l.line]
-  rcall('HSET', key(si, 5), hold_id .. '|' .. l.line,
+  rcall('HSET', key(si, 4), hold_id .. '|' .. l.line,
         promise_value(q, count_until, now, needed_by))
   promises[k] = {sku = skus[si], location = l.location, supply_id = l.supply_id, quantity = q,
                  available_from = l.eta}
@@ -196,11 +195,12 @@ local lines_json = #out > 0 and cjson.encode(out) or '[]'
 local promises_json = #promises > 0 and cjson.encode(promises) or '[]'
 rcall('HSET', hold_key, 'status', status, 'channel', ARGV[4], 'reference', ARGV[5],
       'created_at', now, 'updated_at', now, 'expires_at', expires_at,
-      'count_until', count_until, 'lines', lines_json, 'parts', ARGV[6],
+      'count_until', count_until, 'lines', lines_json, 'orders', table.concat(orders, ','),
+      'parts', ARGV[6],
       'owner', ARGV[12], 'promises', promises_json, 'needed_by', needed_by)
 if deadline then rcall('HSET', hold_key, 'deadline', deadline) end
 rcall('ZADD', expiry_key, deadline or count_until, hold_id)
-hold_index_add(KEYS[5 * #skus + 4], hold_key, ARGV[12], now, hold_id, ARGV[14])
+hold_index_add(KEYS[4 * #skus + 4], hold_key, ARGV[12], now, hold_id, ARGV[14])
 -- A keyed create's response, stored with the change (no completion call; idempotency.lua).
 idem_store('201', IDEM_HOLD_CREATED .. cjson.encode({hold_id, status, ARGV[4], ARGV[5],
            string.format('%d', now), string.format('%d', expires_at), lines_json, ARGV[14],

@@ -3,7 +3,7 @@
 --
 -- KEYS and ARGV[1..7]: the transition layout (includes/transition.lua):
 -- KEYS[1] os:{P}:hold:<id>, KEYS[2] os:{P}:expiry, KEYS[3] os:{P}:events,
--- KEYS[4] os:{P}:op:<digest>, KEYS[5..] os:{P}:pos:<sku>, os:{P}:hx:<sku>, os:{P}:ho:<sku> per sku.
+-- KEYS[4] os:{P}:op:<digest>, KEYS[5..] os:{P}:pos:<sku>, os:{P}:hx:<sku> per sku.
 -- ARGV[1] clock offset ms (0), ARGV[2] hold id, ARGV[3] event retention ms, ARGV[4] finished-hold
 -- retention s, ARGV[5] skus JSON, ARGV[6] operation marker retention s (0: no marker),
 -- ARGV[7] channels JSON {id: [low_stock_threshold, [locations]]}.
@@ -20,7 +20,7 @@ local rcall = redis.call
 local h, keys = keyed_begin('active')
 if not h then return keys end
 
-hold_apply(ctx, h, keys, 'hold.committed', true, false,
+hold_apply(ctx, h, keys, 'hold.committed', true,
            function(p, q) p.held = p.held - q; p.committed = p.committed + q end)
 rcall('HSET', hold_key, 'status', 'committed', 'updated_at', ctx.now)
 rcall('ZREM', expiry_key, ctx.hold_id)

@@ -22,9 +22,9 @@ if hold_is_home(h, hold_key) and hold_deadline(h) <= ctx.now then
 end
 
 local expires_at = tonumber(h.expires_at)
-for _, line in ipairs(h.lines_t) do
-  rcall('ZADD', keys[line.sku][2], 'XX', expires_at,
-        line_member(ctx.hold_id, line.location, line.quantity))
+local orders = hold_orders(h)
+for i, line in ipairs(h.lines_t) do
+  rcall('ZADD', keys[line.sku][2], 'XX', expires_at, hold_line_member(h, orders, ctx.hold_id, i))
 end
 promise_rescore(ctx.hold_id, h, expires_at)
 rcall('HSET', hold_key, 'status', 'active', 'count_until', expires_at, 'updated_at', ctx.now)

@@ -16,9 +16,9 @@ local h, keys = keyed_begin('active')
 if not h then return keys end
 
 local expires_at = ctx.now + tonumber(ARGV[8])
-for _, line in ipairs(h.lines_t) do
-  rcall('ZADD', keys[line.sku][2], 'XX', expires_at,
-        line_member(ctx.hold_id, line.location, line.quantity))
+local orders = hold_orders(h)
+for i, line in ipairs(h.lines_t) do
+  rcall('ZADD', keys[line.sku][2], 'XX', expires_at, hold_line_member(h, orders, ctx.hold_id, i))
 end
 promise_rescore(ctx.hold_id, h, expires_at)
 rcall('HSET', hold_key, 'expires_at', expires_at, 'count_until', expires_at, 'updated_at', ctx.now)

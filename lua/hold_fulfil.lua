@@ -27,7 +27,7 @@ if (h.status == 'active' or h.status == 'committed') and (promise_any(h) or ARGV
 end
 if h.status ~= 'committed' then return {'invalid', h.status} end
 
-hold_apply(ctx, h, keys, 'hold.fulfilled', false, true,
+hold_apply(ctx, h, keys, 'hold.fulfilled', false,
            function(p, q) p.on_hand = p.on_hand - q; p.committed = p.committed - q end)
 rcall('HSET', hold_key, 'status', 'fulfilled', 'updated_at', ctx.now)
 rcall('EXPIRE', hold_key, terminal_ttl)

@@ -42,8 +42,12 @@ local allowed = op == 'fulfil' and h.status == 'committed'
 if not allowed then return {'invalid', h.status} end
 
 -- Check every requested line before changing anything.
-local open = {}
-for i, line in ipairs(h.lines_t) do open[line.sku .. '|' .. line.location] = i end
+local open, order_of = {}, {}
+local orders = hold_orders(h)
+for i, line in ipairs(h.lines_t) do
+  open[line.sku .. '|' .. line.location] = i
+  order_of[line] = orders[i]
+end
 local promised = promise_any(h) and cjson.decode(h.promises) or {}
 for i, pr in ipairs(promised) do
   open[pr.sku .. '|' .. pr.location .. '|' .. pr.supply_id] = i
@@ -77,7 +81,8 @@ for _, want in ipairs(requested) do
   end
 end
 
--- A line index member (hx, ho) moves to the line's new quantity with its score (gone at 0).
+-- A line's index member (hx) moves to the line's new quantity with its score and order (gone
+-- at 0).
 local function move(key, old, new)
   local score = rcall('ZSCORE', key, old)
   if not score then return end
@@ -136,10 +141,10 @@ for _, want in ipairs(requested) do
     end
     pos_write(k[1], line.location, p)
     local left = line.quantity - q
-    local old = line_member(ctx.hold_id, line.location, line.quantity)
-    local new = left > 0 and line_member(ctx.hold_id, line.location, left) or nil
-    if h.status == 'active' then move(k[2], old, new) end
-    move(k[3], old, new)
+    local order = order_of[line]
+    local old = line_member(order, ctx.hold_id, line.location, line.quantity)
+    local new = left > 0 and line_member(order, ctx.hold_id, line.location, left) or nil
+    move(k[2], old, new)
     line.quantity = left
     close(line, q)
     emit_change(ctx.stream_key, ctx.min_id, ctx.now, ctx.channels, ev_type, line.sku,
@@ -155,10 +160,12 @@ local function still_open(list)
   return out
 end
 local left, waiting = still_open(h.lines_t), still_open(promised)
+local left_orders = {}
+for i, line in ipairs(left) do left_orders[i] = order_of[line] end
 -- cjson writes an empty table as {}: an empty list is written as such.
 local lines_json = #left > 0 and cjson.encode(left) or '[]'
-rcall('HSET', hold_key, 'lines', lines_json, 'closed', cjson.encode(closed),
-      'updated_at', ctx.now)
+rcall('HSET', hold_key, 'lines', lines_json, 'orders', table.concat(left_orders, ','),
+      'closed', cjson.encode(closed), 'updated_at', ctx.now)
 if promise_any(h) then
   rcall('HSET', hold_key, 'promises', #waiting > 0 and cjson.encode(waiting) or '[]')
 end

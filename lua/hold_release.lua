@@ -14,10 +14,10 @@ local rcall = redis.call
 local h, keys = keyed_begin()
 if not h then return keys end
 if h.status == 'active' then
-  hold_apply(ctx, h, keys, 'hold.released', true, true,
+  hold_apply(ctx, h, keys, 'hold.released', false,
              function(p, q) p.held = p.held - q end)
 elseif h.status == 'committed' then
-  hold_apply(ctx, h, keys, 'hold.released', false, true,
+  hold_apply(ctx, h, keys, 'hold.released', false,
              function(p, q) p.committed = p.committed - q end)
 else
   return {'invalid', h.status}

@@ -1,14 +1,15 @@
 -- Reserve a hold (or one partition's part of a multi-partition hold): source every line,
--- all or nothing, then write the positions, the hold record, both expiry indexes and one
--- event per changed position.
+-- all or nothing, then write the positions, the hold record, the expiry index and the sku's
+-- line index and one event per changed position.
 --
 -- KEYS[1]  hold record          os:{P}:hold:<id>
 -- KEYS[2]  expiry index         os:{P}:expiry
 -- KEYS[3]  event stream         os:{P}:events
--- KEYS[3i + 1], KEYS[3i + 2], KEYS[3i + 3]  for the i-th sku of ARGV[12]:
+-- KEYS[2i + 2], KEYS[2i + 3]  for the i-th sku of ARGV[12]:
 --          position hash                 os:{P}:pos:<sku>
---          active hold lines by expiry   os:{P}:hx:<sku>
---          open hold lines by creation   os:{P}:ho:<sku> (score: event order, ms*1000+seq)
+--          open hold lines               os:{P}:hx:<sku> (member "<order>|<hold>|<location>|
+--                                        <qty>", order: the line's event order, ms*1000+seq;
+--                                        score: count_until; includes/position.lua)
 --
 -- ARGV[1]  clock offset, ms (0; see includes/clock.lua): now, created_at, expires_at and
 --          count_until all come from the store's clock
@@ -38,7 +39,7 @@
 --          this (count_until), so settling it after the deadline never needs units that
 --          were given away (docs/architecture.md "Settling a multi-partition hold")
 -- ARGV[18] metadata JSON object ("" for none: then nothing more is written)
--- KEYS[3n + 4] (n = #skus) the partition's holds listing index os:{P}:hl (hold_index.lua)
+-- KEYS[2n + 4] (n = #skus) the partition's holds listing index os:{P}:hl (hold_index.lua)
 -- KEYS[last], ARGV[19..21]: the Idempotency-Key claim (includes/idempotency.lua: the last key
 --          and the last three ARGV), taken first: a create is one script call plus the stored
 --          response, in the home slot
@@ -96,10 +97,10 @@ local wanted, at, nw = hold_locations(lines, candidates, channels)
 local nskus = #skus
 local raw, avail, lapsed, taken = {}, {}, {}, {}
 for si = 1, nskus do
-  local ex = expired_by_location(KEYS[3 * si + 2], now)
+  local ex = expired_by_location(KEYS[2 * si + 3], now)
   local a = {}
   if nw > 0 then
-    local values = rcall('HMGET', KEYS[3 * si + 1], unpack(wanted))
+    local values = rcall('HMGET', KEYS[2 * si + 2], unpack(wanted))
     raw[si] = values
     for i = 1, nw do
       local v, loc = values[i], wanted[i]
@@ -234,7 +235,7 @@ if #short > 0 then return {'insufficient', cjson.encode(short)} end
 -- order of pairs(channels), once per location they list, as state_seers() orders them.
 local totals = {}
 local lapsed_at_once = count_until <= now
-local out = {}
+local out, orders = {}, {}
 for k = 1, norder do
   local si, loc = order_s[k], order_l[k]
   local a = avail[si]
@@ -253,9 +254,7 @@ for k = 1, norder do
   -- the same text format() gives); only held is formatted, one sprintf instead of four.
   local o, h, c, s = match(raw[si][at[loc]], POS)
   h = h + q
-  rcall('HSET', KEYS[3 * si + 1], loc, o .. ':' .. format('%d', h) .. ':' .. c .. ':' .. s)
-  local member = line_member(hold_id, loc, q)
-  rcall('ZADD', KEYS[3 * si + 2], count_until, member)
+  rcall('HSET', KEYS[2 * si + 2], loc, o .. ':' .. format('%d', h) .. ':' .. c .. ':' .. s)
   local ex = lapsed[si]
   local gone = ex[loc] or 0
   if lapsed_at_once then
@@ -278,24 +277,31 @@ for k = 1, norder do
   end
   local event_id = event_add(stream_key, min_id, 'hold.reserved', skus[si], loc, now, o,
                              h - gone, c, s, available, moved, 'hold', hold_id)
-  -- Ordered by the partition's own event order (ms * 1000 + seq), so "newest first" holds
-  -- even within one ms.
-  rcall('ZADD', KEYS[3 * si + 3], ho_score(event_id), member)
+  -- The line's member carries its event's order in the partition (ms * 1000 + seq), so
+  -- "newest first" holds even within one ms (shortfall.lua); the record keeps it (`orders`).
+  local order = line_order(event_id)
+  orders[k] = order
+  rcall('ZADD', KEYS[2 * si + 3], count_until, line_member(order, hold_id, loc, q))
   -- What cjson.encode({sku =, location =, quantity =}) writes, keys in its order; skus and
   -- locations are identifiers: nothing to escape.
   out[k] = '{"location":"' .. loc .. '","quantity":' .. format('%d', q) .. ',"sku":"' ..
            skus[si] .. '"}'
 end
 
-local lines_json = norder == 1 and '[' .. out[1] .. ']' or '[' .. table.concat(out, ',') .. ']'
+local lines_json, orders_text
+if norder == 1 then
+  lines_json, orders_text = '[' .. out[1] .. ']', orders[1]
+else
+  lines_json, orders_text = '[' .. table.concat(out, ',') .. ']', table.concat(orders, ',')
+end
 rcall('HSET', hold_key, 'status', ARGV[3], 'channel', ARGV[6], 'reference', ARGV[7],
       'created_at', now, 'updated_at', now, 'expires_at', expires_at,
-      'count_until', count_until, 'lines', lines_json, 'parts', ARGV[8],
+      'count_until', count_until, 'lines', lines_json, 'orders', orders_text, 'parts', ARGV[8],
       'owner', ARGV[16])
 if deadline then rcall('HSET', hold_key, 'deadline', deadline) end
 rcall('ZADD', expiry_key, deadline or count_until, hold_id)
 -- The listing index and metadata (GET /v1/holds): one ZADD; metadata only when given.
-hold_index_add(KEYS[3 * nskus + 4], hold_key, ARGV[16], now, hold_id, ARGV[18])
+hold_index_add(KEYS[2 * nskus + 4], hold_key, ARGV[16], now, hold_id, ARGV[18])
 -- A keyed create's response, stored with the change (no completion call; idempotency.lua).
 if idem_fp ~= '' then
   idem_store('201', IDEM_HOLD_CREATED .. cjson.encode({hold_id, ARGV[3], ARGV[6], ARGV[7],

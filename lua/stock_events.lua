@@ -9,11 +9,10 @@
 --
 -- KEYS[1] event stream                   os:{P}:events
 -- KEYS[2] skus of partition              os:{P}:skus
--- KEYS[3i], KEYS[3i + 1], KEYS[3i + 2]   for the i-th sku of ARGV[5]:
+-- KEYS[2i + 1], KEYS[2i + 2]            for the i-th sku of ARGV[5]:
 --         position hash                  os:{P}:pos:<sku>
---         active hold lines by expiry    os:{P}:hx:<sku>
---         open hold lines by creation    os:{P}:ho:<sku>
--- KEYS[3n + 2j + 1], KEYS[3n + 2j + 2]    for the j-th event:
+--         open hold lines                os:{P}:hx:<sku> (position.lua line_member)
+-- KEYS[2n + 2j + 1], KEYS[2n + 2j + 2]    for the j-th event:
 --         seen record                    os:{P}:seen:<location>|<event id>
 --         record of an earlier release   os:{P}:seen:<event id> (read only: duplicate if set)
 --
@@ -21,7 +20,7 @@
 -- ARGV[2] event retention, ms (MINID trimming)
 -- ARGV[3] seconds to keep dedupe records
 -- ARGV[4] channels JSON {id: [low_stock_threshold, [locations]]} that see the locations
--- ARGV[5] skus JSON ["sku", ...] naming the key triples in order
+-- ARGV[5] skus JSON ["sku", ...] naming the key pairs in order
 -- ARGV[6] events JSON [{"i": id, "t": type, "s": sku index, "l": location, "q": quantity,
 --                       "f": fingerprint}]
 --         type: sale, return, receipt, adjustment (signed q), count (absolute q), damage,
@@ -43,7 +42,7 @@ local seen_ttl = ARGV[3]
 local channels = cjson.decode(ARGV[4])
 local skus = cjson.decode(ARGV[5])
 local events = cjson.decode(ARGV[6])
-local first_seen_key = 3 * #skus + 3  -- then two keys per event
+local first_seen_key = 2 * #skus + 3  -- then two keys per event
 
 local DELTA_SIGN = {sale = -1, damage = -1, transfer_out = -1, ['return'] = 1, receipt = 1,
                     transfer_in = 1, adjustment = 1}
@@ -64,7 +63,7 @@ for j, ev in ipairs(events) do
   local status = 'applied'
   local s = states[ev.s]
   if not s then
-    s = state_load(KEYS[3 * ev.s], KEYS[3 * ev.s + 1], now, wanted)
+    s = state_load(KEYS[2 * ev.s + 1], KEYS[2 * ev.s + 2], now, wanted)
     states[ev.s] = s
   end
   if rcall('EXISTS', seen_before_locations_key) == 1 then
@@ -85,7 +84,7 @@ for j, ev in ipairs(events) do
                before, 'source_event', ev.i)
     if p.on_hand < cur.on_hand then
       emit_shortfall(stream_key, min_id, now, skus[ev.s], ev.l, pos_view(p, s.expired[ev.l]),
-                     KEYS[3 * ev.s + 1], KEYS[3 * ev.s + 2], {source_event = ev.i})
+                     KEYS[2 * ev.s + 2], {source_event = ev.i})
     end
   elseif rcall('GET', seen_key) == ev.f then
     status = 'duplicate'

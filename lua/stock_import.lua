@@ -9,10 +9,9 @@
 --
 -- KEYS[1] event stream                   os:{P}:events
 -- KEYS[2] skus of partition              os:{P}:skus
--- KEYS[3i], KEYS[3i + 1], KEYS[3i + 2]   for the i-th sku of the call:
+-- KEYS[2i + 1], KEYS[2i + 2]            for the i-th sku of the call:
 --         position hash                  os:{P}:pos:<sku>
---         active hold lines by expiry    os:{P}:hx:<sku>
---         open hold lines by creation    os:{P}:ho:<sku>
+--         open hold lines                os:{P}:hx:<sku> (includes/position.lua line_member)
 --
 -- ARGV[1] clock offset, ms (0; see includes/clock.lua)
 -- ARGV[2] event retention, ms (MINID trimming)
@@ -68,7 +67,7 @@ while j <= nargs do
   si = si + 1
   local sku, n = argv[j], tonumber(argv[j + 1])
   j = j + 2
-  local pos_key = KEYS[3 * si]
+  local pos_key = KEYS[2 * si + 1]
   local flat = rcall('HGETALL', pos_key)
   -- location -> {on_hand, held, committed, safety, held text, committed text, safety text}
   local pos = {}
@@ -78,7 +77,7 @@ while j <= nargs do
   end
   local fresh = #flat == 0
   -- No position, no hold line: holds are taken on positions, which are never deleted.
-  local expired = fresh and NONE or expired_by_location(KEYS[3 * si + 1], now)
+  local expired = fresh and NONE or expired_by_location(KEYS[2 * si + 2], now)
   local totals = {}  -- channel id -> its available, kept current row by row
   local writes, nw = {}, 0
 
@@ -142,8 +141,8 @@ while j <= nargs do
         rcall('HSET', pos_key, unpack(writes, 1, nw))
         nw = 0
         if owed > 0 or on_hand < 0 then
-          check_shortfall(stream_key, min_id, now, sku, location, pos_key, KEYS[3 * si + 1],
-                          KEYS[3 * si + 2], {})
+          check_shortfall(stream_key, min_id, now, sku, location, pos_key, KEYS[2 * si + 2],
+                          {})
         end
       end
       changed = changed + 1

@@ -3,11 +3,10 @@
 -- committed units are untouched.
 --
 -- KEYS[1] position hash               os:{P}:pos:<sku>
--- KEYS[2] active hold lines by expiry os:{P}:hx:<sku>
--- KEYS[3] open hold lines by creation os:{P}:ho:<sku>
--- KEYS[4] event stream                os:{P}:events
--- KEYS[5] skus of partition           os:{P}:skus
--- KEYS[6] operation marker            os:{P}:op:<digest>
+-- KEYS[2] open hold lines             os:{P}:hx:<sku> (includes/position.lua line_member)
+-- KEYS[3] event stream                os:{P}:events
+-- KEYS[4] skus of partition           os:{P}:skus
+-- KEYS[5] operation marker            os:{P}:op:<digest>
 --
 -- ARGV[1] clock offset, ms (0; see includes/clock.lua)
 -- ARGV[2] sku
@@ -17,7 +16,7 @@
 -- ARGV[6] event retention, ms (MINID trimming)
 -- ARGV[7] seconds to keep the operation marker (0: no marker)
 -- ARGV[8] channels JSON {id: [low_stock_threshold, [locations]]} that see the location
--- KEYS[7], ARGV[9..11]: the Idempotency-Key claim (includes/idempotency.lua), taken first
+-- KEYS[6], ARGV[9..11]: the Idempotency-Key claim (includes/idempotency.lua), taken first
 --
 -- Replies: {"ok", on_hand, held, committed, safety_stock, available}
 --          {"replayed", on_hand, held, committed, safety_stock, available}  (marker existed:
@@ -30,8 +29,7 @@ local rcall = redis.call
 --!include shortfall.lua
 --!include idempotency.lua
 
-local pos_key, hx_key, ho_key, stream_key, skus_key, marker_key =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local pos_key, hx_key, stream_key, skus_key, marker_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now = clock_now(ARGV[1])
 local sku, location = ARGV[2], ARGV[3]
 local min_id = clock_min_id(now, ARGV[6])
@@ -56,6 +54,6 @@ pos_write(pos_key, location, p)
 rcall('SADD', skus_key, sku)
 local view = emit_change(stream_key, min_id, now, channels, 'stock.set', sku, location,
                          pos_key, hx_key, before)
-check_shortfall(stream_key, min_id, now, sku, location, pos_key, hx_key, ho_key, {})
+check_shortfall(stream_key, min_id, now, sku, location, pos_key, hx_key, {})
 if marker_ttl > 0 then rcall('SET', marker_key, '1', 'EX', marker_ttl) end
 return reply('ok', view)

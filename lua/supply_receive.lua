@@ -9,13 +9,12 @@
 -- KEYS[1] event stream         os:{P}:events
 -- KEYS[2] skus of partition    os:{P}:skus
 -- KEYS[3] position hash        os:{P}:pos:<sku>
--- KEYS[4] active hold lines    os:{P}:hx:<sku>
--- KEYS[5] open hold lines      os:{P}:ho:<sku>
--- KEYS[6] supply lines         os:{P}:sup:<sku>
--- KEYS[7] promises             os:{P}:px:<sku>
--- KEYS[8] seen record          os:{P}:seen:<location>|<event id>
--- KEYS[9] earlier seen record  os:{P}:seen:<event id> (read only: duplicate if set)
--- KEYS[10..] the hold record of each hold promised from the line: os:{P}:hold:<id>
+-- KEYS[4] open hold lines      os:{P}:hx:<sku> (includes/position.lua line_member)
+-- KEYS[5] supply lines         os:{P}:sup:<sku>
+-- KEYS[6] promises             os:{P}:px:<sku>
+-- KEYS[7] seen record          os:{P}:seen:<location>|<event id>
+-- KEYS[8] earlier seen record  os:{P}:seen:<event id> (read only: duplicate if set)
+-- KEYS[9..] the hold record of each hold promised from the line: os:{P}:hold:<id>
 --
 -- ARGV[1] clock offset, ms (0; see includes/clock.lua)
 -- ARGV[2] event retention, ms (MINID trimming)
@@ -27,7 +26,7 @@
 -- ARGV[8] quantity (>= 1)
 -- ARGV[9] fingerprint
 -- ARGV[10] supply id
--- ARGV[11] hold ids JSON, naming KEYS[10..] in order
+-- ARGV[11] hold ids JSON, naming KEYS[9..] in order
 --
 -- Replies: {status, on_hand, held, committed, safety_stock, available}, status "applied",
 --          "duplicate" or "id_reused" (the position as it is now, as stock_events.lua);
@@ -39,8 +38,8 @@ local rcall = redis.call
 --!include clock.lua
 --!include hold.lua
 
-local stream_key, skus_key, pos_key, hx_key, ho_key, sup_key, px_key = unpack(KEYS, 1, 7)
-local seen_key, seen_before_key = KEYS[8], KEYS[9]
+local stream_key, skus_key, pos_key, hx_key, sup_key, px_key = unpack(KEYS, 1, 6)
+local seen_key, seen_before_key = KEYS[7], KEYS[8]
 local now = clock_now(ARGV[1])
 local min_id = clock_min_id(now, ARGV[2])
 local channels = cjson.decode(ARGV[4])
@@ -61,7 +60,7 @@ local raw = rcall('HGET', sup_key, field)
 if not raw then return {'unknown_supply'} end
 
 local hold_keys = {}
-for i, id in ipairs(cjson.decode(ARGV[11])) do hold_keys[id] = KEYS[9 + i] end
+for i, id in ipairs(cjson.decode(ARGV[11])) do hold_keys[id] = KEYS[8 + i] end
 local due = {}
 for _, pr in ipairs(promises_open(px_key, now)) do
   if pr.line == field then
@@ -70,26 +69,31 @@ for _, pr in ipairs(promises_open(px_key, now)) do
   end
 end
 
--- A hold's on-hand line at this location grows by n (its index members carry the quantity,
--- so they are replaced), and its promise from the line shrinks by n.
+-- A hold's on-hand line at this location grows by n (its index member carries the quantity,
+-- so it is replaced, keeping the line's order; a new line's order is now's), and its promise
+-- from the line shrinks by n.
 local function move_to_on_hand(pr, n, p)
   local key = hold_keys[pr.hold]
   local h = hold_load(key)
   -- A pending part's new units count as its other lines do (until its count_until), and
   -- follow it: confirmed with it, or returned when it is rolled back or aborted.
   local held = h.status == 'active' or h.status == 'pending'
-  local lines, had = h.lines_t, 0
-  for _, l in ipairs(lines) do
-    if l.sku == sku and l.location == location then had = l.quantity l.quantity = had + n end
+  local lines, orders, had, order = h.lines_t, hold_orders(h), 0, nil
+  for i, l in ipairs(lines) do
+    if l.sku == sku and l.location == location then
+      had, order = l.quantity, orders[i]
+      l.quantity = had + n
+    end
   end
-  if had == 0 then lines[#lines + 1] = {sku = sku, location = location, quantity = n} end
-  local old, new = line_member(pr.hold, location, had), line_member(pr.hold, location, had + n)
-  local order = had > 0 and rcall('ZSCORE', ho_key, old) or tostring(now * 1000)
-  rcall('ZREM', ho_key, old)
-  rcall('ZADD', ho_key, order, new)
+  if had == 0 then
+    order = line_order_at(now)
+    lines[#lines + 1] = {sku = sku, location = location, quantity = n}
+    orders[#lines] = order
+  end
+  rcall('ZREM', hx_key, line_member(order, pr.hold, location, had))
+  rcall('ZADD', hx_key, held and h.count_until or LINE_COMMITTED,
+        line_member(order, pr.hold, location, had + n))
   if held then
-    rcall('ZREM', hx_key, old)
-    rcall('ZADD', hx_key, h.count_until, new)
     p.held = p.held + n
   else
     p.committed = p.committed + n
@@ -101,7 +105,8 @@ local function move_to_on_hand(pr, n, p)
     end
     if x.quantity > 0 then promises[#promises + 1] = x end
   end
-  rcall('HSET', key, 'lines', cjson.encode(lines), 'updated_at', now,
+  rcall('HSET', key, 'lines', cjson.encode(lines), 'orders', table.concat(orders, ','),
+        'updated_at', now,
         'promises', #promises > 0 and cjson.encode(promises) or '[]')
   if n == pr.units then
     rcall('HDEL', px_key, pr.field)

@@ -60,6 +60,8 @@ class Inventory:
     holds: set[str] = field(default_factory=set)
     skus: set[str] = field(default_factory=set)
     supply_skus: set[str] = field(default_factory=set)  # with supply lines or promises
+    # with an `ho` index, from a store written before the one line index (keys.py)
+    legacy_skus: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -129,6 +131,8 @@ class Auditor:
                 inv.holds.add(match.group(3))
             elif match.group(2) in ("sup", "px"):
                 inv.supply_skus.add(match.group(3))
+            elif match.group(2) == "ho":
+                inv.legacy_skus.add(match.group(3))
             else:
                 inv.skus.add(match.group(3))
         return found
@@ -166,9 +170,27 @@ class Auditor:
             holds=len(snap.holds),
             positions=sum(len(f) for f in snap.positions.values()),
             events_checked=len(snap.events),
-            findings=check_partition(p, snap) + await self._check_supply(p, inv),
+            findings=check_partition(p, snap)
+            + self._check_legacy(p, inv)
+            + await self._check_supply(p, inv),
             multi_part=multi,
         )
+
+    @staticmethod
+    def _check_legacy(p: int, inv: Inventory) -> list[Finding]:
+        """`ho` indexes left by a store written before the one line index: unread, dropped by
+        the repair (docs/operations.md "Upgrades")."""
+        return [
+            Finding(
+                p,
+                "index_legacy",
+                f"ho:{sku}: a second line index from before the one line index (unread)",
+                True,
+                sku=sku,
+                index="ho",
+            )
+            for sku in sorted(inv.legacy_skus)
+        ]
 
     async def _check_supply(self, p: int, inv: Inventory) -> list[Finding]:
         """Supply lines and promises (audit_supply.py), read in one step of their own."""
@@ -300,6 +322,7 @@ class Auditor:
                 retention_ms=retention_ms,
                 channels=channels_arg,
                 offset_ms=self._clock.offset_ms(),
+                legacy=sorted(inventories[p].legacy_skus),
             )
             raw = await self._call(p, repair, inventories[p])
             changes += [{"partition": p, **c} for c in as_list(orjson.loads(raw))]

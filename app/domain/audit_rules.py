@@ -5,9 +5,10 @@ and event log agree with the hold records (which are the truth).
   `committed` the units of its committed lines (a lapsed hold the reaper has not reached yet
   still counts in `held`: that is by design, not drift);
 - indexes: the expiry index holds exactly the active and pending holds (scored by count_until,
-  a pending part by its deadline), `hx:<sku>` exactly
-  their lines, `ho:<sku>` exactly the active, pending and committed lines, each with the right
-  score; index entries without a hold record are orphans;
+  a pending part by its deadline), `hx:<sku>` exactly the active, pending and committed lines
+  ("<order>|<hold>|<location>|<qty>", the order from the record's `orders`: `line_orders`),
+  scored by count_until, a committed line by +inf; index entries without a hold record are
+  orphans;
 - the event log: the newest event of each position (where the stream still holds one) shows
   the position's current counters (its `held` without the lines lapsed at the event's time).
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,7 +30,9 @@ HELD = frozenset({"active", "pending"})
 OPEN = HELD | {"committed"}
 STATUSES = OPEN | {"fulfilled", "released", "expired"}
 
-_MEMBER = re.compile(r"^(.*)\|(.*)\|(\d+)$", re.DOTALL)
+# A line index member (lua/includes/position.lua line_member): order, hold, location, quantity.
+_MEMBER = re.compile(r"^(\d+)\|(.*)\|(.*)\|(\d+)$", re.DOTALL)
+COMMITTED = float("inf")  # a committed line's score in `hx` (LINE_COMMITTED)
 _POSITION = re.compile(r"^(-?\d+):(-?\d+):(-?\d+):(-?\d+)$")
 
 
@@ -60,8 +63,7 @@ class Snapshot:
     expiry: dict[str, int]
     skus_set: set[str]
     positions: dict[str, dict[str, str]]  # sku -> location -> "on_hand:held:committed:safety"
-    hx: dict[str, dict[str, int]]  # sku -> member -> score
-    ho: dict[str, dict[str, int]]
+    hx: dict[str, dict[str, float]]  # sku -> member -> score (COMMITTED: a committed line)
     events: dict[tuple[str, str], dict[str, str]]  # newest event per (sku, location)
     events_scanned: int
 
@@ -73,8 +75,7 @@ class Snapshot:
             expiry=_scored(doc["expiry"]),
             skus_set=set(as_list(doc["skus_set"])),
             positions={sku: _pairs(flat) for sku, flat in _map(doc["positions"]).items()},
-            hx={sku: _scored(flat) for sku, flat in _map(doc["hx"]).items()},
-            ho={sku: _scored(flat) for sku, flat in _map(doc["ho"]).items()},
+            hx={sku: _floats(flat) for sku, flat in _map(doc["hx"]).items()},
             events={
                 tuple(key.split("|", 1)): {"id": row[0], **_pairs(row[1:])}  # type: ignore[misc]
                 for key, row in _map(doc["events"]).items()
@@ -100,14 +101,28 @@ def _scored(flat: Any) -> dict[str, int]:
     return {member: int(float(score)) for member, score in _pairs(flat).items()}
 
 
+def _floats(flat: Any) -> dict[str, float]:
+    return {member: float(score) for member, score in _pairs(flat).items()}
+
+
+def line_orders(record: dict[str, str], n: int) -> list[str]:
+    """The order of each of a record's `n` lines, as its index members carry it: its `orders`,
+    or for a record written before them its created_at's for every line (hold_orders in
+    lua/includes/hold.lua)."""
+    if "orders" in record:
+        return re.findall(r"\d+", record["orders"])
+    created = record.get("created_at", "0")
+    return [f"{int(created) if is_int(created) else 0}000"] * n
+
+
 @dataclass
 class _Line:
     sku: str
     location: str
     quantity: int
 
-    def member(self, hold_id: str) -> str:
-        return f"{hold_id}|{self.location}|{self.quantity}"
+    def member(self, order: str, hold_id: str) -> str:
+        return f"{order}|{hold_id}|{self.location}|{self.quantity}"
 
 
 def _readable_lines(record: dict[str, str]) -> list[_Line] | None:
@@ -135,6 +150,8 @@ def _readable_lines(record: dict[str, str]) -> list[_Line] | None:
         ):
             return None
         out.append(_Line(line["sku"], line["location"], line["quantity"]))
+    if "orders" in record and len(line_orders(record, len(out))) != len(out):
+        return None  # its lines' index members cannot be named
     return out
 
 
@@ -163,8 +180,7 @@ def check_partition(p: int, snap: Snapshot) -> list[Finding]:
 
     # What the hold records say.
     want: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])  # held, committed
-    want_hx: dict[str, dict[str, int]] = defaultdict(dict)
-    want_ho: dict[str, set[str]] = defaultdict(set)
+    want_hx: dict[str, dict[str, float]] = defaultdict(dict)
     want_expiry: dict[str, int] = {}
     unreadable: set[str] = set()
     for hold_id, record in sorted(snap.holds.items()):
@@ -182,11 +198,12 @@ def check_partition(p: int, snap: Snapshot) -> list[Finding]:
                 if status == "pending" and is_int(record.get("deadline"))
                 else record["count_until"]
             )
-        for line in lines:
+        orders = line_orders(record, len(lines))
+        for line, order in zip(lines, orders, strict=True):
             want[(line.sku, line.location)][0 if status in HELD else 1] += line.quantity
-            want_ho[line.sku].add(line.member(hold_id))
-            if status in HELD:
-                want_hx[line.sku][line.member(hold_id)] = int(record["count_until"])
+            want_hx[line.sku][line.member(order, hold_id)] = (
+                int(record["count_until"]) if status in HELD else COMMITTED
+            )
 
     # Counters.
     stored: dict[tuple[str, str], tuple[int, int, int, int]] = {}
@@ -238,8 +255,8 @@ def check_partition(p: int, snap: Snapshot) -> list[Finding]:
     # Indexes.
     def check_index(
         name: str,
-        have: dict[str, int],
-        wanted: dict[str, int] | set[str],
+        have: Mapping[str, float],
+        wanted: Mapping[str, float],
         sku: str | None,
         member_hold: Callable[[str], str | None],
     ) -> None:
@@ -255,7 +272,7 @@ def check_partition(p: int, snap: Snapshot) -> list[Finding]:
                     status = snap.holds[hold_id].get("status")
                     kind, why = "index_stale", f"is not a live line of hold {hold_id} ({status})"
                 add(kind, f"{where}: {member} {why}", True, sku=sku, hold=hold_id, index=name)
-            elif isinstance(wanted, dict) and wanted[member] != score:
+            elif wanted[member] != score:
                 add(
                     "index_score",
                     f"{where}: {member} has score {score}, the hold says {wanted[member]}",
@@ -278,13 +295,11 @@ def check_partition(p: int, snap: Snapshot) -> list[Finding]:
 
     def line_hold(member: str) -> str | None:
         match = _MEMBER.match(member)
-        return match.group(1) if match else None
+        return match.group(2) if match else None
 
     check_index("expiry", snap.expiry, want_expiry, None, lambda member: member)
     for sku in sorted(set(snap.hx) | set(want_hx)):
         check_index("hx", snap.hx.get(sku, {}), want_hx.get(sku, {}), sku, line_hold)
-    for sku in sorted(set(snap.ho) | set(want_ho)):
-        check_index("ho", snap.ho.get(sku, {}), want_ho.get(sku, set()), sku, line_hold)
 
     # The newest event of each position shows its current counters (its `held` without the
     # live lines that had lapsed at the event's time). Positions whose counters drifted are
@@ -296,9 +311,9 @@ def check_partition(p: int, snap: Snapshot) -> list[Finding]:
         on_hand, held, committed, safety = stored[(sku, loc)]
         at = int(event.get("at", "0"))
         lapsed = sum(
-            int(m.group(3))
+            int(m.group(4))
             for member, score in want_hx.get(sku, {}).items()
-            if score <= at and (m := _MEMBER.match(member)) and m.group(2) == loc
+            if score <= at and (m := _MEMBER.match(member)) and m.group(3) == loc
         )
         expected = {
             "on_hand": on_hand,

@@ -120,7 +120,7 @@ class Importer:
         self._rows_per_call = rows_per_call
         self._clock = clock or StoreClock()
         self._lib = library("stock_import")  # called as a function (FCALL)
-        # Per partition: its stream and sku set, and the prefixes of a sku's three keys.
+        # Per partition: its stream and sku set, and the prefixes of a sku's two keys.
         self._keys = [
             tuple(
                 k.encode()
@@ -128,8 +128,7 @@ class Importer:
                     keys.events(p),
                     keys.skus(p),
                     keys.position(p, ""),
-                    keys.hold_expiry_by_sku(p, ""),
-                    keys.hold_open_by_sku(p, ""),
+                    keys.hold_line_index(p, ""),
                 )
             )
             for p in range(keys.PARTITIONS)
@@ -185,12 +184,12 @@ class Importer:
         offset = self._clock.offset_ms()  # the script reads the store's clock
         calls: list[Call] = []
         for p, by_sku in batch.skus.items():
-            stream, skus, pos, hx, ho = self._keys[p]
+            stream, skus, pos, hx = self._keys[p]
             ks: list[bytes] = [stream, skus]
             args: list[Any] = [offset, self._retention_ms, channels]
             rows = 0
             for sku, flat in by_sku.items():
-                ks += (pos + sku, hx + sku, ho + sku)
+                ks += (pos + sku, hx + sku)
                 n = len(flat) // 3
                 args += (sku, n)
                 args += flat

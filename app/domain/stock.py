@@ -66,8 +66,8 @@ def stock_status(available: int, threshold: int) -> str:
 
 def _view_row(found: Any, lapsed: list[str]) -> list[Any]:
     """availability.lua's row from raw reads: `found` (location, "on_hand:held:committed:
-    safety_stock" or None) pairs and the sku's lapsed hold lines ("hold|location|qty"), whose
-    units no longer count (position.lua's pos_view)."""
+    safety_stock" or None) pairs and the sku's lapsed hold lines ("order|hold|location|qty"),
+    whose units no longer count (position.lua's pos_view)."""
     expired: dict[str, int] = {}
     for member in lapsed:
         rest, _, qty = member.rpartition("|")
@@ -251,7 +251,7 @@ class StockService:
                 # The earliest lines by rank: what ZRANGEBYSCORE -inf +inf LIMIT 0 n answers,
                 # for less store time (no score range, no LIMIT to parse).
                 commands.append(
-                    ("ZRANGE", keys.hold_expiry_by_sku(p, sku), 0, _LAPSED_PAGE - 1, "WITHSCORES")
+                    ("ZRANGE", keys.hold_line_index(p, sku), 0, _LAPSED_PAGE - 1, "WITHSCORES")
                 )
                 if supply == "each":
                     commands.append(("EXISTS", keys.supply(p, sku)))

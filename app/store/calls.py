@@ -285,7 +285,7 @@ def transition(
     hold_extend.lua's ARGV[8], `tombstone` hold_rollback.lua's, `lines_op` (operation, lines
     JSON) hold_lines.lua's ARGV[8..9], `promised_elsewhere` (another part of the hold has
     promised units not received) hold_fulfil.lua's ARGV[8]. `promise_skus`: the skus the hold
-    has promises on (record field `promises`): their px keys go after the sku triples
+    has promises on (record field `promises`): their px keys go after the sku pairs
     (lua/includes/promise.lua finds them by shape)."""
     if (lines_op is not None) != (script is Transition.LINES):
         raise ValueError("lines_op goes with hold_lines, and only with it")
@@ -415,13 +415,13 @@ def availability(
         for sku in skus:
             ks += [
                 keys.position(partition, sku),
-                keys.hold_expiry_by_sku(partition, sku),
+                keys.hold_line_index(partition, sku),
                 keys.supply(partition, sku),
                 keys.promises(partition, sku),
             ]
     else:
         for sku in skus:
-            ks += [keys.position(partition, sku), keys.hold_expiry_by_sku(partition, sku)]
+            ks += [keys.position(partition, sku), keys.hold_line_index(partition, sku)]
     return Call(Script.AVAILABILITY, ks, [offset_ms, 1 if supply else 0, *locations])
 
 
@@ -539,7 +539,7 @@ def supply_put(
             keys.supply(p, sku),
             keys.promises(p, sku),
             keys.position(p, sku),
-            keys.hold_expiry_by_sku(p, sku),
+            keys.hold_line_index(p, sku),
             keys.events(p),
             *_idem_keys(idem),
         ],
@@ -671,9 +671,17 @@ def audit_repair(
     retention_ms: int,
     channels: bytes,
     offset_ms: int = 0,
+    legacy: Sequence[str] = (),
 ) -> Call:
+    """audit_repair.lua; `legacy`: skus whose `ho` index (from before the one line index) the
+    repair drops."""
     ks, args = _audit_keys_args(partition, hold_ids, skus)
-    return Call(Script.AUDIT_REPAIR, ks, [*args, offset_ms, retention_ms, channels])
+    ks += [keys.hold_open_by_sku_before_one_index(partition, sku) for sku in legacy]
+    return Call(
+        Script.AUDIT_REPAIR,
+        ks,
+        [*args, offset_ms, retention_ms, channels, orjson.dumps(list(legacy))],
+    )
 
 
 def audit_supply(partition: int, hold_ids: list[str], skus: list[str], offset_ms: int = 0) -> Call:

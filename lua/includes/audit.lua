@@ -1,12 +1,12 @@
 -- Shared by audit_snapshot.lua and audit_repair.lua: their key layout, and what the caller's
 -- keys miss. The caller lists the partition's hold ids and skus (found with SCAN); anything
--- created since is named by an index (every open hold line is in its sku's `ho` index, every
+-- created since is named by an index (every open hold line is in its sku's `hx` index, every
 -- counting hold in the expiry index) or by the skus set, so the script can tell that its view
 -- is incomplete and answer `stale` instead of judging (or repairing) without it.
 --
 -- KEYS[1] os:{P}:expiry, KEYS[2] os:{P}:skus, KEYS[3] os:{P}:events,
 -- KEYS[3 + i] os:{P}:hold:<id> for the i-th id of ARGV[1],
--- then per sku of ARGV[2] a triple os:{P}:pos:<sku>, os:{P}:hx:<sku>, os:{P}:ho:<sku>.
+-- then per sku of ARGV[2] a pair os:{P}:pos:<sku>, os:{P}:hx:<sku>.
 local function audit_layout(hold_ids_json, skus_json)
   local L = {expiry = KEYS[1], skus_set = KEYS[2], stream = KEYS[3],
              hold_ids = cjson.decode(hold_ids_json), skus = cjson.decode(skus_json),
@@ -14,8 +14,8 @@ local function audit_layout(hold_ids_json, skus_json)
   for i, id in ipairs(L.hold_ids) do L.hold_key[id] = KEYS[3 + i] end
   local base = 3 + #L.hold_ids
   for i, sku in ipairs(L.skus) do
-    local k = base + 3 * (i - 1)
-    L.sku[sku] = {KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]}
+    local k = base + 2 * (i - 1)
+    L.sku[sku] = {KEYS[k + 1], KEYS[k + 2]}
   end
   return L
 end
@@ -23,7 +23,7 @@ end
 --!include position.lua
 
 -- Reads the hold records and indexes. Returns {holds = {id = fields (+ lines_t when the lines
--- decode)}, expiry = flat ZRANGE WITHSCORES, idx = {sku = {hx = flat, ho = flat}},
+-- decode)}, expiry = flat ZRANGE WITHSCORES, idx = {sku = {hx = flat}},
 -- missing_holds = {...}, missing_skus = {...}}.
 local function audit_load(L)
   local S = {holds = {}, idx = {}, missing_holds = {}, missing_skus = {}}
@@ -60,8 +60,7 @@ local function audit_load(L)
   for _, sku in ipairs(rcall('SMEMBERS', L.skus_set)) do need_sku(sku) end
   for _, sku in ipairs(L.skus) do
     local k = L.sku[sku]
-    local entry = {hx = rcall('ZRANGE', k[2], 0, -1, 'WITHSCORES'),
-                   ho = rcall('ZRANGE', k[3], 0, -1, 'WITHSCORES')}
+    local entry = {hx = rcall('ZRANGE', k[2], 0, -1, 'WITHSCORES')}
     for _, flat in pairs(entry) do
       for i = 1, #flat, 2 do need_hold((line_parse(flat[i]))) end
     end
@@ -71,7 +70,8 @@ local function audit_load(L)
 end
 
 -- A hold record the audit can reason about: a known status, count_until for a counting one,
--- and lines [{sku, location, quantity > 0}]. Others are reported and left alone.
+-- lines [{sku, location, quantity > 0}], and an order per line when it has `orders` (hold.lua
+-- hold_orders). Others are reported and left alone.
 local AUDIT_STATUSES = {active = true, pending = true, committed = true, fulfilled = true,
                         released = true, expired = true}
 local function audit_readable(h)
@@ -84,6 +84,11 @@ local function audit_readable(h)
        or type(line.quantity) ~= 'number' or line.quantity <= 0 then
       return false
     end
+  end
+  if h.orders then
+    local n = 0
+    for _ in string.gmatch(h.orders, '%d+') do n = n + 1 end
+    if n ~= #h.lines_t then return false end
   end
   return true
 end

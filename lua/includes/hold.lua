@@ -5,8 +5,10 @@
 -- be confirmed only before it; any part still pending after it gets settled), lines (JSON [{sku, location, quantity}]), parts (partitions of
 -- the whole hold, home first), owner (the API key name that created it, "" anonymous; absent
 -- on holds made before owners were recorded; checked by the service, never changed).
--- Per sku, three keys come in KEYS as a triple: position hash, active lines by expiry (hx),
--- open lines by creation time (ho, for naming holds in a shortfall, newest first).
+-- orders (the order of each line of `lines`, comma-separated, in the same order: the lines'
+-- members of the hx index, position.lua line_member; absent on records written before the
+-- one index: hold_orders).
+-- Per sku, two keys come in KEYS as a pair: position hash, open hold lines (hx).
 --!include emit.lua
 --!include promise.lua
 local function hold_load(hold_key)
@@ -18,15 +20,35 @@ local function hold_load(hold_key)
   return h
 end
 
--- Map sku -> {pos, hx, ho} from the key triples starting at KEYS[first], named by skus_json.
+-- Map sku -> {pos, hx} from the key pairs starting at KEYS[first], named by skus_json.
 local function sku_keys(first, skus_json)
   local names = cjson.decode(skus_json)
   local map = {}
   for i = 1, #names do
-    local k = first + (i - 1) * 3
-    map[names[i]] = {KEYS[k], KEYS[k + 1], KEYS[k + 2]}
+    local k = first + (i - 1) * 2
+    map[names[i]] = {KEYS[k], KEYS[k + 1]}
   end
   return map
+end
+
+-- The order of each line of a loaded record (h.lines_t), as its members carry it: the record's
+-- `orders`; a record written before them (an upgraded store, docs/operations.md) gives every
+-- line its created_at's (what `omnistock audit --fix` indexes such a record by).
+local function hold_orders(h)
+  local out = {}
+  if h.orders then
+    for o in string.gmatch(h.orders, '%d+') do out[#out + 1] = o end
+  else
+    local o = line_order_at(tonumber(h.created_at) or 0)
+    for i = 1, #h.lines_t do out[i] = o end
+  end
+  return out
+end
+
+-- The member of the i-th line of a loaded record; `orders`: hold_orders(h).
+local function hold_line_member(h, orders, hold_id, i)
+  local line = h.lines_t[i]
+  return line_member(orders[i], hold_id, line.location, line.quantity)
 end
 
 local function keys_cover(h, keys)
@@ -36,19 +58,24 @@ local function keys_cover(h, keys)
   return true
 end
 
--- Apply `change(p, qty)` to every line's position, drop the line from the active index (hx)
--- and/or the open index (ho), and emit one event per line.
+-- Apply `change(p, qty)` to every line's position, drop the line from the line index (hx), or
+-- with `commit` score it committed (LINE_COMMITTED: it never lapses, and stays named by
+-- shortfalls), and emit one event per line.
 -- ctx = {now, hold_id, stream_key, min_id, channels}
-local function hold_apply(ctx, h, keys, ev_type, drop_hx, drop_ho, change)
-  for _, line in ipairs(h.lines_t) do
+local function hold_apply(ctx, h, keys, ev_type, commit, change)
+  local orders = hold_orders(h)
+  for i, line in ipairs(h.lines_t) do
     local k = keys[line.sku]
     local before = track(ctx.channels, k[1], k[2], line.location, ctx.now)
     local p = pos_read(k[1], line.location) or {on_hand = 0, held = 0, committed = 0, safety = 0}
     change(p, line.quantity)
     pos_write(k[1], line.location, p)
-    local member = line_member(ctx.hold_id, line.location, line.quantity)
-    if drop_hx then rcall('ZREM', k[2], member) end
-    if drop_ho then rcall('ZREM', k[3], member) end
+    local member = hold_line_member(h, orders, ctx.hold_id, i)
+    if commit then
+      rcall('ZADD', k[2], 'XX', LINE_COMMITTED, member)
+    else
+      rcall('ZREM', k[2], member)
+    end
     emit_change(ctx.stream_key, ctx.min_id, ctx.now, ctx.channels, ev_type, line.sku,
                 line.location, k[1], k[2], before, 'hold', ctx.hold_id)
   end
@@ -57,7 +84,7 @@ end
 
 -- An active or pending hold whose lines stopped counting: mark it expired, return its units.
 local function hold_expire_now(ctx, hold_key, expiry_key, h, keys, terminal_ttl)
-  hold_apply(ctx, h, keys, 'hold.expired', true, true, function(p, q) p.held = p.held - q end)
+  hold_apply(ctx, h, keys, 'hold.expired', false, function(p, q) p.held = p.held - q end)
   rcall('HSET', hold_key, 'status', 'expired', 'updated_at', ctx.now)
   rcall('ZREM', expiry_key, ctx.hold_id)
   rcall('EXPIRE', hold_key, terminal_ttl)

@@ -47,15 +47,23 @@ local function pos_write(pos_key, location, p)
         string.format('%d:%d:%d:%d', p.on_hand, p.held, p.committed, p.safety))
 end
 
--- A hold line's member of the hx and ho indexes: "<hold id>|<location>|<quantity>".
-local function line_member(hold_id, location, qty)
-  return hold_id .. '|' .. location .. '|' .. qty
+-- A hold line's member of its sku's line index (hx, os:{P}:hx:<sku>):
+-- "<order>|<hold id>|<location>|<quantity>". One sorted set holds every open line: an active
+-- or pending line scored by its hold's count_until (when it stops counting), a committed one by
+-- LINE_COMMITTED (+inf: it never lapses). `order` is when the line was made, 16 digits (the ms
+-- of its event, then the event's sequence as three: line_order()), so the members sort by it:
+-- the shortfall names holds newest first from the members alone (shortfall.lua). The hold
+-- record keeps each line's order (`orders`, hold.lua hold_orders) to name its members.
+local LINE_COMMITTED = '+inf'
+
+local function line_member(order, hold_id, location, qty)
+  return order .. '|' .. hold_id .. '|' .. location .. '|' .. qty
 end
 
--- A hold line's score in the ho index (open hold lines by creation): its event's order in the
--- partition, ms * 1000 + seq (seq capped at 999), from the event id "<ms>-<seq>". Built as
--- the text ZADD reads (the digits of ms, then seq's as three): no strtod.
-local function ho_score(event_id)
+-- A line's order: its event's order in the partition, ms * 1000 + seq (seq capped at 999),
+-- from the event id "<ms>-<seq>". Built as text (the digits of ms, then seq's as three): no
+-- strtod, and 16 digits, so text order is numeric order.
+local function line_order(event_id)
   local dash = string.find(event_id, '-', 1, true)
   local seq = string.sub(event_id, dash + 1)
   local n = #seq
@@ -69,10 +77,16 @@ local function ho_score(event_id)
   return string.sub(event_id, 1, dash - 1) .. seq
 end
 
--- A member's parts (the quantity as a number).
+-- The order of a line made at `now` (ms) without an event of its own (supply_receive.lua),
+-- or of a line of a record written before `orders` (hold_orders): now * 1000, as text.
+local function line_order_at(now)
+  return string.format('%d', now) .. '000'
+end
+
+-- A member's parts (the quantity as a number), then its order.
 local function line_parse(member)
-  local hold, loc, qty = string.match(member, '^(.*)|(.*)|(%d+)$')
-  return hold, loc, tonumber(qty)
+  local order, hold, loc, qty = string.match(member, '^(%d+)|(.*)|(.*)|(%d+)$')
+  return hold, loc, tonumber(qty), order
 end
 
 -- Units of hold lines on this sku whose hold expired at or before `now` (lapsed), by location.

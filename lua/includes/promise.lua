@@ -13,7 +13,7 @@ local function promise_fits(eta, needed_by)
 end
 
 -- The px key of each sku a transition was given: keys of shape os:{P}:px:<sku>, anywhere in
--- KEYS (app/store/calls.py appends them after the sku triples, before an idempotency record).
+-- KEYS (app/store/calls.py appends them after the sku pairs, before an idempotency record).
 local function promise_keys()
   local out = {}
   for i = 1, #KEYS do

@@ -3,7 +3,7 @@
 -- KEYS[2] expiry index     os:{P}:expiry
 -- KEYS[3] event stream     os:{P}:events
 -- KEYS[4] operation marker os:{P}:op:<digest>
--- KEYS[5..] per sku named in ARGV[5], a triple: os:{P}:pos:<sku>, os:{P}:hx:<sku>, os:{P}:ho:<sku>
+-- KEYS[5..] per sku named in ARGV[5], a pair: os:{P}:pos:<sku>, os:{P}:hx:<sku>
 -- KEYS[last], ARGV[last 3]: the Idempotency-Key claim (idempotency.lua) that commit, fulfil,
 -- release and extend take first; the other transition scripts ignore them.
 -- ARGV[1] clock offset ms (0; see clock.lua), ARGV[2] hold id, ARGV[3] event retention ms

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from redis.asyncio import Redis
 
@@ -58,6 +59,14 @@ def kinds(report: AuditReport) -> list[str]:
     return sorted(f.kind for f in report.findings)
 
 
+async def member(redis: Redis, p: int, hold_id: str, line: int = 0) -> str:
+    """The hx member of a hold's line (its order from the record; lua/includes/position.lua)."""
+    record: Any = await redis.hgetall(keys.hold(p, hold_id))
+    lines = orjson.loads(record["lines"])
+    order = record["orders"].split(",")[line]
+    return f"{order}|{hold_id}|{lines[line]['location']}|{lines[line]['quantity']}"
+
+
 async def test_a_store_written_only_by_the_service_is_clean(world: World, auditor: Auditor) -> None:
     report = await auditor.audit()
     assert report.clean, report.findings
@@ -104,30 +113,27 @@ async def test_index_entries_without_a_hold_record_are_orphans(
     world: World, auditor: Auditor, redis: Redis
 ) -> None:
     await redis.zadd(keys.expiry_index(PA), {"hghost-00": 1})
-    await redis.zadd(keys.hold_expiry_by_sku(PA, A), {"hghost-00|dc|4": 1})
-    await redis.zadd(keys.hold_open_by_sku(PA, A), {"hghost-00|dc|4": 1})
+    await redis.zadd(keys.hold_line_index(PA, A), {f"{1:016d}|hghost-00|dc|4": 1})
     report = await auditor.audit()
-    assert kinds(report) == ["index_orphan"] * 3
-    assert {f.index for f in report.findings} == {"expiry", "hx", "ho"}
+    assert kinds(report) == ["index_orphan"] * 2
+    assert {f.index for f in report.findings} == {"expiry", "hx"}
     assert {f.hold for f in report.findings} == {"hghost-00"}
 
 
 async def test_an_active_hold_missing_from_its_indexes_is_found(
     world: World, auditor: Auditor, redis: Redis
 ) -> None:
-    member = f"{world.active['id']}|dc|2"
     await redis.zrem(keys.expiry_index(PA), world.active["id"])
-    await redis.zrem(keys.hold_expiry_by_sku(PA, A), member)
-    await redis.zrem(keys.hold_open_by_sku(PA, A), member)
+    await redis.zrem(keys.hold_line_index(PA, A), await member(redis, PA, world.active["id"]))
     report = await auditor.audit()
-    assert kinds(report) == ["index_missing"] * 3
+    assert kinds(report) == ["index_missing"] * 2
     assert {f.hold for f in report.findings} == {world.active["id"]}
 
 
 async def test_an_index_entry_of_a_finished_hold_is_stale(
     world: World, auditor: Auditor, redis: Redis
 ) -> None:
-    await redis.zadd(keys.hold_open_by_sku(PB, B), {f"{world.released['id']}|dc|1": 1})
+    await redis.zadd(keys.hold_line_index(PB, B), {f"{1:016d}|{world.released['id']}|dc|1": 1})
     report = await auditor.audit()
     assert kinds(report) == ["index_stale"]
     assert "released" in report.findings[0].message
@@ -136,7 +142,7 @@ async def test_an_index_entry_of_a_finished_hold_is_stale(
 async def test_an_index_score_other_than_the_holds_deadline_is_found(
     world: World, auditor: Auditor, redis: Redis
 ) -> None:
-    await redis.zadd(keys.hold_expiry_by_sku(PA, A), {f"{world.active['id']}|dc|2": 5})
+    await redis.zadd(keys.hold_line_index(PA, A), {await member(redis, PA, world.active["id"]): 5})
     report = await auditor.audit()
     assert kinds(report) == ["index_score"]
     assert report.findings[0].stored == 5
@@ -176,13 +182,25 @@ async def test_a_newest_event_that_disagrees_with_its_position_is_found_and_not_
 async def test_an_unreadable_hold_record_is_reported_and_its_index_entries_left_alone(
     world: World, auditor: Auditor, redis: Redis
 ) -> None:
+    line = await member(redis, PA, world.active["id"])
     await redis.hset(keys.hold(PA, world.active["id"]), "lines", "not json")
     report = await auditor.audit()
     assert kinds(report) == ["counter_drift", "hold_unreadable"]  # its 2 held have no record
     assert not next(f for f in report.findings if f.kind == "hold_unreadable").fixable
     await auditor.repair(range(keys.PARTITIONS), 0, b"{}")
     assert await redis.zscore(keys.expiry_index(PA), world.active["id"]) is not None
-    assert await redis.zcard(keys.hold_expiry_by_sku(PA, A)) == 1
+    assert await redis.zscore(keys.hold_line_index(PA, A), line) is not None
+
+
+async def test_a_hold_record_without_an_order_per_line_is_unreadable_and_left_alone(
+    world: World, auditor: Auditor, redis: Redis
+) -> None:
+    line = await member(redis, PA, world.active["id"])
+    await redis.hset(keys.hold(PA, world.active["id"]), "orders", "")  # 1 line, no order
+    report = await auditor.audit()
+    assert kinds(report) == ["counter_drift", "hold_unreadable"]  # its 2 held have no record
+    await auditor.repair(range(keys.PARTITIONS), 0, b"{}")
+    assert await redis.zscore(keys.hold_line_index(PA, A), line) is not None
 
 
 async def test_parts_of_a_multi_partition_hold_that_disagree_are_found(
@@ -227,7 +245,8 @@ async def test_parts_of_a_reservation_still_in_flight_are_not_drift(
         await scripts.run(call)
     await redis.hset(keys.hold(PB, "hflight-00"), "status", "active")  # B confirmed, A not yet
     await redis.zadd(keys.expiry_index(PB), {"hflight-00": now + 900_000})
-    await redis.zadd(keys.hold_expiry_by_sku(PB, B), {"hflight-00|dc|1": now + 900_000})
+    flight = await member(redis, PB, "hflight-00")
+    await redis.zadd(keys.hold_line_index(PB, B), {flight: now + 900_000})
     await redis.hset(keys.hold(PB, "hflight-00"), "count_until", now + 900_000)
     report = await auditor.audit()
     assert report.clean, report.findings
@@ -239,7 +258,8 @@ async def test_repair_makes_a_drifted_store_clean_and_keeps_on_hand_and_safety_s
     await redis.hset(keys.position(PA, A), "dc", "19:0:9:4")
     await redis.hdel(keys.position(PA, A), "store-a")  # nothing is held there: not drift
     await redis.zadd(keys.expiry_index(PB), {"hghost-00": 1})
-    await redis.zrem(keys.hold_open_by_sku(PB, B), f"{world.cart['id']}|dc|3")
+    cart_line = await member(redis, PB, world.cart["id"])  # committed: scored +inf
+    await redis.zrem(keys.hold_line_index(PB, B), cart_line)
     await redis.srem(keys.skus(PB), B)
     before = await auditor.audit()
     assert kinds(before) == ["counter_drift", "index_missing", "index_orphan", "sku_unlisted"]
@@ -251,6 +271,48 @@ async def test_repair_makes_a_drifted_store_clean_and_keeps_on_hand_and_safety_s
     assert after.clean, after.findings
     assert await redis.hget(keys.position(PA, A), "dc") == "19:2:1:4"
     assert await redis.hget(keys.position(PA, A), "store-a") is None  # nothing held there
+    assert await redis.zscore(keys.hold_line_index(PB, B), cart_line) == float("inf")
+
+
+async def test_repair_upgrades_a_store_written_before_the_one_line_index(
+    world: World, auditor: Auditor, redis: Redis, client: httpx.AsyncClient
+) -> None:
+    # The old schema: records without `orders`, hx members "hold|location|qty" of the active
+    # and pending lines, and a second index ho:<sku> of every open line.
+    old: dict[str, float] = {}
+    for hold_id, p, sku, qty, committed in (
+        (world.active["id"], PA, A, 2, False),
+        (world.cart["id"], PA, A, 1, True),
+        (world.cart["id"], PB, B, 3, True),
+    ):
+        index = keys.hold_line_index(p, sku)
+        await redis.zrem(index, await member(redis, p, hold_id))
+        await redis.hdel(keys.hold(p, hold_id), "orders")
+        count_until: Any = await redis.hget(keys.hold(p, hold_id), "count_until")
+        if not committed:
+            await redis.zadd(index, {f"{hold_id}|dc|{qty}": int(count_until or 0)})
+        await redis.zadd(keys.hold_open_by_sku_before_one_index(p, sku), {f"{hold_id}|dc|{qty}": 1})
+        old[hold_id] = float(count_until) if not committed else float("inf")
+    before = await auditor.audit()
+    assert kinds(before).count("index_legacy") == 2  # ho:A, ho:B
+    assert all(f.fixable for f in before.findings), before.findings
+
+    changes = await auditor.repair(range(keys.PARTITIONS), 0, b"{}")
+
+    assert sum(c["kind"] == "index_dropped" for c in changes) == 2
+    assert (await auditor.audit()).clean
+    for p, sku in ((PA, A), (PB, B)):
+        assert not await redis.exists(keys.hold_open_by_sku_before_one_index(p, sku))
+    created: Any = await redis.hget(keys.hold(PA, world.active["id"]), "created_at")
+    cart_created: Any = await redis.hget(keys.hold(PA, world.cart["id"]), "created_at")
+    upgraded = f"{created}000|{world.active['id']}|dc|2"
+    assert await redis.zrange(keys.hold_line_index(PA, A), 0, -1, withscores=True) == [
+        (upgraded, old[world.active["id"]]),
+        (f"{cart_created}000|{world.cart['id']}|dc|1", float("inf")),
+    ]
+    # the scripts name an upgraded record's lines as the repair indexed them
+    assert (await act(client, world.active["id"], "release")).status_code == 200
+    assert await redis.zscore(keys.hold_line_index(PA, A), upgraded) is None
 
 
 async def test_repair_writes_an_audit_repaired_event_with_the_counters_before(

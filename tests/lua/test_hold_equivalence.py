@@ -11,6 +11,14 @@ holds listing index (`keys.holds_index`, written by hold_reserve.lua since 94427
 listing's own tests cover it). hold_lines.lua (partial release and fulfil) is newer too and
 not in the walk. Everything else the reference writes must be written alike.
 
+One output is kept in another shape: the reference keeps a sku's hold lines in two sorted sets
+(`hx:<sku>`, active lines by expiry, and `ho:<sku>`, open lines by creation order), the current
+scripts in one (`hx:<sku>`, the order in the member, committed lines scored +inf). The walk
+gives the reference its key layout (each `ho` key after its `hx` key) and compares both as one
+view, per sku the open lines newest first, each counting or committed
+(benchmarks/hold_equivalence.py `line_view`, whose docstring has the mapping); the mutants
+below show the view catches a committed line scored as counting and a lost creation order.
+
 Clock boundaries are avoided by construction, not tolerated: the steps move the clock offset
 in whole hours and every TTL, lease and deadline is a multiple of half an hour (the module's
 docstring), so no decision depends on the milliseconds between the two stores' calls.
@@ -103,4 +111,44 @@ def test_a_change_of_the_availability_rule_is_caught(current: dict[str, Expanded
         for name, e in current.items()
     }
     with pytest.raises(Divergence):
+        compare(current, mutant, OPS, seed=12, ignore=NEWER)
+
+
+def mutate(current: dict[str, Expanded], old: str, new: str) -> dict[str, Expanded]:
+    """Every script with `old` (which must occur) replaced by `new`."""
+    assert any(old in e.text for e in current.values()), old
+    return {name: Expanded(e.text.replace(old, new), e.origins) for name, e in current.items()}
+
+
+def test_a_committed_line_left_counting_is_caught(current: dict[str, Expanded]) -> None:
+    # commit keeps the line's count_until score instead of +inf: it would lapse
+    mutant = mutate(
+        current,
+        "rcall('ZADD', k[2], 'XX', LINE_COMMITTED, member)",
+        "rcall('ZSCORE', k[2], member)",
+    )
+    # by the view, or sooner by a reply: the committed units lapse with the hold's count_until
+    with pytest.raises(Divergence):
+        compare(current, mutant, OPS, seed=12, ignore=NEWER)
+
+
+def test_a_lost_creation_order_is_caught(current: dict[str, Expanded]) -> None:
+    # every line made at the same order: the shortfall would walk holds by id, not by age
+    mutant = mutate(
+        current,
+        "local order = line_order(event_id)",
+        "local order = '1000000000000000'",
+    )
+    with pytest.raises(Divergence, match=r"stores differ at .*:hx:"):
+        compare(current, mutant, OPS, seed=12, ignore=NEWER)
+
+
+def test_a_shortfall_naming_holds_oldest_first_is_caught(current: dict[str, Expanded]) -> None:
+    # the walk's stock_set shortfalls name holds: their order is compared in the events
+    mutant = mutate(
+        current,
+        "table.sort(members, function(a, b) return a > b end)",
+        "table.sort(members, function(a, b) return a < b end)",
+    )
+    with pytest.raises(Divergence, match=r"stores differ at .*:events"):
         compare(current, mutant, OPS, seed=12, ignore=NEWER)

@@ -65,12 +65,13 @@ async def seed(redis: Redis, rnd: random.Random) -> dict[str, int]:
     cases = {"clamped": 0, "lapsed": 0, "positive": 0}
     for sku in SKUS:
         p = keys.partition_of(sku)
-        await redis.delete(keys.position(p, sku), keys.hold_expiry_by_sku(p, sku))
+        await redis.delete(keys.position(p, sku), keys.hold_line_index(p, sku))
         lapsed: dict[str, int] = defaultdict(int)
         for n in range(rnd.randint(0, 4)):  # fewer than a batch page (_LAPSED_PAGE)
             loc, qty = rnd.choice(LOCATIONS), rnd.randint(1, 6)
             score = rnd.choice([LAPSED, COUNTING])
-            await redis.zadd(keys.hold_expiry_by_sku(p, sku), {f"h{n}|{loc}|{qty}": score})
+            member = f"{1000 + n:016d}|h{n}|{loc}|{qty}"  # order|hold|location|qty
+            await redis.zadd(keys.hold_line_index(p, sku), {member: score})
             if score == LAPSED:
                 lapsed[loc] += qty
         for loc in LOCATIONS:

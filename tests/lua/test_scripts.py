@@ -200,7 +200,8 @@ async def test_hold_lines_releases_units_then_refuses_more_than_open(
     two = [{"sku": SKU, "location": "dc", "quantity": 2}]
     assert await transition(scripts, Transition.LINES, "h1", lines=two) == ["ok", "active"]
     assert await redis.hget(keys.position(P, SKU), "dc") == "5:1:0:0"
-    assert await redis.zrange(keys.hold_expiry_by_sku(P, SKU), 0, -1) == ["h1|dc|1"]
+    order: Any = await redis.hget(keys.hold(P, "h1"), "orders")
+    assert await redis.zrange(keys.hold_line_index(P, SKU), 0, -1) == [f"{order}|h1|dc|1"]
     reply = await transition(scripts, Transition.LINES, "h1", lines=two)
     assert reply[0] == "over_quantity" and reply[2] == 1
     other = [{"sku": SKU, "location": "store-a", "quantity": 1}]

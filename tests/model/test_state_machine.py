@@ -604,19 +604,26 @@ class ServiceVersusModel(RuleBasedStateMachine):
         for sku in SKUS:
             p = keys.partition_of(sku)
             pipe.hgetall(keys.position(p, sku))
-            pipe.zrange(keys.hold_expiry_by_sku(p, sku), 0, -1)
+            pipe.zrange(keys.hold_line_index(p, sku), 0, -1, withscores=True)
         replies = pipe.execute()
         for sku, raw_positions, hx in zip(SKUS, replies[::2], replies[1::2], strict=True):
+            # the line index: counting lines (held) and committed ones (scored +inf)
             indexed: dict[str, int] = defaultdict(int)
-            for member in hx:
+            indexed_committed: dict[str, int] = defaultdict(int)
+            for member, score in hx:
                 _, loc, qty = member.rsplit("|", 2)
-                indexed[loc] += int(qty)
+                (indexed_committed if score == float("inf") else indexed)[loc] += int(qty)
             for loc, value in raw_positions.items():
                 on_hand, raw_held, raw_committed, safety = (int(x) for x in value.split(":"))
                 pos = (sku, loc)
                 assert (on_hand, safety) == (self.model.on_hand[pos], self.model.safety[pos])
                 assert raw_held == held[pos] == indexed[loc], (pos, raw_held, held, indexed)
-                assert raw_committed == committed[pos], (pos, raw_committed, committed)
+                assert raw_committed == committed[pos] == indexed_committed[loc], (
+                    pos,
+                    raw_committed,
+                    committed,
+                    indexed_committed,
+                )
 
     @invariant()
     def units_are_created_and_destroyed_only_by_stock_writes_and_fulfils(self) -> None:

@@ -635,7 +635,7 @@ class SupplyVersusModel(RuleBasedStateMachine):
         for hold_id in ids:
             pipe.hgetall(keys.hold(P, hold_id))
         pipe.hgetall(keys.position(P, SKU))
-        pipe.zrange(keys.hold_expiry_by_sku(P, SKU), 0, -1)
+        pipe.zrange(keys.hold_line_index(P, SKU), 0, -1, withscores=True)
         *records, stored, hx = pipe.execute()
         sums: dict[str, dict[str, int]] = {
             "active": defaultdict(int),
@@ -647,15 +647,16 @@ class SupplyVersusModel(RuleBasedStateMachine):
                 assert record.get("status") == h.status, (record, h)
                 for line in orjson.loads(record["lines"]):
                     sums[h.status][line["location"]] += line["quantity"]
-        indexed: dict[str, int] = defaultdict(int)
-        for member in hx:
+        indexed: dict[str, int] = defaultdict(int)  # counting lines (held)
+        indexed_committed: dict[str, int] = defaultdict(int)  # committed ones (scored +inf)
+        for member, score in hx:
             _, loc, qty = member.rsplit("|", 2)
-            indexed[loc] += int(qty)
+            (indexed_committed if score == float("inf") else indexed)[loc] += int(qty)
         for loc, value in stored.items():
             on_hand, held, committed, _ = (int(x) for x in value.split(":"))
             assert on_hand == self.model.on_hand[loc]
             assert held == sums["active"][loc] == indexed[loc], (loc, value, sums, indexed)
-            assert committed == sums["committed"][loc], (loc, value, sums)
+            assert committed == sums["committed"][loc] == indexed_committed[loc], (loc, value, sums)
 
     @invariant()
     def the_audit_is_clean(self) -> None:

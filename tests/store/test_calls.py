@@ -106,7 +106,7 @@ def test_argv_is_evalsha_arguments_as_text() -> None:
         "sha",
         "2",
         keys.position(P, SKU),
-        keys.hold_expiry_by_sku(P, SKU),
+        keys.hold_line_index(P, SKU),
         "0",
         "0",
         "dc",
