@@ -44,7 +44,7 @@ def commands(skus: list[str], mode: str) -> list[tuple[Any, ...]]:
     for sku in skus:
         p = keys.partition_of(sku)
         out.append(("HMGET", keys.position(p, sku), *LOCATIONS))
-        out.append(("ZRANGE", keys.hold_expiry_by_sku(p, sku), 0, 7, "WITHSCORES"))
+        out.append(("ZRANGE", keys.hold_line_index(p, sku), 0, 7, "WITHSCORES"))
         if mode == "each":
             out.append(("EXISTS", keys.supply(p, sku)))
     if mode == "any":
