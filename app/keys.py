@@ -76,8 +76,8 @@ def supply(partition: int, sku: str) -> str:
 
 def promises(partition: int, sku: str) -> str:
     """Hash: units promised to holds from the sku's supply lines, field
-    "<hold id>|<location>|<supply id>", value "qty|count_until ms (-1: committed)|created ms|
-    needed_by ms (0: none)" (lua/includes/promise.lua)."""
+    "<hold id>|<location>|<supply id>", value "qty|count_until ms (-1: committed)|order (when made:
+    ms x 1000 + n)|needed_by ms (0: none)" (lua/includes/promise.lua)."""
     return f"{tag(partition)}:px:{sku}"
 
 

@@ -95,10 +95,10 @@ for i = 1, #lines do if lines[i].l then pinned[#pinned + 1] = lines[i].l end end
 for i = 1, #candidates do pinned[#pinned + 1] = candidates[i] end
 local read_locs = state_locations(pinned, channels)
 
-local states, supplies, taken, promised = {}, {}, {}, {}
+local states, supplies, newest, taken, promised = {}, {}, {}, {}, {}
 for si = 1, #skus do
   states[si] = state_load(key(si, 1), key(si, 2), now, read_locs)
-  supplies[si] = supply_lines(key(si, 3), key(si, 4), now)
+  supplies[si], newest[si] = supply_lines(key(si, 3), key(si, 4), now)
   taken[si], promised[si] = {}, {}
 end
 
@@ -186,7 +186,7 @@ for k = 1, #porder do
   local si, l = porder[k][1], porder[k][2]
   local q = promised[si][l.line]
   rcall('HSET', key(si, 4), hold_id .. '|' .. l.line,
-        promise_value(q, count_until, now, needed_by))
+        promise_value(q, count_until, promise_order(now, newest[si]), needed_by))
   promises[k] = {sku = skus[si], location = l.location, supply_id = l.supply_id, quantity = q,
                  available_from = l.eta}
 end

@@ -7,6 +7,15 @@ local function promise_value(units, count_until, created, needed_by)
   return string.format('%d|%d|%d|%d', units, count_until, created, needed_by)
 end
 
+-- The order of a promise made now (promise_read.lua, the px value): ms × 1000, or just above
+-- `newest`, the newest order of the sku's promises that count (supply_lines), when one was
+-- made in this ms already. "Newest first" (supply_put.lua) and "oldest first"
+-- (supply_receive.lua) then follow the order the promises were made in, never a tie that
+-- the hold ids' order breaks at random.
+local function promise_order(now, newest)
+  return math.max(now * 1000, newest + 1)
+end
+
 -- Can a promise with this needed_by (0: none) wait for this eta?
 local function promise_fits(eta, needed_by)
   return needed_by == 0 or eta <= needed_by

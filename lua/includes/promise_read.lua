@@ -6,7 +6,11 @@
 -- Supply hash os:{P}:sup:<sku>: field "<location>|<supply id>", value JSON
 --   {"t": type, "q": open units, "e": eta ms, "r": reference, "c": created ms, "u": updated ms}
 -- Promise hash os:{P}:px:<sku>: field "<hold id>|<location>|<supply id>", value
---   "<units>|<count_until ms, -1 once committed>|<created ms>|<needed_by ms, 0: none>"
+--   "<units>|<count_until ms, -1 once committed>|<order>|<needed_by ms, 0: none>"
+-- order: when the promise was made, 16 digits, ms × 1000 + n, strictly above every promise
+-- of the sku that still counts (promise.lua promise_order), so promises made in one ms keep
+-- the order they were made in; a promise written before the order was 16 digits holds its
+-- created ms (13 digits), which sorts before every newer one, as it should.
 -- A promise counts while its hold is committed or count_until > now, so a lapsed hold's
 -- promises stop counting at once, as its on-hand lines do (the reaper only tidies up).
 -- Identifiers never contain '|', so the fields split unambiguously.
@@ -23,10 +27,11 @@ local function promise_counts(count_until, now)
 end
 
 -- The promises of a sku that still count, in no order: list of {field, hold, line ("loc|sid"),
--- units, count_until, created, needed_by}, and units by line.
+-- units, count_until, created (the order), needed_by}, units by line, and the newest order
+-- (0: none).
 local function promises_counting(px_key, now)
   local flat = rcall('HGETALL', px_key)
-  local list, by_line = {}, {}
+  local list, by_line, newest = {}, {}, 0
   for i = 1, #flat, 2 do
     local u, cu, cr, nb = promise_parse(flat[i + 1])
     if u and promise_counts(cu, now) then
@@ -34,9 +39,10 @@ local function promises_counting(px_key, now)
       list[#list + 1] = {field = flat[i], hold = hold, line = line, units = u,
                          count_until = cu, created = cr, needed_by = nb}
       by_line[line] = (by_line[line] or 0) + u
+      if cr > newest then newest = cr end
     end
   end
-  return list, by_line
+  return list, by_line, newest
 end
 
 -- The open promises of a sku that still count (promises_counting), oldest first (ties by
@@ -52,12 +58,13 @@ end
 
 -- A sku's supply lines with what is promised from each: list of {line ("loc|sid"), location,
 -- supply_id, type, quantity, eta, reference, created, updated, promised, free}, earliest eta
--- first (then location, then supply id: the order promises consume them). Most skus have no
--- supply line: then one HGETALL of a missing key is the whole cost (no promise read).
+-- first (then location, then supply id: the order promises consume them), and the newest
+-- order of the sku's promises that count (0: none). Most skus have no supply line: then one
+-- HGETALL of a missing key is the whole cost (no promise read).
 local function supply_lines(sup_key, px_key, now)
   local flat = rcall('HGETALL', sup_key)
-  if #flat == 0 then return flat end
-  local _, by_line = promises_counting(px_key, now)
+  if #flat == 0 then return flat, 0 end
+  local _, by_line, newest = promises_counting(px_key, now)
   local out = {}
   for i = 1, #flat, 2 do
     local d = cjson.decode(flat[i + 1])
@@ -73,7 +80,7 @@ local function supply_lines(sup_key, px_key, now)
       return a.line < b.line
     end)
   end
-  return out
+  return out, newest
 end
 
 -- THE incoming rule (docs/architecture.md "Availability"): what `lines` (supply_lines(), earliest
