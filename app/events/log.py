@@ -57,13 +57,15 @@ async def read_page(
     count = _first_count(limit, len(partitions))
     t0, batch = await source.ranges(starts, count, with_time=True)
     assert t0 is not None
-    # Read your writes: on a cluster t0 trails the slowest node's clock by the hold-back
-    # margin, so the entries of changes acknowledged just before this request can sit at or
-    # above it. Read again once t0 has passed them (a wait of at most the margin, and only
-    # when such entries exist): a page then holds every change acknowledged before it was
-    # asked for, as on one server, as long as the nodes' clocks agree within the margin.
+    # Read your writes: the entries of changes acknowledged just before this request can sit
+    # at t0 (on one server, a change made in the same millisecond as this read) or above it
+    # (on a cluster t0 trails the slowest node's clock by the hold-back margin). Read again
+    # once t0 has passed them (a wait of at most the margin, or the rest of the millisecond
+    # on one server, and only when such entries exist): a page then holds every change
+    # acknowledged before it was asked for, as long as the nodes' clocks agree within the
+    # margin.
     newest = max((parse_stream_id(e[-1][0])[0] for e in batch.values() if e), default=None)
-    if newest is not None and newest >= t0 and source.margin_ms > 0:
+    if newest is not None and newest >= t0:
         target = min(newest, t0 + source.margin_ms)
         while t0 <= target:
             await asyncio.sleep((target - t0 + 1) / 1000)

@@ -1,5 +1,7 @@
 """The page merge against a brute-force sort, on an in-memory store with many partitions,
-equal stream ids across partitions, entries stamped at or after t0, and filters."""
+equal stream ids across partitions, entries stamped at or after t0, and filters. The store's
+clock moves 1 ms per round read with TIME, so a page that meets entries at or after its t0
+reads again once t0 has passed them (read your writes, app/events/log.py)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class FakeSource:
         self.ids = {p: [parse_stream_id(sid) for sid, _ in e] for p, e in streams.items()}
         self.entries_read = 0
         self.rounds = 0
+        self.now = T0  # the store's TIME, ms: 1 ms later at each round that reads it
 
     async def ranges(
         self, starts: dict[int, str], count: int, with_time: bool
@@ -38,7 +41,10 @@ class FakeSource:
             i = bisect.bisect_left(self.ids.get(p, []), low)
             out[p] = self.streams.get(p, [])[i : i + count]
             self.entries_read += len(out[p])
-        return (T0 if with_time else None), out
+        if not with_time:
+            return None, out
+        self.now += 1
+        return self.now - 1, out
 
     async def stream_info(self, partitions: list[int]) -> dict[int, dict[str, Any]]:
         return {}
@@ -65,17 +71,19 @@ def make_streams(seed: int, n: int, span_ms: int) -> FakeSource:
     return FakeSource(streams)
 
 
-def expected(source: FakeSource, flt: EventFilter) -> list[str]:
+def expected(source: FakeSource, flt: EventFilter, below: int) -> list[str]:
+    """Every event stamped below `below` that passes the filter, in the feed's order."""
     keys_ = [
         EventId.of(sid, p)
         for p, entries in source.streams.items()
         for sid, f in entries
         if flt.matches(f["sku"], f["location"])
     ]
-    return [str(k) for k in sorted(keys_) if k.ms < T0]
+    return [str(k) for k in sorted(keys_) if k.ms < below]
 
 
-async def read_all(source: FakeSource, flt: EventFilter, limit: int) -> list[str]:
+async def read_all(source: FakeSource, flt: EventFilter, limit: int) -> tuple[list[str], int]:
+    """Every event the pages deliver until one is complete, and that page's t0."""
     out: list[str] = []
     after = None
     for _ in range(10_000):
@@ -85,7 +93,7 @@ async def read_all(source: FakeSource, flt: EventFilter, limit: int) -> list[str
         assert page.complete or len(page.events) == limit or page.next != after
         after = page.next
         if page.complete:
-            return out
+            return out, page.t0
     raise AssertionError("never complete")
 
 
@@ -94,7 +102,8 @@ async def read_all(source: FakeSource, flt: EventFilter, limit: int) -> list[str
 async def test_pages_equal_brute_force(seed: int, limit: int, n: int) -> None:
     source = make_streams(seed, n, n // 7)  # ~7 entries per ms: many equal stream ids
     flt = EventFilter()
-    assert await read_all(source, flt, limit) == expected(source, flt)
+    delivered, t0 = await read_all(source, flt, limit)
+    assert delivered == expected(source, flt, t0)
 
 
 @pytest.mark.parametrize(
@@ -108,15 +117,17 @@ async def test_pages_equal_brute_force(seed: int, limit: int, n: int) -> None:
 )
 async def test_filtered_pages_equal_brute_force(flt: EventFilter) -> None:
     source = make_streams(99, 2000, 300)
-    assert await read_all(source, flt, 9) == expected(source, flt)
+    delivered, t0 = await read_all(source, flt, 9)
+    assert delivered == expected(source, flt, t0)
 
 
 async def test_resume_from_any_cursor() -> None:
     source = make_streams(5, 800, 50)
     flt = EventFilter()
-    everything = expected(source, flt)
-    for i in range(0, len(everything), 37):
-        page = await read_page(source, EventId(*map(int, everything[i].split("-"))), 20, flt, 10**9)
+    for i in range(0, len(expected(source, flt, T0)), 37):
+        cursor = expected(source, flt, T0)[i]
+        page = await read_page(source, EventId(*map(int, cursor.split("-"))), 20, flt, 10**9)
+        everything = expected(source, flt, page.t0)
         assert [str(e.id) for e in page.events] == everything[i + 1 : i + 21]
 
 
@@ -135,11 +146,22 @@ async def test_selective_filter_is_bounded_per_page() -> None:
     page = await read_page(source, None, 10, flt, 10**9)
     assert page.events == [] and not page.complete
     assert source.entries_read <= 2 * SCAN_BUDGET
-    assert await read_all(source, flt, 10) == []
+    assert (await read_all(source, flt, 10))[0] == []
 
 
 async def test_old_cursor_resets() -> None:
     source = make_streams(3, 100, 50)
     page = await read_page(source, EventId(T0 - 61_000, 0, 0), 10, EventFilter(), 60_000)
     assert page.reset and [e.type for e in page.events] == ["reset"]
-    assert page.next == EventId.before(T0) and page.events[0].id == page.next
+    assert page.next == EventId.before(page.t0) and page.events[0].id == page.next
+
+
+async def test_an_event_stamped_in_the_millisecond_of_the_read_is_in_the_page() -> None:
+    """Read your writes on one server: a change acknowledged in the same millisecond as the
+    page's first read has its entry at that read's t0; the page reads again once the store's
+    clock has passed it, so the change is in the page."""
+    fields = {"type": "stock.set", "sku": "sku-1", "location": "dc"}
+    source = FakeSource({1: [(f"{T0 - 1}-0", fields), (f"{T0}-0", fields)]})
+    page = await read_page(source, None, 10, EventFilter(), 10**9)
+    assert [str(e.id) for e in page.events] == [f"{T0 - 1}-0-001", f"{T0}-0-001"]
+    assert page.t0 > T0 and page.complete
