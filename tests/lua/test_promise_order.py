@@ -15,8 +15,9 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.store import calls
-from app.store.calls import HoldStatus, StockEvent
+from app.store.calls import StockEvent
 from app.store.scripts import Scripts
+from tests.lua.helpers import new_hold
 
 SKU = "promise-order-sku"
 P = keys.partition_of(SKU)
@@ -49,23 +50,8 @@ async def put_supply(scripts: Scripts, redis: Redis, quantity: int) -> Any:
 
 
 def backorder(hold_id: str, quantity: int) -> calls.Call:
-    hold = calls.NewHold(
-        partition=P,
-        hold_id=hold_id,
-        status=HoldStatus.ACTIVE,
-        ttl_ms=600_000,
-        pending_ttl_ms=0,
-        pending_grace_ms=0,
-        channel="",
-        reference="",
-        parts=str(P),
-        retention_ms=DAY_MS,
-        lines=[{"s": 1, "q": quantity, "l": "dc"}],
-        skus=[SKU],
-        candidates=[],
-        channels=b"{}",
-        owner="owner",
-    )
+    lines = [{"s": 1, "q": quantity, "l": "dc"}]
+    hold = new_hold(partition=P, hold_id=hold_id, skus=[SKU], lines=lines, ttl_ms=600_000)
     return calls.hold_backorder(hold, needed_by_ms=0)
 
 
