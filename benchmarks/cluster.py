@@ -100,14 +100,9 @@ class LocalCluster:
 
     def start(self, timeout: float = 30.0) -> Self:
         count = self.primaries * (1 + self.replicas)
-        for i in range(count):
-            port = free_port()
-            node = Node(port, free_port(), self.base_dir / str(port), env=self.node_env.get(i, {}))
-            node.dir.mkdir(parents=True)
-            self.nodes.append(node)
-            self._spawn(node)
-        for node in self.nodes:
-            wait_until(lambda n=node: n.call("PING") is not None, timeout, f"node {node.port}")  # type: ignore[misc]
+        self.nodes = [self._new_node(i) for i in range(count)]
+        for i, node in enumerate(self.nodes):
+            self.nodes[i] = self._answering(node, i, timeout)
         share = SLOTS // self.primaries
         heads = self.nodes[: self.primaries]
         for i, node in enumerate(heads):
@@ -134,6 +129,31 @@ class LocalCluster:
                 )
         self.wait_healthy(timeout)
         return self
+
+    def _new_node(self, i: int) -> Node:
+        """Node i, started on two ports free_port() found free."""
+        port = free_port()
+        node = Node(port, free_port(), self.base_dir / str(port), env=self.node_env.get(i, {}))
+        node.dir.mkdir(parents=True)
+        self._spawn(node)
+        return node
+
+    def _answering(self, node: Node, i: int, timeout: float, tries: int = 3) -> Node:
+        """Node i once it answers PING. free_port() only saw its ports free: another process
+        (a parallel test's server, another program) may bind one first, and the node exits at
+        once; it is then started again on new ports. A node that exited names its log's end."""
+        for _ in range(tries):
+            wait_until(
+                lambda n=node: not n.alive or n.call("PING") is not None,  # type: ignore[misc]
+                timeout,
+                f"node {node.port} to answer",
+            )
+            if node.alive:
+                return node
+            log = (node.dir / "server.log").read_text(errors="replace").strip()
+            print(f"node {node.port} exited at start: {log[-300:]}")
+            node = self._new_node(i)
+        raise ClusterError(f"node {i} exited at start {tries} times: {log[-300:]}")
 
     def stop(self) -> None:
         for node in self.nodes:
