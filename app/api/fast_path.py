@@ -43,12 +43,12 @@ from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_typed_return_annotation
 from fastapi.routing import APIRoute, request_response
 from pydantic import BaseModel
-from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import auth, deps
+from app.api.headers import header
 
 F = TypeVar("F", bound=Callable[..., Any])
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -264,9 +264,9 @@ def _loads(raw: bytes) -> Any:
     return json.loads(raw)
 
 
-def _parsed_as_json(plan: Plan, headers: Headers) -> bool:
+def _parsed_as_json(plan: Plan, scope: Scope) -> bool:
     """FastAPI parses the body as JSON for certain (else its path decides)."""
-    content_type = headers.get("content-type")
+    content_type = header(scope, "content-type")
     if content_type is None:
         return plan.json_without_content_type
     return content_type.lower() in _JSON_TYPES
@@ -274,7 +274,7 @@ def _parsed_as_json(plan: Plan, headers: Headers) -> bool:
 
 async def _json_body(plan: Plan, request: Request) -> bytes | None:
     """The body when FastAPI would parse it as JSON; None to leave the request to FastAPI."""
-    if not _parsed_as_json(plan, request.headers):
+    if not _parsed_as_json(plan, request.scope):
         return None
     return await request.body() or None
 
@@ -426,7 +426,7 @@ def fast_app(plan: Plan, endpoint: Callable[..., Any], overrides: Any, slow: ASG
             return
         read = None
         if plan.body is not None:
-            if not _parsed_as_json(plan, Headers(scope=scope)):
+            if not _parsed_as_json(plan, scope):
                 await slow(scope, receive, send)
                 return
             try:
