@@ -182,6 +182,7 @@ def create_app(
         deadline_seconds=settings.request_deadline_seconds,
         max_body_bytes=settings.max_body_bytes,
         answer=answer,
+        dispatch=fast_paths.Shortcuts if fast_path else None,
     )
     # Matched in this order: the cheap probes, then the hot routes before the rare admin ones.
     for router in (
