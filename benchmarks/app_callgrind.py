@@ -23,9 +23,9 @@ compiler. Repeat runs agree within about 1 %.
 `--served` counts instead what a served request costs, uvicorn's share included: each tree's
 `omnistock serve` (one worker) runs under callgrind, and `callgrind_control` switches
 instrumentation on and off around `-n` requests of benchmarks/loadgen.py at 8 connections
-(scenarios `flash`, `availability`, `healthz`; `peer` adds benchmarks/counter_peer's purchase,
-served the same way). Concurrent requests share event-loop turns and store writes, so these
-vary by a few % between runs.
+(`--connections`; scenarios `flash`, `availability`, `healthz`; `peer` adds
+benchmarks/counter_peer's purchase, served the same way). Concurrent requests share event-loop
+turns and store writes, so these vary by a few % between runs.
 """
 
 from __future__ import annotations
@@ -278,10 +278,11 @@ def _served(
             stock = {"on_hand": 10**9}
             httpx.put(f"{server.base_url}/v1/stock/FLASH-1/dc-1", json=stock, timeout=60)
         for scenario in scenarios:
-            h.loadgen(server.base_url, scenario, connections=8, duration=60, max_requests=args.warm)
+            c = args.connections
+            h.loadgen(server.base_url, scenario, connections=c, duration=60, max_requests=args.warm)
             _control(server.proc.pid, "--instr=on")
             done = h.loadgen(
-                server.base_url, scenario, connections=8, duration=300, max_requests=args.n
+                server.base_url, scenario, connections=c, duration=300, max_requests=args.n
             )
             _control(server.proc.pid, "--instr=off")
             _control(server.proc.pid, f"--dump={scenario}")
@@ -307,6 +308,7 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=200, help="requests before measuring")
     parser.add_argument("--keep", type=Path, help="directory to keep the dumps and logs in")
     parser.add_argument("--served", action="store_true", help="uvicorn's share included")
+    parser.add_argument("--connections", type=int, default=8, help="loadgen's, with --served")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # the shim's path
     args = parser.parse_args()
     args.scenarios = args.scenarios or ["flash", "availability", "healthz"]
@@ -348,7 +350,7 @@ def main() -> None:
                 out = tmp / "peer"
                 peer = h.uvicorn_argv("benchmarks.counter_peer.app:app")
                 results["peer"] = _served(peer, s.url, ["peer_flash"], args, out, "/healthz")
-    how = "served, 8 connections" if args.served else "one at a time"
+    how = f"served, {args.connections} connections" if args.served else "one at a time"
     print(f"instructions a request ({args.n} measured after {args.warm} warm, {how})")
     for tree, per_request in results.items():
         figures = "  ".join(f"{sc} {n:,.0f}" for sc, n in per_request.items())
