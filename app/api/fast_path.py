@@ -504,17 +504,18 @@ class Shortcut:
         scope.setdefault("router", self.router)  # as the router's walk on a full match
         scope.update(self.child_scope)
         scope["path_params"] = {}
+        # An exception is handled with the `receive` the ExceptionMiddleware would have had.
         try:
-            response, receive = await self.app.attempt(scope, receive, send)
+            response, given = await self.app.attempt(scope, receive, send)
         except Exception as exc:
             await _handled(exc, False, scope, receive, send)
             return
         if response is None:
             scope[DECLINED] = True
-            await self.inner(scope, receive, send)
+            await self.inner(scope, given, send)
             return
         try:
-            await response(scope, receive, send)
+            await response(scope, given, send)
         except Exception as exc:
             await _handled(exc, True, scope, receive, send)
 
