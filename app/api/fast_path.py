@@ -476,7 +476,7 @@ class FastApp:
 class Shortcut:
     """A fast-path route called straight from the request frame (app/api/asgi.py), past the
     layers FastAPI puts between them: the ExceptionMiddleware, the exit stack middleware and
-    the router, which cost 75k instructions of a 643k flash hold in process (docs/benchmarks.md,
+    the router, which cost 68k instructions of a 643k flash hold in process (docs/benchmarks.md,
     "Session 8, the hold's Python"). It does what they would do for this request: puts the
     exception handlers and the router's match on the scope, answers an exception the endpoint
     raises through Starlette's own handling of it (`wrap_app_handling_exceptions`), and hands a

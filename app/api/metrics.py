@@ -64,8 +64,9 @@ def script_timer(script: str) -> Callable[[float], None]:
 
 # prometheus_client's `inc` and `observe` check, on every call, what a labelled child never
 # is (a parent of labels), an exemplar and a negative amount, and `observe` walks the
-# buckets one by one: 4.6k and 9.3k instructions, against about 1.5k and 4k for the same
-# updates of the same values here (docs/benchmarks.md, "Session 8, the hold's Python").
+# buckets one by one: 4.6k and 9.4k instructions, against 3.3k and 7.4k for the same updates
+# of the same values here, most of it their locks (docs/benchmarks.md, "Session 8, the hold's
+# Python").
 # They reach into the child's values (`_value`, `_sum`, `_buckets`, `_upper_bounds`);
 # tests/ops/test_metrics.py checks that /metrics reads the same as after the library's own.
 
