@@ -549,13 +549,13 @@ class Shortcuts:
     route's `Shortcut` for a method and literal path whose first full match is a fast-path
     route with a body (POST /v1/holds), else `inner`. Only while `inner` is FastAPI's own
     ExceptionMiddleware over its exit stack middleware over the app's router with its index
-    (no CORS middleware in between, the fast path installed); made again when the routes
-    change, like the index."""
+    (no CORS middleware in between, the fast path installed); made again whenever the index
+    is (any change of the router's routes: route_index.py)."""
 
     def __init__(self, inner: ASGIApp) -> None:
         self.inner = inner
-        self.router: Any = None
-        self.count = -1
+        self.indexed: route_index.IndexedRouter | None = None
+        self.made_from: object = None  # the index the table was made with
         self.table: dict[tuple[str, str], Shortcut] = {}
         exit_stack = getattr(inner, "app", None)
         router = getattr(exit_stack, "app", None)
@@ -565,32 +565,35 @@ class Shortcuts:
             and isinstance(router, APIRouter)
             and isinstance(router.middleware_stack, route_index.IndexedRouter)
         ):
-            self.router = router
+            self.indexed = router.middleware_stack
             self.handlers = (inner._exception_handlers, inner._status_handlers)
 
-    def _build(self) -> None:
-        self.count = len(self.router.routes)
+    def _build(self, indexed: route_index.IndexedRouter) -> None:
+        router = indexed.router
         self.table = {}
-        for route in self.router.routes:
-            app = getattr(route, "app", None)
-            if not isinstance(app, FastApp) or "{" in route.path:
+        for route in router.routes:
+            if not isinstance(route, APIRoute) or "{" in route.path:
                 continue
-            for method in route.methods:
+            app = route.app
+            if not isinstance(app, FastApp):
+                continue
+            for method in route.methods or ():
                 probe = {"type": "http", "method": method, "path": route.path, "root_path": ""}
-                first = next(
-                    (r for r in self.router.routes if r.matches(probe)[0] is Match.FULL), None
-                )
+                first = next((r for r in router.routes if r.matches(probe)[0] is Match.FULL), None)
                 if first is not route:  # another route answers it: the router's walk decides
                     continue
-                _, child = first.matches(probe)
-                shortcut = Shortcut(first, app, child, self.router, self.handlers, self.inner)
-                self.table[(method, first.path)] = shortcut
+                _, child = route.matches(probe)
+                shortcut = Shortcut(route, app, child, router, self.handlers, self.inner)
+                self.table[(method, route.path)] = shortcut
 
     def __call__(self, scope: Scope) -> ASGIApp:
-        if self.router is None or scope.get("root_path") or "fastapi.telemetry" in scope:
+        indexed = self.indexed
+        if indexed is None or scope.get("root_path") or "fastapi.telemetry" in scope:
             return self.inner
-        if len(self.router.routes) != self.count:
-            self._build()
+        index = indexed.fresh()
+        if index is not self.made_from:
+            self._build(indexed)
+            self.made_from = index
         return self.table.get((scope["method"], scope["path"]), self.inner)
 
 

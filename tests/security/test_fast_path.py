@@ -29,6 +29,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Header
 from fastapi.dependencies.utils import solve_dependencies
+from fastapi.routing import APIRoute
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from starlette.exceptions import HTTPException
@@ -559,6 +560,35 @@ def test_the_request_frame_sends_only_post_v1_holds_straight_to_its_route(
     ]:
         assert frame.dispatch(_scope(method, path)) is frame.app, (method, path)
     assert frame.dispatch(_scope("POST", "/v1/holds", root_path="/api")) is frame.app
+
+
+def test_the_shortcut_follows_any_change_of_the_routes(
+    settings: Settings, clock: ManualClock
+) -> None:
+    """A route put before POST /v1/holds's (or in its place) answers it: no shortcut then."""
+    app = create_app(settings, clock)
+    frame = _frame(app)
+    assert frame.dispatch is not None
+    hold = _scope("POST", "/v1/holds")
+    assert isinstance(frame.dispatch(hold), fast_paths.Shortcut)
+    routes = app.router.routes
+    (i,) = [
+        i for i, r in enumerate(routes) if getattr(r, "endpoint", None) is hold_routes.create_hold
+    ]
+    create = routes[i]
+
+    async def other() -> Response:
+        return Response(status_code=204)
+
+    routes.insert(i, APIRoute("/v1/holds", other, methods=["POST"]))
+    assert frame.dispatch(hold) is frame.app
+    del routes[i]
+    assert isinstance(frame.dispatch(hold), fast_paths.Shortcut)
+    routes[i] = APIRoute("/v1/holds", other, methods=["POST"])  # in place: the same count
+    assert frame.dispatch(hold) is frame.app
+    routes[i] = create
+    shortcut = frame.dispatch(hold)
+    assert isinstance(shortcut, fast_paths.Shortcut) and shortcut.route is create
 
 
 def test_no_shortcut_without_the_fast_path_or_with_cors_in_between(
