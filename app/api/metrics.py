@@ -13,7 +13,7 @@ import functools
 import os
 from bisect import bisect_left
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -69,21 +69,30 @@ def script_timer(script: str) -> Callable[[float], None]:
 # Python").
 # They reach into the child's values (`_value`, `_sum`, `_buckets`, `_upper_bounds`);
 # tests/ops/test_metrics.py checks that /metrics reads the same as after the library's own.
+# A prometheus_client without those attributes gets the library's own methods back.
 
 
 def incrementer(child: Any) -> Callable[[], None]:
     """`child.inc()` of a labelled Counter child (by 1)."""
-    return functools.partial(child._value.inc, 1)
+    value = getattr(child, "_value", None)
+    if value is None or not callable(getattr(value, "inc", None)):
+        return cast(Callable[[], None], child.inc)
+    return functools.partial(value.inc, 1)
 
 
 def observer(child: Any) -> Callable[[float], None]:
     """`child.observe` of a labelled Histogram child: the sum, then the first bucket whose
     bound is not below the amount (`bisect_left`); NaN, which no bucket takes and `bisect`
     would put in the first, goes to the library's own."""
-    add = child._sum.inc
-    bounds = list(child._upper_bounds)
-    buckets = list(child._buckets)
-    fallback = child.observe
+    fallback: Callable[[float], None] = child.observe
+    try:
+        add = child._sum.inc
+        bounds = list(child._upper_bounds)
+        buckets = list(child._buckets)
+    except (AttributeError, TypeError):
+        return fallback
+    if len(buckets) != len(bounds) or not all(callable(getattr(b, "inc", None)) for b in buckets):
+        return fallback
 
     def observe(amount: float) -> None:
         if amount != amount:

@@ -212,3 +212,23 @@ def test_the_fast_increment_reads_on_metrics_as_the_library_s_own() -> None:
         library.inc()
     assert generate_latest(mine) == generate_latest(theirs)
     assert b'twin_total{route="/v1/holds"} 3.0' in generate_latest(mine)
+
+
+class _LibraryWithoutPrivates:
+    """A labelled child as a prometheus_client without `_value`/`_sum`/`_buckets` has it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float]] = []
+
+    def inc(self, amount: float = 1) -> None:
+        self.calls.append(("inc", amount))
+
+    def observe(self, amount: float) -> None:
+        self.calls.append(("observe", amount))
+
+
+def test_the_fast_updates_fall_back_to_the_library_s_methods_without_its_privates() -> None:
+    child = _LibraryWithoutPrivates()
+    metrics.incrementer(child)()
+    metrics.observer(child)(0.25)
+    assert child.calls == [("inc", 1), ("observe", 0.25)]
