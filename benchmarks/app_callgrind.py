@@ -23,9 +23,9 @@ compiler. Repeat runs agree within about 1 %.
 `--served` counts instead what a served request costs, uvicorn's share included: each tree's
 `omnistock serve` (one worker) runs under callgrind, and `callgrind_control` switches
 instrumentation on and off around `-n` requests of benchmarks/loadgen.py at 8 connections
-(scenarios `flash`, `availability`, `healthz`; `peer` adds benchmarks/counter_peer's purchase,
-served the same way). Concurrent requests share event-loop turns and store writes, so these
-vary by a few % between runs.
+(`--connections`; scenarios `flash`, `availability`, `healthz`; `peer` adds
+benchmarks/counter_peer's purchase, served the same way). Concurrent requests share event-loop
+turns and store writes, so these vary by a few % between runs.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
-import os
 import re
 import subprocess
 import sys
@@ -177,6 +176,24 @@ async def _child(shim: str, scenarios: list[str], n: int, warm: int) -> None:
 # -- the parent: the store, one valgrind child per tree, the figures -------------------------
 
 
+def bench_env(store_url: str, path: Path) -> dict[str, str]:
+    """The measured process's environment: `path` on PYTHONPATH, background tasks off, long
+    timeouts (no timer fires mid-run)."""
+    from benchmarks import harness as h
+
+    return h.clean_env(
+        PYTHONPATH=str(path),
+        PYTHONHASHSEED="0",
+        OMNISTOCK_REDIS_URL=store_url,
+        OMNISTOCK_BENCH_PEER_REDIS_URL=store_url,
+        OMNISTOCK_REAPER_ENABLED="false",
+        OMNISTOCK_WEBHOOKS_ENABLED="false",
+        OMNISTOCK_CONFIG_REFRESH_SECONDS="3600",
+        OMNISTOCK_REDIS_TIMEOUT_SECONDS="60",
+        OMNISTOCK_REQUEST_DEADLINE_SECONDS="120",
+    )
+
+
 def _dumps(out_dir: Path) -> dict[str, int]:
     """{scenario: instructions} of the dumps a child made (named by their trigger)."""
     totals: dict[str, int] = {}
@@ -193,17 +210,7 @@ def _run_tree(
     tree: Path, store_url: str, shim: Path, args: argparse.Namespace, out: Path
 ) -> dict[str, int]:
     out.mkdir(parents=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMNISTOCK_", "PROMETHEUS_"))}
-    env.update(
-        PYTHONPATH=str(tree),
-        PYTHONHASHSEED="0",
-        OMNISTOCK_REDIS_URL=store_url,
-        OMNISTOCK_REAPER_ENABLED="false",
-        OMNISTOCK_WEBHOOKS_ENABLED="false",
-        OMNISTOCK_CONFIG_REFRESH_SECONDS="3600",
-        OMNISTOCK_REDIS_TIMEOUT_SECONDS="60",
-        OMNISTOCK_REQUEST_DEADLINE_SECONDS="120",
-    )
+    env = bench_env(store_url, tree)
     argv = [
         "valgrind",
         "--tool=callgrind",
@@ -229,20 +236,6 @@ def _run_tree(
 
 
 # -- served: `omnistock serve` (or the peer) under callgrind, switched from outside -----------
-
-_PEER_ARGV = [
-    sys.executable,
-    "-m",
-    "uvicorn",
-    "benchmarks.counter_peer.app:app",
-    "--loop",
-    "uvloop",
-    "--http",
-    "httptools",
-    "--no-access-log",
-    "--log-level",
-    "warning",
-]
 
 
 def _tree_argv(tree: Path) -> list[str]:
@@ -276,17 +269,7 @@ def _served(
     port = free_port()
     valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
     valgrind.append(f"--callgrind-out-file={out}/callgrind.out.%p")
-    env = h.clean_env(
-        PYTHONPATH=str(ROOT),
-        PYTHONHASHSEED="0",
-        OMNISTOCK_REDIS_URL=store_url,
-        OMNISTOCK_BENCH_PEER_REDIS_URL=store_url,
-        OMNISTOCK_REAPER_ENABLED="false",
-        OMNISTOCK_WEBHOOKS_ENABLED="false",
-        OMNISTOCK_CONFIG_REFRESH_SECONDS="3600",
-        OMNISTOCK_REDIS_TIMEOUT_SECONDS="60",
-        OMNISTOCK_REQUEST_DEADLINE_SECONDS="120",
-    )
+    env = bench_env(store_url, ROOT)
     server = h.Server([*valgrind, *argv, "--port", str(port)], env, port, out / "server.log")
     answered: dict[str, int] = {}
     try:
@@ -295,10 +278,11 @@ def _served(
             stock = {"on_hand": 10**9}
             httpx.put(f"{server.base_url}/v1/stock/FLASH-1/dc-1", json=stock, timeout=60)
         for scenario in scenarios:
-            h.loadgen(server.base_url, scenario, connections=8, duration=60, max_requests=args.warm)
+            c = args.connections
+            h.loadgen(server.base_url, scenario, connections=c, duration=60, max_requests=args.warm)
             _control(server.proc.pid, "--instr=on")
             done = h.loadgen(
-                server.base_url, scenario, connections=8, duration=300, max_requests=args.n
+                server.base_url, scenario, connections=c, duration=300, max_requests=args.n
             )
             _control(server.proc.pid, "--instr=off")
             _control(server.proc.pid, f"--dump={scenario}")
@@ -324,6 +308,7 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=200, help="requests before measuring")
     parser.add_argument("--keep", type=Path, help="directory to keep the dumps and logs in")
     parser.add_argument("--served", action="store_true", help="uvicorn's share included")
+    parser.add_argument("--connections", type=int, default=8, help="loadgen's, with --served")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # the shim's path
     args = parser.parse_args()
     args.scenarios = args.scenarios or ["flash", "availability", "healthz"]
@@ -363,8 +348,9 @@ def main() -> None:
                     results[tree] = _served(_tree_argv(tree), s.url, own, args, out, "/readyz")
             if args.served and "peer" in args.scenarios:
                 out = tmp / "peer"
-                results["peer"] = _served(_PEER_ARGV, s.url, ["peer_flash"], args, out, "/healthz")
-    how = "served, 8 connections" if args.served else "one at a time"
+                peer = h.uvicorn_argv("benchmarks.counter_peer.app:app")
+                results["peer"] = _served(peer, s.url, ["peer_flash"], args, out, "/healthz")
+    how = f"served, {args.connections} connections" if args.served else "one at a time"
     print(f"instructions a request ({args.n} measured after {args.warm} warm, {how})")
     for tree, per_request in results.items():
         figures = "  ".join(f"{sc} {n:,.0f}" for sc, n in per_request.items())

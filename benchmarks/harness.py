@@ -169,28 +169,32 @@ def omnistock(store_url: str, logs: Path, workers: int = 1, **env: str) -> Itera
         server.stop()
 
 
+def uvicorn_argv(app: str, workers: int = 1) -> list[str]:
+    """uvicorn serving a bench peer (`module:app`) with uvloop and httptools, as Omnistock runs
+    (the caller adds `--port`)."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--workers",
+        str(workers),
+    ]
+
+
 @contextmanager
 def uvicorn_app(app: str, env: dict[str, str], logs: Path, workers: int = 1) -> Iterator[Server]:
     """A bench peer (`module:app`) on uvicorn with uvloop and httptools, as Omnistock runs."""
     port = free_port()
     server = Server(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            app,
-            "--port",
-            str(port),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--workers",
-            str(workers),
-        ],
+        [*uvicorn_argv(app, workers), "--port", str(port)],
         {**clean_env(), **env},
         port,
         logs / f"{app.split(':')[0].split('.')[-2]}-{port}.log",

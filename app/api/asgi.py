@@ -117,11 +117,15 @@ class Frame:
         deadline_seconds: float,
         max_body_bytes: int,
         answer: Answer | None = None,
+        dispatch: Callable[[ASGIApp], Callable[[Scope], ASGIApp]] | None = None,
     ) -> None:
         self.app = app
         self.seconds = deadline_seconds
         self.limit = max_body_bytes
         self.answer = answer or _plain
+        # `dispatch(app)(scope)`: the app a request goes to, when not `app` (the fast path's
+        # shortcuts, app/api/fast_path.py `Shortcuts`).
+        self.dispatch = dispatch(app) if dispatch is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -153,8 +157,9 @@ class Frame:
         # What a wait for replicas may spend (app/store/durable.py). Not moved when the clock
         # stops for the body: that only leaves more time than the wait assumes.
         answer_by.set(loop.time() + self.seconds)
+        app = self.app if self.dispatch is None else self.dispatch(scope)
         try:
-            await self.app(scope, x.receive, x.send)
+            await app(scope, x.receive, x.send)
         except asyncio.CancelledError:
             if not x.expired or x.started or task.uncancel() > 0:
                 raise  # cancelled by someone else (shutdown, a client gone), or too late

@@ -41,14 +41,18 @@ from fastapi import FastAPI, Request, params
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_typed_return_annotation
-from fastapi.routing import APIRoute, request_response
+from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
+from fastapi.routing import APIRoute, APIRouter, request_response
 from pydantic import BaseModel
-from starlette.datastructures import Headers
+from starlette._exception_handler import wrap_app_handling_exceptions
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api import auth, deps
+from app.api import auth, deps, route_index
+from app.api.headers import header
 
 F = TypeVar("F", bound=Callable[..., Any])
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -264,9 +268,9 @@ def _loads(raw: bytes) -> Any:
     return json.loads(raw)
 
 
-def _parsed_as_json(plan: Plan, headers: Headers) -> bool:
+def _parsed_as_json(plan: Plan, scope: Scope) -> bool:
     """FastAPI parses the body as JSON for certain (else its path decides)."""
-    content_type = headers.get("content-type")
+    content_type = header(scope, "content-type")
     if content_type is None:
         return plan.json_without_content_type
     return content_type.lower() in _JSON_TYPES
@@ -274,7 +278,7 @@ def _parsed_as_json(plan: Plan, headers: Headers) -> bool:
 
 async def _json_body(plan: Plan, request: Request) -> bytes | None:
     """The body when FastAPI would parse it as JSON; None to leave the request to FastAPI."""
-    if not _parsed_as_json(plan, request.headers):
+    if not _parsed_as_json(plan, request.scope):
         return None
     return await request.body() or None
 
@@ -321,7 +325,7 @@ async def arguments(
 ) -> dict[str, Any] | Request:
     """The endpoint's arguments when every check passes; else the request for FastAPI's path,
     which answers it as it always has. `read`: the body, when the caller has read it already
-    (a JSON body: `fast_app`).
+    (a JSON body: `FastApp`).
 
     In solve_dependencies' order: the body is read first, then the dependencies run (auth), then
     path, query and body are validated."""
@@ -395,7 +399,7 @@ class FastPathRoute(APIRoute):
     def asgi_app(self) -> ASGIApp:
         """The route's ASGI app, as `request_response(self.get_route_handler())` (what FastAPI
         builds); for a fast-path route with a JSON body (POST /v1/holds) with less around
-        the endpoint (`fast_app`). Used for the app's own routes (app/api/main.py `_include`).
+        the endpoint (`FastApp`). Used for the app's own routes (app/api/main.py `_include`).
 
         A fast-path GET keeps FastAPI's `request_response`: the availability target compares
         GET /v1/availability with /healthz of the same server, which crosses it too."""
@@ -405,10 +409,15 @@ class FastPathRoute(APIRoute):
         if plan.body is None:
             return request_response(self.get_route_handler())
         slow = request_response(super().get_route_handler())
-        return fast_app(plan, self.endpoint, self.dependency_overrides_provider, slow)
+        return FastApp(plan, self.endpoint, self.dependency_overrides_provider, slow)
 
 
-def fast_app(plan: Plan, endpoint: Callable[..., Any], overrides: Any, slow: ASGIApp) -> ASGIApp:
+# Set on the scope by the request frame's shortcut (`Shortcuts`) when the fast path declined a
+# request: the route's own app then takes FastAPI's path at once instead of trying again.
+DECLINED = "omnistock.fast_path_declined"
+
+
+class FastApp:
     """The fast path as the route's ASGI app: the body read straight from `receive`, the
     arguments checked (`arguments`), the endpoint called and its response sent. Anything else
     goes to `slow`, FastAPI's own app of the route (the body, when read, given to it again).
@@ -418,32 +427,174 @@ def fast_app(plan: Plan, endpoint: Callable[..., Any], overrides: Any, slow: ASG
     fast path has none: `plan_route`), and its exception wrapper looks up the same handlers
     (the app's, from the scope) as the ExceptionMiddleware the exception reaches instead."""
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if not scope["app"].state.fast_path or (
-            overrides is not None and overrides.dependency_overrides
-        ):
-            await slow(scope, receive, send)
+    def __init__(
+        self, plan: Plan, endpoint: Callable[..., Any], overrides: Any, slow: ASGIApp
+    ) -> None:
+        self.plan = plan
+        self.endpoint = endpoint
+        self.overrides = overrides
+        self.slow = slow
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get(DECLINED):
+            await self.slow(scope, receive, send)
             return
+        response, receive = await self.attempt(scope, receive, send)
+        if response is None:
+            await self.slow(scope, receive, send)
+        else:
+            await response(scope, receive, send)
+
+    async def attempt(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[Response | None, Receive]:
+        """The endpoint's response, and the `receive` to send it with; or None and the
+        `receive` FastAPI's path is to read the request with (the body given again, or the
+        error its read met). Nothing is sent: an exception raised here is the endpoint's."""
+        plan = self.plan
+        if not scope["app"].state.fast_path or (
+            self.overrides is not None and self.overrides.dependency_overrides
+        ):
+            return None, receive
         read = None
         if plan.body is not None:
-            if not _parsed_as_json(plan, Headers(scope=scope)):
-                await slow(scope, receive, send)
-                return
+            if not _parsed_as_json(plan, scope):
+                return None, receive
             try:
                 read = await _read_body(receive)
             except Exception as exc:  # as in `arguments`: FastAPI's path meets it again
-                await slow(scope, _failing(exc), send)
-                return
+                return None, _failing(exc)
             receive = _replaying(read, receive)
         request = Request(scope, receive, send)
         values = await arguments(plan, request, read)
         if isinstance(values, Request):
-            await slow(scope, receive, send)
-            return
-        response: Response = await endpoint(**values)
-        await response(scope, receive, send)
+            return None, receive
+        response: Response = await self.endpoint(**values)
+        return response, receive
 
-    return app
+
+class Shortcut:
+    """A fast-path route called straight from the request frame (app/api/asgi.py), past the
+    layers FastAPI puts between them: the ExceptionMiddleware, the exit stack middleware and
+    the router, which cost 68k instructions of a 643k flash hold in process (docs/benchmarks.md,
+    "Session 8, the hold's Python"). It does what they would do for this request: puts the
+    exception handlers and the router's match on the scope, answers an exception the endpoint
+    raises through Starlette's own handling of it (`wrap_app_handling_exceptions`), and hands a
+    request the fast path declines to `inner`, the frame's own app (those layers), marked so
+    that the route's app takes FastAPI's path at once."""
+
+    def __init__(
+        self,
+        route: Any,
+        app: FastApp,
+        child_scope: Scope,
+        router: Any,
+        handlers: Any,
+        inner: ASGIApp,
+    ) -> None:
+        self.route = route
+        self.app = app
+        self.child_scope = child_scope
+        self.router = router
+        self.handlers = handlers
+        self.inner = inner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["starlette.exception_handlers"] = self.handlers  # as the ExceptionMiddleware
+        scope.setdefault("router", self.router)  # as the router's walk on a full match
+        scope.update(self.child_scope)
+        scope["path_params"] = {}
+        # An exception is handled with the `receive` the ExceptionMiddleware would have had.
+        try:
+            response, given = await self.app.attempt(scope, receive, send)
+        except Exception as exc:
+            await _handled(exc, False, scope, receive, send)
+            return
+        if response is None:
+            scope[DECLINED] = True
+            await self.inner(scope, given, send)
+            return
+        try:
+            await response(scope, given, send)
+        except Exception as exc:
+            await _handled(exc, True, scope, receive, send)
+
+
+_STARTED: Message = {"type": "http.response.start", "status": 500, "headers": []}
+
+
+async def _dropped(message: Message) -> None:
+    pass
+
+
+async def _handled(
+    exc: Exception, started: bool, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """What the ExceptionMiddleware does with `exc` raised inside it, by its own code: the
+    answer of the exception's handler, or `exc` raised on when none (and a RuntimeError when
+    the response had already started); `started` is told to that code by a start message that
+    goes nowhere."""
+
+    async def again(scope: Scope, receive: Receive, send: Send) -> None:
+        if started:
+            await send(_STARTED)
+        raise exc
+
+    conn = Request(scope, receive, send)
+    await wrap_app_handling_exceptions(again, conn)(scope, receive, _dropped if started else send)
+
+
+class Shortcuts:
+    """The request frame's dispatch: `shortcuts(scope)` is the app for this request, the
+    route's `Shortcut` for a method and literal path whose first full match is a fast-path
+    route with a body (POST /v1/holds), else `inner`. Only while `inner` is FastAPI's own
+    ExceptionMiddleware over its exit stack middleware over the app's router with its index
+    (no CORS middleware in between, the fast path installed); made again whenever the index
+    is (any change of the router's routes: route_index.py)."""
+
+    def __init__(self, inner: ASGIApp) -> None:
+        self.inner = inner
+        self.indexed: route_index.IndexedRouter | None = None
+        self.made_from: object = None  # the index the table was made with
+        self.table: dict[tuple[str, str], Shortcut] = {}
+        exit_stack = getattr(inner, "app", None)
+        router = getattr(exit_stack, "app", None)
+        if (
+            type(inner) is ExceptionMiddleware
+            and type(exit_stack) is AsyncExitStackMiddleware
+            and isinstance(router, APIRouter)
+            and isinstance(router.middleware_stack, route_index.IndexedRouter)
+        ):
+            self.indexed = router.middleware_stack
+            self.handlers = (inner._exception_handlers, inner._status_handlers)
+
+    def _build(self, indexed: route_index.IndexedRouter) -> None:
+        router = indexed.router
+        self.table = {}
+        for route in router.routes:
+            if not isinstance(route, APIRoute) or "{" in route.path:
+                continue
+            app = route.app
+            if not isinstance(app, FastApp):
+                continue
+            for method in route.methods or ():
+                probe = {"type": "http", "method": method, "path": route.path, "root_path": ""}
+                first = next((r for r in router.routes if r.matches(probe)[0] is Match.FULL), None)
+                if first is not route:  # another route answers it: the router's walk decides
+                    continue
+                _, child = route.matches(probe)
+                shortcut = Shortcut(route, app, child, router, self.handlers, self.inner)
+                self.table[(method, route.path)] = shortcut
+
+    def __call__(self, scope: Scope) -> ASGIApp:
+        indexed = self.indexed
+        if indexed is None or scope.get("root_path") or "fastapi.telemetry" in scope:
+            return self.inner
+        index = indexed.fresh()
+        if index is not self.made_from:
+            self._build(indexed)
+            self.made_from = index
+        return self.table.get((scope["method"], scope["path"]), self.inner)
 
 
 def install(app: FastAPI, enabled: bool) -> None:

@@ -13,7 +13,7 @@ from app.api import auth
 from app.api.deps import HoldIdPath, ServicesDep
 from app.api.fast_path import FastPathRoute, fast_path
 from app.api.idempotency import Operation
-from app.api.metrics import HOLD_OUTCOMES
+from app.api.metrics import HOLD_OUTCOMES, incrementer
 from app.api.responses import JSONResponse
 from app.domain.errors import DomainError, InsufficientStock, InvalidTransition
 from app.domain.hold_list import DEFAULT_LIMIT, MAX_LIMIT, HoldQuery
@@ -54,9 +54,10 @@ Change = Callable[[Claim | None], Awaitable[object]]
 
 
 @cache
-def _outcome(label: str) -> Any:
-    """The counter of one outcome (prometheus_client's `labels` look-up, once per label)."""
-    return HOLD_OUTCOMES.labels(label)
+def _outcome(label: str) -> Callable[[], None]:
+    """The increment of one outcome's counter (prometheus_client's `labels` look-up, once per
+    label)."""
+    return incrementer(HOLD_OUTCOMES.labels(label))
 
 
 def _counted(
@@ -69,9 +70,9 @@ def _counted(
         try:
             hold = await change(claim)
         except refusal:
-            _outcome(refusal.code).inc()
+            _outcome(refusal.code)()
             raise
-        _outcome(outcome).inc()
+        _outcome(outcome)()
         return status, hold
 
     return op

@@ -30,6 +30,7 @@ from fastapi.responses import Response
 from redis.exceptions import RedisError
 
 from app.api.auth import caller_of
+from app.api.headers import header
 from app.api.problems import PROBLEM_JSON, domain_problem
 from app.domain.clock import Clock
 from app.domain.errors import (
@@ -69,7 +70,7 @@ class Idempotency:
     async def run(self, request: Request, operation: Operation, scope: str = "") -> Response:
         """Run `operation(claim)` -> (status, body) under the request's Idempotency-Key; the
         operation hands the claim to the script of its change."""
-        key = request.headers.get(HEADER)
+        key = header(request.scope, HEADER)
         if key is None:
             return _json(*await operation(None))
         if not _valid_key(key):

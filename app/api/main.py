@@ -182,6 +182,7 @@ def create_app(
         deadline_seconds=settings.request_deadline_seconds,
         max_body_bytes=settings.max_body_bytes,
         answer=answer,
+        dispatch=fast_paths.Shortcuts if fast_path else None,
     )
     # Matched in this order: the cheap probes, then the hot routes before the rare admin ones.
     for router in (
@@ -244,8 +245,20 @@ def create_app_from_env() -> FastAPI:
     out of the garbage collector's reach (`gc.freeze`): otherwise each full collection walks
     all of it again, 15 µs a request on average and a pause of a tenth of a second each time
     (docs/benchmarks.md, "Session 5, HTTP tier"). Only here, in the served worker: tests build
-    many apps in one process, and frozen objects are never freed."""
+    many apps in one process, and frozen objects are never freed.
+
+    The youngest generation is collected after `YOUNG_GC_THRESHOLD` net new container objects
+    instead of Python's 700: with 64 connections that many objects are alive in the requests
+    under way at almost any moment, so every few requests a collection walked all of them
+    (their coroutines, frames, dicts) to free nothing: 44k instructions a flash hold served,
+    none at this threshold (docs/benchmarks.md, "Session 8, the hold's Python"). Cyclic
+    garbage waits a little longer for its collection: at most that many objects more."""
     app = create_app(Settings())
     gc.collect()
     gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, older, oldest)
     return app
+
+
+YOUNG_GC_THRESHOLD = 10_000

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import os
+from bisect import bisect_left
 from collections.abc import Callable
+from typing import Any, cast
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -57,7 +59,49 @@ STORE_SCRIPT_DURATION = Histogram(
 
 def script_timer(script: str) -> Callable[[float], None]:
     """The observe function of one script's duration series (resolved once, not per call)."""
-    return STORE_SCRIPT_DURATION.labels(script).observe
+    return observer(STORE_SCRIPT_DURATION.labels(script))
+
+
+# prometheus_client's `inc` and `observe` check, on every call, what a labelled child never
+# is (a parent of labels), an exemplar and a negative amount, and `observe` walks the
+# buckets one by one: 4.6k and 9.4k instructions, against 3.3k and 7.4k for the same updates
+# of the same values here, most of it their locks (docs/benchmarks.md, "Session 8, the hold's
+# Python").
+# They reach into the child's values (`_value`, `_sum`, `_buckets`, `_upper_bounds`);
+# tests/ops/test_metrics.py checks that /metrics reads the same as after the library's own.
+# A prometheus_client without those attributes gets the library's own methods back.
+
+
+def incrementer(child: Any) -> Callable[[], None]:
+    """`child.inc()` of a labelled Counter child (by 1)."""
+    value = getattr(child, "_value", None)
+    if value is None or not callable(getattr(value, "inc", None)):
+        return cast(Callable[[], None], child.inc)
+    return functools.partial(value.inc, 1)
+
+
+def observer(child: Any) -> Callable[[float], None]:
+    """`child.observe` of a labelled Histogram child: the sum, then the first bucket whose
+    bound is not below the amount (`bisect_left`); NaN, which no bucket takes and `bisect`
+    would put in the first, goes to the library's own."""
+    fallback: Callable[[float], None] = child.observe
+    try:
+        add = child._sum.inc
+        bounds = list(child._upper_bounds)
+        buckets = list(child._buckets)
+    except (AttributeError, TypeError):
+        return fallback
+    if len(buckets) != len(bounds) or not all(callable(getattr(b, "inc", None)) for b in buckets):
+        return fallback
+
+    def observe(amount: float) -> None:
+        if amount != amount:
+            fallback(amount)
+            return
+        add(amount)
+        buckets[bisect_left(bounds, amount)].inc(1)
+
+    return observe
 
 
 def render() -> tuple[bytes, str]:
@@ -81,6 +125,6 @@ def _series(
     method: str, template: str, status: int
 ) -> tuple[Callable[[], None], Callable[[float], None]]:
     return (
-        REQUESTS.labels(method, template, str(status)).inc,
-        LATENCY.labels(method, template).observe,
+        incrementer(REQUESTS.labels(method, template, str(status))),
+        observer(LATENCY.labels(method, template)),
     )

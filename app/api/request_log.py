@@ -19,7 +19,7 @@ import secrets
 
 from starlette.types import Scope
 
-from app.logs import info_record
+from app.logs import log_info
 
 log = logging.getLogger("omnistock.access")
 
@@ -71,4 +71,4 @@ def log_request(scope: Scope, route: str, status: int, seconds: float) -> None:
             "client": client[0] if client else None,
         }
         args = (method, route, status, duration_ms)
-        log.handle(info_record(log, "%s %s %d %.1fms", args, fields))
+        log_info(log, "%s %s %d %.1fms", args, fields)

@@ -129,14 +129,20 @@ class IndexedRouter:
         self.index = build(routes)
         self.routes, self.changes = routes, routes.changes
 
-    def _candidates(self, scope: Scope) -> tuple[BaseRoute, ...] | None:
+    def fresh(self) -> dict[str, tuple[BaseRoute, ...]]:
+        """The index, made again first if the router's routes changed since (a new dict then:
+        what the fast path's shortcuts, app/api/fast_path.py, follow too)."""
         routes = self.router.routes
         if routes is not self.routes or routes.changes != self.changes:
             self._remake()
+        return self.index
+
+    def _candidates(self, scope: Scope) -> tuple[BaseRoute, ...] | None:
+        index = self.fresh()
         # FastAPI's telemetry records the selected route on the walk; none here when it is on.
         if scope["type"] != "http" or scope.get("root_path") or "fastapi.telemetry" in scope:
             return None
-        return self.index.get(key_of(scope["path"]))
+        return index.get(key_of(scope["path"]))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The first full match, as the walk's (a route matched in part before it, such as

@@ -8,9 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.api import metrics
 from app.store.scripts import Scripts
 from tests.api.helpers import hold
 from tests.conftest import seed
@@ -169,3 +173,62 @@ async def test_a_request_does_not_consult_opentelemetry(
     monkeypatch.setattr(otel_metrics, "get_meter_provider", lambda: asked.append("meter"))
     assert (await client.get("/healthz")).status_code == 200
     assert asked == []
+
+
+def _twins(
+    kind: type[Any], **options: Any
+) -> tuple[Any, Any, CollectorRegistry, CollectorRegistry]:
+    """The same labelled metric in two registries of their own, and one child of each."""
+    mine, theirs = CollectorRegistry(), CollectorRegistry()
+    a = kind("twin", "a twin", ["route"], registry=mine, **options)
+    b = kind("twin", "a twin", ["route"], registry=theirs, **options)
+    return a.labels("/v1/holds"), b.labels("/v1/holds"), mine, theirs
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    amounts=st.lists(
+        st.floats(allow_nan=True, allow_infinity=True)
+        | st.sampled_from([0.0, 0.0005, 0.001, 0.0025, 5.0, 5.000001, -1.0]),
+        max_size=30,
+    )
+)
+def test_the_fast_observe_reads_on_metrics_as_the_library_s_own(amounts: list[float]) -> None:
+    ours, library, mine, theirs = _twins(
+        Histogram, buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 1, 2.5, 5)
+    )
+    observe = metrics.observer(ours)
+    for amount in amounts:
+        observe(amount)
+        library.observe(amount)
+    assert generate_latest(mine) == generate_latest(theirs)
+
+
+def test_the_fast_increment_reads_on_metrics_as_the_library_s_own() -> None:
+    ours, library, mine, theirs = _twins(Counter)
+    inc = metrics.incrementer(ours)
+    for _ in range(3):
+        inc()
+        library.inc()
+    assert generate_latest(mine) == generate_latest(theirs)
+    assert b'twin_total{route="/v1/holds"} 3.0' in generate_latest(mine)
+
+
+class _LibraryWithoutPrivates:
+    """A labelled child as a prometheus_client without `_value`/`_sum`/`_buckets` has it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float]] = []
+
+    def inc(self, amount: float = 1) -> None:
+        self.calls.append(("inc", amount))
+
+    def observe(self, amount: float) -> None:
+        self.calls.append(("observe", amount))
+
+
+def test_the_fast_updates_fall_back_to_the_library_s_methods_without_its_privates() -> None:
+    child = _LibraryWithoutPrivates()
+    metrics.incrementer(child)()
+    metrics.observer(child)(0.25)
+    assert child.calls == [("inc", 1), ("observe", 0.25)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -16,7 +17,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.api import request_log
-from app.logs import REQUEST_ID, JsonFormatter, TextFormatter, _timestamp, info_record, redact
+from app.logs import (
+    REQUEST_ID,
+    JsonFormatter,
+    TextFormatter,
+    _timestamp,
+    info_record,
+    log_info,
+    redact,
+)
 from app.store.embedded import free_port
 from tests.conftest import bare_store
 
@@ -264,3 +273,66 @@ def test_a_forked_process_makes_request_ids_of_its_own() -> None:
     os.close(write)
     assert len(child) == 32
     assert child[:16] != request_log._new_id()[:16]  # another random prefix
+
+
+def _json_logger(name: str, stream: io.StringIO) -> logging.Logger:
+    """`name` (a child of a logger of its own) set up as `logging_config("json")` sets up
+    `omnistock`: one StreamHandler with the JSON formatter, no propagation."""
+    parent = logging.getLogger(name)
+    parent.handlers.clear()
+    parent.filters.clear()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    parent.addHandler(handler)
+    parent.setLevel(logging.INFO)
+    parent.propagate = False
+    return logging.getLogger(f"{name}.access")
+
+
+def test_the_direct_access_line_is_the_bytes_the_logging_module_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(time, "time", lambda: 1_764_800_000.1234)
+    fields = {"method": "POST", "route": "/v1/holds", "status": 201, "duration_ms": 1.25}
+    args = ("POST", "/v1/holds", 201, 1.25)
+    direct, standard = io.StringIO(), io.StringIO()
+    token = REQUEST_ID.set("rid-direct")
+    try:
+        log_info(_json_logger("test-direct-a", direct), "%s %s %d %.1fms", args, fields)
+        logger = _json_logger("test-direct-b", standard)
+        logger.handle(info_record(logger, "%s %s %d %.1fms", args, fields))
+    finally:
+        REQUEST_ID.reset(token)
+    assert direct.getvalue() == standard.getvalue().replace("test-direct-b", "test-direct-a")
+    assert json.loads(direct.getvalue())["msg"] == "POST /v1/holds 201 1.2ms"
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["filter on the handler", "filter on the logger", "second handler", "text formatter"],
+)
+def test_the_access_line_takes_the_logging_module_when_anything_may_change_the_record(
+    change: str,
+) -> None:
+    stream, seen = io.StringIO(), []
+    logger = _json_logger(f"test-direct-{change.replace(' ', '-')}", stream)
+    handler = logger.parent.handlers[0]  # type: ignore[union-attr]
+
+    def keep(record: logging.LogRecord) -> bool:
+        seen.append(record)
+        return True
+
+    if change == "filter on the handler":
+        handler.addFilter(keep)
+    elif change == "filter on the logger":
+        logger.addFilter(keep)
+    elif change == "second handler":
+        logger.addHandler(logging.StreamHandler(io.StringIO()))
+        logger.addFilter(keep)
+    else:
+        handler.setFormatter(TextFormatter())
+        logger.addFilter(keep)
+    log_info(logger, "%s %d", ("GET", 200), {"status": 200})
+    (record,) = seen
+    assert record.getMessage() == "GET 200" and record.fields == {"status": 200}  # type: ignore[attr-defined]
+    assert "GET 200" in stream.getvalue()

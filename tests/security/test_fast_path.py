@@ -29,13 +29,17 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Header
 from fastapi.dependencies.utils import solve_dependencies
+from fastapi.routing import APIRoute
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from starlette.exceptions import HTTPException
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.responses import Response
 from starlette.types import Message
 
 from app.api import auth, deps, hold_routes, stock_routes
 from app.api import fast_path as fast_paths
+from app.api.asgi import Frame
 from app.api.deps import ServicesDep
 from app.api.fast_path import FastPathRefused, FastPathRoute, fast_path, plan_route
 from app.api.main import create_app
@@ -523,3 +527,135 @@ def test_the_fast_path_parses_a_body_to_the_value_json_loads_gives(value: Any) -
     raw = json.dumps(value).encode()
     # repr tells 1 from 1.0 and True from 1, which == does not.
     assert repr(fast_paths._loads(raw)) == repr(json.loads(raw))
+
+
+# --- the request frame's shortcut to the route (fast_path.Shortcuts) -----------------------
+
+
+def _frame(app: FastAPI) -> Frame:
+    layer: Any = app.build_middleware_stack()
+    while not isinstance(layer, Frame):
+        layer = layer.app
+    return layer
+
+
+def _scope(method: str, path: str, **more: Any) -> dict[str, Any]:
+    return {"type": "http", "method": method, "path": path, **more}
+
+
+def test_the_request_frame_sends_only_post_v1_holds_straight_to_its_route(
+    settings: Settings, clock: ManualClock
+) -> None:
+    frame = _frame(create_app(settings, clock))
+    assert frame.dispatch is not None
+    shortcut = frame.dispatch(_scope("POST", "/v1/holds"))
+    assert isinstance(shortcut, fast_paths.Shortcut)
+    assert shortcut.route.endpoint is hold_routes.create_hold
+    for method, path in [
+        ("GET", "/v1/holds"),
+        ("POST", "/v1/holds/"),
+        ("POST", "/v1/holds/h1/commit"),
+        ("GET", "/v1/availability/SKU-1"),
+        ("GET", "/healthz"),
+    ]:
+        assert frame.dispatch(_scope(method, path)) is frame.app, (method, path)
+    assert frame.dispatch(_scope("POST", "/v1/holds", root_path="/api")) is frame.app
+
+
+def test_the_shortcut_follows_any_change_of_the_routes(
+    settings: Settings, clock: ManualClock
+) -> None:
+    """A route put before POST /v1/holds's (or in its place) answers it: no shortcut then."""
+    app = create_app(settings, clock)
+    frame = _frame(app)
+    assert frame.dispatch is not None
+    hold = _scope("POST", "/v1/holds")
+    assert isinstance(frame.dispatch(hold), fast_paths.Shortcut)
+    routes = app.router.routes
+    (i,) = [
+        i for i, r in enumerate(routes) if getattr(r, "endpoint", None) is hold_routes.create_hold
+    ]
+    create = routes[i]
+
+    async def other() -> Response:
+        return Response(status_code=204)
+
+    routes.insert(i, APIRoute("/v1/holds", other, methods=["POST"]))
+    assert frame.dispatch(hold) is frame.app
+    del routes[i]
+    assert isinstance(frame.dispatch(hold), fast_paths.Shortcut)
+    routes[i] = APIRoute("/v1/holds", other, methods=["POST"])  # in place: the same count
+    assert frame.dispatch(hold) is frame.app
+    routes[i] = create
+    shortcut = frame.dispatch(hold)
+    assert isinstance(shortcut, fast_paths.Shortcut) and shortcut.route is create
+
+
+def test_no_shortcut_without_the_fast_path_or_with_cors_in_between(
+    settings: Settings, clock: ManualClock
+) -> None:
+    assert _frame(create_app(settings, clock, fast_path=False)).dispatch is None
+    with_cors = settings.model_copy(update={"cors_origins": ("https://shop.example",)})
+    frame = _frame(create_app(with_cors, clock))
+    assert frame.dispatch is not None
+    assert frame.dispatch(_scope("POST", "/v1/holds")) is frame.app
+
+
+class _Handled(Exception):
+    pass
+
+
+class _Unhandled(Exception):
+    pass
+
+
+@pytest.mark.parametrize("started", [False, True], ids=["before-the-response", "after-its-start"])
+@pytest.mark.parametrize(
+    "error",
+    [_Handled, _Unhandled, lambda: HTTPException(418, "teapot")],
+    ids=["handled", "unhandled", "http-exception"],
+)
+async def test_an_endpoint_s_exception_is_answered_as_the_exception_middleware_answers_it(
+    started: bool, error: Callable[[], Exception]
+) -> None:
+    """The shortcut skips the ExceptionMiddleware: what it does with an exception (the
+    handler's answer, the exception raised on, a RuntimeError once the response started) is
+    done by the middleware's own code (`fast_path._handled`)."""
+
+    async def on_handled(request: Any, exc: Exception) -> Response:
+        return Response("handled", status_code=409)
+
+    async def endpoint(scope: Any, receive: Any, send: Any) -> None:
+        if started:
+            await send({"type": "http.response.start", "status": 201, "headers": []})
+        raise error()
+
+    middleware = ExceptionMiddleware(endpoint, handlers={_Handled: on_handled})
+
+    async def shortcut(scope: Any, receive: Any, send: Any) -> None:
+        scope["starlette.exception_handlers"] = (
+            middleware._exception_handlers,
+            middleware._status_handlers,
+        )
+        try:
+            await endpoint(scope, receive, send)
+        except Exception as exc:
+            await fast_paths._handled(exc, started, scope, receive, send)
+
+    async def outcome(app: Any) -> tuple[list[Message], str, str]:
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = _scope("POST", "/v1/holds", headers=[], query_string=b"")
+        try:
+            await app(scope, receive, send)
+        except Exception as exc:
+            return sent, f"{type(exc).__name__}: {exc}", type(exc.__cause__).__name__
+        return sent, "", ""
+
+    assert await outcome(shortcut) == await outcome(middleware)
