@@ -436,6 +436,10 @@ def fast_app(plan: Plan, endpoint: Callable[..., Any], overrides: Any, slow: ASG
                 return
             receive = _replaying(read, receive)
         request = Request(scope, receive, send)
+        if read is not None:
+            # Starlette's cache of the body (what `Request.body()` fills and returns): the
+            # route's Idempotency-Key fingerprint reads it without a second read of `receive`.
+            request._body = read
         values = await arguments(plan, request, read)
         if isinstance(values, Request):
             await slow(scope, receive, send)
