@@ -117,7 +117,7 @@ def table(results: dict[str, Any], targets: dict[str, float]) -> list[Row]:
     fl = scripts.get("hold1_floor")
     if fl:
         add(
-            "3. where a 1-line hold's store time goes: `hold_reserve.lua` vs its 9 commands "
+            "3. where a 1-line hold's store time goes: `hold_reserve.lua` vs its 8 commands "
             "without logic, same store",
             f"one at a time: {fl['hold_one_usec']:.1f} vs {fl['floor_one_usec']:.1f} µs; "
             f"pipelined 50 deep: {fl['hold_pipelined_usec']:.1f} vs "
