@@ -61,7 +61,8 @@
 --   {"idem", ...}                                       the claim's answer (idempotency.lua)
 -- A keyed "ok" has stored its response in the claim's record (idem_finish: 201, the deferred
 -- form IDEM_HOLD_CREATED with the promises): the request needs no idempotency_complete.lua
--- call; any other keyed reply but the claim's own has taken the claim (in flight). Only a one-partition hold passes a claim (a multi-partition create claims first).
+-- call; any other keyed reply but the claim's own has taken the claim (in flight). Only a
+-- one-partition hold passes a claim (a multi-partition create claims first).
 
 local rcall = redis.call
 --!include clock.lua
@@ -206,7 +207,7 @@ rcall('ZADD', expiry_key, deadline or count_until, hold_id)
 hold_index_add(KEYS[4 * #skus + 4], hold_key, ARGV[12], now, hold_id, ARGV[14])
 -- A keyed create's claim and response, stored with the change (no completion call;
 -- idempotency.lua).
-idem_finish(now, '201', IDEM_HOLD_CREATED .. cjson.encode({hold_id, status, ARGV[4], ARGV[5],
-           string.format('%d', now), string.format('%d', expires_at), lines_json, ARGV[14],
-           promises_json}))
+idem_finish(now, '201', IDEM_HOLD_CREATED .. cjson.encode({hold_id, status, ARGV[4],
+            ARGV[5], string.format('%d', now), string.format('%d', expires_at), lines_json,
+            ARGV[14], promises_json}))
 return {'ok', lines_json, now, expires_at, promises_json}

@@ -307,7 +307,8 @@ hold_index_add(KEYS[2 * nskus + 4], hold_key, ARGV[16], now, hold_id, ARGV[18])
 -- A keyed create's claim and response, stored with the change (no completion call;
 -- idempotency.lua).
 if idem_fp ~= '' then
-  idem_finish(now, '201', IDEM_HOLD_CREATED .. cjson.encode({hold_id, ARGV[3], ARGV[6], ARGV[7],
-             format('%d', now), format('%d', expires_at), lines_json, ARGV[18] or ''}))
+  idem_finish(now, '201', IDEM_HOLD_CREATED .. cjson.encode({hold_id, ARGV[3], ARGV[6],
+              ARGV[7], format('%d', now), format('%d', expires_at), lines_json,
+              ARGV[18] or ''}))
 end
 return {'ok', lines_json, now, expires_at}
