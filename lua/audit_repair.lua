@@ -92,6 +92,12 @@ local function score_json(score)
   return score
 end
 
+-- Write a member the records back with its score, and say so.
+local function index_add(name, key, member, sku, score)
+  rcall('ZADD', key, score_json(score), member)
+  note({kind = 'index_add', index = name, member = member, sku = sku, score = score_json(score)})
+end
+
 -- Drop members the records do not back and add the missing ones (with the right score).
 local function fix_index(name, key, flat, wanted, sku, check_score)
   local have = {}
@@ -106,18 +112,12 @@ local function fix_index(name, key, flat, wanted, sku, check_score)
         rcall('ZREM', key, member)
         note({kind = 'index_remove', index = name, member = member, sku = sku})
       elseif check_score and score ~= expected then
-        rcall('ZADD', key, score_json(expected), member)
-        note({kind = 'index_add', index = name, member = member, sku = sku,
-              score = score_json(expected)})
+        index_add(name, key, member, sku, expected)
       end
     end
   end
   for member, score in pairs(wanted) do
-    if not have[member] then
-      rcall('ZADD', key, score_json(score), member)
-      note({kind = 'index_add', index = name, member = member, sku = sku,
-            score = score_json(score)})
-    end
+    if not have[member] then index_add(name, key, member, sku, score) end
   end
 end
 

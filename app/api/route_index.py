@@ -14,14 +14,22 @@ Anything else takes the router's own walk, which answers it as it always has: a 
 first segments begin no route, a request no route matches in full (the 405 of a route matched
 only in part, the redirect of a trailing slash, 404), a scope that is not HTTP or has a root
 path. A route of a kind the index does not know (anything but plain routes and mounts) is
-tried by every request, in its place; when the router's routes change, the index is made
-again.
-tests/api/test_route_index.py checks every route of the app against the walk.
+tried by every request, in its place.
+
+When the router's routes change, the index is made again before the next request, whatever
+the change: a route added, removed or replaced in place (the same number of routes), the list
+reordered or `router.routes` given a new list. The index takes the router's list over as a
+`RouteList`, a list that counts its changes, so a request checks two things (the list is the
+one the index was made of, and its count is the same), not every route. What is not seen is a
+route object changed in place (its path or methods): routes are replaced, not edited.
+tests/api/test_route_index.py checks every route of the app against the walk, and the index
+after each kind of change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, APIRouter, APIWebSocketRoute
@@ -64,6 +72,45 @@ def build(routes: Sequence[BaseRoute]) -> dict[str, tuple[BaseRoute, ...]]:
     }
 
 
+class RouteList(list[BaseRoute]):
+    """The router's routes, with `changes`: how many times the list has been changed (every
+    method that changes a list counts; reading costs what a list's does)."""
+
+    __slots__ = ("changes",)
+
+    def __init__(self, routes: Iterable[BaseRoute] = ()) -> None:
+        super().__init__(routes)
+        self.changes = 0
+
+
+def _counted(name: str) -> Callable[..., Any]:
+    change = getattr(list, name)
+
+    def method(self: RouteList, *args: Any, **kwargs: Any) -> Any:
+        self.changes += 1
+        return change(self, *args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+for _name in (
+    "__setitem__",
+    "__delitem__",
+    "__iadd__",
+    "__imul__",
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "clear",
+    "sort",
+    "reverse",
+):
+    setattr(RouteList, _name, _counted(_name))
+
+
 class IndexedRouter:
     """The router's ASGI app (`router.middleware_stack`), with the index in front of its walk
     (`walk`: the router's own app)."""
@@ -71,13 +118,21 @@ class IndexedRouter:
     def __init__(self, router: APIRouter, walk: ASGIApp) -> None:
         self.router = router
         self.walk = walk
-        self.count = -1  # the routes the index was made of (-1: not made)
+        self.routes: RouteList | None = None  # the list the index was made of
+        self.changes = 0  # and its count of changes then
         self.index: dict[str, tuple[BaseRoute, ...]] = {}
 
+    def _remake(self) -> None:
+        routes = self.router.routes
+        if not isinstance(routes, RouteList):  # first use, or a new list given to the router
+            routes = self.router.routes = RouteList(routes)
+        self.index = build(routes)
+        self.routes, self.changes = routes, routes.changes
+
     def _candidates(self, scope: Scope) -> tuple[BaseRoute, ...] | None:
-        if len(self.router.routes) != self.count:
-            self.index = build(self.router.routes)
-            self.count = len(self.router.routes)
+        routes = self.router.routes
+        if routes is not self.routes or routes.changes != self.changes:
+            self._remake()
         # FastAPI's telemetry records the selected route on the walk; none here when it is on.
         if scope["type"] != "http" or scope.get("root_path") or "fastapi.telemetry" in scope:
             return None

@@ -14,9 +14,9 @@ from app.cli.common import (
     CliError,
     Service,
     add_action,
+    command,
     command_group,
     print_table,
-    run_command,
 )
 
 
@@ -60,58 +60,52 @@ def _rules(args: argparse.Namespace, current: dict[str, Any] | None) -> dict[str
     return {"buffer": buffer, "exclude_skus": excluded}
 
 
+@command("channels list")
 def list_channels(args: argparse.Namespace) -> int:
-    def body() -> int:
-        channels = Service.from_args(args).request("GET", "/v1/channels")["channels"]
-        if args.json:
-            print(orjson.dumps({"channels": channels}).decode())
-        else:
-            print_table(_rows(channels), COLUMNS)
-        return 0
-
-    return run_command("channels list", body)
+    channels = Service.from_args(args).request("GET", "/v1/channels")["channels"]
+    if args.json:
+        print(orjson.dumps({"channels": channels}).decode())
+    else:
+        print_table(_rows(channels), COLUMNS)
+    return 0
 
 
 def _split(values: list[str] | None) -> list[str]:
     return [v for value in values or [] for v in value.split(",") if v]
 
 
+@command("channels put")
 def put_channel(args: argparse.Namespace) -> int:
     """--locations replaces the list; --add/--remove edit it; a flag not given keeps the
     channel's current value."""
 
-    def body() -> int:
-        service = Service.from_args(args)
-        current: dict[str, Any] | None = None
-        for channel in service.request("GET", "/v1/channels")["channels"]:
-            if channel["id"] == args.id:
-                current = channel
-        locations = list(current["locations"]) if current else []
-        if args.locations is not None:
-            locations = _split([args.locations])
-        locations += [loc for loc in _split(args.add) if loc not in locations]
-        removed = set(_split(args.remove))
-        locations = [loc for loc in locations if loc not in removed]
-        if current is None and args.locations is None and not args.add:
-            raise CliError(USAGE, f"new channel {args.id}: give its --locations")
-        doc: dict[str, Any] = {"locations": locations}
-        threshold = args.low_stock_threshold
-        if threshold is None and current is not None:
-            threshold = current["low_stock_threshold"]
-        if threshold is not None:
-            doc["low_stock_threshold"] = threshold
-        doc.update(_rules(args, current))
-        saved = service.request("PUT", f"/v1/channels/{args.id}", doc)
-        if args.json:
-            print(orjson.dumps(saved).decode())
-        else:
-            print(
-                f"{'updated' if current else 'registered'} channel {saved['id']}", file=sys.stderr
-            )
-            print_table(_rows([saved]), COLUMNS)
-        return 0
-
-    return run_command("channels put", body)
+    service = Service.from_args(args)
+    current: dict[str, Any] | None = None
+    for channel in service.request("GET", "/v1/channels")["channels"]:
+        if channel["id"] == args.id:
+            current = channel
+    locations = list(current["locations"]) if current else []
+    if args.locations is not None:
+        locations = _split([args.locations])
+    locations += [loc for loc in _split(args.add) if loc not in locations]
+    removed = set(_split(args.remove))
+    locations = [loc for loc in locations if loc not in removed]
+    if current is None and args.locations is None and not args.add:
+        raise CliError(USAGE, f"new channel {args.id}: give its --locations")
+    doc: dict[str, Any] = {"locations": locations}
+    threshold = args.low_stock_threshold
+    if threshold is None and current is not None:
+        threshold = current["low_stock_threshold"]
+    if threshold is not None:
+        doc["low_stock_threshold"] = threshold
+    doc.update(_rules(args, current))
+    saved = service.request("PUT", f"/v1/channels/{args.id}", doc)
+    if args.json:
+        print(orjson.dumps(saved).decode())
+    else:
+        print(f"{'updated' if current else 'registered'} channel {saved['id']}", file=sys.stderr)
+        print_table(_rows([saved]), COLUMNS)
+    return 0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from app.cli.common import UNREACHABLE, CliError, Service, add_action, command_group, run_command
+from app.cli.common import UNREACHABLE, CliError, Service, add_action, command, command_group
 
 LOG_PAGE = 500
 
@@ -122,16 +122,14 @@ def _text(event: dict[str, Any]) -> str:
     )
 
 
+@command("events tail")
 def tail(args: argparse.Namespace) -> int:
-    def body() -> int:
-        runner = Tail(args, Service.from_args(args))
-        if args.from_start or args.no_follow:
-            runner.read_log()
-        if not args.no_follow:
-            runner.follow()
-        return 0
-
-    return run_command("events tail", body)
+    runner = Tail(args, Service.from_args(args))
+    if args.from_start or args.no_follow:
+        runner.read_log()
+    if not args.no_follow:
+        runner.follow()
+    return 0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -36,9 +36,9 @@ from app.cli.common import (
     Progress,
     add_action,
     add_partition_flag,
+    command,
     open_services,
     partitions,
-    run_command,
 )
 from app.domain.clock import iso
 from app.domain.supply import SupplyService
@@ -152,50 +152,48 @@ async def _supply_rows(supply: SupplyService, skus: list[str]) -> list[list[Row]
     ]
 
 
+@command("export")
 def export(args: argparse.Namespace) -> int:
-    def body() -> int:
-        chosen = partitions(args)
-        fmt = args.format or ("csv" if args.output and args.output.suffix == ".csv" else "ndjson")
-        if args.supply:
-            columns = list(SUPPLY_IMPORT_COLUMNS) if args.for_import else SUPPLY_COLUMNS
-        else:
-            columns = IMPORT_COLUMNS if args.for_import else COLUMNS
-        started = time.monotonic()
-        if args.output is None:
+    chosen = partitions(args)
+    fmt = args.format or ("csv" if args.output and args.output.suffix == ".csv" else "ndjson")
+    if args.supply:
+        columns = list(SUPPLY_IMPORT_COLUMNS) if args.for_import else SUPPLY_COLUMNS
+    else:
+        columns = IMPORT_COLUMNS if args.for_import else COLUMNS
+    started = time.monotonic()
+    if args.output is None:
+        try:
             skus, rows, overdue = asyncio.run(
                 _export(args, chosen, Writer(sys.stdout.buffer, fmt, columns))
             )
             sys.stdout.flush()
-        else:
-            # Written beside the target and renamed at the end: never a half-written file.
-            partial = args.output.with_name(f".{args.output.name}.partial")
-            try:
-                with open(partial, "wb") as out:
-                    skus, rows, overdue = asyncio.run(
-                        _export(args, chosen, Writer(out, fmt, columns))
-                    )
-                os.replace(partial, args.output)
-            finally:
-                partial.unlink(missing_ok=True)
-        if not args.quiet:
-            print(
-                f"exported {rows:,} {'supply lines' if args.supply else 'positions'} of "
-                f"{skus:,} skus as {fmt} in {time.monotonic() - started:.1f} s",
-                file=sys.stderr,
-            )
-        if overdue:  # said even with --quiet: an import of this file rejects them
-            print(
-                f"{overdue:,} supply lines are overdue (their eta has passed): `omnistock "
-                "import --supply` rejects them, as the API refuses an eta that is not ahead",
-                file=sys.stderr,
-            )
-        return 0
-
-    try:
-        return run_command("export", body)
-    except BrokenPipeError:  # `omnistock export | head`: the reader had enough
-        sys.stderr.close()
-        return 0
+        except BrokenPipeError:  # `omnistock export | head`: the reader had enough
+            # (the store's socket errors come as RedisError: this one is stdout's). What is
+            # left in stdout's buffer goes nowhere, so nothing fails again at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+    else:
+        # Written beside the target and renamed at the end: never a half-written file.
+        partial = args.output.with_name(f".{args.output.name}.partial")
+        try:
+            with open(partial, "wb") as out:
+                skus, rows, overdue = asyncio.run(_export(args, chosen, Writer(out, fmt, columns)))
+            os.replace(partial, args.output)
+        finally:
+            partial.unlink(missing_ok=True)
+    if not args.quiet:
+        print(
+            f"exported {rows:,} {'supply lines' if args.supply else 'positions'} of "
+            f"{skus:,} skus as {fmt} in {time.monotonic() - started:.1f} s",
+            file=sys.stderr,
+        )
+    if overdue:  # said even with --quiet: an import of this file rejects them
+        print(
+            f"{overdue:,} supply lines are overdue (their eta has passed): `omnistock "
+            "import --supply` rejects them, as the API refuses an eta that is not ahead",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -14,45 +14,41 @@ from typing import Any
 
 import orjson
 
-from app.cli.common import Service, add_action, command_group, print_table, run_command
+from app.cli.common import Service, add_action, command, command_group, print_table
 
 COLUMNS = ["id", "type", "name", "ship", "pickup", "priority"]
 FIELDS = ["type", "name", "ship", "pickup", "priority"]
 KEPT = [*FIELDS, "geo"]  # kept from the current location on an update (no flag sets geo yet)
 
 
+@command("locations list")
 def list_locations(args: argparse.Namespace) -> int:
-    def body() -> int:
-        locations = Service.from_args(args).request("GET", "/v1/locations")["locations"]
-        if args.json:
-            print(orjson.dumps({"locations": locations}).decode())
-        else:
-            print_table(locations, COLUMNS)
-        return 0
-
-    return run_command("locations list", body)
+    locations = Service.from_args(args).request("GET", "/v1/locations")["locations"]
+    if args.json:
+        print(orjson.dumps({"locations": locations}).decode())
+    else:
+        print_table(locations, COLUMNS)
+    return 0
 
 
+@command("locations put")
 def put_location(args: argparse.Namespace) -> int:
     """Flags not given keep the location's current value (a new one gets the defaults)."""
 
-    def body() -> int:
-        service = Service.from_args(args)
-        current: dict[str, Any] = {}
-        for location in service.request("GET", "/v1/locations")["locations"]:
-            if location["id"] == args.id:
-                current = {k: location[k] for k in KEPT if k in location}
-        given = {k: getattr(args, k) for k in FIELDS if getattr(args, k) is not None}
-        saved = service.request("PUT", f"/v1/locations/{args.id}", {**current, **given})
-        if args.json:
-            print(orjson.dumps(saved).decode())
-        else:
-            verb = "updated" if current else "registered"
-            print(f"{verb} location {saved['id']}", file=sys.stderr)
-            print_table([saved], COLUMNS)
-        return 0
-
-    return run_command("locations put", body)
+    service = Service.from_args(args)
+    current: dict[str, Any] = {}
+    for location in service.request("GET", "/v1/locations")["locations"]:
+        if location["id"] == args.id:
+            current = {k: location[k] for k in KEPT if k in location}
+    given = {k: getattr(args, k) for k in FIELDS if getattr(args, k) is not None}
+    saved = service.request("PUT", f"/v1/locations/{args.id}", {**current, **given})
+    if args.json:
+        print(orjson.dumps(saved).decode())
+    else:
+        verb = "updated" if current else "registered"
+        print(f"{verb} location {saved['id']}", file=sys.stderr)
+        print_table([saved], COLUMNS)
+    return 0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -82,7 +82,17 @@ def _promised_view(pr: dict[str, Any], quantity: int, released: int) -> dict[str
 
 def check_line_op(op: LineOp, lines: list[LineChangeIn]) -> None:
     """A promised line (named by its supply_id) can be released, not fulfilled: its units are
-    not there yet; once received they join the hold's on-hand lines, which can."""
+    not there yet; once received they join the hold's on-hand lines, which can.
+
+    Refused here, before the hold is read and without the store's clock, on purpose: unlike
+    the whole fulfil's promise_not_received (hold_fulfil.lua), which depends on the hold's
+    state (its promises not received yet, so a lapsed hold is expired first, by `TIME`), this
+    refusal depends only on the request. No state makes it valid: a partial fulfil needs a
+    committed hold (which never lapses), and a received promise leaves `promises` (its units
+    are then named without a supply_id). Nor does a date decide it: neither fulfil compares a
+    promise's eta (`available_from`) with the clock, since only a receipt brings the units.
+    So no clock could change the outcome, only which 409 a lapsed active hold gets; its
+    expiry is the store's clock's anyway (reads, transitions and the reaper)."""
     if op == "fulfil" and any(line.supply_id for line in lines):
         raise PromiseNotReceived(
             "a promised line cannot be fulfilled: its supply has not been received; fulfil "

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import Message, Receive, Scope, Send
@@ -177,14 +177,58 @@ def test_routes_that_shadow_one_another_are_selected_as_the_walk_selects_them(
     assert_same_selection(app, monkeypatch, paths)
 
 
-def test_a_route_added_after_the_first_request_is_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+# Changes of the routes after the index's first request: the route at `at` gives way to `new`.
+def _insert_before(router: APIRouter, at: int, new: BaseRoute) -> None:
+    router.routes.insert(at, new)
+
+
+def _replace_in_place(router: APIRouter, at: int, new: BaseRoute) -> None:
+    router.routes[at] = new  # the same number of routes
+
+
+def _remove_then_add(router: APIRouter, at: int, new: BaseRoute) -> None:
+    del router.routes[at]
+    router.routes.insert(at, new)
+
+
+def _new_list(router: APIRouter, at: int, new: BaseRoute) -> None:
+    router.routes = [*router.routes[:at], new, *router.routes[at + 1 :]]
+
+
+def _slice(router: APIRouter, at: int, new: BaseRoute) -> None:
+    router.routes[at : at + 1] = [new]
+
+
+CHANGES = [_insert_before, _replace_in_place, _remove_then_add, _new_list, _slice]
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=lambda c: c.__name__.strip("_"))
+def test_the_index_follows_any_change_of_the_routes_after_its_first_request(
+    monkeypatch: pytest.MonkeyPatch, change: Callable[[APIRouter, int, BaseRoute], None]
+) -> None:
+    """One index across the change (the service's: made at start-up, used ever after). The
+    new route equals the one it displaces (same path, endpoint and methods), so only the
+    route object tells them apart: the request must reach the new one, as the walk does."""
     app = _shadowing_app()
-    assert_same_selection(app, monkeypatch, ["/a/b"])
+    router = app.router
+    at = next(i for i, r in enumerate(router.routes) if getattr(r, "path", "") == "/a/{x}")
+    old = router.routes[at]
+    assert isinstance(old, Route)
+    new = Route(old.path, old.endpoint, methods=["GET"])
+    assert new == old
+    recorder = Recorder([*router.routes, new], monkeypatch)
+    index = IndexedRouter(router, router.app)
 
-    async def endpoint() -> None: ...
+    async def selected(dispatch: Any) -> BaseRoute:
+        outcome = await recorder.outcome(dispatch, "GET", "/a/b")
+        assert outcome[0] == "handled", outcome
+        route: BaseRoute = outcome[1]
+        return route
 
-    app.router.routes.insert(0, Route("/a/b", endpoint, methods=["GET"]))
-    assert_same_selection(app, monkeypatch, ["/a/b"])
+    assert asyncio.run(selected(index)) is old
+    change(router, at, new)
+    assert asyncio.run(selected(router.app)) is new  # the walk
+    assert asyncio.run(selected(index)) is new
 
 
 def test_the_key_is_the_first_two_segments() -> None:

@@ -315,6 +315,29 @@ async def test_repair_upgrades_a_store_written_before_the_one_line_index(
     assert await redis.zscore(keys.hold_line_index(PA, A), upgraded) is None
 
 
+async def test_repair_gives_an_index_entry_its_holds_deadline_back(
+    world: World, auditor: Auditor, redis: Redis
+) -> None:
+    line = await member(redis, PA, world.active["id"])
+    deadline = await redis.zscore(keys.hold_line_index(PA, A), line)
+    await redis.zadd(keys.hold_line_index(PA, A), {line: 5})
+
+    changes = await auditor.repair([PA], 0, b"{}")
+
+    assert changes == [
+        {
+            "partition": PA,
+            "kind": "index_add",
+            "index": "hx",
+            "member": line,
+            "sku": A,
+            "score": deadline,
+        }
+    ]
+    assert await redis.zscore(keys.hold_line_index(PA, A), line) == deadline
+    assert (await auditor.audit()).clean
+
+
 async def test_repair_writes_an_audit_repaired_event_with_the_counters_before(
     world: World, auditor: Auditor, redis: Redis
 ) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,8 @@ import pytest
 
 from app.store.embedded import free_port
 from tests.cli.conftest import seed
+
+ROOT = Path(__file__).resolve().parents[2]
 
 STOCK = {
     ("SKU-1", "dc-north"): 10,
@@ -131,6 +136,28 @@ def test_export_from_an_unreachable_store_exits_3_and_writes_no_file(
     assert result.code == 3
     assert "unreachable" in result.err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_into_a_reader_that_stopped_reading_exits_0_quietly(
+    api: httpx.Client, store_url: str
+) -> None:
+    """`omnistock export | head`: the reader is gone before the first row (the pipe's read end
+    closed), so the first write fails with a broken pipe: not a store error, not exit 3."""
+    seed(api, STOCK)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        export = subprocess.run(
+            [sys.executable, "-m", "app", "export", "--redis-url", store_url, "--quiet"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert (export.returncode, export.stderr) == (0, "")
 
 
 def test_export_never_prints_the_store_password(cli: Any) -> None:

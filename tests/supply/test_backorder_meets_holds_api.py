@@ -208,6 +208,21 @@ async def test_partial_fulfil_of_a_promised_line_is_409_promise_not_received(
     assert await promised_units(client) == 5
 
 
+async def test_partial_fulfil_of_a_promised_line_is_refused_whatever_the_store_clock_says(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """The refusal is about the request (a promised line never ships as such), not the hold's
+    state: a hold lapsed by the store's clock gets it too (app/domain/backorder.py
+    check_line_op), and is expired all the same."""
+    await ok_supply(client, "sku-1", "dc", "po", 10, days(2))
+    hold = await made(client, 8, ttl_seconds=60)
+    clock.advance(61)
+    r = await act(client, hold["id"], "fulfil", json={"lines": [promise_line(1)]})
+    assert_problem(r, 409, "promise_not_received")
+    assert (await client.get(f"/v1/holds/{hold['id']}")).json()["status"] == "expired"
+    assert await promised_units(client) == 0
+
+
 async def test_a_receipt_after_a_partial_release_moves_only_the_promise_left_into_the_hold(
     client: httpx.AsyncClient,
 ) -> None:

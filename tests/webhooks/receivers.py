@@ -37,6 +37,8 @@ class Receiver:
     acked: list[Received] = field(default_factory=list)  # 2xx answered, in arrival order
     first_ids: dict[str, None] = field(default_factory=dict)  # first acknowledgements
     url: str = ""
+    # Set: every request waits for it before being answered (a delivery held in flight).
+    gate: asyncio.Event | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -50,6 +52,8 @@ class Receiver:
             if not message.get("more_body"):
                 break
         self.requests += 1
+        if self.gate is not None:
+            await self.gate.wait()
         status = self.answer(self.requests)
         if isinstance(status, float):  # a delay: answer (too) late
             await asyncio.sleep(status)
