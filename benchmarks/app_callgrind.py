@@ -13,7 +13,8 @@ profile on its own. Uvicorn's share (parsing, writes) is not counted; the store 
 process, so only this process's Python and C count.
 
 Scenarios, as benchmarks/loadgen.py sends them: `flash` (POST /v1/holds, one line of
-FLASH-1 on channel web), `hold1` (the same on 16 skus in turn), `availability`
+FLASH-1 on channel web), `hold1` (the same on 16 skus in turn), `keyed` (`hold1` with a fresh
+Idempotency-Key each request, as `loadgen --keyed`), `availability`
 (GET /v1/availability/{sku}?channel=web over 16 skus), `healthz`.
 
 Switching instrumentation from inside the process takes a client request (callgrind.h), so a
@@ -44,7 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 SKUS = [f"CG-{i:04d}" for i in range(16)]
 LOCATIONS = ["dc-1", "store-1", "store-2", "store-3"]
-SCENARIOS = ("flash", "hold1", "availability", "healthz")
+SCENARIOS = ("flash", "hold1", "keyed", "availability", "healthz")
 
 _SHIM = r"""
 #include <valgrind/callgrind.h>
@@ -70,7 +71,7 @@ def _requests(scenario: str) -> Callable[[int], Request]:
     flash = b'{"channel":"web","lines":[{"sku":"FLASH-1","quantity":1}]}'
     if scenario == "flash":
         return lambda i: ("POST", "/v1/holds", flash)
-    if scenario == "hold1":
+    if scenario in ("hold1", "keyed"):
         return lambda i: (
             "POST",
             "/v1/holds",
@@ -83,10 +84,15 @@ def _requests(scenario: str) -> Callable[[int], Request]:
     raise SystemExit(f"unknown scenario {scenario!r}: one of {', '.join(SCENARIOS)}")
 
 
-async def _call(app: Any, method: str, target: str, body: bytes | None) -> int:
-    """One request as uvicorn (httptools) hands it to the app; returns the status."""
+async def _call(
+    app: Any, method: str, target: str, body: bytes | None, key: bytes | None = None
+) -> int:
+    """One request as uvicorn (httptools) hands it to the app, with an Idempotency-Key when
+    `key` is given; returns the status."""
     path, _, query = target.partition("?")
     headers = [(b"host", b"127.0.0.1:8080"), (b"user-agent", b"bench")]
+    if key is not None:
+        headers.append((b"idempotency-key", key))
     if body is not None:
         headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     scope = {
@@ -159,15 +165,20 @@ async def _child(shim: str, scenarios: list[str], n: int, warm: int) -> None:
             body = b'{"on_hand": 1000000000}'
             status = await _call(app, "PUT", f"/v1/stock/{sku}/{loc}", body)
             assert status == 200, (sku, loc, status)
+    run = os.getpid()  # a fresh key every request, also when another tree ran on this store
     for scenario in scenarios:
         make = _requests(scenario)
-        expected = 201 if scenario in ("flash", "hold1") else 200
+        expected = 201 if scenario in ("flash", "hold1", "keyed") else 200
+
+        def key(i: int, scenario: str = scenario) -> bytes | None:
+            return b"cg-%d-%d" % (run, i) if scenario == "keyed" else None
+
         for i in range(warm):
-            status = await _call(app, *make(i))
+            status = await _call(app, *make(i), key(i))
             assert status == expected, (scenario, status)
         cg.omni_start()
         for i in range(warm, warm + n):
-            await _call(app, *make(i))
+            await _call(app, *make(i), key(i))
         cg.omni_stop()
         cg.omni_dump(scenario.encode())
     await stop()
@@ -313,7 +324,7 @@ def main() -> None:
     args = parser.parse_args()
     args.scenarios = args.scenarios or ["flash", "availability", "healthz"]
     if args.served and args.child is None:
-        args.scenarios = [sc for sc in args.scenarios if sc != "hold1"]
+        args.scenarios = [sc for sc in args.scenarios if sc not in ("hold1", "keyed")]
     if args.child:
         if sys.path[0] == str(Path(__file__).resolve().parent):
             sys.path.pop(0)  # run by path: its siblings are not modules of the tree

@@ -4,11 +4,11 @@
 Deterministic where benchmarks/hold_profile.py's times are not (the machine is shared): the
 embedded store (fsync always, `harness.configure()`) runs under `valgrind --tool=callgrind`
 with instrumentation off; for each variant in turn (the variants of hold_profile.py: `fn:work`,
-`fn:git:REV`, `floor`, a file, ...) it is switched on, `-n` holds are sent pipelined, and it is
-switched off again, each variant's profile dumped on its own. Prints the instructions per call
-(the server's whole work for a call: reading the request, the script, its commands, the AOF
-write; not the fsync's kernel time) and, with `--annotate`, callgrind_annotate's inclusive
-breakdown of each. Needs valgrind.
+`fn:git:REV`, `keyed:fn:work`, `floor`, a file, ...) it is switched on, `-n` holds are sent
+pipelined, and it is switched off again, each variant's profile dumped on its own. Prints the
+instructions per call (the server's whole work for a call: reading the request, the script,
+its commands, the AOF write; not the fsync's kernel time) and, with `--annotate`,
+callgrind_annotate's inclusive breakdown of each. Needs valgrind.
 """
 
 from __future__ import annotations

@@ -15,15 +15,18 @@ hold_reserve.lua-like script whose `--!include` lines name files of lua/includes
 now) — e.g. a copy of the script cut short with `do return {'ok','[]'} end` to bisect — or
 a directory laid out like lua/ (a cut of an older revision, with that revision's includes).
 `fn:VARIANT` is the same script as a function library (app/store/functions.py: FUNCTION
-LOAD once, FCALL per call), e.g. `--variant work --variant fn:work`. Beside the command time,
-each round reports the store process's CPU per call (less stretched by other processes on a
-busy machine); `--capacity N` adds a redis-benchmark run (50 clients, N calls) per variant and
-round: the store's capacity for the call.
+LOAD once, FCALL per call), e.g. `--variant work --variant fn:work`; `keyed:VARIANT` sends
+the same hold as a keyed create with a fresh Idempotency-Key each call (the claim's record
+key and ARGV, `keyed_hold_argv`), e.g. `--variant fn:work --variant keyed:fn:work`. Beside
+the command time, each round reports the store process's CPU per call (less stretched by
+other processes on a busy machine); `--capacity N` adds a redis-benchmark run (50 clients, N
+calls) per variant and round: the store's capacity for the call.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import statistics
 import time
@@ -32,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from app import keys
-from app.store.calls import Call
+from app.store import calls
+from app.store.calls import Call, Idem
 from app.store.functions import Library
 from app.store.scripts import Expanded, expand, lua_dir
 from benchmarks import harness as h
@@ -55,8 +59,12 @@ def expanded_of(variant: str) -> Expanded:
     return expand(path.stem, read)
 
 
+KEYED = "keyed:"
+
+
 def load(r: Any, variant: str) -> tuple[str, str]:
     """(command, sha or function name) of `variant`, loaded into the store."""
+    variant = variant.removeprefix(KEYED)
     if variant.startswith("fn:"):
         e = expanded_of(variant.removeprefix("fn:"))
         lib = Library.of("profile", e.text, e.origins)
@@ -76,8 +84,22 @@ def two_index_hold_argv(sha: str, sku: str, hold_id: str) -> list[str]:
     return Call(call.script, with_ho_keys(call.keys), call.args).argv(sha)
 
 
+def keyed_hold_argv(sha: str, sku: str, hold_id: str) -> list[str]:
+    """hold_argv as a keyed create with a fresh Idempotency-Key sends it: the claim's record
+    (a digest of its own per hold id) as the last key, and a request fingerprint, the lease
+    and the retention (the service's defaults) as the last ARGV (calls.Idem)."""
+    new = h.bench_new_hold(sku, hold_id, "web-shop")
+    digest = hashlib.sha256(f"bench\0{hold_id}".encode()).hexdigest()
+    fingerprint = hashlib.sha256(f"POST /v1/holds\0{sku}".encode()).hexdigest()
+    idem = Idem(keys.idempotency(keys.tag(new.partition), digest), fingerprint, 5000, 86400)
+    return calls.hold_reserve(new._replace(idem=idem), allow_split=False).argv(sha)
+
+
 def hold_argv_of(variant: str) -> Callable[[str, str, str], list[str]]:
-    """The arguments of a bench hold for `variant` (its revision's key layout)."""
+    """The arguments of a bench hold for `variant` (its revision's key layout; a keyed
+    create's for `keyed:VARIANT`)."""
+    if variant.startswith(KEYED):
+        return keyed_hold_argv
     e = expanded_of(variant.removeprefix("fn:"))
     return two_index_hold_argv if two_line_indexes({"hold_reserve": e}) else hold_argv
 

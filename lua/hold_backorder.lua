@@ -49,7 +49,8 @@
 -- ARGV[15] status to create: "active", or "pending" for a part awaiting confirmation
 -- ARGV[16] pending TTL, ms: a pending part's deadline is now + this (ignored for "active")
 -- ARGV[17] pending grace, ms: a pending part counts until its deadline + this (count_until)
--- KEYS[last], ARGV[18..20]: the Idempotency-Key claim (includes/idempotency.lua), taken first
+-- KEYS[last], ARGV[18..20]: the Idempotency-Key claim (includes/idempotency.lua), checked
+--          first and written with the outcome (includes/hold_create.lua)
 --
 -- Replies:
 --   {"ok", lines JSON [{"sku","location","quantity"}], created_at, expires_at,
@@ -58,9 +59,10 @@
 --   {"needed_by_past"}                                  needed_by is not after now: nothing changed
 --   {"insufficient", JSON [{"sku","requested","available","location"?}]}  nothing changed
 --   {"idem", ...}                                       the claim's answer (idempotency.lua)
--- A keyed "ok" has stored its response in the claim's record (idem_store: 201, the deferred
+-- A keyed "ok" has stored its response in the claim's record (idem_finish: 201, the deferred
 -- form IDEM_HOLD_CREATED with the promises): the request needs no idempotency_complete.lua
--- call. Only a one-partition hold passes a claim (a multi-partition create claims first).
+-- call; any other keyed reply but the claim's own has taken the claim (in flight). Only a
+-- one-partition hold passes a claim (a multi-partition create claims first).
 
 local rcall = redis.call
 --!include clock.lua
@@ -74,7 +76,9 @@ local now = clock_now(ARGV[1])
 local stop = hold_create_start(hold_key, now)
 if stop then return stop end
 local needed_by = tonumber(ARGV[13])
-if needed_by ~= 0 and needed_by <= now then return {'needed_by_past'} end
+if needed_by ~= 0 and needed_by <= now then
+  return hold_create_refuse(now, {'needed_by_past'})
+end
 
 local hold_id = ARGV[2]
 local expires_at = now + tonumber(ARGV[3])
@@ -165,7 +169,7 @@ for i = 1, #lines do
                          available = line.q - left}
   end
 end
-if #short > 0 then return {'insufficient', cjson.encode(short)} end
+if #short > 0 then return hold_create_refuse(now, {'insufficient', cjson.encode(short)}) end
 
 local out, orders = {}, {}
 for k = 1, #order do
@@ -201,8 +205,9 @@ rcall('HSET', hold_key, 'status', status, 'channel', ARGV[4], 'reference', ARGV[
 if deadline then rcall('HSET', hold_key, 'deadline', deadline) end
 rcall('ZADD', expiry_key, deadline or count_until, hold_id)
 hold_index_add(KEYS[4 * #skus + 4], hold_key, ARGV[12], now, hold_id, ARGV[14])
--- A keyed create's response, stored with the change (no completion call; idempotency.lua).
-idem_store('201', IDEM_HOLD_CREATED .. cjson.encode({hold_id, status, ARGV[4], ARGV[5],
-           string.format('%d', now), string.format('%d', expires_at), lines_json, ARGV[14],
-           promises_json}))
+-- A keyed create's claim and response, stored with the change (no completion call;
+-- idempotency.lua).
+idem_finish(now, '201', IDEM_HOLD_CREATED .. cjson.encode({hold_id, status, ARGV[4],
+            ARGV[5], string.format('%d', now), string.format('%d', expires_at), lines_json,
+            ARGV[14], promises_json}))
 return {'ok', lines_json, now, expires_at, promises_json}

@@ -41,16 +41,18 @@
 -- ARGV[18] metadata JSON object ("" for none: then nothing more is written)
 -- KEYS[2n + 4] (n = #skus) the partition's holds listing index os:{P}:hl (hold_index.lua)
 -- KEYS[last], ARGV[19..21]: the Idempotency-Key claim (includes/idempotency.lua: the last key
---          and the last three ARGV), taken first: a create is one script call plus the stored
---          response, in the home slot
+--          and the last three ARGV), checked first and written with the outcome
+--          (includes/hold_create.lua): a create is one script call, its stored response
+--          included, in the home slot
 --
 -- Replies:
 --   {"ok", lines JSON [{"sku","location","quantity"}], created_at, expires_at}   reserved
 --   {"exists", status}                                   a hold with this id already exists
 --   {"insufficient", JSON [{"sku","requested","available","location"?}]}  nothing changed
 --   {"idem", ...}                                        the claim's answer (idempotency.lua)
--- A keyed "ok" has stored its response in the claim's record (idem_store: 201, the deferred
--- form IDEM_HOLD_CREATED): the request needs no idempotency_complete.lua call.
+-- A keyed "ok" has stored its response in the claim's record (idem_finish: 201, the deferred
+-- form IDEM_HOLD_CREATED): the request needs no idempotency_complete.lua call; a keyed
+-- "exists" or "insufficient" has taken the claim (in flight), which the service completes.
 
 -- Store time is the budget here (issue #5: a 1-line hold <= 25 µs per EVALSHA): every table,
 -- closure, string and library call costs more than a command's own work (see
@@ -135,7 +137,7 @@ end
 local hold_channel = channels[ARGV[6]]
 if hold_channel and hold_channel[3] then
   local over = channel_short(hold_channel, skus, lines, avail)
-  if over then return {'insufficient', cjson.encode(over)} end
+  if over then return hold_create_refuse(now, {'insufficient', cjson.encode(over)}) end
 end
 local short = {}
 local unpinned, nun = {}, 0
@@ -228,7 +230,7 @@ if nun > 0 and #short == 0 then
   end
 end
 
-if #short > 0 then return {'insufficient', cjson.encode(short)} end
+if #short > 0 then return hold_create_refuse(now, {'insufficient', cjson.encode(short)}) end
 
 -- The writes. Each channel's total of a sku is taken before the sku's first write and then
 -- moved by each change it sees (what includes/state.lua does); channels are walked in the
@@ -302,9 +304,11 @@ if deadline then rcall('HSET', hold_key, 'deadline', deadline) end
 rcall('ZADD', expiry_key, deadline or count_until, hold_id)
 -- The listing index and metadata (GET /v1/holds): one ZADD; metadata only when given.
 hold_index_add(KEYS[2 * nskus + 4], hold_key, ARGV[16], now, hold_id, ARGV[18])
--- A keyed create's response, stored with the change (no completion call; idempotency.lua).
+-- A keyed create's claim and response, stored with the change (no completion call;
+-- idempotency.lua).
 if idem_fp ~= '' then
-  idem_store('201', IDEM_HOLD_CREATED .. cjson.encode({hold_id, ARGV[3], ARGV[6], ARGV[7],
-             format('%d', now), format('%d', expires_at), lines_json, ARGV[18] or ''}))
+  idem_finish(now, '201', IDEM_HOLD_CREATED .. cjson.encode({hold_id, ARGV[3], ARGV[6],
+              ARGV[7], format('%d', now), format('%d', expires_at), lines_json,
+              ARGV[18] or ''}))
 end
 return {'ok', lines_json, now, expires_at}

@@ -466,6 +466,10 @@ class FastApp:
                 return None, _failing(exc)
             receive = _replaying(read, receive)
         request = Request(scope, receive, send)
+        if read is not None:
+            # Starlette's cache of the body (what `Request.body()` fills and returns): the
+            # route's Idempotency-Key fingerprint reads it without a second read of `receive`.
+            request._body = read
         values = await arguments(plan, request, read)
         if isinstance(values, Request):
             return None, receive

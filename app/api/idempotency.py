@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -58,7 +59,25 @@ def _canonical(body: bytes) -> bytes:
 
 
 def _valid_key(key: str) -> bool:
-    return 1 <= len(key) <= 255 and all(33 <= ord(c) <= 126 for c in key)
+    """1-255 visible ASCII characters (33-126): ASCII, printable (32-126), no space."""
+    return 1 <= len(key) <= 255 and key.isascii() and key.isprintable() and " " not in key
+
+
+# A path Starlette's `request.url.path` gives back unchanged: one "/" then characters URL
+# parsing neither escapes, splits on nor drops ("?", "#", "\\", tab, CR, LF; a leading "//").
+_PLAIN_PATH = re.compile(r"/(?:[A-Za-z0-9._~!$&'()*+,;=:@%-][A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?")
+
+
+def _target(request: Request) -> str:
+    """The request's path, and its query where there is one (redeliver's `from`), as the
+    fingerprint names them: `request.url`'s, taken straight from the scope for a plain path
+    without a query (what building the URL gives there, at a tenth of its cost)."""
+    scope = request.scope
+    path: str = scope["path"]
+    if not scope.get("query_string") and _PLAIN_PATH.fullmatch(path):
+        return path
+    url = request.url
+    return url.path + (f"?{url.query}" if url.query else "")
 
 
 @dataclass
@@ -84,12 +103,10 @@ class Idempotency:
         caller = caller_of(request).name
         namespace = f"key:{caller}\0{scope}" if caller else scope
         digest = hashlib.sha256(f"{namespace}\0{key}".encode()).hexdigest()
-        # The query is part of the request where there is one (redeliver's `from`).
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         fingerprint = hashlib.sha256(
             request.method.encode()
             + b" "
-            + target.encode()
+            + _target(request).encode()
             + b"\0"
             + _canonical(await request.body())
         ).hexdigest()

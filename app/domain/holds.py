@@ -94,7 +94,7 @@ def _reserved(claim: Claim | None, result: list[Any]) -> Reserved:
         return Reserved(kind, orjson.loads(result[1]))
     if kind == Reply.OK:  # lines, created_at, expires_at (, promises: hold_backorder.lua)
         if claim is not None:
-            claim.stored = True  # with the change (the script's idem_store)
+            claim.stored = True  # with the change (the script's idem_finish)
         return Reserved(kind, (result[1], int(result[2]), int(result[3]), *result[4:]))
     if kind == Reply.NEEDED_BY_PAST:
         return Reserved(kind, error=backorder.needed_by_past())

@@ -244,6 +244,21 @@ async def test_an_excluded_sku_cannot_be_held_through_the_channel(
     await hold(client, [{"sku": "sku-1", "quantity": 1}], channel="web")
 
 
+async def test_a_keyed_channel_hold_refused_by_the_buffer_replays_its_409(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed(client, {("sku-1", "dc"): 6})
+    await rules(client, "market", buffer={"units": 3})
+    body = {"channel": "market", "lines": [{"sku": "sku-1", "quantity": 4}]}
+    first = await client.post("/v1/holds", json=body, headers={"Idempotency-Key": "buf-1"})
+    assert_problem(first, 409, "insufficient_stock")
+    await rules(client, "market")  # the buffer lifted: the retry is still the first answer
+    retry = await client.post("/v1/holds", json=body, headers={"Idempotency-Key": "buf-1"})
+    assert (retry.status_code, retry.content) == (409, first.content)
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert (await figure(client, "sku-1", "market"))["available"] == 6
+
+
 @pytest.mark.parametrize("split", [False, True])
 async def test_a_multi_partition_channel_hold_respects_each_skus_buffer(
     client: httpx.AsyncClient, split: bool

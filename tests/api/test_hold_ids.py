@@ -51,3 +51,16 @@ def test_a_forked_process_makes_random_hold_ids_of_its_own() -> None:
     os.close(read)
     os.close(write)
     assert child != random_hold_id(0)  # not the parent's next bytes
+
+
+def test_keyed_ids_are_the_hmac_of_owner_and_digest_for_any_secret_and_owner() -> None:
+    import hashlib
+    import hmac
+
+    rnd = random.Random(7)
+    for _ in range(2_000):
+        secret = rnd.randbytes(rnd.choice((1, 32, 64, 65, 200)))  # longer than a block: hashed
+        owner = "".join(rnd.choice("ab-_.é\u4e2d\0") for _ in range(rnd.randrange(0, 12)))
+        digest = rnd.randbytes(32).hex()
+        mac = hmac.new(secret, f"hold\0{owner}\0{digest}".encode(), hashlib.sha256).digest()
+        assert keyed_hold_id(secret, owner, digest, 0x42) == _reference(mac, 0x42)

@@ -162,6 +162,38 @@ async def test_a_keyed_hold_reserve_stores_its_response_with_the_change(scripts:
     ]
 
 
+async def test_a_keyed_hold_reserve_writes_its_record_done_with_the_claim_s_fields(
+    scripts: Scripts, redis: Redis
+) -> None:
+    # what a claim then a stored response left (idempotency.lua), written at once
+    await set_stock(scripts, 5)
+    record = keys.idempotency(keys.tag(P), "e" * 64)
+    _, _, created_at, _ = await reserve(scripts, "h1", 2, idem=Idem(record, "f1", 1000, 60))
+    fields = await redis.hgetall(record)
+    assert sorted(fields) == ["body", "fingerprint", "lease_until", "state", "status"]
+    assert (fields["state"], fields["fingerprint"], fields["status"]) == ("done", "f1", "201")
+    assert int(fields["lease_until"]) == created_at + 1000
+    assert 0 < await redis.ttl(record) <= 60
+
+
+@pytest.mark.parametrize("case", ["insufficient", "exists"])
+async def test_a_keyed_hold_reserve_that_creates_nothing_takes_the_claim_in_flight(
+    scripts: Scripts, redis: Redis, case: str
+) -> None:
+    # the service then stores its response in the claim (idempotency_complete.lua)
+    await set_stock(scripts, 1 if case == "insufficient" else 5)
+    if case == "exists":
+        await reserve(scripts, "h1", 2)
+    record = keys.idempotency(keys.tag(P), "e" * 64)
+    idem = Idem(record, "f1", 60_000, 60)
+    assert (await reserve(scripts, "h1", 2, idem=idem))[0] == case
+    assert (await redis.hmget(record, "state", "fingerprint")) == ["in_flight", "f1"]
+    assert 0 < await redis.ttl(record) <= 60
+    assert await reserve(scripts, "h1", 2, idem=idem) == ["idem", "in_use"]
+    complete = calls.idempotency_complete(idem, "409", "{}")
+    assert await scripts.run(complete) == ["stored"]
+
+
 async def test_hold_reserve_replies_insufficient_and_writes_nothing(
     scripts: Scripts, redis: Redis
 ) -> None:

@@ -1,7 +1,8 @@
-"""A keyed one-partition backorder create is one store round trip: hold_backorder.lua claims
-the Idempotency-Key, makes the hold and stores the response with it (idem_store, the deferred
-form that app/domain/hold_render.py renders), so a replay is the first response byte for byte
-(the twin of tests/api/test_idempotency.py's on-hand case)."""
+"""A keyed one-partition backorder create is one store round trip: hold_backorder.lua checks
+the Idempotency-Key, makes the hold and stores the claim with its response (idem_finish, the
+deferred form that app/domain/hold_render.py renders), so a replay is the first response byte
+for byte (the twin of tests/api/test_idempotency.py's on-hand case); a refusal takes the claim
+and its answer is replayed too."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from app.domain.clock import ManualClock
 from app.store.mux import Multiplexer
-from tests.api.helpers import position, replay_after_dying
+from tests.api.helpers import assert_problem, position, replay_after_dying
 from tests.conftest import script_calls, seed
 from tests.supply.helpers import days, ok_supply, supply_lines
 
@@ -73,3 +75,30 @@ async def test_a_keyed_backorder_create_takes_one_store_round_trip(
     # hold_backorder.lua: claim, change and stored response in one call (was 2: the response
     # stored by idempotency_complete.lua after it)
     assert (after - before, sent) == (1, ["FCALL"])
+
+
+async def test_a_keyed_backorder_create_the_store_finds_past_needed_by_replays_its_422(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    clock.advance(2 * 86400)  # the store's now is 2 days ahead of the request's
+    body = {**BODY, "needed_by": days(1)}
+    first = await client.post("/v1/holds", json=body, headers=key("bo-past"))
+    assert_problem(first, 422, "invalid_request")
+    clock.advance(-2 * 86400)
+    retry = await client.post("/v1/holds", json=body, headers=key("bo-past"))
+    assert (retry.status_code, retry.content) == (422, first.content)
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert (await supply_lines(client, "sku-1"))[0]["promised"] == 0
+
+
+async def test_a_keyed_backorder_create_short_of_supply_replays_its_409(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {**BODY, "lines": [{"sku": "sku-1", "quantity": 20}]}
+    first = await client.post("/v1/holds", json=body, headers=key("bo-short"))
+    assert_problem(first, 409, "insufficient_stock")
+    await ok_supply(client, "sku-1", "dc", "po-2", 10, days(5))
+    retry = await client.post("/v1/holds", json=body, headers=key("bo-short"))
+    assert (retry.status_code, retry.content) == (409, first.content)
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert (await position(client, "sku-1", "dc"))["held"] == 0
