@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import os
 import re
 import subprocess
 import sys
