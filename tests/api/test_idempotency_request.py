@@ -76,3 +76,18 @@ PATHS = [
 def test_the_target_is_what_the_url_gives(path: str, query: bytes, host: bytes | None) -> None:
     request = _request(path, query, host)
     assert _target(request) == _by_url(request)
+
+
+class _NoURL(Request):
+    """A request whose `url` may not be built: what `_target` reads without it."""
+
+    @property
+    def url(self) -> object:  # type: ignore[override]
+        raise AssertionError("request.url built")
+
+
+@pytest.mark.parametrize("path", ["/", "/v1/holds", "/v1/stock/a:b@c!$&'()*+,;=~/x"])
+def test_a_plain_path_without_a_query_is_taken_from_the_scope(path: str) -> None:
+    # the comparison above is only worth something if this branch runs: it is not the URL's
+    request = _NoURL(_request(path).scope)
+    assert _target(request) == path

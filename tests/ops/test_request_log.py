@@ -21,6 +21,7 @@ from app.logs import (
     REQUEST_ID,
     JsonFormatter,
     TextFormatter,
+    _lone_json_handler,
     _timestamp,
     info_record,
     log_info,
@@ -298,7 +299,10 @@ def test_the_direct_access_line_is_the_bytes_the_logging_module_writes(
     direct, standard = io.StringIO(), io.StringIO()
     token = REQUEST_ID.set("rid-direct")
     try:
-        log_info(_json_logger("test-direct-a", direct), "%s %s %d %.1fms", args, fields)
+        direct_logger = _json_logger("test-direct-a", direct)
+        # the direct write runs (not the record path, which would make both sides the same)
+        assert _lone_json_handler(direct_logger) is direct_logger.parent.handlers[0]  # type: ignore[union-attr]
+        log_info(direct_logger, "%s %s %d %.1fms", args, fields)
         logger = _json_logger("test-direct-b", standard)
         logger.handle(info_record(logger, "%s %s %d %.1fms", args, fields))
     finally:
